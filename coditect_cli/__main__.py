@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from coditect_cli.cli.app import main
+
+main()

@@ -1,0 +1,119 @@
+"""The one place where coditect starts subprocesses.
+
+It resolves the binary, pins the environment, logs ``shlex.join(argv)`` at debug level (``--verbose``)
+with secrets masked, and raises :class:`~coditect_cli.errors.CommandFailed` carrying the command and its
+stderr. Missing programs raise :class:`~coditect_cli.errors.UnavailableError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from coditect_cli.errors import CommandFailed, UnavailableError
+
+log = logging.getLogger("coditect.proc")
+
+# Token shapes we never let through to a log line (GitHub classic/fine-grained, Anthropic, bearer headers,
+# credentials embedded in URLs).
+_SECRET_PATTERNS = (
+    re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{16,})"),
+    re.compile(r"\b(github_pat_[A-Za-z0-9_]{20,})"),
+    re.compile(r"\b(sk-ant-[A-Za-z0-9_\-]{10,})"),
+    re.compile(r"(?i)(authorization:\s*(?:bearer|token)\s+)(\S+)"),
+    re.compile(r"(https?://[^/\s:@]+:)([^@\s/]+)(@)"),
+)
+
+
+def redact(text: str) -> str:
+    """Mask anything that looks like a credential in ``text``."""
+    for pattern in _SECRET_PATTERNS:
+        if pattern.groups >= 2:
+            text = pattern.sub(lambda m: m.group(1) + "***" + (m.group(3) if m.lastindex == 3 else ""), text)
+        else:
+            text = pattern.sub("***", text)
+    return text
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The outcome of one command."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+_which_cache: dict[str, str] = {}
+
+
+def which(program: str) -> str:
+    """Resolve ``program`` on PATH once per process, or raise UnavailableError naming it."""
+    found = _which_cache.get(program)
+    if found is None:
+        found = shutil.which(program)
+        if found is None:
+            raise UnavailableError(f"`{program}` is not installed or not on PATH")
+        _which_cache[program] = found
+    return found
+
+
+# git must never prompt, page or localise: its output is parsed.
+_GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_PAGER": "cat",
+    "PAGER": "cat",
+    "LC_ALL": "C",
+    "LANG": "C",
+    "GIT_OPTIONAL_LOCKS": "0",
+}
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+    check: bool = True,
+    timeout: float | None = None,
+) -> Completed:
+    """Run ``argv`` and return its output; raise CommandFailed on a non-zero exit when ``check``."""
+    args = [str(a) for a in argv]
+    program = args[0]
+    resolved = which(program) if os.sep not in program else program
+    full_env = dict(os.environ)
+    if program == "git":
+        full_env.update(_GIT_ENV)
+    if env:
+        full_env.update(env)
+    log.debug("$ %s%s", redact(shlex.join(args)), f"  (in {cwd})" if cwd else "")
+    try:
+        proc = subprocess.run(
+            [resolved, *args[1:]],
+            cwd=cwd,
+            env=full_env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise UnavailableError(f"cannot run `{program}`: {exc.strerror}") from exc
+    except NotADirectoryError as exc:
+        raise UnavailableError(f"cannot run `{program}` in {cwd}: not a directory") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise CommandFailed(args, -1, f"timed out after {timeout}s", cwd=str(cwd) if cwd else None) from exc
+    done = Completed(tuple(args), proc.returncode, proc.stdout, proc.stderr)
+    if check and proc.returncode != 0:
+        raise CommandFailed(args, proc.returncode, redact(proc.stderr), cwd=str(cwd) if cwd else None)
+    return done

@@ -1,0 +1,202 @@
+"""Read a manifest file once: YAML with a line for every node, then the typed model.
+
+Every problem found while reading — YAML syntax, duplicate keys, wrong types, unknown keys — becomes a
+:class:`~coditect_cli.errors.Problem` that names the file and the line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from coditect_cli.domain.manifest import Manifest
+from coditect_cli.errors import Location, ManifestError, Problem
+
+YamlPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A manifest file and the line of every node in it, so later checks can point at the YAML."""
+
+    path: Path
+    display: str
+    lines: dict[YamlPath, int] = field(default_factory=dict)
+
+    def locate(self, *path: str | int) -> Location:
+        """The location of the deepest known node on ``path`` (the file alone when nothing matches)."""
+        key: YamlPath = tuple(path)
+        while key:
+            line = self.lines.get(key)
+            if line is not None:
+                return Location(self.display, line)
+            key = key[:-1]
+        return Location(self.display, self.lines.get((), 0))
+
+    def problem(self, code: str, message: str, *path: str | int, severity: str = "error") -> Problem:
+        """A problem located at ``path``."""
+        return Problem(code, message, self.locate(*path), severity)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A parsed manifest with its source."""
+
+    manifest: Manifest
+    source: Source
+
+
+class _Composer:
+    """Turn a composed YAML node tree into plain Python data, recording each node's line."""
+
+    def __init__(self, display: str):
+        self.display = display
+        self.lines: dict[YamlPath, int] = {}
+        self.problems: list[Problem] = []
+        self._scalar_loader = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, path: YamlPath) -> Any:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.build_scalar_key(key_node)
+                if key in out:
+                    self.problems.append(
+                        Problem("duplicate-key", f"key {key!r} appears twice in the same mapping",
+                                Location(self.display, key_node.start_mark.line + 1))
+                    )
+                    continue
+                # The key's own line points at `key:`; multi-line values start later.
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+                out[key] = self.build(value_node, (*path, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self._scalar_loader.construct_object(node, deep=True)
+
+    def build_scalar_key(self, node: yaml.Node) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            self.problems.append(
+                Problem("bad-key", "mapping keys must be plain scalars",
+                        Location(self.display, node.start_mark.line + 1))
+            )
+            return f"<complex key at line {node.start_mark.line + 1}>"
+        key = self._scalar_loader.construct_object(node)
+        return key if isinstance(key, str) else str(key)
+
+
+def parse_yaml(text: str, display: str) -> tuple[Any, Source]:
+    """Parse ``text``; raise ManifestError with file:line on syntax errors or duplicate keys."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 0
+        what = exc.problem or "invalid YAML"
+        if exc.context:
+            what = f"{what} ({exc.context})"
+        raise ManifestError(
+            f"{display}: invalid YAML",
+            problems=(Problem("yaml-syntax", f"YAML syntax error: {what}", Location(display, line)),),
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ManifestError(
+            f"{display}: invalid YAML",
+            problems=(Problem("yaml-syntax", f"YAML error: {exc}", Location(display, 0)),),
+        ) from None
+    composer = _Composer(display)
+    if node is None:
+        data: Any = None
+    else:
+        try:
+            data = composer.build(node, ())
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else 0
+            raise ManifestError(
+                f"{display}: invalid YAML",
+                problems=(Problem("yaml-value", f"cannot read value: {exc}", Location(display, line)),),
+            ) from None
+    source = Source(Path(display), display, composer.lines)
+    if composer.problems:
+        raise ManifestError(f"{display}: invalid manifest", problems=tuple(composer.problems))
+    return data, source
+
+
+def _dotted(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+_FRIENDLY = {
+    "extra_forbidden": "unknown key {key!r}",
+    "missing": "missing required key {key!r}",
+}
+
+
+def _problems_from_validation(exc: ValidationError, source: Source) -> tuple[Problem, ...]:
+    problems: list[Problem] = []
+    for err in exc.errors():
+        # Pydantic appends validator names for unions/tagged models; keep only the YAML path parts.
+        loc = tuple(p for p in err["loc"] if isinstance(p, int) or not str(p).startswith("function-"))
+        etype = err["type"]
+        key = loc[-1] if loc else ""
+        if etype in _FRIENDLY:
+            message = f"{_dotted(loc[:-1])}: " + _FRIENDLY[etype].format(key=key)
+            where = source.locate(*loc) if etype == "extra_forbidden" else source.locate(*loc[:-1])
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            value = err.get("input")
+            if etype == "string_pattern_mismatch":
+                msg = (
+                    f"{value!r} contains characters that are not allowed here "
+                    "(use letters, digits, '.', '_' and '-'; must start with a letter or digit)"
+                )
+            elif etype in {"string_type", "int_type", "int_parsing", "date_type", "date_from_datetime_parsing",
+                           "bool_type", "tuple_type", "dict_type", "model_type", "list_type",
+                           "literal_error", "date_parsing"}:
+                shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+                msg = f"{msg} (got {shown})"
+            message = f"{_dotted(loc)}: {msg}"
+            where = source.locate(*loc)
+        problems.append(Problem(f"schema.{etype}", message, where))
+    return tuple(problems)
+
+
+def load_manifest(path: Path, display: str | None = None) -> Loaded:
+    """Read and type-check the manifest at ``path``; raise ManifestError listing every problem."""
+    shown = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(f"{shown}: no such manifest") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{shown}: cannot read: {exc}") from None
+    return load_manifest_text(text, shown, path)
+
+
+def load_manifest_text(text: str, display: str, path: Path | None = None) -> Loaded:
+    """Parse manifest ``text`` (named ``display`` in messages)."""
+    data, source = parse_yaml(text, display)
+    if path is not None:
+        source = Source(path, display, source.lines)
+    if not isinstance(data, dict):
+        raise ManifestError(
+            f"{display}: invalid manifest",
+            problems=(Problem("schema.not-a-mapping", "the manifest must be a YAML mapping of keys",
+                              source.locate()),),
+        )
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems = _problems_from_validation(exc, source)
+        raise ManifestError(f"{display}: {len(problems)} problem(s) in the manifest", problems=problems) from None
+    return Loaded(manifest, source)

@@ -1,0 +1,282 @@
+"""The workstream manifest: typed, frozen models parsed once from ``workstreams/<phase>.yaml``.
+
+Unknown keys are rejected (``extra="forbid"``). Cross-references (streams, repositories, tasks) are checked
+by :mod:`coditect_cli.domain.validate`, which also has the file system and git at hand.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from typing import Annotated, Literal, NewType
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+StreamId = NewType("StreamId", str)
+RepoId = NewType("RepoId", str)
+TaskId = NewType("TaskId", str)
+BranchName = NewType("BranchName", str)
+
+# Identifiers end up in branch names, directory names, tmux pane titles and shell environments: keep them
+# to a conservative alphabet so no quoting is ever needed.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+TOPIC_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"
+_ID_RE = re.compile(ID_PATTERN)
+
+Identifier = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
+Topic = Annotated[str, Field(pattern=TOPIC_PATTERN, max_length=100)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Strategy = Literal["squash", "merge", "rebase"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class DayRange(_Model):
+    """An inclusive range of phase days, written ``3`` or ``"3-4"`` in YAML."""
+
+    first: int = Field(ge=1)
+    last: int = Field(ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("a day or a day range such as 3 or 3-4 is expected")
+        if isinstance(value, int):
+            return {"first": value, "last": value}
+        if isinstance(value, str):
+            m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", value)
+            if not m:
+                raise ValueError(f"{value!r} is not a day or a day range such as 3 or 3-4")
+            first = int(m.group(1))
+            return {"first": first, "last": int(m.group(2) or first)}
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DayRange:
+        if self.last < self.first:
+            raise ValueError(f"day range {self.first}-{self.last} ends before it starts")
+        return self
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, int) and self.first <= day <= self.last
+
+    def __str__(self) -> str:
+        return str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
+
+
+class Schedule(_Model):
+    """When the phase runs: its first day, how many working days, and which weekdays count."""
+
+    start: _dt.date
+    days: int = Field(ge=1, le=366)
+    slack: int = Field(default=0, ge=0, le=366, description="Extra days checkpoints may use past `days`.")
+    workdays: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+
+    @field_validator("workdays")
+    @classmethod
+    def _workdays(cls, value: tuple[Weekday, ...]) -> tuple[Weekday, ...]:
+        if not value:
+            raise ValueError("at least one workday is needed")
+        if len(set(value)) != len(value):
+            raise ValueError("workdays are listed twice")
+        return value
+
+    @property
+    def last_day(self) -> int:
+        """The last phase day anything may be scheduled on."""
+        return self.days + self.slack
+
+
+class Branches(_Model):
+    """Branch naming. ``{phase}``, ``{stream}`` and ``{topic}`` are substituted."""
+
+    base: str = "main"
+    develop: str = "develop"
+    integration: str = "{phase}-integration"
+    feature: str = "feature/{phase}/{stream}/{topic}"
+
+    @field_validator("integration")
+    @classmethod
+    def _integration(cls, value: str) -> str:
+        _check_placeholders(value, allowed={"phase"}, required={"phase"})
+        return value
+
+    @field_validator("feature")
+    @classmethod
+    def _feature(cls, value: str) -> str:
+        _check_placeholders(value, allowed={"phase", "stream", "topic"}, required={"stream", "topic"})
+        return value
+
+
+def _check_placeholders(template: str, *, allowed: set[str], required: set[str]) -> None:
+    found = set(re.findall(r"\{([^{}]*)\}", template))
+    unknown = found - allowed
+    if unknown:
+        raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; allowed: {sorted(allowed)}")
+    missing = required - found
+    if missing:
+        raise ValueError(f"the template must contain {{{sorted(missing)[0]}}}")
+
+
+class Repository(_Model):
+    """A git repository of the phase: the superproject root (``.``) or a submodule, relative to the root."""
+
+    id: Identifier
+    path: str = Field(min_length=1)
+
+
+class Gate(_Model):
+    """A quality-gate command, run by a shell in a worktree of ``repo`` (default: the stream's first)."""
+
+    name: Identifier
+    run: str = Field(min_length=1)
+    repo: Identifier | None = None
+    timeout: int = Field(default=1800, ge=1)
+
+
+class Work(_Model):
+    """A stream's work in one repository: its topic (branch) and the paths it owns there."""
+
+    repo: Identifier
+    topic: Topic
+    owns: tuple[str, ...] = Field(min_length=1)
+
+
+class Deliverable(_Model):
+    """A task of a stream, due over a range of days, possibly waiting on tasks of other streams."""
+
+    id: Identifier
+    days: DayRange
+    title: str = Field(min_length=1)
+    depends_on: tuple[Identifier, ...] = ()
+
+
+class Stream(_Model):
+    """One workstream: one terminal, one agent, one feature branch per repository it works in."""
+
+    id: Identifier
+    terminal: int = Field(ge=1, le=99)
+    name: str = Field(min_length=1)
+    agent: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    owner: str | None = Field(default=None, pattern=r"^@[A-Za-z0-9][A-Za-z0-9._/-]*$|^[^@\s]+@[^@\s]+$")
+    depends_on: tuple[Identifier, ...] = ()
+    work: tuple[Work, ...] = Field(min_length=1)
+    deliverables: tuple[Deliverable, ...] = ()
+    gates: tuple[Gate, ...] = ()
+    env: dict[str, str] = Field(default_factory=dict)
+    prompt: str = ""
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+        return value
+
+    @property
+    def code_owner(self) -> str:
+        """The CODEOWNERS owner: ``owner`` when given, else ``@<agent>``."""
+        return self.owner or f"@{self.agent}"
+
+
+class Shared(_Model):
+    """Paths in one repository owned jointly by several streams (every owner must approve)."""
+
+    repo: Identifier
+    paths: tuple[str, ...] = Field(min_length=1)
+    streams: tuple[Identifier, ...] = Field(min_length=2)
+
+
+class Checkpoint(_Model):
+    """An integration checkpoint: on ``day``, merge the ready PRs of ``streams`` if the gates pass."""
+
+    id: int = Field(ge=1)
+    day: int = Field(ge=1)
+    title: str = Field(min_length=1)
+    streams: tuple[Identifier, ...] = Field(min_length=1)
+    gates: tuple[Gate, ...] = ()
+
+
+class Merge(_Model):
+    """How the phase lands: the target branch, the merge strategy, the release tag and the full suite."""
+
+    target: str = "develop"
+    strategy: Strategy = "squash"
+    tag: str | None = None
+    suite: tuple[Gate, ...] = ()
+
+
+class Manifest(_Model):
+    """A phase manifest (``workstreams/<phase>.yaml``)."""
+
+    version: Literal[1] = 1
+    phase: Identifier
+    title: str = ""
+    project: Identifier | None = None
+    forge: Literal["auto", "github", "local"] = "auto"
+    schedule: Schedule
+    branches: Branches = Branches()
+    repositories: tuple[Repository, ...] = Field(min_length=1)
+    shared: tuple[Shared, ...] = ()
+    streams: tuple[Stream, ...] = Field(min_length=1)
+    checkpoints: tuple[Checkpoint, ...] = ()
+    merge: Merge = Merge()
+
+    # -- derived views -------------------------------------------------------------------------------
+    def repository(self, repo_id: str) -> Repository:
+        """The repository with ``repo_id`` (KeyError when unknown)."""
+        for repo in self.repositories:
+            if repo.id == repo_id:
+                return repo
+        raise KeyError(repo_id)
+
+    def stream(self, stream_id: str) -> Stream:
+        """The stream with ``stream_id`` (KeyError when unknown)."""
+        for stream in self.streams:
+            if stream.id == stream_id:
+                return stream
+        raise KeyError(stream_id)
+
+    @property
+    def integration_branch(self) -> BranchName:
+        """The phase integration branch, e.g. ``phase-1-integration``."""
+        return BranchName(self.branches.integration.format(phase=self.phase))
+
+    def feature_branch(self, stream: Stream, work: Work) -> BranchName:
+        """The feature branch of ``stream`` in ``work.repo``, e.g. ``feature/phase-1/infra/gcp-foundation``."""
+        return BranchName(self.branches.feature.format(phase=self.phase, stream=stream.id, topic=work.topic))
+
+    def pairs(self) -> tuple[Pair, ...]:
+        """Every (stream, repository) pair, in terminal order then the stream's order of work."""
+        out: list[Pair] = []
+        for stream in sorted(self.streams, key=lambda s: (s.terminal, s.id)):
+            for work in stream.work:
+                out.append(
+                    Pair(stream=stream, work=work, repo=self.repository(work.repo),
+                         branch=self.feature_branch(stream, work))
+                )
+        return tuple(out)
+
+    def tasks(self) -> dict[TaskId, tuple[Stream, Deliverable]]:
+        """Every task (deliverable) by id, with its stream."""
+        return {TaskId(d.id): (s, d) for s in self.streams for d in s.deliverables}
+
+
+class Pair(BaseModel):
+    """One (stream, repository) pair: the unit that gets a feature branch and a worktree."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stream: Stream
+    work: Work
+    repo: Repository
+    branch: BranchName
+
+    @property
+    def key(self) -> str:
+        return f"{self.stream.id}@{self.repo.id}"
