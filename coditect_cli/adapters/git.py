@@ -6,20 +6,12 @@ Read-only helpers read everything they need in one process per repository (one `
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from coditect_cli.adapters import proc
+from coditect_cli.domain.repo import RepoState, TrackedFiles
 
 GITLINK_MODE = "160000"
-
-
-@dataclass(frozen=True)
-class TrackedFiles:
-    """The files a repository tracks at its index, with submodule gitlinks split out."""
-
-    files: tuple[str, ...]
-    gitlinks: tuple[str, ...]
 
 
 class Git:
@@ -65,3 +57,51 @@ def is_work_tree(path: Path) -> bool:
     uninitialised submodule is an empty directory and fails it.
     """
     return (path / ".git").exists()
+
+
+class GitReader:
+    """The :class:`~coditect_cli.domain.repo.RepoReader` backed by real git."""
+
+    def is_work_tree(self, path: Path) -> bool:
+        return is_work_tree(path)
+
+    def tracked_files(self, path: Path) -> TrackedFiles:
+        return Git(path).tracked_files()
+
+
+def _parse_worktrees(porcelain: str) -> dict[Path, str | None]:
+    out: dict[Path, str | None] = {}
+    for block in porcelain.strip().split("\n\n"):
+        path: Path | None = None
+        branch: str | None = None
+        for line in block.splitlines():
+            if line.startswith("worktree "):
+                path = Path(line[len("worktree ") :])
+            elif line.startswith("branch "):
+                branch = line[len("branch ") :].removeprefix("refs/heads/")
+        if path is not None:
+            out[path] = branch
+    return out
+
+
+def read_state(path: Path) -> RepoState:
+    """Branches, origin branches, worktrees, origin URL and info/exclude of the repository at ``path``.
+
+    Four git processes whatever the number of branches or worktrees.
+    """
+    g = Git(path)
+    common = Path(g.out("rev-parse", "--git-common-dir"))
+    if not common.is_absolute():
+        common = (path / common).resolve()
+    refs = g.refs("refs/heads", "refs/remotes/origin")
+    local = {n.removeprefix("refs/heads/"): sha for n, sha in refs.items() if n.startswith("refs/heads/")}
+    remote = {
+        n.removeprefix("refs/remotes/origin/"): sha
+        for n, sha in refs.items()
+        if n.startswith("refs/remotes/origin/") and n != "refs/remotes/origin/HEAD"
+    }
+    worktrees = _parse_worktrees(g.out("worktree", "list", "--porcelain"))
+    origin = g.run("config", "--get", "remote.origin.url", check=False).stdout.strip() or None
+    exclude_file = common / "info" / "exclude"
+    excluded = tuple(exclude_file.read_text().splitlines()) if exclude_file.is_file() else ()
+    return RepoState(path, common, local, remote, worktrees, origin, excluded)

@@ -68,13 +68,17 @@ class _Composer:
                 key = self.build_scalar_key(key_node)
                 if key in out:
                     self.problems.append(
-                        Problem("duplicate-key", f"key {key!r} appears twice in the same mapping",
-                                Location(self.display, key_node.start_mark.line + 1))
+                        Problem(
+                            "duplicate-key",
+                            f"key {key!r} appears twice in the same mapping",
+                            Location(self.display, key_node.start_mark.line + 1),
+                        )
                     )
                     continue
                 # The key's own line points at `key:`; multi-line values start later.
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
-                out[key] = self.build(value_node, (*path, key))
+                child: YamlPath = (*path, key)
+                self.lines[child] = key_node.start_mark.line + 1
+                out[key] = self.build(value_node, child)
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
@@ -83,8 +87,11 @@ class _Composer:
     def build_scalar_key(self, node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             self.problems.append(
-                Problem("bad-key", "mapping keys must be plain scalars",
-                        Location(self.display, node.start_mark.line + 1))
+                Problem(
+                    "bad-key",
+                    "mapping keys must be plain scalars",
+                    Location(self.display, node.start_mark.line + 1),
+                )
             )
             return f"<complex key at line {node.start_mark.line + 1}>"
         key = self._scalar_loader.construct_object(node)
@@ -160,9 +167,20 @@ def _problems_from_validation(exc: ValidationError, source: Source) -> tuple[Pro
                     f"{value!r} contains characters that are not allowed here "
                     "(use letters, digits, '.', '_' and '-'; must start with a letter or digit)"
                 )
-            elif etype in {"string_type", "int_type", "int_parsing", "date_type", "date_from_datetime_parsing",
-                           "bool_type", "tuple_type", "dict_type", "model_type", "list_type",
-                           "literal_error", "date_parsing"}:
+            elif etype in {
+                "string_type",
+                "int_type",
+                "int_parsing",
+                "date_type",
+                "date_from_datetime_parsing",
+                "bool_type",
+                "tuple_type",
+                "dict_type",
+                "model_type",
+                "list_type",
+                "literal_error",
+                "date_parsing",
+            }:
                 shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
                 msg = f"{msg} (got {shown})"
             message = f"{_dotted(loc)}: {msg}"
@@ -191,12 +209,17 @@ def load_manifest_text(text: str, display: str, path: Path | None = None) -> Loa
     if not isinstance(data, dict):
         raise ManifestError(
             f"{display}: invalid manifest",
-            problems=(Problem("schema.not-a-mapping", "the manifest must be a YAML mapping of keys",
-                              source.locate()),),
+            problems=(
+                Problem(
+                    "schema.not-a-mapping", "the manifest must be a YAML mapping of keys", source.locate()
+                ),
+            ),
         )
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         problems = _problems_from_validation(exc, source)
-        raise ManifestError(f"{display}: {len(problems)} problem(s) in the manifest", problems=problems) from None
+        raise ManifestError(
+            f"{display}: {len(problems)} problem(s) in the manifest", problems=problems
+        ) from None
     return Loaded(manifest, source)

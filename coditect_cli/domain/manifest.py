@@ -219,6 +219,10 @@ class Manifest(_Model):
     title: str = ""
     project: Identifier | None = None
     forge: Literal["auto", "github", "local"] = "auto"
+    worktrees: str = Field(
+        default=".coditect/worktrees",
+        description="Where stream worktrees go, relative to the project root: <worktrees>/<phase>/<stream>/<repo>.",
+    )
     schedule: Schedule
     branches: Branches = Branches()
     repositories: tuple[Repository, ...] = Field(min_length=1)
@@ -257,8 +261,12 @@ class Manifest(_Model):
         for stream in sorted(self.streams, key=lambda s: (s.terminal, s.id)):
             for work in stream.work:
                 out.append(
-                    Pair(stream=stream, work=work, repo=self.repository(work.repo),
-                         branch=self.feature_branch(stream, work))
+                    Pair(
+                        stream=stream,
+                        work=work,
+                        repo=self.repository(work.repo),
+                        branch=self.feature_branch(stream, work),
+                    )
                 )
         return tuple(out)
 

@@ -1,0 +1,1 @@
+"""The command line: typer lives here and only here."""

@@ -1,0 +1,145 @@
+"""Who owns which path: the manifest's owned paths as CODEOWNERS rules, per repository.
+
+Owned paths are written relative to their repository's root and are anchored there (``README.md`` means
+the root README only; ``**/README.md`` means every README). Matching uses the ``codeowners`` package's
+translation of GitHub's CODEOWNERS patterns, so what coditect checks is what GitHub enforces.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from codeowners import path_to_regex
+from coditect_cli.domain.manifest import Manifest, RepoId, StreamId
+
+
+def owned_path_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot be an owned path, or None when it can."""
+    if not pattern.strip():
+        return "an owned path is empty"
+    if pattern.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", pattern):
+        return f"{pattern!r} is absolute: owned paths are relative to their repository's root"
+    parts = pattern.rstrip("/").split("/")
+    if ".." in parts:
+        return f"{pattern!r} escapes its repository ('..' is not allowed in owned paths)"
+    if any(p == "." for p in parts):
+        return f"{pattern!r} contains a '.' component; write the path without it"
+    if pattern.startswith("!"):
+        return f"{pattern!r}: GitHub CODEOWNERS does not support '!' negation"
+    if "[" in pattern or "]" in pattern:
+        return f"{pattern!r}: GitHub CODEOWNERS does not support '[ ]' character ranges"
+    if "\\" in pattern:
+        return f"{pattern!r}: backslash escapes are not supported in CODEOWNERS"
+    if pattern.startswith("#"):
+        return f"{pattern!r} would be read as a comment in CODEOWNERS"
+    if any(ch.isspace() for ch in pattern):
+        return f"{pattern!r} contains whitespace"
+    if "//" in pattern:
+        return f"{pattern!r} contains '//'"
+    return None
+
+
+def codeowners_pattern(pattern: str) -> str:
+    """The CODEOWNERS form of an owned path, anchored at the repository root."""
+    return pattern if pattern.startswith("**") else "/" + pattern
+
+
+def probe_paths(pattern: str) -> tuple[str, ...]:
+    """Concrete paths ``pattern`` matches, used to test whether two patterns can overlap."""
+    concrete = pattern.replace("**", "x").replace("*", "x").replace("?", "x")
+    if concrete.endswith("/"):
+        return (concrete + "probe.file",)
+    return (concrete, concrete + "/probe.file")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One owned path of one or more streams in one repository."""
+
+    pattern: str
+    streams: tuple[StreamId, ...]
+    shared: bool
+    regex: re.Pattern[str] = field(compare=False, repr=False)
+
+    def matches(self, path: str) -> bool:
+        """True when this rule covers the repository-relative ``path``."""
+        return self.regex.search(path) is not None
+
+    @property
+    def codeowners(self) -> str:
+        return codeowners_pattern(self.pattern)
+
+
+@dataclass(frozen=True)
+class Owners:
+    """Who may change one path: the streams, and whether that is a declared shared path."""
+
+    streams: frozenset[StreamId]
+    shared: bool
+
+    @property
+    def overlap(self) -> bool:
+        """Several streams own the path without it being declared shared."""
+        return not self.shared and len(self.streams) > 1
+
+
+@dataclass(frozen=True)
+class RepoOwnership:
+    """Every rule of one repository: stream rules first, shared rules last (so they win in CODEOWNERS)."""
+
+    repo: RepoId
+    rules: tuple[Rule, ...]
+
+    def owners(self, path: str) -> Owners:
+        """The owners of ``path``: the shared rule's streams when one matches, else every matching stream."""
+        shared = [r for r in self.rules if r.shared and r.matches(path)]
+        if shared:
+            return Owners(frozenset(s for r in shared for s in r.streams), True)
+        return Owners(
+            frozenset(s for r in self.rules if not r.shared and r.matches(path) for s in r.streams), False
+        )
+
+    def stream_rules(self) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if not r.shared)
+
+    def shared_rules(self) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.shared)
+
+
+def _regex(pattern: str) -> re.Pattern[str]:
+    return path_to_regex(codeowners_pattern(pattern))
+
+
+def ownership(manifest: Manifest) -> dict[RepoId, RepoOwnership]:
+    """The ownership rules of every repository of the phase.
+
+    Invalid patterns (see :func:`owned_path_problem`) are skipped: validation reports them.
+    """
+    rules: dict[RepoId, list[Rule]] = {RepoId(r.id): [] for r in manifest.repositories}
+    for stream in manifest.streams:
+        for work in stream.work:
+            for pattern in work.owns:
+                if owned_path_problem(pattern) is None:
+                    rules.setdefault(RepoId(work.repo), []).append(
+                        Rule(pattern, (StreamId(stream.id),), False, _regex(pattern))
+                    )
+    for shared in manifest.shared:
+        for pattern in shared.paths:
+            if owned_path_problem(pattern) is None:
+                streams = tuple(StreamId(s) for s in shared.streams)
+                rules.setdefault(RepoId(shared.repo), []).append(
+                    Rule(pattern, streams, True, _regex(pattern))
+                )
+    ordered = {
+        repo: tuple([r for r in rs if not r.shared] + [r for r in rs if r.shared])
+        for repo, rs in rules.items()
+    }
+    return {repo: RepoOwnership(repo, rs) for repo, rs in ordered.items()}
+
+
+def rules_overlap(a: Rule, b: Rule) -> bool:
+    """Whether two patterns can match a common path."""
+    return any(a.matches(p) for p in probe_paths(b.pattern)) or any(
+        b.matches(p) for p in probe_paths(a.pattern)
+    )

@@ -1,0 +1,193 @@
+"""Plan, then execute: the steps ``streams setup`` takes, as typed values.
+
+``build_plan`` compares the manifest with each repository's current state and lists only what is missing,
+so a second run plans nothing and a run that stopped half-way plans the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from coditect_cli.domain.manifest import Manifest, Pair, RepoId, StreamId
+from coditect_cli.domain.repo import RepoState
+
+CODEOWNERS_PATH = ".github/CODEOWNERS"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One action of a plan. Subclasses name their kind and describe themselves in one line."""
+
+    repo: RepoId
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def describe(self) -> str:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def to_json(self) -> dict[str, object]:
+        data: dict[str, object] = {"kind": self.kind}
+        for key, value in asdict(self).items():
+            data[key] = str(value) if isinstance(value, Path) else value
+        data["description"] = self.describe()
+        return data
+
+
+@dataclass(frozen=True)
+class CreateBranch(Step):
+    """Create ``branch`` at ``start_point`` (a local branch or ``origin/<name>``)."""
+
+    branch: str
+    start_point: str
+    track: bool = False
+
+    def describe(self) -> str:
+        how = "tracking" if self.track else "from"
+        return f"create branch {self.branch} {how} {self.start_point}"
+
+
+@dataclass(frozen=True)
+class WriteCodeowners(Step):
+    """Write ``.github/CODEOWNERS`` for this repository and commit it on ``branch``."""
+
+    branch: str
+    path: str = CODEOWNERS_PATH
+    rules: int = 0
+
+    def describe(self) -> str:
+        return f"write {self.path} ({self.rules} rules) and commit it on {self.branch}"
+
+
+@dataclass(frozen=True)
+class ExcludePath(Step):
+    """Add ``pattern`` to the repository's ``info/exclude`` so worktrees stay out of ``git status``."""
+
+    pattern: str
+
+    def describe(self) -> str:
+        return f"add {self.pattern} to info/exclude"
+
+
+@dataclass(frozen=True)
+class AddWorktree(Step):
+    """Check ``branch`` out in a new worktree at ``path`` for ``stream``."""
+
+    stream: StreamId
+    branch: str
+    path: Path
+
+    def describe(self) -> str:
+        return f"add worktree {self.path} on {self.branch} for stream {self.stream}"
+
+
+@dataclass(frozen=True)
+class InstallGuard(Step):
+    """Install the ownership pre-commit hook in ``stream``'s worktree at ``path``."""
+
+    stream: StreamId
+    path: Path
+
+    def describe(self) -> str:
+        return f"install the ownership guard for stream {self.stream} in {self.path}"
+
+
+@dataclass(frozen=True)
+class Push(Step):
+    """Push ``branches`` to origin, setting upstream tracking."""
+
+    branches: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"push {', '.join(self.branches)} to origin with upstream tracking"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The steps of one setup run, in order, plus what already exists."""
+
+    phase: str
+    steps: tuple[Step, ...]
+    present: tuple[str, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        return not self.steps
+
+    def by_repo(self) -> dict[str, list[Step]]:
+        out: dict[str, list[Step]] = {}
+        for step in self.steps:
+            out.setdefault(step.repo, []).append(step)
+        return out
+
+
+def worktree_path(manifest: Manifest, root: Path, pair: Pair) -> Path:
+    """Where ``pair``'s worktree lives: ``<root>/<worktrees>/<phase>/<stream>/<repo>``."""
+    return root / manifest.worktrees / manifest.phase / pair.stream.id / pair.repo.id
+
+
+def build_plan(
+    manifest: Manifest,
+    root: Path,
+    states: dict[RepoId, RepoState],
+    *,
+    push: bool = True,
+    codeowners_rules: dict[RepoId, int] | None = None,
+) -> Plan:
+    """Every step needed to bring the repositories in ``states`` to the manifest's layout."""
+    steps: list[Step] = []
+    present: list[str] = []
+    develop = manifest.branches.develop
+    base = manifest.branches.base
+    integration = manifest.integration_branch
+    pairs = manifest.pairs()
+    root_repo = next((r.id for r in manifest.repositories if Path(r.path) == Path(".")), None)
+    exclude_pattern = "/" + manifest.worktrees.strip("/") + "/"
+
+    for repo in manifest.repositories:
+        rid = RepoId(repo.id)
+        state = states[rid]
+        to_push: list[str] = []
+
+        def ensure(
+            branch: str,
+            parent: str,
+            *,
+            rid: RepoId = rid,
+            state: RepoState = state,
+            to_push: list[str] = to_push,
+        ) -> None:
+            if branch in state.local:
+                present.append(f"{rid}: branch {branch}")
+                if state.origin_url and branch not in state.remote:
+                    to_push.append(branch)
+                return
+            if branch in state.remote:
+                steps.append(CreateBranch(rid, branch, f"origin/{branch}", track=True))
+                return
+            start = state.start_point(parent) or parent
+            steps.append(CreateBranch(rid, branch, start))
+            if state.origin_url:
+                to_push.append(branch)
+
+        ensure(develop, base)
+        ensure(integration, develop)
+        rules = (codeowners_rules or {}).get(rid)
+        if rules is not None:
+            steps.append(WriteCodeowners(rid, integration, rules=rules))
+        if rid == root_repo and exclude_pattern not in state.excluded:
+            steps.append(ExcludePath(rid, exclude_pattern))
+        checked_out = {b: p for p, b in state.worktrees.items() if b}
+        for pair in (p for p in pairs if p.repo.id == repo.id):
+            ensure(pair.branch, integration)
+            path = worktree_path(manifest, root, pair)
+            if checked_out.get(pair.branch) == path:
+                present.append(f"{rid}: worktree {path}")
+            else:
+                steps.append(AddWorktree(rid, StreamId(pair.stream.id), pair.branch, path))
+                steps.append(InstallGuard(rid, StreamId(pair.stream.id), path))
+        if push and to_push:
+            steps.append(Push(rid, tuple(to_push)))
+    return Plan(manifest.phase, tuple(steps), tuple(present))

@@ -1,0 +1,1 @@
+"""Presentation: the JSON envelope, rich output for terminals, Markdown reports."""

@@ -1,0 +1,101 @@
+"""Load, validate and plan a phase: the use cases behind ``validate``, ``plan`` and ``init``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from coditect_cli.domain.loader import Loaded, load_manifest
+from coditect_cli.domain.manifest import RepoId
+from coditect_cli.domain.plan import Plan, build_plan
+from coditect_cli.domain.validate import ValidationReport, validate
+from coditect_cli.errors import ManifestError, UsageError
+from coditect_cli.project import Project
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A manifest that passed validation, with its report (which may hold warnings)."""
+
+    loaded: Loaded
+    report: ValidationReport
+    project: Project
+
+
+def load(project: Project, phase: str | None) -> Loaded:
+    """Read the manifest of ``phase`` (or the only one) in ``project``."""
+    path = project.manifest_path(phase)
+    return load_manifest(path, project.display(path))
+
+
+def check(project: Project, phase: str | None, *, with_repos: bool = True) -> ValidationReport:
+    """Validate the manifest of ``phase``; problems are in the report (ManifestError only when unreadable)."""
+    from coditect_cli.adapters.git import GitReader
+
+    loaded = load(project, phase)
+    return validate(loaded, project.root, GitReader() if with_repos else None)
+
+
+def load_valid(project: Project, phase: str | None) -> Checked:
+    """Load and validate; raise ManifestError listing the errors when the manifest is not valid."""
+    from coditect_cli.adapters.git import GitReader
+
+    loaded = load(project, phase)
+    report = validate(loaded, project.root, GitReader())
+    if not report.ok:
+        raise ManifestError(
+            f"{loaded.source.display}: {len(report.errors)} error(s); run `coditect validate` for details",
+            problems=report.errors,
+        )
+    return Checked(loaded, report, project)
+
+
+def plan(project: Project, phase: str | None, *, push: bool = True) -> tuple[Checked, Plan]:
+    """The setup plan for ``phase`` against the repositories as they are now."""
+    from coditect_cli.adapters.git import read_state
+    from coditect_cli.domain.ownership import ownership
+
+    checked = load_valid(project, phase)
+    manifest = checked.loaded.manifest
+    states = {RepoId(r.id): read_state((project.root / r.path).resolve()) for r in manifest.repositories}
+    rules = {repo: len(own.rules) for repo, own in ownership(manifest).items()}
+    return checked, build_plan(manifest, project.root, states, push=push, codeowners_rules=rules)
+
+
+def init(project: Project, phase: str) -> Path:
+    """Write a commented starter manifest for ``phase``; refuse to overwrite an existing one."""
+    from importlib.resources import files
+    from string import Template
+
+    from coditect_cli.domain.manifest import _ID_RE
+
+    if not _ID_RE.match(phase):
+        raise UsageError(f"{phase!r} is not a valid phase name (letters, digits, '.', '_', '-')")
+    target = project.workstreams / f"{phase}.yaml"
+    for existing in (target, project.workstreams / f"{phase}.yml"):
+        if existing.exists():
+            raise UsageError(f"{project.display(existing)} already exists; not overwriting it")
+    text = Template(files("coditect_cli").joinpath("templates/manifest.yaml").read_text()).substitute(
+        phase=phase
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Exclusive create: a manifest appearing between the check and the write is not clobbered either.
+    try:
+        with target.open("x", encoding="utf-8") as fh:
+            fh.write(text)
+    except FileExistsError:
+        raise UsageError(f"{project.display(target)} already exists; not overwriting it") from None
+    return target
+
+
+def schema_text() -> str:
+    """The manifest's JSON Schema, as published in ``workstreams/schema.json``."""
+    import json
+
+    from coditect_cli.domain.manifest import Manifest
+
+    schema = Manifest.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://coditect.dev/schema/workstreams-v1.json"
+    schema["title"] = "coditect workstream manifest"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
