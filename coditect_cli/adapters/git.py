@@ -6,6 +6,7 @@ Read-only helpers read everything they need in one process per repository (one `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from coditect_cli.adapters import proc
@@ -84,10 +85,11 @@ def _parse_worktrees(porcelain: str) -> dict[Path, str | None]:
     return out
 
 
-def read_state(path: Path) -> RepoState:
+def read_state(path: Path, blobs: Sequence[str] = ()) -> RepoState:
     """Branches, origin branches, worktrees, origin URL and info/exclude of the repository at ``path``.
 
-    Four git processes whatever the number of branches or worktrees.
+    ``blobs`` are ``<rev>:<path>`` specs whose object ids are wanted (one extra process for all of them).
+    Four or five git processes whatever the number of branches or worktrees.
     """
     g = Git(path)
     common = Path(g.out("rev-parse", "--git-common-dir"))
@@ -104,4 +106,62 @@ def read_state(path: Path) -> RepoState:
     origin = g.run("config", "--get", "remote.origin.url", check=False).stdout.strip() or None
     exclude_file = common / "info" / "exclude"
     excluded = tuple(exclude_file.read_text().splitlines()) if exclude_file.is_file() else ()
-    return RepoState(path, common, local, remote, worktrees, origin, excluded)
+    found: dict[str, str | None] = {}
+    if blobs:
+        out = g.run(
+            "cat-file", "--batch-check=%(objectname) %(objecttype)", input="\n".join(blobs) + "\n"
+        ).stdout
+        for spec, line in zip(blobs, out.splitlines(), strict=True):
+            found[spec] = line.split()[0] if line.endswith(" blob") else None
+    return RepoState(path, common, local, remote, worktrees, origin, excluded, found)
+
+
+def is_dirty(worktree: Path) -> list[str]:
+    """The ``git status --porcelain`` lines of ``worktree`` (empty when clean; untracked files count)."""
+    return [line for line in Git(worktree).out("status", "--porcelain").splitlines() if line]
+
+
+def commit_file(repo: Path, branch: str, path: str, content: str, message: str) -> tuple[str, str]:
+    """Commit ``content`` at ``path`` on ``branch`` without touching any work tree or index.
+
+    Builds the tree in a temporary index (plumbing), commits it on top of the branch and moves the branch
+    with a compare-and-swap ``update-ref``. Returns (old, new) commit ids.
+    """
+    import os
+    import tempfile
+
+    g = Git(repo)
+    old = g.out("rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}")
+    blob = g.run("hash-object", "-w", "--stdin", input=content).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="coditect-index-") as tmp:
+        env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+        base = ["git", "-C", str(repo)]
+        proc.run([*base, "read-tree", old], env=env)
+        proc.run([*base, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"], env=env)
+        tree = proc.run([*base, "write-tree"], env=env).stdout.strip()
+    new = g.out("commit-tree", tree, "-p", old, "-m", message)
+    g.run("update-ref", "-m", f"coditect: {message}", f"refs/heads/{branch}", new, old)
+    return old, new
+
+
+def enable_worktree_config(repo: Path, common_dir: Path) -> None:
+    """Turn on ``extensions.worktreeConfig`` so each worktree can have its own ``core.hooksPath``.
+
+    A submodule's common config carries ``core.worktree``; once per-worktree config is on, linked worktrees
+    would inherit it and see the submodule's main work tree instead of their own. git's documented remedy:
+    move ``core.worktree`` into the main worktree's ``config.worktree`` first.
+    """
+    common_config = str(common_dir / "config")
+    g = Git(repo)
+    if (
+        g.run(
+            "config", "--file", common_config, "--get", "extensions.worktreeConfig", check=False
+        ).stdout.strip()
+        == "true"
+    ):
+        return
+    worktree = g.run("config", "--file", common_config, "--get", "core.worktree", check=False).stdout.strip()
+    if worktree:
+        g.run("config", "--file", str(common_dir / "config.worktree"), "core.worktree", worktree)
+        g.run("config", "--file", common_config, "--unset", "core.worktree")
+    g.run("config", "--file", common_config, "extensions.worktreeConfig", "true")

@@ -6,13 +6,20 @@ so a second run plans nothing and a run that stopped half-way plans the rest.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from coditect_cli.domain.codeowners import CodeownersFile
 from coditect_cli.domain.manifest import Manifest, Pair, RepoId, StreamId
 from coditect_cli.domain.repo import RepoState
 
 CODEOWNERS_PATH = ".github/CODEOWNERS"
+
+
+def blob_id(content: bytes) -> str:
+    """The object id git gives ``content`` as a blob (SHA-1 repositories)."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -56,9 +63,11 @@ class WriteCodeowners(Step):
     branch: str
     path: str = CODEOWNERS_PATH
     rules: int = 0
+    update: bool = False
 
     def describe(self) -> str:
-        return f"write {self.path} ({self.rules} rules) and commit it on {self.branch}"
+        verb = "update" if self.update else "write"
+        return f"{verb} {self.path} ({self.rules} rules) and commit it on {self.branch}"
 
 
 @dataclass(frozen=True)
@@ -78,9 +87,24 @@ class AddWorktree(Step):
     stream: StreamId
     branch: str
     path: Path
+    shown: str = ""
 
     def describe(self) -> str:
-        return f"add worktree {self.path} on {self.branch} for stream {self.stream}"
+        return f"add worktree {self.shown or self.path} on {self.branch} for stream {self.stream}"
+
+
+@dataclass(frozen=True)
+class SwitchWorktree(Step):
+    """Move the existing worktree at ``path`` from ``current`` to ``branch`` (refused when it is dirty)."""
+
+    stream: StreamId
+    branch: str
+    path: Path
+    current: str | None
+    shown: str = ""
+
+    def describe(self) -> str:
+        return f"switch worktree {self.shown or self.path} from {self.current or 'a detached HEAD'} to {self.branch}"
 
 
 @dataclass(frozen=True)
@@ -89,9 +113,10 @@ class InstallGuard(Step):
 
     stream: StreamId
     path: Path
+    shown: str = ""
 
     def describe(self) -> str:
-        return f"install the ownership guard for stream {self.stream} in {self.path}"
+        return f"install the ownership guard for stream {self.stream} in {self.shown or self.path}"
 
 
 @dataclass(frozen=True)
@@ -134,9 +159,14 @@ def build_plan(
     states: dict[RepoId, RepoState],
     *,
     push: bool = True,
-    codeowners_rules: dict[RepoId, int] | None = None,
+    codeowners: dict[RepoId, CodeownersFile] | None = None,
+    guards_current: frozenset[Path] = frozenset(),
 ) -> Plan:
-    """Every step needed to bring the repositories in ``states`` to the manifest's layout."""
+    """Every step needed to bring the repositories in ``states`` to the manifest's layout.
+
+    ``codeowners`` are the files to commit on each integration branch (compared by blob id with what is
+    there); ``guards_current`` are the worktrees whose ownership hook is already up to date.
+    """
     steps: list[Step] = []
     present: list[str] = []
     develop = manifest.branches.develop
@@ -174,20 +204,37 @@ def build_plan(
 
         ensure(develop, base)
         ensure(integration, develop)
-        rules = (codeowners_rules or {}).get(rid)
-        if rules is not None:
-            steps.append(WriteCodeowners(rid, integration, rules=rules))
+        wanted = (codeowners or {}).get(rid)
+        if wanted is not None:
+            start = state.start_point(integration)
+            current = state.blobs.get(f"{start}:{CODEOWNERS_PATH}") if start else None
+            if current != blob_id(wanted.text.encode()):
+                steps.append(
+                    WriteCodeowners(rid, integration, rules=wanted.rules, update=current is not None)
+                )
+            else:
+                present.append(f"{rid}: {CODEOWNERS_PATH} on {integration}")
         if rid == root_repo and exclude_pattern not in state.excluded:
             steps.append(ExcludePath(rid, exclude_pattern))
         checked_out = {b: p for p, b in state.worktrees.items() if b}
         for pair in (p for p in pairs if p.repo.id == repo.id):
             ensure(pair.branch, integration)
             path = worktree_path(manifest, root, pair)
+            shown = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
             if checked_out.get(pair.branch) == path:
                 present.append(f"{rid}: worktree {path}")
+                if path in guards_current:
+                    present.append(f"{rid}: ownership guard in {path}")
+                else:
+                    steps.append(InstallGuard(rid, StreamId(pair.stream.id), path, shown))
+            elif path in state.worktrees:
+                steps.append(
+                    SwitchWorktree(rid, StreamId(pair.stream.id), pair.branch, path, state.worktrees[path])
+                )
+                steps.append(InstallGuard(rid, StreamId(pair.stream.id), path, shown))
             else:
-                steps.append(AddWorktree(rid, StreamId(pair.stream.id), pair.branch, path))
-                steps.append(InstallGuard(rid, StreamId(pair.stream.id), path))
+                steps.append(AddWorktree(rid, StreamId(pair.stream.id), pair.branch, path, shown))
+                steps.append(InstallGuard(rid, StreamId(pair.stream.id), path, shown))
         if push and to_push:
             steps.append(Push(rid, tuple(to_push)))
     return Plan(manifest.phase, tuple(steps), tuple(present))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -36,6 +36,7 @@ class RepoState:
     worktrees: dict[Path, str | None]  # worktree path -> checked-out branch (None when detached)
     origin_url: str | None
     excluded: tuple[str, ...] = ()  # lines of info/exclude
+    blobs: dict[str, str | None] = field(default_factory=dict)  # "<rev>:<path>" -> blob sha (None: absent)
 
     def has_branch(self, name: str) -> bool:
         return name in self.local or name in self.remote

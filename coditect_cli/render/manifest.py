@@ -70,13 +70,17 @@ def print_plan(console: Console, plan: Plan, *, title: str = "Plan") -> None:
     if plan.empty:
         console.print(f"{title} for {plan.phase}: nothing to do — everything is already set up.")
         return
-    table = Table(title=f"{title} for {plan.phase}: {len(plan.steps)} step(s)", title_justify="left")
-    table.add_column("#", justify="right", style="dim")
-    table.add_column("repo", style="bold")
-    table.add_column("step")
-    table.add_column("what")
-    for i, step in enumerate(plan.steps, 1):
-        table.add_row(str(i), step.repo, step.kind, step.describe())
-    console.print(table)
+    console.print(f"[bold]{title} for {plan.phase}: {len(plan.steps)} step(s)[/]")
+    number = 0
+    for repo, steps in plan.by_repo().items():
+        console.print(f"[bold cyan]{repo}[/]")
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(justify="right", style="dim")
+        grid.add_column(style="magenta", no_wrap=True)
+        grid.add_column()
+        for step in steps:
+            number += 1
+            grid.add_row(f"{number}", step.kind, step.describe())
+        console.print(grid)
     if plan.present:
         console.print(f"[dim]{len(plan.present)} item(s) already in place.[/]")

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coditect_cli.domain.loader import Loaded, load_manifest
-from coditect_cli.domain.manifest import RepoId
-from coditect_cli.domain.plan import Plan, build_plan
+from coditect_cli.domain.plan import Plan
 from coditect_cli.domain.validate import ValidationReport, validate
 from coditect_cli.errors import ManifestError, UsageError
 from coditect_cli.project import Project
@@ -51,15 +50,11 @@ def load_valid(project: Project, phase: str | None) -> Checked:
 
 
 def plan(project: Project, phase: str | None, *, push: bool = True) -> tuple[Checked, Plan]:
-    """The setup plan for ``phase`` against the repositories as they are now."""
-    from coditect_cli.adapters.git import read_state
-    from coditect_cli.domain.ownership import ownership
+    """The setup plan for ``phase`` against the repositories as they are now (changes nothing)."""
+    from coditect_cli.services.setup import compute_plan, read_context
 
-    checked = load_valid(project, phase)
-    manifest = checked.loaded.manifest
-    states = {RepoId(r.id): read_state((project.root / r.path).resolve()) for r in manifest.repositories}
-    rules = {repo: len(own.rules) for repo, own in ownership(manifest).items()}
-    return checked, build_plan(manifest, project.root, states, push=push, codeowners_rules=rules)
+    ctx = read_context(project, phase)
+    return ctx.checked, compute_plan(ctx, push=push)
 
 
 def init(project: Project, phase: str) -> Path:

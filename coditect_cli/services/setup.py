@@ -1,0 +1,329 @@
+"""``streams setup``: compute the plan against the repositories as they are, then execute it step by step.
+
+Idempotent by construction: the plan lists only what is missing, so a second run has nothing to do and a
+run that stopped half-way plans (and does) the rest. Setup never rewrites a branch (it only creates
+branches and adds one CODEOWNERS commit on the integration branch) and never touches a worktree with
+uncommitted changes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coditect_cli.domain.codeowners import CodeownersFile, generate
+from coditect_cli.domain.guard import hook_script
+from coditect_cli.domain.manifest import Manifest, RepoId, StreamId
+from coditect_cli.domain.plan import (
+    CODEOWNERS_PATH,
+    AddWorktree,
+    CreateBranch,
+    ExcludePath,
+    InstallGuard,
+    Plan,
+    Push,
+    Step,
+    SwitchWorktree,
+    WriteCodeowners,
+    build_plan,
+    worktree_path,
+)
+from coditect_cli.domain.repo import RepoState
+from coditect_cli.errors import CoditectError, CommandFailed, RefusedError, UnavailableError
+from coditect_cli.project import Project
+from coditect_cli.services.manifest import Checked, load_valid
+
+HOOKS_DIR = "coditect-hooks"
+RefMove = Callable[[str, str, str | None, str | None], None]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything setup knows before it changes anything."""
+
+    checked: Checked
+    states: dict[RepoId, RepoState]
+    codeowners: dict[RepoId, CodeownersFile]
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.checked.loaded.manifest
+
+    @property
+    def project(self) -> Project:
+        return self.checked.project
+
+    def repo_path(self, repo: RepoId) -> Path:
+        return (self.project.root / self.manifest.repository(repo).path).resolve()
+
+
+@dataclass
+class SetupResult:
+    """What a setup run planned and did."""
+
+    plan: Plan
+    done: list[Step] = field(default_factory=list)
+    dry_run: bool = False
+
+
+def worktree_git_dir(worktree: Path) -> Path | None:
+    """The private git dir of a linked worktree, read from its ``.git`` file (no git process)."""
+    dot_git = worktree / ".git"
+    if not dot_git.is_file():
+        return None
+    text = dot_git.read_text(encoding="utf-8").strip()
+    if not text.startswith("gitdir:"):
+        return None
+    gitdir = Path(text.removeprefix("gitdir:").strip())
+    return gitdir if gitdir.is_absolute() else (worktree / gitdir).resolve()
+
+
+def _chained_hook(state: RepoState) -> str | None:
+    hook = state.git_common_dir / "hooks" / "pre-commit"
+    return str(hook) if hook.is_file() and os.access(hook, os.X_OK) else None
+
+
+def expected_hook(ctx: Context, stream: StreamId, repo: RepoId) -> str:
+    """The guard hook text ``stream``'s worktree in ``repo`` should have."""
+    return hook_script(ctx.manifest, stream, repo, _chained_hook(ctx.states[repo]))
+
+
+def _guard_current(ctx: Context, stream: StreamId, repo: RepoId, worktree: Path) -> bool:
+    gitdir = worktree_git_dir(worktree)
+    if gitdir is None:
+        return False
+    hook = gitdir / HOOKS_DIR / "pre-commit"
+    config = gitdir / "config.worktree"
+    if not hook.is_file() or not config.is_file():
+        return False
+    return hook.read_text(encoding="utf-8") == expected_hook(ctx, stream, repo) and str(
+        hook.parent
+    ) in config.read_text(encoding="utf-8")
+
+
+def read_context(project: Project, phase: str | None) -> Context:
+    """Validate the manifest and read every repository's state (a constant number of git calls each)."""
+    from coditect_cli.adapters.git import read_state
+
+    checked = load_valid(project, phase)
+    manifest = checked.loaded.manifest
+    files = generate(manifest, checked.loaded.source.display)
+    integration = manifest.integration_branch
+    states: dict[RepoId, RepoState] = {}
+    for repo in manifest.repositories:
+        path = (project.root / repo.path).resolve()
+        specs = [f"{integration}:{CODEOWNERS_PATH}", f"origin/{integration}:{CODEOWNERS_PATH}"]
+        states[RepoId(repo.id)] = read_state(path, specs)
+    return Context(checked, states, files)
+
+
+def compute_plan(ctx: Context, *, push: bool = True) -> Plan:
+    """The plan for ``ctx``: what is missing, in order."""
+    current = frozenset(
+        worktree_path(ctx.manifest, ctx.project.root, pair)
+        for pair in ctx.manifest.pairs()
+        if _guard_current(
+            ctx,
+            StreamId(pair.stream.id),
+            RepoId(pair.repo.id),
+            worktree_path(ctx.manifest, ctx.project.root, pair),
+        )
+    )
+    return build_plan(
+        ctx.manifest,
+        ctx.project.root,
+        ctx.states,
+        push=push,
+        codeowners=ctx.codeowners,
+        guards_current=current,
+    )
+
+
+class Executor:
+    """Runs plan steps against real repositories, reporting every ref it moves."""
+
+    def __init__(self, ctx: Context, on_ref_move: RefMove):
+        self.ctx = ctx
+        self.on_ref_move = on_ref_move
+        self._worktree_config_done: set[RepoId] = set()
+
+    def run(self, step: Step) -> None:
+        """Execute one step."""
+        handler = getattr(self, f"_do_{type(step).__name__}")
+        handler(step)
+
+    # -- steps -----------------------------------------------------------------------------------------
+    def _do_CreateBranch(self, step: CreateBranch) -> None:
+        from coditect_cli.adapters.git import Git
+
+        g = Git(self.ctx.repo_path(step.repo))
+        args = ["branch", "--track" if step.track else "--no-track", step.branch, step.start_point]
+        g.run(*args)
+        self.on_ref_move(step.repo, f"refs/heads/{step.branch}", None, g.out("rev-parse", step.branch))
+
+    def _do_WriteCodeowners(self, step: WriteCodeowners) -> None:
+        from coditect_cli.adapters.git import Git, commit_file, is_dirty
+
+        repo = self.ctx.repo_path(step.repo)
+        text = self.ctx.codeowners[step.repo].text
+        message = (
+            f"chore(coditect): {'update' if step.update else 'add'} CODEOWNERS for {self.ctx.manifest.phase}"
+        )
+        checked_out = _where_checked_out(repo, step.branch)
+        if checked_out is None:
+            old, new = commit_file(repo, step.branch, step.path, text, message)
+        else:
+            # The branch is someone's HEAD: commit there, the normal way, only when that worktree is clean.
+            dirty = is_dirty(checked_out)
+            if dirty:
+                raise RefusedError(
+                    f"{step.branch} is checked out in {checked_out} with uncommitted changes; "
+                    "setup will not touch it",
+                    hint="commit or stash there, then run `coditect streams setup` again:\n  "
+                    + "\n  ".join(dirty),
+                )
+            g = Git(checked_out)
+            old = g.out("rev-parse", "HEAD")
+            target = checked_out / step.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            g.run("add", "--", step.path)
+            g.run("commit", "-q", "-m", message, "--", step.path)
+            new = g.out("rev-parse", "HEAD")
+        self.on_ref_move(step.repo, f"refs/heads/{step.branch}", old, new)
+
+    def _do_ExcludePath(self, step: ExcludePath) -> None:
+        exclude = self.ctx.states[step.repo].git_common_dir / "info" / "exclude"
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+        if step.pattern in existing.splitlines():
+            return
+        sep = "" if not existing or existing.endswith("\n") else "\n"
+        exclude.write_text(f"{existing}{sep}# coditect worktrees\n{step.pattern}\n", encoding="utf-8")
+
+    def _do_AddWorktree(self, step: AddWorktree) -> None:
+        from coditect_cli.adapters.git import Git
+
+        if step.path.exists() and any(step.path.iterdir()):
+            raise RefusedError(
+                f"{step.path} exists and is not the worktree of {step.branch}; setup will not overwrite it",
+                hint="move it away (or point `worktrees:` in the manifest elsewhere), then run setup again",
+            )
+        step.path.parent.mkdir(parents=True, exist_ok=True)
+        Git(self.ctx.repo_path(step.repo)).run("worktree", "add", "--quiet", str(step.path), step.branch)
+
+    def _do_SwitchWorktree(self, step: SwitchWorktree) -> None:
+        from coditect_cli.adapters.git import Git, is_dirty
+
+        dirty = is_dirty(step.path)
+        if dirty:
+            raise RefusedError(
+                f"worktree {step.path} is on {step.current} with uncommitted changes; "
+                f"setup will not switch it to {step.branch}",
+                hint="commit or stash there, then run setup again:\n  " + "\n  ".join(dirty),
+            )
+        Git(step.path).run("switch", "--quiet", step.branch)
+
+    def _do_InstallGuard(self, step: InstallGuard) -> None:
+        from coditect_cli.adapters.git import Git, enable_worktree_config
+
+        state = self.ctx.states[step.repo]
+        if step.repo not in self._worktree_config_done:
+            enable_worktree_config(self.ctx.repo_path(step.repo), state.git_common_dir)
+            self._worktree_config_done.add(step.repo)
+        gitdir = worktree_git_dir(step.path)
+        if gitdir is None:
+            raise CoditectError(f"{step.path} is not a linked worktree; cannot install the ownership guard")
+        hooks = gitdir / HOOKS_DIR
+        hooks.mkdir(exist_ok=True)
+        hook = hooks / "pre-commit"
+        hook.write_text(expected_hook(self.ctx, step.stream, step.repo), encoding="utf-8")
+        hook.chmod(0o755)
+        Git(step.path).run("config", "--worktree", "core.hooksPath", str(hooks))
+
+    def _do_Push(self, step: Push) -> None:
+        from coditect_cli.adapters import proc
+
+        repo = self.ctx.repo_path(step.repo)
+        try:
+            proc.run(["git", "-C", str(repo), "push", "--quiet", "-u", "origin", *step.branches], timeout=300)
+        except CommandFailed as exc:
+            url = self.ctx.states[step.repo].origin_url
+            raise UnavailableError(
+                f"could not push {', '.join(step.branches)} of repository {step.repo!r} to origin ({url}): "
+                f"{exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else 'push failed'}",
+                hint="everything else was done locally; fix the origin (or use --no-push) and run setup again",
+            ) from None
+
+
+def _where_checked_out(repo: Path, branch: str) -> Path | None:
+    from coditect_cli.adapters.git import read_state
+
+    for path, checked in read_state(repo).worktrees.items():
+        if checked == branch:
+            return path
+    return None
+
+
+class StepFailed(CoditectError):
+    """A setup step failed; carries the steps that were done before it."""
+
+
+def execute(ctx: Context, plan: Plan, on_ref_move: RefMove) -> list[Step]:
+    """Run every step of ``plan``; on failure re-raise with what was done so far (the rest is re-planned)."""
+    executor = Executor(ctx, on_ref_move)
+    done: list[Step] = []
+    for step in plan.steps:
+        try:
+            executor.run(step)
+        except CoditectError as exc:
+            summary = (
+                f"{len(done)} of {len(plan.steps)} step(s) done before it" if done else "nothing was changed"
+            )
+            exc.message = f"{exc.message}\nsetup stopped at: {step.describe()} ({summary})"
+            if exc.hint is None:
+                exc.hint = "run `coditect streams setup` again to finish: it continues where this run stopped"
+            raise
+        done.append(step)
+    return done
+
+
+def setup(project: Project, phase: str | None, *, push: bool = True, dry_run: bool = False) -> SetupResult:
+    """Plan and (unless ``dry_run``) execute setup for ``phase`` under the phase lock, journaling ref moves."""
+    ctx = read_context(project, phase)
+    if dry_run:
+        return SetupResult(compute_plan(ctx, push=push), dry_run=True)
+    from coditect_cli.state.lock import phase_lock
+    from coditect_cli.state.store import Store
+
+    common = project_common_dir(project)
+    phase_name = ctx.manifest.phase
+    with phase_lock(common, phase_name, "coditect streams setup"):
+        # Re-read under the lock: another process may have set things up meanwhile.
+        ctx = read_context(project, phase)
+        plan = compute_plan(ctx, push=push)
+        if plan.empty:
+            return SetupResult(plan)
+        with Store.open(common) as store:
+            run_id = store.begin_run("streams setup", phase_name)
+
+            def moved(repo: str, ref: str, old: str | None, new: str | None) -> None:
+                store.record_ref_move(run_id, "streams setup", phase_name, repo, ref, old, new)
+
+            try:
+                done = execute(ctx, plan, moved)
+            except BaseException:
+                store.finish_run(run_id, "failed")
+                raise
+            store.finish_run(run_id, "ok")
+    return SetupResult(plan, done)
+
+
+def project_common_dir(project: Project) -> Path:
+    """The git common dir of the project's superproject: where coditect keeps its state and locks."""
+    from coditect_cli.adapters.git import Git
+
+    common = Path(Git(project.root).out("rev-parse", "--git-common-dir"))
+    return common if common.is_absolute() else (project.root / common).resolve()
