@@ -95,5 +95,5 @@ def hook_script(manifest: Manifest, stream: StreamId, repo: RepoId, chained: str
         repo=json.dumps(repo),
         rules=repr(json.dumps(rules)),
         owners=repr(json.dumps(owners)),
-        chained=json.dumps(chained),
+        chained=repr(chained),
     )
