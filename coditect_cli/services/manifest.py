@@ -35,12 +35,15 @@ def check(project: Project, phase: str | None, *, with_repos: bool = True) -> Va
     return validate(loaded, project.root, GitReader() if with_repos else None)
 
 
-def load_valid(project: Project, phase: str | None) -> Checked:
-    """Load and validate; raise ManifestError listing the errors when the manifest is not valid."""
+def load_valid(project: Project, phase: str | None, *, with_repos: bool = True) -> Checked:
+    """Load and validate; raise ManifestError listing the errors when the manifest is not valid.
+
+    ``with_repos`` False skips the checks that need the repositories on disk.
+    """
     from coditect_cli.adapters.git import GitReader
 
     loaded = load(project, phase)
-    report = validate(loaded, project.root, GitReader())
+    report = validate(loaded, project.root, GitReader() if with_repos else None)
     if not report.ok:
         raise ManifestError(
             f"{loaded.source.display}: {len(report.errors)} error(s); run `coditect validate` for details",
