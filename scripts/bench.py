@@ -28,7 +28,9 @@ sys.path.insert(0, str(REPO))
 Row = dict[str, object]
 
 
-def _time_cmd(argv: list[str], runs: int, cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
+def _time_cmd(
+    argv: list[str], runs: int, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> float:
     """Median wall time of ``argv`` over ``runs`` runs (one warm-up run first)."""
     full_env = {**os.environ, **(env or {})}
     subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, check=False)
@@ -57,21 +59,147 @@ def bench_startup(runs: int, workdir: Path) -> list[Row]:
     help_time = _time_cmd([*_coditect(), "--help"], runs)
     validate_time = _time_cmd([*_coditect(), "validate"], runs, cwd=sandbox.root)
     return [
-        {"benchmark": "startup", "case": "python -c 'import typer, rich.console' (baseline)", "seconds": baseline},
-        {"benchmark": "startup", "case": "coditect --help", "seconds": help_time,
-         "ratio_to_baseline": help_time / baseline, "target": "<= 1.3x baseline"},
-        {"benchmark": "startup", "case": "coditect validate (sandbox, 4 repos)", "seconds": validate_time,
-         "ratio_to_baseline": validate_time / baseline},
+        {
+            "benchmark": "startup",
+            "case": "python -c 'import typer, rich.console' (baseline)",
+            "seconds": baseline,
+        },
+        {
+            "benchmark": "startup",
+            "case": "coditect --help",
+            "seconds": help_time,
+            "ratio_to_baseline": help_time / baseline,
+            "target": "<= 1.3x baseline",
+        },
+        {
+            "benchmark": "startup",
+            "case": "coditect validate (sandbox, 4 repos)",
+            "seconds": validate_time,
+            "ratio_to_baseline": validate_time / baseline,
+        },
     ]
+
+
+def _many_streams_manifest(base_text: str, n: int) -> str:
+    """The example manifest with its streams replaced by ``n`` streams spread over the four repositories.
+
+    Each stream owns its own directory ``area-<i>/`` (created and committed by the caller) in one repository,
+    so the plan and ownership checks scale with ``n`` while staying valid.
+    """
+    import yaml
+
+    data = yaml.safe_load(base_text)
+    repos = [r["id"] for r in data["repositories"]]
+    data["shared"] = []
+    data["checkpoints"] = []
+    data["merge"]["suite"] = []
+    data["streams"] = [
+        {
+            "id": f"s{i:02d}",
+            "terminal": i + 1,
+            "name": f"Stream {i}",
+            "agent": "shell-agent",
+            "work": [{"repo": repos[i % len(repos)], "topic": f"topic-{i}", "owns": [f"area-{i}/"]}],
+            "deliverables": [{"id": f"t{i:02d}", "days": "1-2", "title": f"task {i}"}],
+        }
+        for i in range(n)
+    ]
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _scaled_sandbox(workdir: Path, name: str, n: int) -> Path:
+    """A sandbox whose manifest ``bench.yaml`` has ``n`` streams, each with a committed ``area-<i>/``."""
+    from coditect_cli.adapters import proc
+    from coditect_cli.sandbox import build_sandbox
+    from coditect_cli.services.demo import example_manifest
+
+    sandbox = build_sandbox(workdir / name, example_manifest())
+    root = sandbox.root
+    text = _many_streams_manifest(example_manifest().read_text(), n)
+    (root / "workstreams" / "phase-1.yaml").unlink()
+    (root / "workstreams" / "bench.yaml").write_text(text)
+    import yaml
+
+    repos = {r["id"]: r["path"] for r in yaml.safe_load(text)["repositories"]}
+    for i, stream in enumerate(yaml.safe_load(text)["streams"]):
+        repo = root / repos[stream["work"][0]["repo"]]
+        (repo / f"area-{i}").mkdir()
+        (repo / f"area-{i}" / "README.md").write_text(f"area {i}\n")
+    for path in repos.values():
+        proc.run(["git", "-C", str(root / path), "add", "-A"])
+        proc.run(["git", "-C", str(root / path), "commit", "-qm", "bench areas"])
+    return root
+
+
+def bench_setup(runs: int, workdir: Path) -> list[Row]:
+    """`coditect streams setup --no-push` for 20 streams across 4 repositories (fresh sandbox each run)."""
+    samples = []
+    for i in range(max(1, min(runs, 5))):
+        root = _scaled_sandbox(workdir, f"setup-{i}", 20)
+        start = time.perf_counter()
+        proc = subprocess.run([*_coditect(), "streams", "setup", "--no-push"], cwd=root, capture_output=True)
+        samples.append(time.perf_counter() - start)
+        if proc.returncode != 0:
+            raise SystemExit(f"setup failed: {proc.stderr.decode()}")
+    return [
+        {
+            "benchmark": "setup",
+            "case": "streams setup --no-push, 20 streams / 4 repos",
+            "seconds": statistics.median(samples),
+            "target": "<= 3 s",
+        }
+    ]
+
+
+_SHIM = """#!/bin/sh
+printf '%s\\t%s\\n' "$PWD" "$*" >> "$GIT_COUNT_LOG"
+exec {git} "$@"
+"""
+
+
+def bench_git_processes(runs: int, workdir: Path) -> list[Row]:
+    """Git processes started per repository by read-only commands, at 8 and at 32 streams."""
+    real_git = shutil.which("git") or "/usr/bin/git"
+    shim_dir = workdir / "shim"
+    shim_dir.mkdir()
+    shim = shim_dir / "git"
+    shim.write_text(_SHIM.format(git=real_git))
+    shim.chmod(0o755)
+    rows: list[Row] = []
+    commands = [["validate"], ["plan"], ["codeowners", "check"], ["conflicts"]]
+    for n in (8, 32):
+        root = _scaled_sandbox(workdir, f"count-{n}", n)
+        subprocess.run(
+            [*_coditect(), "streams", "setup", "--no-push"], cwd=root, capture_output=True, check=True
+        )
+        for command in commands:
+            log = workdir / f"git-{n}-{'-'.join(command)}.log"
+            env = {**os.environ, "PATH": f"{shim_dir}:{os.environ['PATH']}", "GIT_COUNT_LOG": str(log)}
+            subprocess.run([*_coditect(), *command], cwd=root, env=env, capture_output=True)
+            calls = log.read_text().splitlines() if log.exists() else []
+            rows.append(
+                {
+                    "benchmark": "git-processes",
+                    "case": f"coditect {' '.join(command)} ({n} streams, 4 repos)",
+                    "seconds": 0.0,
+                    "git_processes": len(calls),
+                    "per_repo": round(len(calls) / 4, 2),
+                }
+            )
+    return rows
 
 
 BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "startup": bench_startup,
+    "setup": bench_setup,
+    "git-processes": bench_git_processes,
 }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append", help="run only these groups")
     parser.add_argument("--runs", type=int, default=15, help="runs per measured command (median is reported)")
     parser.add_argument("--json", action="store_true", help="print JSON rows")
@@ -94,8 +222,14 @@ def main() -> int:
             extra += f"  ({float(row['ratio_to_baseline']):.2f}x baseline)"  # type: ignore[arg-type]
         if "target" in row:
             extra += f"  target {row['target']}"
+        if "git_processes" in row:
+            print(
+                f"{row['benchmark']:<14} {row['case']:<58} {row['git_processes']:>5} git processes"
+                f" ({row['per_repo']} per repo)"
+            )
+            continue
         seconds = float(row["seconds"])  # type: ignore[arg-type]
-        print(f"{row['benchmark']:<10} {row['case']:<58} {seconds * 1000:8.1f} ms{extra}")
+        print(f"{row['benchmark']:<14} {row['case']:<58} {seconds * 1000:8.1f} ms{extra}")
     return 0
 
 

@@ -148,6 +148,11 @@ class Executor:
         self.ctx = ctx
         self.on_ref_move = on_ref_move
         self._worktree_config_done: set[RepoId] = set()
+        # Object ids of the refs this run knows, so creating a branch costs one git process.
+        self._refs: dict[RepoId, dict[str, str]] = {
+            repo: {**{f"origin/{b}": sha for b, sha in st.remote.items()}, **st.local}
+            for repo, st in ctx.states.items()
+        }
 
     def run(self, step: Step) -> None:
         """Execute one step."""
@@ -159,9 +164,23 @@ class Executor:
         from coditect_cli.adapters.git import Git
 
         g = Git(self.ctx.repo_path(step.repo))
-        args = ["branch", "--track" if step.track else "--no-track", step.branch, step.start_point]
-        g.run(*args)
-        self.on_ref_move(step.repo, f"refs/heads/{step.branch}", None, g.out("rev-parse", step.branch))
+        known = self._refs[step.repo]
+        sha = known.get(step.start_point)
+        if step.track or sha is None:
+            g.run("branch", "--track" if step.track else "--no-track", step.branch, step.start_point)
+            sha = g.out("rev-parse", f"refs/heads/{step.branch}")
+        else:
+            # Compare-and-swap against "must not exist" (the zero id): never moves an existing branch.
+            g.run(
+                "update-ref",
+                "-m",
+                "coditect: streams setup",
+                f"refs/heads/{step.branch}",
+                sha,
+                "0" * len(sha),
+            )
+        known[step.branch] = sha
+        self.on_ref_move(step.repo, f"refs/heads/{step.branch}", None, sha)
 
     def _do_WriteCodeowners(self, step: WriteCodeowners) -> None:
         from coditect_cli.adapters.git import Git, commit_file, is_dirty
@@ -171,7 +190,9 @@ class Executor:
         message = (
             f"chore(coditect): {'update' if step.update else 'add'} CODEOWNERS for {self.ctx.manifest.phase}"
         )
-        checked_out = _where_checked_out(repo, step.branch)
+        checked_out = next(
+            (p for p, b in self.ctx.states[step.repo].worktrees.items() if b == step.branch), None
+        )
         if checked_out is None:
             old, new = commit_file(repo, step.branch, step.path, text, message)
         else:
@@ -192,6 +213,7 @@ class Executor:
             g.run("add", "--", step.path)
             g.run("commit", "-q", "-m", message, "--", step.path)
             new = g.out("rev-parse", "HEAD")
+        self._refs[step.repo][step.branch] = new
         self.on_ref_move(step.repo, f"refs/heads/{step.branch}", old, new)
 
     def _do_ExcludePath(self, step: ExcludePath) -> None:
@@ -241,7 +263,12 @@ class Executor:
         hook = hooks / "pre-commit"
         hook.write_text(expected_hook(self.ctx, step.stream, step.repo), encoding="utf-8")
         hook.chmod(0o755)
-        Git(step.path).run("config", "--worktree", "core.hooksPath", str(hooks))
+        config = gitdir / "config.worktree"
+        if config.exists():
+            Git(step.path).run("config", "--worktree", "core.hooksPath", str(hooks))
+        else:
+            # A new worktree has no config of its own yet: writing it saves a git process per worktree.
+            config.write_text(f"[core]\n\thooksPath = {_config_value(str(hooks))}\n", encoding="utf-8")
 
     def _do_Push(self, step: Push) -> None:
         from coditect_cli.adapters import proc
@@ -258,17 +285,9 @@ class Executor:
             ) from None
 
 
-def _where_checked_out(repo: Path, branch: str) -> Path | None:
-    from coditect_cli.adapters.git import read_state
-
-    for path, checked in read_state(repo).worktrees.items():
-        if checked == branch:
-            return path
-    return None
-
-
-class StepFailed(CoditectError):
-    """A setup step failed; carries the steps that were done before it."""
+def _config_value(value: str) -> str:
+    """``value`` quoted for a git config file."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def execute(ctx: Context, plan: Plan, on_ref_move: RefMove) -> list[Step]:
