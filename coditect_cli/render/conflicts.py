@@ -42,7 +42,7 @@ def matrix(repo: RepoReport) -> Table:
     title = f"{repo.repo} [dim]({repo.path})[/]"
     table = Table(title=title, title_justify="left")
     table.add_column("stream", style="bold", no_wrap=True)
-    table.add_column("branch", style="dim")
+    table.add_column("branch", style="dim", overflow="fold")
     for lane in repo.lanes:
         table.add_column(lane.label, justify="center")
     table.add_column(INTEGRATION, justify="center")
@@ -81,8 +81,6 @@ def print_conflicts(console: Console, report: ConflictReport) -> None:
         return
     for repo in report.repositories:
         console.print(matrix(repo))
-        if repo.integration.branch not in repo.refs:
-            console.print(f"  [yellow]?[/] integration branch {escape(repo.integration.branch)} is missing")
     conflicting = [(r, o) for r in report.repositories for o in r.conflicts]
     if conflicting:
         console.print()

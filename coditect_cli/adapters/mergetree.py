@@ -1,0 +1,215 @@
+"""Merges computed in the object database, many per git process: ``git merge-tree --write-tree --stdin``.
+
+Two facts of git 2.39 shape this module:
+
+* ``merge-tree`` exits non-zero both for a conflict and for a ref it cannot resolve, and in ``--stdin``
+  mode it *dies* (exit 128, later pairs never merged) on an unknown ref, a non-commit or unrelated
+  histories. So every ref is verified first (:func:`verify_refs`, one ``cat-file --batch-check``
+  process) and only known commits are fed; if git still dies mid-batch, the records already written are
+  kept, the pair it died on becomes an error result, and the rest is fed to a new process.
+* ``--write-tree`` writes the merged trees and blobs (conflict markers included) into the object database.
+  They go to a throw-away object directory (the repository's own is an alternate, read-only), so
+  predicting conflicts leaves no loose objects behind.
+
+Output of ``git merge-tree --write-tree --stdin -z --name-only --messages``, one record per input line::
+
+    <status> NUL <tree> NUL (<conflicted path> NUL)* NUL
+    (<N> NUL <path> NUL ...N paths... <type> NUL <message> NUL)* NUL
+
+``status`` is ``1`` (clean) or ``0`` (conflicts); the types are e.g. ``Auto-merging``,
+``CONFLICT (contents)``, ``CONFLICT (modify/delete)``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from coditect_cli.adapters import proc
+from coditect_cli.domain.conflicts import MergeMessage, MergeResult
+from coditect_cli.errors import CommandFailed
+
+__all__ = ["MergeMessage", "MergeResult", "MergeTreeFormatError", "merge_tree_batch", "verify_refs"]
+
+_HEX = frozenset("0123456789abcdef")
+
+
+class MergeTreeFormatError(ValueError):
+    """``git merge-tree`` printed something this parser does not understand."""
+
+
+def _usable(ref: str) -> bool:
+    # A line of cat-file / merge-tree input: no whitespace, not empty, not an option.
+    return bool(ref) and not ref.startswith("-") and not any(c.isspace() for c in ref)
+
+
+def verify_refs(git_dir_path: str | Path, refs: Iterable[str]) -> dict[str, str | None]:
+    """Every ref in ``refs`` mapped to the commit it names, or None when it names no commit.
+
+    One ``git cat-file --batch-check`` process however many refs; annotated tags are peeled to their
+    commit, and anything that is not a commit (a tree, a blob, an unknown or ambiguous name) maps to None.
+    """
+    wanted = list(dict.fromkeys(refs))
+    out: dict[str, str | None] = dict.fromkeys(wanted)
+    asked = [r for r in wanted if _usable(r)]
+    if not asked:
+        return out
+    done = proc.run(
+        ["git", "-C", str(git_dir_path), "cat-file", "--batch-check=%(objectname) %(objecttype)"],
+        input="".join(f"{r}^{{commit}}\n" for r in asked),
+    )
+    lines = done.stdout.splitlines()
+    if len(lines) != len(asked):
+        raise CommandFailed(
+            list(done.argv),
+            done.returncode,
+            f"{len(asked)} refs asked, {len(lines)} answers: {done.stdout!r}",
+        )
+    for ref, line in zip(asked, lines, strict=True):
+        sha, _, kind = line.partition(" ")
+        if kind == "commit" and len(sha) >= 40 and set(sha) <= _HEX:
+            out[ref] = sha
+    return out
+
+
+def _object_dir(repo_path: Path) -> Path | None:
+    """The repository's object directory (absolute), or None when git cannot tell."""
+    done = proc.run(
+        ["git", "-C", str(repo_path), "rev-parse", "--path-format=absolute", "--git-path", "objects"],
+        check=False,
+    )
+    found = done.stdout.strip()
+    return Path(found) if done.returncode == 0 and found else None
+
+
+def _scratch_parent() -> str | None:
+    """Where the throw-away object directory goes: ``$TMPDIR`` when set, else ``/dev/shm`` when it is a
+    writable tmpfs (writing a loose object per merge costs several times less there), else the default."""
+    if os.environ.get("TMPDIR"):
+        return None
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+def _parse(stdout: str, pairs: Sequence[tuple[str, str]]) -> list[MergeResult]:
+    """The complete records in ``stdout`` (a process that died may leave fewer records than pairs)."""
+    tokens = stdout.split("\0")
+    n = len(tokens)
+    results: list[MergeResult] = []
+    i = 0
+    while len(results) < len(pairs) and i < n:
+        start = i
+        status = tokens[i]
+        if status == "" and i == n - 1:  # what follows the last NUL
+            break
+        if status not in ("0", "1"):
+            raise MergeTreeFormatError(f"record {len(results) + 1}: status {status!r} is not 0 or 1")
+        if i + 1 >= n:
+            break
+        tree = tokens[i + 1]
+        i += 2
+        paths: list[str] = []
+        while i < n and tokens[i] != "":
+            paths.append(tokens[i])
+            i += 1
+        i += 1  # the empty line before the messages
+        messages: list[MergeMessage] = []
+        complete = False
+        while i < n:
+            count = tokens[i]
+            if count == "":
+                complete = i < n - 1  # the token after the last NUL is no terminator
+                i += 1
+                break
+            if not count.isdigit():
+                raise MergeTreeFormatError(f"record {len(results) + 1}: path count {count!r} expected")
+            k = int(count)
+            if i + k + 2 >= n - 1:  # the message text is not NUL-terminated yet
+                break
+            names = tuple(tokens[i + 1 : i + 1 + k])
+            kind, text = tokens[i + 1 + k], tokens[i + 2 + k]
+            messages.append(MergeMessage(names, kind, text.rstrip("\n")))
+            i += k + 3
+        if not complete:
+            i = start
+            break
+        ours, theirs = pairs[len(results)]
+        results.append(
+            MergeResult(
+                ours,
+                theirs,
+                status == "1",
+                tuple(dict.fromkeys(paths)),
+                tree if tree and set(tree) <= _HEX else None,
+                tuple(messages),
+            )
+        )
+    return results
+
+
+def merge_tree_batch(
+    repo_path: str | Path, pairs: Sequence[tuple[str, str]], *, keep_objects: bool = False
+) -> list[MergeResult]:
+    """Merge each ``(ours, theirs)`` of ``pairs`` in the repository at ``repo_path``; one result per pair.
+
+    One ``git merge-tree --stdin`` process for the whole batch (plus one ``rev-parse`` for the scratch
+    object directory, unless ``keep_objects``); a pair git refuses (unrelated histories, unknown ref)
+    becomes a result with ``error`` set and costs one more process for the pairs after it. Verify the
+    refs with :func:`verify_refs` first: this function trusts them.
+    """
+    pairs = list(pairs)
+    if not pairs:
+        return []
+    for ours, theirs in pairs:
+        if not (_usable(ours) and _usable(theirs)):
+            raise ValueError(f"cannot feed {ours!r} {theirs!r} to git merge-tree --stdin")
+    repo = Path(repo_path)
+    env: dict[str, str] = {}
+    scratch: str | None = None
+    options: list[str] = []
+    if not keep_objects:
+        objects = _object_dir(repo)
+        if objects is not None:
+            scratch = tempfile.mkdtemp(prefix="coditect-merge-tree-", dir=_scratch_parent())
+            env = {"GIT_OBJECT_DIRECTORY": scratch, "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)}
+            options = ["-c", "core.fsync=none", "-c", "core.fsyncObjectFiles=false"]  # thrown away anyway
+    try:
+        results: list[MergeResult] = []
+        while len(results) < len(pairs):
+            rest = pairs[len(results) :]
+            done = proc.run(
+                [
+                    "git",
+                    "-C",
+                    str(repo),
+                    *options,
+                    "merge-tree",
+                    "--write-tree",
+                    "--stdin",
+                    "-z",
+                    "--name-only",
+                    "--messages",
+                ],
+                input="".join(f"{a} {b}\n" for a, b in rest),
+                env=env,
+                check=False,
+            )
+            got = _parse(done.stdout, rest)
+            results.extend(got)
+            if len(got) == len(rest):
+                break
+            if done.returncode == 0:
+                raise MergeTreeFormatError(
+                    f"git merge-tree answered {len(got)} of {len(rest)} merges: {done.stdout[-200:]!r}"
+                )
+            lines = [line for line in done.stderr.splitlines() if line.strip()]
+            reason = lines[-1].removeprefix("fatal: ") if lines else f"git merge-tree exit {done.returncode}"
+            ours, theirs = rest[len(got)]
+            results.append(MergeResult(ours, theirs, False, error=reason))
+        return results
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
