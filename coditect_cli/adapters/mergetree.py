@@ -175,7 +175,7 @@ def merge_tree_batch(
         if objects is not None:
             scratch = tempfile.mkdtemp(prefix="coditect-merge-tree-", dir=_scratch_parent())
             env = {"GIT_OBJECT_DIRECTORY": scratch, "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)}
-            options = ["-c", "core.fsync=none", "-c", "core.fsyncObjectFiles=false"]  # thrown away anyway
+            options = ["-c", "core.fsync=none", "-c", "core.looseCompression=0"]  # thrown away anyway
     try:
         results: list[MergeResult] = []
         while len(results) < len(pairs):
