@@ -25,7 +25,7 @@ def setup(
 
     app = use(ctx, as_json)
     result = run_setup(app.project(), phase, push=not no_push, dry_run=dry_run)
-    app.emit("streams setup", setup_data(result), lambda c: print_setup(c, result))
+    app.emit("streams setup", setup_data(result), lambda c: print_setup(c, result, detailed=app.verbose))
 
 
 def register(app: typer.Typer) -> None:

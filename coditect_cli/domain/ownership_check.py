@@ -41,7 +41,9 @@ def check_branch(pair: Pair, own: RepoOwnership, changed: tuple[str, ...]) -> Br
                 shared.append(path)
             continue
         violations.append(Violation(path, tuple(sorted(owners.streams))))
-    return BranchCheck(pair.stream.id, pair.repo.id, pair.branch, len(changed), tuple(violations), tuple(shared))
+    return BranchCheck(
+        pair.stream.id, pair.repo.id, pair.branch, len(changed), tuple(violations), tuple(shared)
+    )
 
 
 @dataclass(frozen=True)

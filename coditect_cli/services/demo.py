@@ -1,7 +1,12 @@
-"""The sandbox demo: build bare origins and a superproject with submodules, then run the flow there."""
+"""The sandbox demo: build bare origins and a superproject with submodules, then run the flow there.
+
+Each stage returns a :class:`Stage` (its data for ``--json`` and a renderer for the terminal), so the demo
+is the same code path a user drives by hand, one command after another.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,9 +18,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from coditect_cli.cli.context import AppContext
-    from coditect_cli.domain.plan import Plan
-    from coditect_cli.domain.validate import ValidationReport
     from coditect_cli.sandbox import Sandbox
+
+PHASE = "phase-1"
 
 
 def example_manifest() -> Path:
@@ -27,48 +32,181 @@ def example_manifest() -> Path:
 
 
 @dataclass
+class Stage:
+    """One step of the demo: a title, its JSON data and how to show it."""
+
+    key: str
+    title: str
+    data: Any
+    show: Callable[[Console], None]
+
+
+@dataclass
 class DemoResult:
-    """What the demo did, for the JSON envelope and the terminal."""
+    """Everything the demo did, for the JSON envelope and the terminal."""
 
     sandbox: Sandbox
-    report: ValidationReport
-    plan: Plan
+    stages: list[Stage] = field(default_factory=list)
     exit_code: ExitCode = ExitCode.OK
-    notes: list[str] = field(default_factory=list)
 
     def data(self) -> dict[str, Any]:
-        from coditect_cli.render.manifest import plan_data, validation_data
-
         return {
             "sandbox": str(self.sandbox.root),
             "origins": {k: str(v) for k, v in self.sandbox.origins.items()},
             "rebuilt": self.sandbox.rebuilt,
-            "validate": validation_data(self.report),
-            "plan": plan_data(self.plan),
+            **{stage.key: stage.data for stage in self.stages},
         }
 
     def print(self, console: Console) -> None:
-        from coditect_cli.render.manifest import print_plan, print_validation
-
         verb = "Rebuilt" if self.sandbox.rebuilt else "Built"
         console.rule("coditect demo")
         console.print(f"{verb} the sandbox: superproject at [bold]{self.sandbox.root}[/]")
         for name, origin in self.sandbox.origins.items():
             console.print(f"  origin {name}: {origin}")
-        console.rule("coditect validate")
-        print_validation(console, self.report)
-        console.rule("coditect plan")
-        print_plan(console, self.plan)
-        console.print(f"\nNext: cd {self.sandbox.root} && coditect plan")
+        for stage in self.stages:
+            console.rule(stage.title)
+            stage.show(console)
+        console.rule()
+        console.print(f"Try it yourself: cd {self.sandbox.root} && coditect plan")
+
+
+def _commit(worktree: Path, path: str, text: str, message: str) -> tuple[bool, str]:
+    """Append ``text`` to ``path`` in ``worktree`` and commit it (the guard hook runs). (ok, hook output)."""
+    from coditect_cli.adapters import proc
+
+    target = worktree / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a", encoding="utf-8") as fh:
+        fh.write(text)
+    proc.run(["git", "-C", str(worktree), "add", "--", path])
+    done = proc.run(["git", "-C", str(worktree), "commit", "-q", "-m", message], check=False)
+    if done.returncode != 0:
+        # The commit was refused: leave the worktree as it was.
+        proc.run(["git", "-C", str(worktree), "reset", "-q", "--", path])
+        proc.run(["git", "-C", str(worktree), "checkout", "-q", "--", path])
+    return done.returncode == 0, (done.stderr + done.stdout).strip()
+
+
+def _stage_validate(project: Project) -> Stage:
+    from coditect_cli.render.manifest import print_validation, validation_data
+    from coditect_cli.services import manifest as svc
+
+    report = svc.check(project, PHASE)
+    return Stage(
+        "validate", "coditect validate", validation_data(report), lambda c: print_validation(c, report)
+    )
+
+
+def _stage_setup(project: Project) -> Stage:
+    from coditect_cli.render.setup import print_setup, setup_data
+    from coditect_cli.services.setup import setup
+
+    result = setup(project, PHASE)
+    return Stage("setup", "coditect streams setup", setup_data(result), lambda c: print_setup(c, result))
+
+
+def _stage_agents(project: Project) -> Stage:
+    """Two streams commit in their own areas; a third tries a file it does not own and is refused."""
+    from coditect_cli.domain.plan import worktree_path
+    from coditect_cli.services.setup import read_context
+
+    ctx = read_context(project, PHASE)
+    wt = {pair.key: worktree_path(ctx.manifest, project.root, pair) for pair in ctx.manifest.pairs()}
+    attempts = [
+        (
+            "infra",
+            wt["infra@infra"],
+            "opentofu/modules/networking/main.tf",
+            '\n# private service connection for Cloud SQL\nresource "google_compute_global_address" "psc" {}\n',
+            "feat(infra): reserve the private service connection range",
+        ),
+        (
+            "backend",
+            wt["backend@backend"],
+            "src/api/v1/auth.py",
+            "\n\ndef refresh(token: str) -> str:\n    return token\n",
+            "feat(auth): add token refresh",
+        ),
+        (
+            "deploy",
+            wt["deploy@backend"],
+            "src/api/v1/auth.py",
+            "\n# health endpoint for the readiness probe\n",
+            "chore(deploy): touch the auth module",
+        ),
+    ]
+    rows: list[dict[str, Any]] = []
+    for stream, worktree, path, text, message in attempts:
+        ok, output = _commit(worktree, path, text, message)
+        rows.append({"stream": stream, "path": path, "committed": ok, "guard": output})
+
+    def show(console: Console) -> None:
+        for row in rows:
+            mark = "[green]✓ committed[/]" if row["committed"] else "[red]✗ refused by the ownership guard[/]"
+            console.print(f"{mark}  stream [bold]{row['stream']}[/] → {row['path']}")
+            if not row["committed"]:
+                for line in str(row["guard"]).splitlines():
+                    console.print(f"    [dim]{line}[/]")
+
+    return Stage("agents", "agents commit in their worktrees (the guard checks each commit)", rows, show)
+
+
+def _stage_plant_shared_edit(project: Project) -> Stage:
+    """backend edits the shared openapi.yaml; a frontend contract change lands on integration meanwhile."""
+    from coditect_cli.adapters import proc
+    from coditect_cli.adapters.git import commit_file
+    from coditect_cli.domain.manifest import RepoId
+    from coditect_cli.domain.plan import worktree_path
+    from coditect_cli.services.setup import read_context
+
+    ctx = read_context(project, PHASE)
+    pair = next(p for p in ctx.manifest.pairs() if p.key == "backend@backend")
+    worktree = worktree_path(ctx.manifest, project.root, pair)
+    spec = worktree / "openapi.yaml"
+    original = spec.read_text(encoding="utf-8")
+    version_line = next(line for line in original.splitlines() if line.strip().startswith("version:"))
+    spec.write_text(original.replace(version_line, version_line.split(":")[0] + ': "0.2.0-auth"', 1))
+    proc.run(
+        ["git", "-C", str(worktree), "commit", "-q", "-am", "feat(api): bump contract for refresh tokens"]
+    )
+    repo = ctx.repo_path(RepoId(pair.repo.id))
+    integration = ctx.manifest.integration_branch
+    other = original.replace(version_line, version_line.split(":")[0] + ': "0.2.0-dashboard"', 1)
+    commit_file(repo, integration, "openapi.yaml", other, "feat(api): dashboard fields (frontend, approved)")
+    data = {"file": "openapi.yaml", "repo": "backend", "branch": pair.branch, "integration": integration}
+    return Stage(
+        "shared_edit",
+        "an overlapping edit on a shared file",
+        data,
+        lambda c: c.print(
+            f"backend changed the contract version in openapi.yaml on {pair.branch};\n"
+            f"a frontend contract change to the same line landed on {integration}."
+        ),
+    )
+
+
+def _stage_conflicts(project: Project) -> Stage:
+    from coditect_cli.render.conflicts import print_conflicts
+    from coditect_cli.services.conflicts import predict
+
+    report = predict(project, PHASE)
+    return Stage("conflicts", "coditect conflicts", report.to_json(), lambda c: print_conflicts(c, report))
 
 
 def run_demo(directory: Path, app: AppContext) -> DemoResult:
-    """Build (or rebuild) the sandbox in ``directory`` and run ``validate`` and ``plan`` in it."""
+    """Build (or rebuild) the sandbox in ``directory`` and run the phase's flow in it."""
     from coditect_cli.sandbox import build_sandbox
-    from coditect_cli.services import manifest as svc
 
     sandbox = build_sandbox(directory, example_manifest())
     project = Project(sandbox.root)
-    report = svc.check(project, "phase-1")
-    _, plan = svc.plan(project, "phase-1")
-    return DemoResult(sandbox, report, plan, ExitCode.OK if report.ok else ExitCode.USAGE)
+    result = DemoResult(sandbox)
+    stages: list[Callable[[Project], Stage]] = [
+        _stage_validate,
+        _stage_setup,
+        _stage_agents,
+        _stage_plant_shared_edit,
+        _stage_conflicts,
+    ]
+    for stage in stages:
+        result.stages.append(stage(project))
+    return result
