@@ -169,6 +169,24 @@ class Stream(_Model):
     gates: tuple[Gate, ...] = ()
     env: dict[str, str] = Field(default_factory=dict)
     prompt: str = ""
+    run: str = Field(
+        default="shell",
+        min_length=1,
+        description=(
+            "The agent: `shell` (a login shell), `claude` (Claude Code with the prompt), or a command template "
+            "with {prompt_file}, {stream}, {worktree} placeholders."
+        ),
+    )
+
+    @field_validator("run")
+    @classmethod
+    def _run(cls, value: str) -> str:
+        if value in {"shell", "claude"}:
+            return value
+        unknown = set(re.findall(r"\{([^{}]*)\}", value)) - {"prompt_file", "stream", "worktree"}
+        if unknown:
+            raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; allowed: prompt_file, stream, worktree")
+        return value
 
     @field_validator("env")
     @classmethod
@@ -219,6 +237,12 @@ class Manifest(_Model):
     title: str = ""
     project: Identifier | None = None
     forge: Literal["auto", "github", "local"] = "auto"
+    forge_url: str | None = Field(
+        default=None, description="GitHub Enterprise API base URL, e.g. https://github.example.com/api/v3."
+    )
+    layout: Literal["auto", "tiled", "windows"] = Field(
+        default="auto", description="tmux layout: one tiled window (auto: up to 6 streams) or a window per stream."
+    )
     worktrees: str = Field(
         default=".coditect/worktrees",
         description="Where stream worktrees go, relative to the project root: <worktrees>/<phase>/<stream>/<repo>.",
