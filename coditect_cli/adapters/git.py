@@ -103,6 +103,10 @@ def read_state(path: Path, blobs: Sequence[str] = ()) -> RepoState:
         if n.startswith("refs/remotes/origin/") and n != "refs/remotes/origin/HEAD"
     }
     worktrees = _parse_worktrees(g.out("worktree", "list", "--porcelain"))
+    # A submodule's main worktree is listed by its git dir (.git/modules/...): name its checkout instead.
+    main = next(iter(worktrees), None)
+    if main is not None and not (main / ".git").exists() and main != path:
+        worktrees = {(path if p == main else p): b for p, b in worktrees.items()}
     origin = g.run("config", "--get", "remote.origin.url", check=False).stdout.strip() or None
     exclude_file = common / "info" / "exclude"
     excluded = tuple(exclude_file.read_text().splitlines()) if exclude_file.is_file() else ()

@@ -43,7 +43,13 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
-    ctx.obj = AppContext(json=as_json, verbose=verbose, root=root)
+    app_ctx = ctx.find_object(AppContext)
+    if app_ctx is None:
+        app_ctx = AppContext()
+        ctx.obj = app_ctx
+    app_ctx.json = app_ctx.json or as_json
+    app_ctx.verbose = verbose
+    app_ctx.root = root
     if verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(message)s", stream=sys.stderr)
         logging.getLogger("coditect").setLevel(logging.DEBUG)
@@ -56,16 +62,11 @@ conflicts_cmd.register(app)
 demo.register(app)
 
 
-def _command_name(args: list[str]) -> str:
-    words = [a for a in args if not a.startswith("-")]
-    return " ".join(words[:2]) if words else "coditect"
-
-
-def _report(err: CoditectError, args: list[str]) -> int:
-    if "--json" in args:
+def _report(err: CoditectError, args: list[str], app_ctx: AppContext) -> int:
+    if app_ctx.json or "--json" in args:
         from coditect_cli.render.envelope import dumps, envelope
 
-        payload = envelope(_command_name(args), problems=err.problems, exit_code=err.exit_code, error=err)
+        payload = envelope(app_ctx.command, problems=err.problems, exit_code=err.exit_code, error=err)
         sys.stdout.write(dumps(payload) + "\n")
     else:
         from coditect_cli.render.console import make_console, print_problems
@@ -78,34 +79,77 @@ def _report(err: CoditectError, args: list[str]) -> int:
     return int(err.exit_code)
 
 
+def _framework_exit(exc: BaseException) -> int | None:
+    """The exit code for click's (or typer's vendored click's) own exceptions; None for anything else.
+
+    typer >= 0.29 vendors click with its own exception classes, older typer uses click's: match by name.
+    """
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "Exit" in names:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    if "Abort" in names:
+        sys.stderr.write("interrupted\n")
+        return 130
+    if "ClickException" in names:
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        return int(ExitCode.USAGE) if "UsageError" in names else int(getattr(exc, "exit_code", 1))
+    return None
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move ``--root PATH`` and ``--verbose`` written after the command to the front, where click wants them.
+
+    Everything after a ``--`` separator is left alone (a literal argument that looks like an option).
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in ("--verbose", "-v") or arg.startswith("--root="):
+            front.append(arg)
+        elif arg == "--root" and i + 1 < len(args):
+            front.extend(args[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and map every outcome to a documented exit code."""
-    import click
-
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    app_ctx = AppContext(json="--json" in args)
     try:
-        result = typer.main.get_command(app).main(args=args, prog_name="coditect", standalone_mode=False)
+        result = typer.main.get_command(app).main(
+            args=args, prog_name="coditect", standalone_mode=False, obj=app_ctx
+        )
         code = result if isinstance(result, int) else 0
     except CoditectError as err:
-        code = _report(err, args)
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+        code = _report(err, args, app_ctx)
+    except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         code = 130
-    except click.ClickException as exc:
-        exc.show()
-        code = int(ExitCode.USAGE) if isinstance(exc, click.UsageError) else exc.exit_code
     except Exception as exc:  # the last line of defence: never a traceback for users
-        if "--verbose" in args or "-v" in args:
-            import traceback
+        framework = _framework_exit(exc)
+        if framework is not None:
+            code = framework
+        else:
+            if app_ctx.verbose:
+                import traceback
 
-            traceback.print_exc()
-        from coditect_cli.adapters.proc import redact
+                traceback.print_exc()
+            from coditect_cli.adapters.proc import redact
 
-        sys.stderr.write(
-            f"internal error: {type(exc).__name__}: {redact(str(exc))}\n(run with --verbose for the traceback; "
-            "please report it)\n"
-        )
-        code = int(ExitCode.ERROR)
+            sys.stderr.write(
+                f"internal error: {type(exc).__name__}: {redact(str(exc))}\n"
+                "(run with --verbose for the traceback; please report it)\n"
+            )
+            code = int(ExitCode.ERROR)
     sys.exit(code)

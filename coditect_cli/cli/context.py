@@ -31,6 +31,7 @@ class AppContext:
     json: bool = False
     verbose: bool = False
     root: Path | None = None
+    command: str = "coditect"
     _console: Console | None = field(default=None, repr=False)
 
     @property
@@ -76,4 +77,7 @@ def use(ctx: typer.Context, as_json: bool = False) -> AppContext:
         ctx.obj = app_ctx
     if as_json:
         app_ctx.json = True
+    app_ctx.command = (
+        ctx.command_path.removeprefix(ctx.find_root().info_name or "coditect").strip() or "coditect"
+    )
     return app_ctx

@@ -185,7 +185,9 @@ class Stream(_Model):
             return value
         unknown = set(re.findall(r"\{([^{}]*)\}", value)) - {"prompt_file", "stream", "worktree"}
         if unknown:
-            raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; allowed: prompt_file, stream, worktree")
+            raise ValueError(
+                f"unknown placeholder {{{sorted(unknown)[0]}}}; allowed: prompt_file, stream, worktree"
+            )
         return value
 
     @field_validator("env")
@@ -241,7 +243,8 @@ class Manifest(_Model):
         default=None, description="GitHub Enterprise API base URL, e.g. https://github.example.com/api/v3."
     )
     layout: Literal["auto", "tiled", "windows"] = Field(
-        default="auto", description="tmux layout: one tiled window (auto: up to 6 streams) or a window per stream."
+        default="auto",
+        description="tmux layout: one tiled window (auto: up to 6 streams) or a window per stream.",
     )
     worktrees: str = Field(
         default=".coditect/worktrees",

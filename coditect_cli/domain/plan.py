@@ -168,6 +168,7 @@ def build_plan(
     there); ``guards_current`` are the worktrees whose ownership hook is already up to date.
     """
     steps: list[Step] = []
+    pushes: list[Step] = []  # after every local step of every repository: a bad origin blocks nothing local
     present: list[str] = []
     develop = manifest.branches.develop
     base = manifest.branches.base
@@ -236,5 +237,5 @@ def build_plan(
                 steps.append(AddWorktree(rid, StreamId(pair.stream.id), pair.branch, path, shown))
                 steps.append(InstallGuard(rid, StreamId(pair.stream.id), path, shown))
         if push and to_push:
-            steps.append(Push(rid, tuple(to_push)))
-    return Plan(manifest.phase, tuple(steps), tuple(present))
+            pushes.append(Push(rid, tuple(to_push)))
+    return Plan(manifest.phase, tuple(steps + pushes), tuple(present))

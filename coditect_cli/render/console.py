@@ -19,7 +19,14 @@ def make_console(*, stderr: bool = False) -> Console:
 
     no_color = "NO_COLOR" in os.environ and os.environ["NO_COLOR"] != ""
     stream = sys.stderr if stderr else sys.stdout
-    return Console(file=stream, no_color=no_color, highlight=False, soft_wrap=not stream.isatty())
+    # NO_COLOR (no-color.org): no colour and, to be safe for logs and screen readers, no styling at all.
+    return Console(
+        file=stream,
+        no_color=no_color,
+        color_system=None if no_color else "auto",
+        highlight=False,
+        soft_wrap=not stream.isatty(),
+    )
 
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}

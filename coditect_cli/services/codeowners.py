@@ -18,16 +18,7 @@ from coditect_cli.domain.ownership_check import (
 from coditect_cli.domain.plan import CODEOWNERS_PATH
 from coditect_cli.errors import CoditectError, RefusedError
 from coditect_cli.project import Project
-from coditect_cli.services.manifest import Checked, load_valid
-
-
-def manifest_label(checked: Checked) -> str:
-    """The manifest's path relative to the project root, as written in generated headers."""
-    path = checked.loaded.source.path
-    try:
-        return path.resolve().relative_to(checked.project.root.resolve()).as_posix()
-    except ValueError:
-        return checked.loaded.source.display
+from coditect_cli.services.manifest import Checked, load_valid, manifest_label
 
 
 def files_for(checked: Checked) -> dict[RepoId, CodeownersFile]:

@@ -52,6 +52,15 @@ def load_valid(project: Project, phase: str | None, *, with_repos: bool = True) 
     return Checked(loaded, report, project)
 
 
+def manifest_label(checked: Checked) -> str:
+    """The manifest's path relative to the project root, as written in generated headers."""
+    path = checked.loaded.source.path
+    try:
+        return path.resolve().relative_to(checked.project.root.resolve()).as_posix()
+    except ValueError:
+        return checked.loaded.source.display
+
+
 def plan(project: Project, phase: str | None, *, push: bool = True) -> tuple[Checked, Plan]:
     """The setup plan for ``phase`` against the repositories as they are now (changes nothing)."""
     from coditect_cli.services.setup import compute_plan, read_context

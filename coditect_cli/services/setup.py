@@ -33,7 +33,7 @@ from coditect_cli.domain.plan import (
 from coditect_cli.domain.repo import RepoState
 from coditect_cli.errors import CoditectError, CommandFailed, RefusedError, UnavailableError
 from coditect_cli.project import Project
-from coditect_cli.services.manifest import Checked, load_valid
+from coditect_cli.services.manifest import Checked, load_valid, manifest_label
 
 HOOKS_DIR = "coditect-hooks"
 RefMove = Callable[[str, str, str | None, str | None], None]
@@ -109,7 +109,7 @@ def read_context(project: Project, phase: str | None) -> Context:
 
     checked = load_valid(project, phase)
     manifest = checked.loaded.manifest
-    files = generate(manifest, checked.loaded.source.display)
+    files = generate(manifest, manifest_label(checked))
     integration = manifest.integration_branch
     states: dict[RepoId, RepoState] = {}
     for repo in manifest.repositories:
@@ -280,9 +280,18 @@ class Executor:
             url = self.ctx.states[step.repo].origin_url
             raise UnavailableError(
                 f"could not push {', '.join(step.branches)} of repository {step.repo!r} to origin ({url}): "
-                f"{exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else 'push failed'}",
+                f"{git_reason(exc.stderr)}",
                 hint="everything else was done locally; fix the origin (or use --no-push) and run setup again",
             ) from None
+
+
+def git_reason(stderr: str) -> str:
+    """The line of git's stderr that says why: the first ``fatal:``/``error:`` line, else the first line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("fatal:", "error:")):
+            return line.split(":", 1)[1].strip()
+    return lines[0] if lines else "failed"
 
 
 def _config_value(value: str) -> str:
@@ -291,22 +300,41 @@ def _config_value(value: str) -> str:
 
 
 def execute(ctx: Context, plan: Plan, on_ref_move: RefMove) -> list[Step]:
-    """Run every step of ``plan``; on failure re-raise with what was done so far (the rest is re-planned)."""
+    """Run every step of ``plan``; on failure re-raise with what was done so far (the rest is re-planned).
+
+    A failed push does not stop the other pushes (they come last, after all local work): the failures
+    are reported together at the end.
+    """
     executor = Executor(ctx, on_ref_move)
     done: list[Step] = []
+    failed_pushes: list[UnavailableError] = []
     for step in plan.steps:
         try:
             executor.run(step)
+        except UnavailableError as exc:
+            if isinstance(step, Push):
+                failed_pushes.append(exc)
+                continue
+            raise _stopped(exc, step, done, plan) from None
         except CoditectError as exc:
-            summary = (
-                f"{len(done)} of {len(plan.steps)} step(s) done before it" if done else "nothing was changed"
-            )
-            exc.message = f"{exc.message}\nsetup stopped at: {step.describe()} ({summary})"
-            if exc.hint is None:
-                exc.hint = "run `coditect streams setup` again to finish: it continues where this run stopped"
-            raise
+            raise _stopped(exc, step, done, plan) from None
         done.append(step)
+    if failed_pushes:
+        local = sum(not isinstance(s, Push) for s in done)
+        raise UnavailableError(
+            "\n".join(e.message for e in failed_pushes)
+            + f"\nall {local} local step(s) were done; only the push(es) above are missing",
+            hint="fix the origin (or use --no-push), then run `coditect streams setup` again to push",
+        )
     return done
+
+
+def _stopped(exc: CoditectError, step: Step, done: list[Step], plan: Plan) -> CoditectError:
+    summary = f"{len(done)} of {len(plan.steps)} step(s) done before it" if done else "nothing was changed"
+    exc.message = f"{exc.message}\nsetup stopped at: {step.describe()} ({summary})"
+    if exc.hint is None:
+        exc.hint = "run `coditect streams setup` again to finish: it continues where this run stopped"
+    return exc
 
 
 def setup(project: Project, phase: str | None, *, push: bool = True, dry_run: bool = False) -> SetupResult:

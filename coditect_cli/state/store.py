@@ -105,7 +105,66 @@ CREATE TABLE meta (
 );
 """
 
-MIGRATIONS: tuple[Migration, ...] = (_MIGRATION_1,)
+# Migration 2: the local forge. Pull requests (numbered per repository; at most one open PR per repository,
+# base and head), their reviews and comments, and check results by commit (a history: the latest row per
+# repository, commit and name is the current result).
+_MIGRATION_2 = """
+CREATE TABLE pull_requests (
+    id INTEGER PRIMARY KEY,
+    repo TEXT NOT NULL,
+    number INTEGER NOT NULL CHECK (number > 0),
+    base TEXT NOT NULL,
+    head TEXT NOT NULL,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'merged', 'closed')),
+    head_sha TEXT,
+    merged_head_sha TEXT,
+    base_sha TEXT,
+    merge_commit TEXT,
+    strategy TEXT CHECK (strategy IS NULL OR strategy IN ('squash', 'merge', 'rebase')),
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    merged TEXT,
+    closed TEXT,
+    UNIQUE (repo, number)
+);
+CREATE UNIQUE INDEX pull_requests_one_open ON pull_requests(repo, base, head) WHERE state = 'open';
+CREATE INDEX pull_requests_by_base ON pull_requests(repo, base, number);
+
+CREATE TABLE reviews (
+    id INTEGER PRIMARY KEY,
+    pr_id INTEGER NOT NULL REFERENCES pull_requests(id),
+    reviewer TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('approved', 'changes_requested', 'commented')),
+    body TEXT NOT NULL DEFAULT '',
+    head_sha TEXT,
+    time TEXT NOT NULL
+);
+CREATE INDEX reviews_by_pr ON reviews(pr_id, id);
+
+CREATE TABLE checks (
+    id INTEGER PRIMARY KEY,
+    repo TEXT NOT NULL,
+    sha TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'success', 'failure')),
+    log TEXT,
+    time TEXT NOT NULL
+);
+CREATE INDEX checks_by_commit ON checks(repo, sha, name, id);
+
+CREATE TABLE comments (
+    id INTEGER PRIMARY KEY,
+    pr_id INTEGER NOT NULL REFERENCES pull_requests(id),
+    author TEXT NOT NULL,
+    body TEXT NOT NULL,
+    time TEXT NOT NULL
+);
+CREATE INDEX comments_by_pr ON comments(pr_id, id);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (_MIGRATION_1, _MIGRATION_2)
 """The schema, as ordered migrations; ``user_version`` counts those applied. Append only."""
 
 
@@ -131,6 +190,82 @@ class Event:
     old: str | None
     new: str | None
     detail: dict[str, Any] | None
+
+
+PR_STATES = ("open", "merged", "closed")
+"""Every value ``pull_requests.state`` takes."""
+REVIEW_STATES = ("approved", "changes_requested", "commented")
+"""Every value ``reviews.state`` takes."""
+CHECK_STATUSES = ("pending", "success", "failure")
+"""Every value ``checks.status`` takes."""
+MERGE_STRATEGIES = ("squash", "merge", "rebase")
+"""Every value ``pull_requests.strategy`` takes (once merged)."""
+
+
+@dataclass(frozen=True)
+class PullRequestRecord:
+    """One row of ``pull_requests``: a pull request of the local forge."""
+
+    id: int
+    repo: str
+    number: int
+    base: str
+    head: str
+    title: str
+    body: str
+    state: str
+    head_sha: str | None  # the head when the PR was opened
+    merged_head_sha: str | None  # the head that was merged
+    base_sha: str | None  # the base tip the merge was made on
+    merge_commit: str | None  # the base tip after the merge
+    strategy: str | None
+    created: str
+    updated: str
+    merged: str | None
+    closed: str | None
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    """One row of ``reviews``: a verdict on a pull request, with the head it was given on."""
+
+    id: int
+    pr_id: int
+    reviewer: str
+    state: str
+    body: str
+    head_sha: str | None
+    time: str
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """One row of ``checks``: a check result (a gate run) on one commit."""
+
+    id: int
+    repo: str
+    sha: str
+    name: str
+    status: str
+    log: str | None
+    time: str
+
+
+@dataclass(frozen=True)
+class CommentRecord:
+    """One row of ``comments``."""
+
+    id: int
+    pr_id: int
+    author: str
+    body: str
+    time: str
+
+
+_PR_COLUMNS = (
+    "id, repo, number, base, head, title, body, state, head_sha, merged_head_sha, base_sha, merge_commit, "
+    "strategy, created, updated, merged, closed"
+)
 
 
 @dataclass(frozen=True)
@@ -535,6 +670,178 @@ class Store:
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, _redact_opt(value)),
             )
+
+    # ------------------------------------------------------------------ pull requests (the local forge)
+
+    def open_pull_request(
+        self, repo: str, base: str, head: str, title: str, body: str, head_sha: str | None
+    ) -> tuple[PullRequestRecord, bool]:
+        """Open a pull request of ``head`` into ``base`` in ``repo``, numbered after the repository's last one.
+
+        Idempotent: when one is already open for (repo, base, head) it is returned unchanged. Returns the
+        record and whether it was created.
+        """
+        with self.transaction():
+            existing = self.find_pull_request(repo, base, head)
+            if existing is not None:
+                return existing, False
+            now = utc_now()
+            with self._errors():
+                row = self._conn.execute(
+                    "SELECT COALESCE(MAX(number), 0) + 1 FROM pull_requests WHERE repo = ?", (repo,)
+                ).fetchone()
+                cursor = self._conn.execute(
+                    "INSERT INTO pull_requests (repo, number, base, head, title, body, state, head_sha, created, "
+                    "updated) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
+                    (repo, int(row[0]), base, head, redact(title), redact(body), head_sha, now, now),
+                )
+            assert cursor.lastrowid is not None
+            created = self._pull_request_by_id(cursor.lastrowid)
+        return created, True
+
+    def _pull_request_by_id(self, pr_id: int) -> PullRequestRecord:
+        with self._errors():
+            row = self._conn.execute(f"SELECT {_PR_COLUMNS} FROM pull_requests WHERE id = ?", (pr_id,)).fetchone()
+        if row is None:
+            raise StateError(f"no pull request with id {pr_id} in the state store {self._path}")
+        return PullRequestRecord(*row)
+
+    def pull_request(self, repo: str, number: int) -> PullRequestRecord | None:
+        """Pull request ``number`` of ``repo``, or None."""
+        with self._errors():
+            row = self._conn.execute(
+                f"SELECT {_PR_COLUMNS} FROM pull_requests WHERE repo = ? AND number = ?", (repo, number)
+            ).fetchone()
+        return None if row is None else PullRequestRecord(*row)
+
+    def find_pull_request(
+        self, repo: str, base: str, head: str, state: str | None = "open"
+    ) -> PullRequestRecord | None:
+        """The latest pull request of ``head`` into ``base`` in ``repo`` in ``state`` (None: any), or None."""
+        found = self.pull_requests(repo=repo, base=base, head=head, state=state)
+        return found[-1] if found else None
+
+    def pull_requests(
+        self,
+        *,
+        repo: str | None = None,
+        base: str | None = None,
+        head: str | None = None,
+        state: str | None = None,
+    ) -> list[PullRequestRecord]:
+        """Pull requests matching every filter given, by repository then number."""
+        if state is not None and state not in PR_STATES:
+            raise ValueError(f"a pull request state is one of {', '.join(PR_STATES)}, not {state!r}")
+        where, params = _where(repo=repo, base=base, head=head, state=state)
+        with self._errors():
+            rows = self._conn.execute(
+                f"SELECT {_PR_COLUMNS} FROM pull_requests{where} ORDER BY repo, number", params
+            ).fetchall()
+        return [PullRequestRecord(*row) for row in rows]
+
+    def mark_pull_request_merged(
+        self, pr_id: int, *, head_sha: str, base_sha: str, merge_commit: str, strategy: str
+    ) -> PullRequestRecord:
+        """Record that the open pull request ``pr_id`` was merged; StateError when it is not open."""
+        if strategy not in MERGE_STRATEGIES:
+            raise ValueError(f"a merge strategy is one of {', '.join(MERGE_STRATEGIES)}, not {strategy!r}")
+        now = utc_now()
+        with self._errors():
+            cursor = self._conn.execute(
+                "UPDATE pull_requests SET state = 'merged', merged_head_sha = ?, base_sha = ?, merge_commit = ?, "
+                "strategy = ?, merged = ?, updated = ? WHERE id = ? AND state = 'open'",
+                (head_sha, base_sha, merge_commit, strategy, now, now, pr_id),
+            )
+        record = self._pull_request_by_id(pr_id)
+        if cursor.rowcount != 1:
+            raise StateError(f"pull request #{record.number} of {record.repo} is {record.state}, not open")
+        return record
+
+    def close_pull_request(self, pr_id: int) -> PullRequestRecord:
+        """Close the open pull request ``pr_id`` without merging it (a closed one is returned unchanged)."""
+        now = utc_now()
+        with self._errors():
+            self._conn.execute(
+                "UPDATE pull_requests SET state = 'closed', closed = ?, updated = ? WHERE id = ? AND state = 'open'",
+                (now, now, pr_id),
+            )
+        return self._pull_request_by_id(pr_id)
+
+    def add_review(
+        self, pr_id: int, reviewer: str, state: str, body: str = "", head_sha: str | None = None
+    ) -> ReviewRecord:
+        """Append a review of pull request ``pr_id`` by ``reviewer`` (approved, changes_requested, commented)."""
+        if state not in REVIEW_STATES:
+            raise ValueError(f"a review state is one of {', '.join(REVIEW_STATES)}, not {state!r}")
+        now = utc_now()
+        with self._errors():
+            cursor = self._conn.execute(
+                "INSERT INTO reviews (pr_id, reviewer, state, body, head_sha, time) VALUES (?, ?, ?, ?, ?, ?)",
+                (pr_id, redact(reviewer), state, redact(body), head_sha, now),
+            )
+        assert cursor.lastrowid is not None
+        return ReviewRecord(cursor.lastrowid, pr_id, redact(reviewer), state, redact(body), head_sha, now)
+
+    def reviews(self, pr_ids: Sequence[int]) -> list[ReviewRecord]:
+        """Every review of the pull requests ``pr_ids``, oldest first (one query)."""
+        ids = list(dict.fromkeys(pr_ids))
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT id, pr_id, reviewer, state, body, head_sha, time FROM reviews "
+                f"WHERE pr_id IN ({marks}) ORDER BY id",
+                ids,
+            ).fetchall()
+        return [ReviewRecord(*row) for row in rows]
+
+    def record_check(self, repo: str, sha: str, name: str, status: str, log: str | None = None) -> CheckRecord:
+        """Record a check result on commit ``sha`` of ``repo`` (pending, success, failure); the latest wins."""
+        if status not in CHECK_STATUSES:
+            raise ValueError(f"a check status is one of {', '.join(CHECK_STATUSES)}, not {status!r}")
+        now = utc_now()
+        with self._errors():
+            cursor = self._conn.execute(
+                "INSERT INTO checks (repo, sha, name, status, log, time) VALUES (?, ?, ?, ?, ?, ?)",
+                (repo, sha, redact(name), status, _redact_opt(log), now),
+            )
+        assert cursor.lastrowid is not None
+        return CheckRecord(cursor.lastrowid, repo, sha, redact(name), status, _redact_opt(log), now)
+
+    def checks(self, repo: str, shas: Sequence[str]) -> list[CheckRecord]:
+        """The current result of every check on each of ``shas`` in ``repo`` (the latest row per name)."""
+        wanted = list(dict.fromkeys(shas))
+        if not wanted:
+            return []
+        marks = ", ".join("?" * len(wanted))
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT id, repo, sha, name, status, log, time FROM checks WHERE id IN ("
+                f"SELECT MAX(id) FROM checks WHERE repo = ? AND sha IN ({marks}) GROUP BY sha, name"
+                ") ORDER BY sha, name",
+                [repo, *wanted],
+            ).fetchall()
+        return [CheckRecord(*row) for row in rows]
+
+    def add_comment(self, pr_id: int, author: str, body: str) -> CommentRecord:
+        """Append a comment to pull request ``pr_id``."""
+        now = utc_now()
+        with self._errors():
+            cursor = self._conn.execute(
+                "INSERT INTO comments (pr_id, author, body, time) VALUES (?, ?, ?, ?)",
+                (pr_id, redact(author), redact(body), now),
+            )
+        assert cursor.lastrowid is not None
+        return CommentRecord(cursor.lastrowid, pr_id, redact(author), redact(body), now)
+
+    def comments(self, pr_id: int) -> list[CommentRecord]:
+        """The comments of pull request ``pr_id``, oldest first."""
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT id, pr_id, author, body, time FROM comments WHERE pr_id = ? ORDER BY id", (pr_id,)
+            ).fetchall()
+        return [CommentRecord(*row) for row in rows]
 
 
 def _event(row: tuple[Any, ...]) -> Event:
