@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -26,6 +27,138 @@ def setup(
     app = use(ctx, as_json)
     result = run_setup(app.project(), phase, push=not no_push, dry_run=dry_run)
     app.emit("streams setup", setup_data(result), lambda c: print_setup(c, result, detailed=app.verbose))
+
+
+# ----------------------------------------------------------------------------------------------- tmux
+
+SocketOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--socket",
+        "-L",
+        envvar="CODITECT_TMUX_SOCKET",
+        help="tmux socket name (tmux -L); default: the one the phase was launched on, else the default server.",
+        show_envvar=True,
+    ),
+]
+
+
+@streams.command("launch")
+def launch(
+    ctx: typer.Context,
+    phase: PhaseArg = None,
+    attach: Annotated[
+        bool | None,
+        typer.Option(
+            "--attach/--no-attach", help="Attach when done (default: only when stdout is a terminal)."
+        ),
+    ] = None,
+    agent: Annotated[
+        str | None,
+        typer.Option(
+            "--agent",
+            metavar="TEMPLATE",
+            help="Run this in every pane instead of each stream's `run:` (shell, claude, or a command with "
+            "{prompt_file} {stream} {worktree}).",
+        ),
+    ] = None,
+    day: Annotated[
+        int | None,
+        typer.Option("--day", min=1, help="Phase day for the prompts (default: from the schedule)."),
+    ] = None,
+    socket: SocketOpt = None,
+    no_push: Annotated[bool, typer.Option("--no-push", help="Set up without pushing to origin.")] = False,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set up if needed, then start (or complete) the tmux session: one pane per stream, each running its agent."""
+    from coditect_cli.render.streams import print_launch
+    from coditect_cli.services import launch as svc
+
+    app = use(ctx, as_json)
+    result = svc.launch(
+        app.project(),
+        phase,
+        attach=False,
+        agent=agent,
+        socket=socket,
+        day=day,
+        push=not no_push,
+        dry_run=dry_run,
+    )
+    want = attach if attach is not None else (sys.stdout.isatty() and not app.json)
+    if want and not dry_run and svc.inside_tmux():
+        svc.attach_session(result.socket, result.session, result)  # switch-client, or a note
+    app.emit("streams launch", result.to_json(), lambda c: print_launch(c, result))
+    if want and not dry_run and not svc.inside_tmux():
+        svc.attach_session(result.socket, result.session, result)  # exec: does not return
+
+
+@streams.command("status")
+def status(
+    ctx: typer.Context, phase: PhaseArg = None, socket: SocketOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Every stream's pane (alive, or dead with its exit status; command; cwd; idle time) and worktrees."""
+    from coditect_cli.render.streams import print_status
+    from coditect_cli.services import launch as svc
+
+    app = use(ctx, as_json)
+    result = svc.status(app.project(), phase, socket=socket)
+    app.emit("streams status", result.to_json(), lambda c: print_status(c, result))
+
+
+@streams.command("attach")
+def attach(ctx: typer.Context, phase: PhaseArg = None, socket: SocketOpt = None) -> None:
+    """Attach this terminal to the phase's session (inside tmux: switch to it)."""
+    from coditect_cli.errors import UsageError
+    from coditect_cli.services import launch as svc
+
+    app = use(ctx)
+    if not svc.inside_tmux() and not sys.stdin.isatty():
+        raise UsageError("attach needs a terminal (stdin is not one)")
+    svc.attach(app.project(), phase, socket=socket)
+
+
+@streams.command("send")
+def send(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(metavar="STREAM|all", help="A stream id, or `all`.")],
+    text: Annotated[str, typer.Argument(help="Typed literally into the pane, then Enter.")],
+    phase: Annotated[str | None, typer.Option("--phase", "-p", help="Phase (default: the only one).")] = None,
+    socket: SocketOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Type TEXT into a stream's pane (or every pane) exactly as given, then press Enter."""
+    from coditect_cli.render.streams import print_send
+    from coditect_cli.services import launch as svc
+
+    app = use(ctx, as_json)
+    result = svc.send(app.project(), phase, target, text, socket=socket)
+    app.emit("streams send", result.to_json(), lambda c: print_send(c, result))
+
+
+@streams.command("stop")
+def stop(
+    ctx: typer.Context,
+    phase: PhaseArg = None,
+    remove_worktrees: Annotated[
+        bool,
+        typer.Option(
+            "--remove-worktrees",
+            help="Also remove the stream worktrees (refused, exit 4, while any has uncommitted or unpushed work).",
+        ),
+    ] = False,
+    socket: SocketOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """End the phase's tmux session (every agent); worktrees are kept unless --remove-worktrees."""
+    from coditect_cli.render.streams import print_stop
+    from coditect_cli.services import launch as svc
+
+    app = use(ctx, as_json)
+    result = svc.stop(app.project(), phase, socket=socket, remove_worktrees=remove_worktrees, dry_run=dry_run)
+    app.emit("streams stop", result.to_json(), lambda c: print_stop(c, result))
 
 
 def register(app: typer.Typer) -> None:

@@ -67,7 +67,7 @@ _SHELL_BUILTINS = frozenset(
     }
 )  # fmt: skip
 # Prefix words whose argument is the real program.
-_WRAPPERS = frozenset({"exec", "command", "nohup", "env", "nice", "time"})
+_WRAPPERS = frozenset({"exec", "command", "nohup", "env"})
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _PLACEHOLDER = re.compile(r"""(['"]?)\{(prompt_file|stream|worktree)\}\1""")
 
@@ -164,7 +164,9 @@ def _simple_command(line: str) -> bool:
     return not (_ASSIGNMENT.match(first) or first in _SHELL_BUILTINS or first in _WRAPPERS)
 
 
-def resolve_agent(run: str, *, prompt_file: Path, stream: str, worktree: Path, login_shell: str) -> AgentCommand:
+def resolve_agent(
+    run: str, *, prompt_file: Path, stream: str, worktree: Path, login_shell: str
+) -> AgentCommand:
     """The command a pane runs for ``run`` (``shell``, ``claude`` or a template)."""
     if run == "shell":
         return AgentCommand("shell", (login_shell, "-l"), login_shell, f"{login_shell} -l")
@@ -245,12 +247,10 @@ def stream_worktrees(manifest: Manifest, stream: Stream, paths: dict[str, Path])
     ]
 
 
-def render_prompt(
-    manifest: Manifest, stream: Stream, worktrees: list[StreamWorktree], day: int, *, started: bool = True
-) -> str:
+def render_prompt(manifest: Manifest, stream: Stream, worktrees: list[StreamWorktree], day: int) -> str:
     """The prompt file of ``stream`` for phase day ``day``: the task, the worktrees, today's work, the rules.
 
-    ``started`` is False when the phase has not begun yet (the prompt then shows day 1's deliverables).
+    Day 0 means the phase has not begun: the prompt then shows day 1's deliverables.
     """
     integration = manifest.integration_branch
     lines = [f"# {manifest.phase}: stream {stream.id} ({stream.name})", ""]
@@ -272,7 +272,7 @@ def render_prompt(
         lines.append("")
     shown_day = max(day, 1)
     date = day_date(manifest.schedule, shown_day)
-    if started:
+    if day >= 1:
         lines += [f"## Today: phase day {day} of {manifest.schedule.days} ({date:%a %Y-%m-%d})", ""]
     else:
         lines += [f"## Before the phase: day 1 is {date:%a %Y-%m-%d}", ""]
@@ -384,6 +384,12 @@ class PaneState:
     stream: str
     stream_title: str
     socket_path: str
+
+    @property
+    def finished(self) -> bool:
+        """The agent has exited and tmux has its exit status or signal (a pane is marked dead when its tty
+        closes, slightly before tmux reaps the process)."""
+        return self.dead and (self.dead_status is not None or self.dead_signal is not None)
 
 
 class Terminal(Protocol):

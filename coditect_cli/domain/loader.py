@@ -59,9 +59,38 @@ class _Composer:
         self.lines: dict[YamlPath, int] = {}
         self.problems: list[Problem] = []
         self._scalar_loader = yaml.SafeLoader("")
+        self._open: set[int] = set()  # nodes being built: an alias back to one of them is a cycle
 
     def build(self, node: yaml.Node, path: YamlPath) -> Any:
         self.lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in self._open:
+            self.problems.append(
+                Problem(
+                    "yaml-recursive-alias",
+                    "an alias refers to a node that contains it (a cycle)",
+                    Location(self.display, node.start_mark.line + 1),
+                )
+            )
+            return None
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            self._open.add(id(node))
+            try:
+                return self._build_collection(node, path)
+            finally:
+                self._open.discard(id(node))
+        try:
+            return self._scalar_loader.construct_object(node, deep=True)
+        except Exception as exc:  # PyYAML raises plain ValueError for e.g. 2026-13-45
+            self.problems.append(
+                Problem(
+                    "yaml-value",
+                    f"cannot read {node.value!r}: {exc}",
+                    Location(self.display, node.start_mark.line + 1),
+                )
+            )
+            return None
+
+    def _build_collection(self, node: yaml.Node, path: YamlPath) -> Any:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -80,9 +109,7 @@ class _Composer:
                 self.lines[child] = key_node.start_mark.line + 1
                 out[key] = self.build(value_node, child)
             return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self._scalar_loader.construct_object(node, deep=True)
+        return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
 
     def build_scalar_key(self, node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
@@ -94,7 +121,10 @@ class _Composer:
                 )
             )
             return f"<complex key at line {node.start_mark.line + 1}>"
-        key = self._scalar_loader.construct_object(node)
+        try:
+            key = self._scalar_loader.construct_object(node)
+        except Exception:
+            key = node.value
         return key if isinstance(key, str) else str(key)
 
 

@@ -120,6 +120,12 @@ def _check_placeholders(template: str, *, allowed: set[str], required: set[str])
     missing = required - found
     if missing:
         raise ValueError(f"the template must contain {{{sorted(missing)[0]}}}")
+    try:
+        template.format(**dict.fromkeys(allowed, "x"))
+    except (ValueError, IndexError, KeyError) as exc:
+        raise ValueError(
+            f"{template!r} is not a valid template ({exc}); a literal brace is written {{{{ or }}}}"
+        ) from None
 
 
 class Repository(_Model):

@@ -138,8 +138,26 @@ def ownership(manifest: Manifest) -> dict[RepoId, RepoOwnership]:
     return {repo: RepoOwnership(repo, rs) for repo, rs in ordered.items()}
 
 
+def _literal_dir(pattern: str) -> str:
+    """The directory part of ``pattern`` before its first wildcard: ``docs/`` for ``docs/**/*.md``."""
+    cut = min((i for i, ch in enumerate(pattern) if ch in "*?"), default=len(pattern))
+    head = pattern[:cut]
+    return head[: head.rfind("/") + 1]
+
+
+def _tail(pattern: str) -> str:
+    """A concrete relative path matched by ``pattern`` once its leading ``**/`` is dropped."""
+    concrete = probe_paths(pattern.removeprefix("**/"))[0]
+    return concrete.split("/")[-1] if pattern.startswith("**") else concrete
+
+
 def rules_overlap(a: Rule, b: Rule) -> bool:
-    """Whether two patterns can match a common path."""
-    return any(a.matches(p) for p in probe_paths(b.pattern)) or any(
-        b.matches(p) for p in probe_paths(a.pattern)
-    )
+    """Whether two patterns can match a common path.
+
+    Each pattern is probed with concrete paths of the other, and with each one's directory joined to the
+    other's file part, so ``src/`` and ``**/*.py`` are seen to meet in ``src/x.py``.
+    """
+    probes = {*probe_paths(a.pattern), *probe_paths(b.pattern)}
+    probes.add(_literal_dir(a.pattern) + _tail(b.pattern))
+    probes.add(_literal_dir(b.pattern) + _tail(a.pattern))
+    return any(a.matches(p) and b.matches(p) for p in probes)

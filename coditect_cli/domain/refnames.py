@@ -19,13 +19,13 @@ def ref_name_problem(name: str, *, branch: bool = True) -> str | None:
 
     Mirrors the rules of ``git check-ref-format --branch``: no ``..``, no control characters, none of
     space ``~ ^ : ? * [ \\``, no component starting with ``.`` or ending with ``.lock``, no empty component
-    (``//``, leading or trailing ``/``), no trailing ``.``, no ``@{``, not ``@`` alone, and (for branches)
-    no leading ``-``.
+    (``//``, leading or trailing ``/``), no trailing ``.``, no ``@{``, and (for branches) no leading ``-``
+    and not ``HEAD``.
     """
     if not name:
         return "it is empty"
-    if name == "@":
-        return "'@' alone is not a valid name"
+    if branch and name == "HEAD":
+        return "'HEAD' is reserved"
     if branch and name.startswith("-"):
         return "it starts with '-'"
     if ".." in name:

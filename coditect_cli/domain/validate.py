@@ -77,7 +77,7 @@ class _Checker:
         self.problems.append(self.source.problem(code, message, *path, severity="warning"))
 
     def stream_index(self, stream_id: str) -> int:
-        return next(i for i, s in enumerate(self.manifest.streams) if s.id == stream_id)
+        return next((i for i, s in enumerate(self.manifest.streams) if s.id == stream_id), 0)
 
     def _duplicates(self, what: str, items: Iterable[tuple[str, tuple[str | int, ...]]]) -> None:
         seen: dict[str, tuple[str | int, ...]] = {}
@@ -396,10 +396,14 @@ class _Checker:
                     )
 
     def _owns_location(self, stream: str, repo: str, pattern: str) -> tuple[str | int, ...]:
-        i = self.stream_index(stream)
-        s = self.manifest.streams[i]
-        j = next(j for j, w in enumerate(s.work) if w.repo == repo)
-        return ("streams", i, "work", j, "owns", s.work[j].owns.index(pattern))
+        # Streams may share an id (reported separately): look for the entry that really has the pattern.
+        for i, s in enumerate(self.manifest.streams):
+            if s.id != stream:
+                continue
+            for j, w in enumerate(s.work):
+                if w.repo == repo and pattern in w.owns:
+                    return ("streams", i, "work", j, "owns", w.owns.index(pattern))
+        return ("streams",)
 
     def check_pattern_overlap(self, rules: dict[RepoId, RepoOwnership]) -> None:
         reported: set[tuple[str, str, str, str]] = set()

@@ -701,7 +701,9 @@ class Store:
 
     def _pull_request_by_id(self, pr_id: int) -> PullRequestRecord:
         with self._errors():
-            row = self._conn.execute(f"SELECT {_PR_COLUMNS} FROM pull_requests WHERE id = ?", (pr_id,)).fetchone()
+            row = self._conn.execute(
+                f"SELECT {_PR_COLUMNS} FROM pull_requests WHERE id = ?", (pr_id,)
+            ).fetchone()
         if row is None:
             raise StateError(f"no pull request with id {pr_id} in the state store {self._path}")
         return PullRequestRecord(*row)
@@ -796,7 +798,9 @@ class Store:
             ).fetchall()
         return [ReviewRecord(*row) for row in rows]
 
-    def record_check(self, repo: str, sha: str, name: str, status: str, log: str | None = None) -> CheckRecord:
+    def record_check(
+        self, repo: str, sha: str, name: str, status: str, log: str | None = None
+    ) -> CheckRecord:
         """Record a check result on commit ``sha`` of ``repo`` (pending, success, failure); the latest wins."""
         if status not in CHECK_STATUSES:
             raise ValueError(f"a check status is one of {', '.join(CHECK_STATUSES)}, not {status!r}")

@@ -1,0 +1,408 @@
+"""tmux, driven through the one subprocess runner (:func:`coditect_cli.adapters.proc.run`).
+
+Every call is one ``tmux [-L SOCKET] CMD ; CMD ; ...`` process: a whole session (every pane, its options,
+title, log pipe and layout) is built by a single tmux invocation, or a few when the command list exceeds what
+one tmux client may send (16 KiB; see :func:`pack`). That is faster than one round-trip per
+pane (libtmux, tmuxp) and race-free: tmux runs the whole command list before its event loop reaps a child,
+so ``remain-on-exit`` is set before even an agent that exits at once could close its pane.
+
+tmux facts this module relies on (tmux 3.3a):
+
+- On the command line, an argument ending in ``;`` ends a command; :func:`escape` rewrites a trailing
+  ``;`` as ``\\;``, which tmux turns back into ``;``.
+- ``-c`` (start directory), ``select-pane -T`` and ``pipe-pane`` expand formats, so ``#`` is doubled
+  there (:func:`literal`). ``-e`` values and commands are taken as they are.
+- A command given as several arguments is ``execvp``'d without the user's ``default-shell``.
+- Panes are found by the ``@coditect_stream`` user option, never by index (``base-index`` varies).
+- Targets are explicit (``=SESSION:`` is the session's current window and its active pane): with no
+  ``-t``, tmux picks the "best" session, which on a busy default server may be another one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+
+from coditect_cli.adapters import proc
+from coditect_cli.domain.launch import (
+    SESSION_SIZE,
+    STREAM_OPTION,
+    TITLE_OPTION,
+    PaneSpec,
+    PaneState,
+    SessionSpec,
+)
+from coditect_cli.errors import CommandFailed
+
+log = logging.getLogger("coditect.tmux")
+
+SOCKET_ENV = "CODITECT_TMUX_SOCKET"
+"""Environment variable naming the tmux socket (``tmux -L``) when ``--socket`` is not given."""
+
+SEP = "\x1f"  # between the fields of one list-panes row: survives tmux output and never occurs in paths
+_FIELDS = (
+    "session_name",
+    "window_id",
+    "window_index",
+    "window_name",
+    "pane_id",
+    "pane_pid",
+    "pane_dead",
+    "pane_dead_status",
+    "pane_dead_signal",
+    "pane_current_command",
+    "pane_current_path",
+    "pane_title",
+    STREAM_OPTION,
+    TITLE_OPTION,
+    "socket_path",
+)
+PANE_FORMAT = SEP.join(f"#{{{f}}}" for f in _FIELDS)
+
+BORDER_FORMAT = (
+    " #{?#{" + TITLE_OPTION + "},#{" + TITLE_OPTION + "},#{pane_title}}"
+    "#{?pane_dead, — exited #{?pane_dead_signal,on signal #{pane_dead_signal},#{pane_dead_status}},} "
+)
+"""What the pane border shows: the stream's title, and how the agent ended once it has."""
+
+_NO_SERVER = ("no server running", "error connecting to", "server exited unexpectedly")
+
+
+def escape(arg: str) -> str:
+    """``arg`` as tmux's command-line parser must receive it (a trailing ``;`` would end the command)."""
+    return arg[:-1] + "\\;" if arg.endswith(";") else arg
+
+
+def literal(text: str) -> str:
+    """``text`` for an argument tmux expands as a format (``-c``, ``-T``, ``pipe-pane``): ``#`` doubled."""
+    return text.replace("#", "##")
+
+
+def sequence(commands: Sequence[Sequence[str]]) -> list[str]:
+    """One tmux argument list running ``commands`` in order (``;``-separated, arguments escaped)."""
+    out: list[str] = []
+    for i, command in enumerate(commands):
+        if i:
+            out.append(";")
+        out.extend(escape(arg) for arg in command)
+    return out
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.strip().lstrip("-").isdigit() else None
+
+
+def parse_panes(output: str) -> list[PaneState]:
+    """Rows of ``list-panes -F PANE_FORMAT`` as :class:`PaneState` values."""
+    rows: list[PaneState] = []
+    for line in output.splitlines():
+        parts = line.split(SEP)
+        if len(parts) != len(_FIELDS):
+            continue
+        f = dict(zip(_FIELDS, parts, strict=True))
+        rows.append(
+            PaneState(
+                session=f["session_name"],
+                window_id=f["window_id"],
+                window_index=_int(f["window_index"]) or 0,
+                window_name=f["window_name"],
+                pane_id=f["pane_id"],
+                pane_pid=_int(f["pane_pid"]),
+                dead=f["pane_dead"] == "1",
+                dead_status=_int(f["pane_dead_status"]),
+                dead_signal=_int(f["pane_dead_signal"]),
+                command=f["pane_current_command"],
+                cwd=f["pane_current_path"],
+                title=f["pane_title"],
+                stream=f[STREAM_OPTION],
+                stream_title=f[TITLE_OPTION],
+                socket_path=f["socket_path"],
+            )
+        )
+    return rows
+
+
+def common_env(panes: Sequence[PaneSpec]) -> dict[str, str]:
+    """The variables every pane gets with the same value: set once in the session's environment."""
+    if not panes:
+        return {}
+    common = dict(panes[0].env)
+    for pane in panes[1:]:
+        own = dict(pane.env)
+        common = {k: v for k, v in common.items() if own.get(k) == v}
+    return common
+
+
+def _spawn_args(pane: PaneSpec, inherited: dict[str, str] | None = None) -> list[str]:
+    """The ``-c DIR -e K=V ... -- ARGV`` tail shared by new-session, split-window and new-window.
+
+    Variables in ``inherited`` (the session's environment) are not repeated.
+    """
+    args = ["-c", literal(str(pane.cwd))]
+    for key, value in pane.env:
+        if inherited is None or inherited.get(key) != value:
+            args += ["-e", f"{key}={value}"]
+    return [*args, "--", *pane.agent.argv]
+
+
+def _window_options(target: str) -> list[list[str]]:
+    return [
+        ["set-option", "-w", "-t", target, "remain-on-exit", "on"],
+        ["set-option", "-w", "-t", target, "pane-border-status", "top"],
+        ["set-option", "-w", "-t", target, "pane-border-format", BORDER_FORMAT],
+    ]
+
+
+def _pane_setup(target: str, pane: PaneSpec) -> list[list[str]]:
+    """Tag, title and log the pane ``target`` (the pane just created, active in its window)."""
+    cmds = [
+        ["set-option", "-p", "-t", target, STREAM_OPTION, pane.stream],
+        ["set-option", "-p", "-t", target, TITLE_OPTION, pane.title],
+        ["select-pane", "-t", target, "-T", literal(pane.title)],
+    ]
+    if pane.log is not None:
+        cmds.append(["pipe-pane", "-o", "-t", target, literal(f"cat > {shlex.quote(str(pane.log))}")])
+    return cmds
+
+
+Unit = list[list[str]]
+"""Commands that must run in the same tmux process (a pane's creation and its options: ``remain-on-exit``
+has to be set before tmux's event loop can notice an agent that exited at once)."""
+
+
+def session_units(spec: SessionSpec) -> list[Unit]:
+    """The commands creating ``spec`` from nothing, one unit per pane (plus a last one selecting pane 1).
+
+    The variables common to every pane go into the session's environment with the first pane
+    (``new-session -e`` sets the session's environment); the first pane's own variables are then removed
+    from it, so later panes get only the common ones and their own ``-e``.
+    """
+    target = f"={spec.name}:"
+    width, height = SESSION_SIZE
+    shared = common_env(spec.panes)
+    units: list[Unit] = []
+    for i, pane in enumerate(spec.panes):
+        unit: Unit = []
+        if i == 0:
+            name = spec.window_name if spec.layout == "tiled" else pane.stream
+            size = ["-x", str(width), "-y", str(height)]
+            unit.append(["new-session", "-d", "-s", spec.name, *size, "-n", name, *_spawn_args(pane)])
+            unit += [
+                ["set-environment", "-t", f"={spec.name}", "-u", k] for k, _ in pane.env if k not in shared
+            ]
+        elif spec.layout == "tiled":
+            unit.append(["split-window", "-t", target, *_spawn_args(pane, shared)])
+        else:
+            unit.append(["new-window", "-t", target, "-n", pane.stream, *_spawn_args(pane, shared)])
+        if i == 0 or spec.layout == "windows":
+            unit += _window_options(target)
+        unit += _pane_setup(target, pane)
+        if spec.layout == "tiled" and i > 0:
+            # Re-tile after every split: the next split then has room (tmux refuses tiny panes).
+            unit.append(["select-layout", "-t", target, "tiled"])
+        units.append(unit)
+    if spec.layout == "tiled":
+        units.append([["select-pane", "-t", f"{target}.{{top-left}}"]])
+    else:
+        units.append([["select-window", "-t", f"{target}{{start}}"]])
+    return units
+
+
+def session_commands(spec: SessionSpec) -> list[list[str]]:
+    """Every tmux command creating ``spec`` from nothing, in order."""
+    return [cmd for unit in session_units(spec) for cmd in unit]
+
+
+def add_pane_units(
+    spec: SessionSpec, missing: Sequence[PaneSpec], existing: dict[str, PaneState]
+) -> list[Unit]:
+    """Units adding ``missing`` panes to the live session, each next to its neighbour in terminal order.
+
+    ``existing`` maps stream ids to their live (or dead, kept) panes; they are never touched. The session's
+    common environment is refreshed first (the launcher's PATH may have changed).
+    """
+    session = f"={spec.name}:"
+    order = [p.stream for p in spec.panes]
+    wanted = {p.stream for p in missing}
+    shared = common_env(spec.panes)
+    units: list[Unit] = [[["set-environment", "-t", f"={spec.name}", k, v] for k, v in shared.items()]]
+    # Where the previous stream's pane is (an existing pane id, or a window whose active pane it is).
+    anchor: str | None = None
+    for pane in spec.panes:
+        if pane.stream in existing:
+            state = existing[pane.stream]
+            anchor = state.pane_id if spec.layout == "tiled" else state.window_id
+            continue
+        if pane.stream not in wanted:
+            continue
+        later = [existing[s] for s in order[order.index(pane.stream) + 1 :] if s in existing]
+        spawn = _spawn_args(pane, shared)
+        unit: Unit = []
+        if spec.layout == "tiled":
+            if anchor is not None:
+                unit.append(["split-window", "-t", anchor, *spawn])
+                window = _window_of(anchor, existing)
+            elif later:
+                unit.append(["split-window", "-b", "-t", later[0].pane_id, *spawn])
+                window = later[0].window_id
+            else:
+                unit.append(["new-window", "-t", session, "-n", spec.window_name, *spawn])
+                unit += _window_options(session)
+                window = session
+            # The new pane is its window's active pane: target it through the window.
+            unit += _pane_setup(window, pane)
+            unit.append(["select-layout", "-t", window, "tiled"])
+            anchor = window
+        else:
+            if anchor is not None:
+                unit.append(["new-window", "-a", "-t", anchor, "-n", pane.stream, *spawn])
+            elif later:
+                unit.append(["new-window", "-b", "-t", later[0].window_id, "-n", pane.stream, *spawn])
+            else:
+                unit.append(["new-window", "-t", session, "-n", pane.stream, *spawn])
+            # Without -d the new window is the session's current one.
+            unit += _window_options(session)
+            unit += _pane_setup(session, pane)
+            anchor = session
+        units.append(unit)
+    return units
+
+
+def add_pane_commands(
+    spec: SessionSpec, missing: Sequence[PaneSpec], existing: dict[str, PaneState]
+) -> list[list[str]]:
+    """Every tmux command adding ``missing`` panes to the live session, in order."""
+    return [cmd for unit in add_pane_units(spec, missing, existing) for cmd in unit]
+
+
+def _window_of(anchor: str, existing: dict[str, PaneState]) -> str:
+    """The window holding ``anchor`` (a pane id of ``existing``, or already a window/session target)."""
+    for state in existing.values():
+        if state.pane_id == anchor:
+            return state.window_id
+    return anchor
+
+
+MESSAGE_BUDGET = 15_000
+"""Bytes of arguments one tmux client may send: tmux refuses a command list over its 16 KiB message size
+("command too long"), so larger sessions are built by a few invocations, cut between panes."""
+
+
+def _size(command: Sequence[str]) -> int:
+    return sum(len(escape(a).encode()) + 1 for a in command) + 2  # each argument NUL-terminated, plus ";"
+
+
+def pack(units: Sequence[Unit], budget: int = MESSAGE_BUDGET) -> list[Unit]:
+    """``units`` in order, grouped into as few tmux invocations as fit in ``budget`` bytes each.
+
+    A unit is never split (a single unit over the budget gets an invocation of its own, and tmux's own
+    error if it really is too long).
+    """
+    groups: list[Unit] = []
+    current: Unit = []
+    used = 0
+    for unit in units:
+        size = sum(_size(c) for c in unit)
+        if current and used + size > budget:
+            groups.append(current)
+            current, used = [], 0
+        current = current + unit
+        used += size
+    if current:
+        groups.append(current)
+    return groups
+
+
+def send_commands(pane_ids: Sequence[str], text: str) -> list[list[str]]:
+    """Type ``text`` literally (``send-keys -l``) into each pane, then press Enter as a separate key."""
+    cmds: list[list[str]] = []
+    for pane_id in pane_ids:
+        if text:
+            cmds.append(["send-keys", "-t", pane_id, "-l", "--", text])
+        cmds.append(["send-keys", "-t", pane_id, "Enter"])
+    return cmds
+
+
+class Tmux:
+    """One tmux server: the default one, or ``tmux -L socket``. Counts its invocations (for benchmarks)."""
+
+    def __init__(self, socket: str | None = None) -> None:
+        self.socket = socket or None
+        self.invocations = 0
+
+    def argv(self, commands: Sequence[Sequence[str]]) -> list[str]:
+        """The full command line running ``commands`` in one tmux process."""
+        base = ["tmux", "-L", self.socket] if self.socket else ["tmux"]
+        return [*base, *sequence(commands)]
+
+    def run(self, *commands: Sequence[str], check: bool = True) -> proc.Completed:
+        """Run ``commands`` in ONE tmux process (``cmd ; cmd ; ...``)."""
+        self.invocations += 1
+        return proc.run(self.argv(commands), check=check, timeout=60)
+
+    def panes(self) -> list[PaneState]:
+        """Every pane of the server, in one ``list-panes -a`` call; none when no server runs."""
+        done = self.run(["list-panes", "-a", "-F", PANE_FORMAT], check=False)
+        if done.returncode != 0:
+            if any(marker in done.stderr for marker in _NO_SERVER):
+                return []
+            raise CommandFailed(list(done.argv), done.returncode, done.stderr)
+        return parse_panes(done.stdout)
+
+    def session_panes(self, session: str) -> list[PaneState]:
+        """The panes of ``session`` (empty when it does not exist)."""
+        return [p for p in self.panes() if p.session == session]
+
+    def run_units(self, units: Sequence[Unit]) -> None:
+        """Run ``units`` in as few tmux processes as tmux's message size allows (usually one)."""
+        for group in pack(units):
+            self.run(*group)
+
+    def create_session(self, spec: SessionSpec) -> None:
+        """Create the session ``spec`` describes, every pane included, in one tmux invocation (a few for
+        very large sessions)."""
+        self.run_units(session_units(spec))
+
+    def add_panes(self, spec: SessionSpec, missing: list[PaneSpec], existing: dict[str, PaneState]) -> None:
+        """Add ``missing`` panes to the existing session; existing panes are left alone."""
+        if missing:
+            self.run_units(add_pane_units(spec, missing, existing))
+
+    def send(self, pane_ids: Sequence[str], text: str) -> None:
+        """Type ``text`` literally into the panes, then Enter (one invocation for all of them)."""
+        if pane_ids:
+            self.run(*send_commands(pane_ids, text))
+
+    def kill_session(self, session: str) -> None:
+        """End ``session`` and every process in it."""
+        self.run(["kill-session", "-t", f"={session}"])
+
+    def switch_client(self, session: str) -> None:
+        """Inside tmux: switch the current client to ``session`` (no nested tmux)."""
+        self.run(["switch-client", "-t", f"={session}"])
+
+    def attach_argv(self, session: str) -> list[str]:
+        """The command line attaching a terminal to ``session``."""
+        return self.argv([["attach-session", "-t", f"={session}"]])
+
+    def exec_attach(self, session: str) -> None:
+        """Replace this process with ``tmux attach-session``: the terminal belongs to tmux from here on.
+
+        Not through :func:`proc.run`, which captures output: attaching needs the real terminal, and there
+        is nothing left to do afterwards. The binary is resolved and the command logged the same way.
+        """
+        argv = self.attach_argv(session)
+        binary = proc.which("tmux")
+        log.debug("$ exec %s", shlex.join(argv))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(binary, argv)
+
+
+def inside_tmux_socket() -> str | None:
+    """The socket path of the tmux server this process runs inside (``$TMUX``), or None outside tmux."""
+    value = os.environ.get("TMUX", "")
+    return value.split(",")[0] or None

@@ -1,0 +1,130 @@
+"""Human output of ``streams launch|status|send|stop``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from coditect_cli.services.launch import LaunchResult, SendResult, StatusResult, StopResult
+
+_STATE_STYLE = {
+    "started": "green",
+    "running": "green",
+    "dead": "yellow",
+    "missing": "red",
+    "planned": "cyan",
+}
+
+
+def print_launch(console: Console, result: LaunchResult) -> None:
+    """One line per pane, then how to attach."""
+    if result.setup is not None and not result.dry_run:
+        from coditect_cli.render.setup import print_setup
+
+        print_setup(console, result.setup)
+    if result.dry_run:
+        if result.setup is not None:
+            from coditect_cli.render.manifest import print_plan
+
+            print_plan(console, result.setup.plan, title="Dry run: setup would take these steps first")
+        console.print(f"Dry run: tmux session {result.session} ({result.layout}), day {result.day}")
+        for line in result.commands:
+            console.print(f"  tmux {line}", highlight=False, markup=False)
+        if not result.commands:
+            console.print("  nothing to create: every stream has its pane")
+        return
+    verb = "created" if result.created else "completed" if result.added else "already running"
+    where = f" on socket {result.socket}" if result.socket else ""
+    day = f"day {result.day}" if result.day >= 1 else "before day 1"
+    console.print(
+        f"streams launch {result.phase}: session [bold]{result.session}[/]{where} {verb} ({result.layout}, {day})"
+    )
+    for pane in result.panes:
+        style = _STATE_STYLE.get(pane.state, "")
+        extra = f" exit {pane.exit_status}" if pane.state == "dead" and pane.exit_status is not None else ""
+        console.print(
+            f"  [{style}]{pane.state:<8}[/]{extra} [bold]{pane.stream:<12}[/] {pane.cwd}  [dim]{pane.command}[/]",
+            highlight=False,
+        )
+    dead = [p.stream for p in result.panes if p.state == "dead"]
+    if dead:
+        console.print(
+            f"[dim]kept {len(dead)} pane(s) whose agent exited ({', '.join(dead)}); kill a pane and launch "
+            "again to restart its agent[/]"
+        )
+    if result.attach_note:
+        console.print(f"[yellow]{result.attach_note}[/]")
+    elif not result.attached:
+        console.print(f"attach with: {result.attach_command}", highlight=False, markup=False)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def print_status(console: Console, result: StatusResult) -> None:
+    """A table: one row per stream and worktree."""
+    from rich.table import Table
+
+    if not result.exists:
+        console.print(
+            f"no tmux session {result.session}" + (f" on socket {result.socket}" if result.socket else "")
+        )
+    table = Table(title=f"streams {result.phase} — {result.session}", show_lines=False)
+    for column in ("stream", "pane", "command", "idle", "repo", "branch", "changes", "unpushed"):
+        table.add_column(column, justify="right" if column in {"idle", "changes", "unpushed"} else "left")
+    for s in result.streams:
+        if s.state == "dead":
+            how = f"exit {s.exit_status}" if s.exit_status is not None else f"signal {s.exit_signal}"
+            pane = f"[yellow]{how}[/]"
+        else:
+            pane = f"[{_STATE_STYLE.get(s.state, '')}]{s.state}[/]"
+        for i, w in enumerate(s.worktrees or [None]):
+            first = i == 0
+            table.add_row(
+                s.stream if first else "",
+                pane if first else "",
+                (s.command or "-") if first else "",
+                _age(s.idle_seconds) if first else "",
+                w.repo if w else "-",
+                (w.branch or "detached") if w and w.exists else "[red]no worktree[/]",
+                str(len(w.changes)) if w and w.exists else "-",
+                str(w.unpushed) if w and w.exists else "-",
+            )
+    console.print(table)
+    for s in result.streams:
+        if s.last_line:
+            console.print(f"[dim]{s.stream}: {s.last_line}[/]", highlight=False)
+
+
+def print_send(console: Console, result: SendResult) -> None:
+    """Who got the text, who did not."""
+    console.print(f"sent to {', '.join(result.delivered)}")
+    for stream, reason in result.skipped.items():
+        console.print(f"[yellow]skipped {stream}: {reason}[/]")
+
+
+def print_stop(console: Console, result: StopResult) -> None:
+    """What was ended and removed."""
+    prefix = "Dry run: would end" if result.dry_run else "ended"
+    if result.killed:
+        console.print(f"{prefix} session {result.session} ({result.panes} pane(s))")
+    else:
+        console.print(f"no session {result.session} was running")
+    for path in result.removed:
+        console.print(f"{'would remove' if result.dry_run else 'removed'} worktree {path}")
+    if not result.removed:
+        unsaved = [w for w in result.kept if w.exists and not w.clean]
+        kept = sum(1 for w in result.kept if w.exists)
+        if kept:
+            console.print(
+                f"kept {kept} worktree(s)" + (f"; {len(unsaved)} with unsaved work" if unsaved else "")
+            )

@@ -1,0 +1,88 @@
+"""``coditect demo``: builds the sandbox, validates and plans in it; rebuilds its own; refuses others."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from helpers import git_refs, run_cli
+
+from coditect_cli.render.envelope import ENVELOPE_KEYS
+
+
+def _plan_steps(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plan's steps in the demo's data: its ``plan`` (or the ``setup`` that carried the plan out)."""
+    for key in ("plan", "setup"):
+        if isinstance(data.get(key), dict) and "steps" in data[key]:
+            return list(data[key]["steps"])
+    raise AssertionError(f"no plan steps in the demo data (keys: {sorted(data)})")
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_demo_builds_validates_plans_and_rebuilds_with_json(tmp_path: Path, isolated_git: Path) -> None:
+    target = tmp_path / "demo"
+    code, out, err = run_cli(["demo", "--dir", str(target)])
+    assert code == 0, err
+    assert "Built the sandbox" in out
+    assert "phase phase-1 is valid" in out
+    assert re.search(r"phase-1: \d+ step\(s\)", out), out  # the plan (or the setup carrying it out)
+    root = target / "coditect-rollout-master"
+    assert (root / "workstreams" / "phase-1.yaml").is_file()
+    assert f"cd {root}" in out
+    assert "Traceback" not in out + err
+    assert "refs/heads/develop" in git_refs(root)
+
+    # Following the printed next step works.
+    code, out, err = run_cli(["plan"], cwd=root)
+    assert code == 0, err
+    assert "phase-1" in out
+
+    # Running it again on the same directory rebuilds the sandbox; --json carries the same facts.
+    (root / "scratch.txt").write_text("left over\n", encoding="utf-8")
+    code, out, err = run_cli(["demo", "--dir", str(target), "--json"])
+    assert code == 0, err
+    assert not (root / "scratch.txt").exists()
+    payload = json.loads(out)
+    assert list(payload) == list(ENVELOPE_KEYS)
+    assert payload["ok"] is True and payload["exit_code"] == 0 and payload["command"] == "demo"
+    data = payload["data"]
+    assert data["rebuilt"] is True
+    assert Path(data["sandbox"]) == root
+    assert set(data["origins"]) == {
+        "coditect-rollout-master",
+        "coditect-cloud-infra",
+        "coditect-cloud-backend",
+        "coditect-cloud-frontend",
+    }
+    assert all(Path(p).is_dir() for p in data["origins"].values())
+    assert data["validate"]["valid"] is True
+    steps = _plan_steps(data)
+    assert {s["kind"] for s in steps} >= {"CreateBranch", "AddWorktree", "WriteCodeowners", "Push"}
+    assert sum(1 for s in steps if s["kind"] == "AddWorktree") == 9
+
+
+def test_demo_refuses_a_foreign_directory(tmp_path: Path, isolated_git: Path) -> None:
+    target = tmp_path / "precious"
+    (target / "sub").mkdir(parents=True)
+    (target / "notes.txt").write_text("do not touch\n", encoding="utf-8")
+    (target / "sub" / "data.bin").write_bytes(b"\x00\x01")
+    before = _tree(target)
+
+    code, out, err = run_cli(["demo", "--dir", str(target)])
+    assert code == 4, out + err
+    assert "refusing" in err
+    assert "Traceback" not in out + err
+    assert _tree(target) == before
+    assert sorted(p.name for p in target.iterdir()) == ["notes.txt", "sub"]
+
+    code, out, _ = run_cli(["demo", "--dir", str(target), "--json"])
+    assert code == 4
+    payload = json.loads(out)
+    assert payload["exit_code"] == 4 and payload["ok"] is False
+    assert payload["error"]["code"] == "refused"
+    assert _tree(target) == before
