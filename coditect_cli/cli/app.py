@@ -15,6 +15,7 @@ from coditect_cli.cli.context import AppContext
 from coditect_cli.errors import CoditectError, ExitCode
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="coditect",
     help="Run several AI coding agents (or people) in parallel on one codebase, safely.\n\n"
     "Exit codes: 0 ok, 1 error, 2 usage or manifest error, 3 check failed (conflicts, ownership, gates), "

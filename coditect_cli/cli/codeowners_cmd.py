@@ -11,7 +11,9 @@ from coditect_cli.cli.context import JsonOpt, PhaseArg, use
 from coditect_cli.errors import ExitCode
 
 codeowners = typer.Typer(
-    help="Generate CODEOWNERS per repository and check branches against ownership.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Generate CODEOWNERS per repository and check branches against ownership.",
+    no_args_is_help=True,
 )
 
 
