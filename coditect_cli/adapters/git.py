@@ -70,19 +70,27 @@ class GitReader:
         return Git(path).tracked_files()
 
 
-def _parse_worktrees(porcelain: str) -> dict[Path, str | None]:
+def _parse_worktrees(porcelain: str) -> tuple[dict[Path, str | None], tuple[Path, ...]]:
+    """Live worktrees (path -> branch) and prunable ones (registered, directory gone)."""
     out: dict[Path, str | None] = {}
+    prunable: list[Path] = []
     for block in porcelain.strip().split("\n\n"):
         path: Path | None = None
         branch: str | None = None
+        gone = False
         for line in block.splitlines():
             if line.startswith("worktree "):
                 path = Path(line[len("worktree ") :])
             elif line.startswith("branch "):
                 branch = line[len("branch ") :].removeprefix("refs/heads/")
+            elif line.startswith("prunable"):
+                gone = True
         if path is not None:
-            out[path] = branch
-    return out
+            if gone:
+                prunable.append(path)
+            else:
+                out[path] = branch
+    return out, tuple(prunable)
 
 
 def read_state(path: Path, blobs: Sequence[str] = ()) -> RepoState:
@@ -102,12 +110,20 @@ def read_state(path: Path, blobs: Sequence[str] = ()) -> RepoState:
         for n, sha in refs.items()
         if n.startswith("refs/remotes/origin/") and n != "refs/remotes/origin/HEAD"
     }
-    worktrees = _parse_worktrees(g.out("worktree", "list", "--porcelain"))
+    worktrees, prunable = _parse_worktrees(g.out("worktree", "list", "--porcelain"))
     # A submodule's main worktree is listed by its git dir (.git/modules/...): name its checkout instead.
     main = next(iter(worktrees), None)
     if main is not None and not (main / ".git").exists() and main != path:
         worktrees = {(path if p == main else p): b for p, b in worktrees.items()}
-    origin = g.run("config", "--get", "remote.origin.url", check=False).stdout.strip() or None
+    config = dict(
+        line.split(" ", 1)
+        for line in g.run(
+            "config", "--get-regexp", r"^(remote\.origin\.url|core\.hookspath)$", check=False
+        ).stdout.splitlines()
+        if " " in line
+    )
+    origin = config.get("remote.origin.url") or None
+    hooks_path = config.get("core.hookspath") or None
     exclude_file = common / "info" / "exclude"
     excluded = tuple(exclude_file.read_text().splitlines()) if exclude_file.is_file() else ()
     found: dict[str, str | None] = {}
@@ -117,7 +133,7 @@ def read_state(path: Path, blobs: Sequence[str] = ()) -> RepoState:
         ).stdout
         for spec, line in zip(blobs, out.splitlines(), strict=True):
             found[spec] = line.split()[0] if line.endswith(" blob") else None
-    return RepoState(path, common, local, remote, worktrees, origin, excluded, found)
+    return RepoState(path, common, local, remote, worktrees, origin, excluded, found, hooks_path, prunable)
 
 
 def is_dirty(worktree: Path) -> list[str]:

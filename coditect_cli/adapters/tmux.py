@@ -42,7 +42,8 @@ log = logging.getLogger("coditect.tmux")
 SOCKET_ENV = "CODITECT_TMUX_SOCKET"
 """Environment variable naming the tmux socket (``tmux -L``) when ``--socket`` is not given."""
 
-SEP = "\x1f"  # between the fields of one list-panes row: survives tmux output and never occurs in paths
+SEP = "\x1f"  # between the fields of one list-panes row: tmux prints it as is; no sane path holds it
+# pane_title last: programs may set it to anything, so the row is split at most len-1 times.
 _FIELDS = (
     "session_name",
     "window_id",
@@ -55,10 +56,10 @@ _FIELDS = (
     "pane_dead_signal",
     "pane_current_command",
     "pane_current_path",
-    "pane_title",
     STREAM_OPTION,
     TITLE_OPTION,
     "socket_path",
+    "pane_title",
 )
 PANE_FORMAT = SEP.join(f"#{{{f}}}" for f in _FIELDS)
 
@@ -99,7 +100,7 @@ def parse_panes(output: str) -> list[PaneState]:
     """Rows of ``list-panes -F PANE_FORMAT`` as :class:`PaneState` values."""
     rows: list[PaneState] = []
     for line in output.splitlines():
-        parts = line.split(SEP)
+        parts = line.split(SEP, len(_FIELDS) - 1)
         if len(parts) != len(_FIELDS):
             continue
         f = dict(zip(_FIELDS, parts, strict=True))
@@ -164,7 +165,8 @@ def _pane_setup(target: str, pane: PaneSpec) -> list[list[str]]:
         ["select-pane", "-t", target, "-T", literal(pane.title)],
     ]
     if pane.log is not None:
-        cmds.append(["pipe-pane", "-o", "-t", target, literal(f"cat > {shlex.quote(str(pane.log))}")])
+        # exec: one process per pane (the shell tmux starts for the pipe becomes cat).
+        cmds.append(["pipe-pane", "-o", "-t", target, literal(f"exec cat > {shlex.quote(str(pane.log))}")])
     return cmds
 
 
@@ -344,8 +346,20 @@ class Tmux:
         return proc.run(self.argv(commands), check=check, timeout=60)
 
     def panes(self) -> list[PaneState]:
-        """Every pane of the server, in one ``list-panes -a`` call; none when no server runs."""
-        done = self.run(["list-panes", "-a", "-F", PANE_FORMAT], check=False)
+        """Every pane of the server, in one ``list-panes -a`` call; none when no server runs.
+
+        tmux before 3.5 can miss a SIGCHLD: the agent stays a zombie and its pane dead without an exit
+        status, for good. Any later child exit makes tmux reap every zombie, so when a dead pane has no
+        status, a second call runs ``run-shell true`` (which waits for its child) before listing again.
+        """
+        rows = self._list_panes(reap=False)
+        if any(r.dead and r.dead_status is None and r.dead_signal is None for r in rows):
+            rows = self._list_panes(reap=True)
+        return rows
+
+    def _list_panes(self, *, reap: bool) -> list[PaneState]:
+        listing = ["list-panes", "-a", "-F", PANE_FORMAT]
+        done = self.run(*([["run-shell", "true"], listing] if reap else [listing]), check=False)
         if done.returncode != 0:
             if any(marker in done.stderr for marker in _NO_SERVER):
                 return []

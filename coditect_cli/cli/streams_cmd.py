@@ -108,15 +108,23 @@ def status(
 
 
 @streams.command("attach")
-def attach(ctx: typer.Context, phase: PhaseArg = None, socket: SocketOpt = None) -> None:
-    """Attach this terminal to the phase's session (inside tmux: switch to it)."""
+def attach(
+    ctx: typer.Context, phase: PhaseArg = None, socket: SocketOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Attach this terminal to the phase's session (inside tmux: switch to it). With --json: say how, only."""
     from coditect_cli.errors import UsageError
     from coditect_cli.services import launch as svc
 
-    app = use(ctx)
+    app = use(ctx, as_json)
+    target = svc.attach_target(app.project(), phase, socket=socket)
+    if app.json:
+        app.emit("streams attach", target, lambda c: None)
+        return
     if not svc.inside_tmux() and not sys.stdin.isatty():
-        raise UsageError("attach needs a terminal (stdin is not one)")
-    svc.attach(app.project(), phase, socket=socket)
+        raise UsageError(
+            "attach needs a terminal (stdin is not one)", hint=f"run: {target['attach_command']}"
+        )
+    svc.attach_session(target["socket"], target["session"])
 
 
 @streams.command("send")

@@ -69,7 +69,8 @@ _SHELL_BUILTINS = frozenset(
 # Prefix words whose argument is the real program.
 _WRAPPERS = frozenset({"exec", "command", "nohup", "env"})
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-_PLACEHOLDER = re.compile(r"""(['"]?)\{(prompt_file|stream|worktree)\}\1""")
+_PLACEHOLDER = re.compile(r"\{(prompt_file|stream|worktree)\}")
+_DQ_SPECIAL = re.compile(r'([\\"$`])')
 
 
 # ----------------------------------------------------------------------------------------------- naming
@@ -117,12 +118,39 @@ class AgentCommand:
 
 
 def substitute(template: str, values: dict[str, str]) -> str:
-    """``template`` with ``{prompt_file}``, ``{stream}``, ``{worktree}`` replaced by shell-quoted values.
+    """``template`` with ``{prompt_file}``, ``{stream}``, ``{worktree}`` replaced by shell-safe values.
 
-    A placeholder written inside its own quotes (``'{worktree}'``) is replaced with the quotes, so the
-    value is quoted once.
+    Each value is quoted for where it stands: bare (:func:`shlex.quote`), inside ``"..."`` (``\\``, ``"``,
+    ``$`` and backquotes escaped) or inside ``'...'`` (the quote is closed, the quoted value inserted and
+    the quote reopened), so the shell always sees exactly the value, whatever it contains.
     """
-    return _PLACEHOLDER.sub(lambda m: shlex.quote(values[m.group(2)]), template)
+    out: list[str] = []
+    quote: str | None = None  # the quote we are inside, if any
+    i = 0
+    while i < len(template):
+        m = _PLACEHOLDER.match(template, i)
+        if m:
+            value = values[m.group(1)]
+            if quote is None:
+                out.append(shlex.quote(value))
+            elif quote == '"':
+                out.append(_DQ_SPECIAL.sub(r"\\\1", value))
+            else:
+                out.append("'" + shlex.quote(value) + "'")
+            i = m.end()
+            continue
+        c = template[i]
+        if c == "\\" and quote != "'":
+            out.append(template[i : i + 2])
+            i += 2
+            continue
+        if quote is None and c in "'\"":
+            quote = c
+        elif c == quote:
+            quote = None
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def _words(line: str) -> list[str] | None:

@@ -37,6 +37,8 @@ class RepoState:
     origin_url: str | None
     excluded: tuple[str, ...] = ()  # lines of info/exclude
     blobs: dict[str, str | None] = field(default_factory=dict)  # "<rev>:<path>" -> blob sha (None: absent)
+    hooks_path: str | None = None  # the repository's own core.hooksPath (husky, lefthook...), if set
+    prunable: tuple[Path, ...] = ()  # registered worktrees whose directory is gone
 
     def has_branch(self, name: str) -> bool:
         return name in self.local or name in self.remote

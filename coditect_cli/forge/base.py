@@ -37,6 +37,7 @@ class ForgeRepo:
     slug: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
         return {"id": self.id, "path": str(self.path), "slug": self.slug}
 
 
@@ -69,6 +70,7 @@ class PullRequest:
     merged: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
         return {
             "repo": self.repo,
             "number": self.number,
@@ -104,6 +106,7 @@ class Review:
     head_sha: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
         return {
             "reviewer": self.reviewer,
             "state": self.state,
@@ -123,6 +126,7 @@ class Check:
     url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
         return {"name": self.name, "status": self.status, "time": self.time, "log": self.log, "url": self.url}
 
 
@@ -152,6 +156,7 @@ class Merged:
     already: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
         return {
             "pr": self.pr.to_json(),
             "commit": self.commit,
@@ -181,6 +186,7 @@ class Release:
     url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
         return {"tag": self.tag, "sha": self.sha, "created": self.created, "url": self.url}
 
 

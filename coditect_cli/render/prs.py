@@ -66,34 +66,40 @@ def mergeable_cell(view: PrView) -> str:
 
 
 def pr_table(rows: Sequence[PrView], title: str | None = None) -> Table:
-    """One row per PR: stream, repo, number, state, approvals, checks, mergeable, title."""
+    """One row per PR: stream, repo, number, state, approvals, checks, mergeable, title (without its
+    ``[phase]`` prefix: the table's title names the integration branch)."""
+    import re
+
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left")
-    for name, justify in (
-        ("stream", "left"),
-        ("repo", "left"),
-        ("#", "right"),
-        ("state", "left"),
-        ("approvals", "left"),
-        ("checks", "left"),
-        ("mergeable", "left"),
-        ("title", "left"),
-    ):
-        table.add_column(name, justify=justify, no_wrap=name != "title")  # type: ignore[arg-type]
+    headers = ("stream", "repo", "#", "state", "approvals", "checks", "mergeable", "title")
+    cells: list[list[str]] = []
     for view in rows:
         pr = view.pr
-        table.add_row(
-            view.stream or "[dim]?[/]",
-            view.repo,
-            f"#{pr.number}" if pr else "[dim]—[/]",
-            _STATE.get(pr.state, pr.state) if pr else "[dim]not opened[/]",
-            approvals_cell(view),
-            checks_cell(view),
-            mergeable_cell(view),
-            escape(pr.title) if pr else f"[dim]{escape(view.branch)}[/]",
+        cells.append(
+            [
+                view.stream or "[dim]?[/]",
+                view.repo,
+                f"#{pr.number}" if pr else "[dim]—[/]",
+                _STATE.get(pr.state, pr.state) if pr else "[dim]not opened[/]",
+                approvals_cell(view),
+                checks_cell(view),
+                mergeable_cell(view),
+                escape(re.sub(r"^\[[^\]]*\]\s*", "", pr.title)) if pr else f"[dim]{escape(view.branch)}[/]",
+            ]
         )
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for i, name in enumerate(headers):
+        if name == "title":  # the one column that gives way (wraps) on a narrow terminal
+            table.add_column(name)
+            continue
+        widest = max([len(name), *(Text.from_markup(row[i]).cell_len for row in cells)])
+        table.add_column(name, justify="right" if name == "#" else "left", no_wrap=True, min_width=widest)
+    for row in cells:
+        table.add_row(*row)
     return table
 
 
@@ -132,12 +138,9 @@ def _print_view(console: Console, view: PrView) -> None:
         console.print("  approvals needed:")
         for need in view.needs:
             state = _NEED.get(need.state, "[yellow]… pending[/]")
-            paths = ", ".join(need.paths[:4]) + (f" (+{len(need.paths) - 4})" if len(need.paths) > 4 else "")
-            why = (
-                f" [dim]{'shared: ' if need.shared else ''}{escape(paths)}[/]"
-                if paths
-                else " [dim](author)[/]"
-            )
+            shown = [f"{p} (shared)" if p in need.shared_paths else p for p in need.paths[:4]]
+            paths = ", ".join(shown) + (f" (+{len(need.paths) - 4})" if len(need.paths) > 4 else "")
+            why = f" [dim]{escape(paths)}[/]" if paths else " [dim](the stream's own owner)[/]"
             console.print(f"    {state}  {escape(need.owner)}{why}")
     if view.blocked_by:
         console.print(f"  [bold red]changes requested by {', '.join(view.blocked_by)}[/]")

@@ -43,9 +43,13 @@ def print_launch(console: Console, result: LaunchResult) -> None:
     )
     for pane in result.panes:
         style = _STATE_STYLE.get(pane.state, "")
-        extra = f" exit {pane.exit_status}" if pane.state == "dead" and pane.exit_status is not None else ""
+        state = (
+            f"exit {pane.exit_status}"
+            if pane.state == "dead" and pane.exit_status is not None
+            else pane.state
+        )
         console.print(
-            f"  [{style}]{pane.state:<8}[/]{extra} [bold]{pane.stream:<12}[/] {pane.cwd}  [dim]{pane.command}[/]",
+            f"  [{style}]{state:<8}[/] [bold]{pane.stream:<12}[/] {pane.cwd}  [dim]{pane.command}[/]",
             highlight=False,
         )
     dead = [p.stream for p in result.panes if p.state == "dead"]

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 PROMPTS_DIR = "prompts"
 LOGS_DIR = "panes"
 SOCKET_META = "tmux.socket:{phase}"
+STATUS_GRACE = 2.0  # seconds a dead pane may lack its exit status before wait_for_agents reports None
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|\r")
 
 
@@ -449,7 +450,8 @@ def _launched(
                 stream=pane.stream,
                 title=pane.title,
                 cwd=pane.cwd,
-                command=pane.agent.display,
+                # A pane this launch did not start runs what it ran before (maybe another --agent).
+                command=row.command if row is not None and pane.stream not in started else pane.agent.display,
                 prompt_file=Path(dict(pane.env)["CODITECT_PROMPT_FILE"]),
                 state=pane_state,
                 pane_id=row.pane_id if row else None,
@@ -539,6 +541,7 @@ def launch(
         # Look again under the lock: another launch may have created panes meanwhile.
         existing = _by_stream(tmux.session_panes(spec.name))
         missing = [p for p in spec.panes if p.stream not in existing]
+        _check_programs(missing)  # a pane may have been killed since the first look
         result.created = not existing
         if missing:
             for pane in missing:
@@ -750,14 +753,30 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
     return StatusResult(s.manifest.phase, s.name, s.socket, bool(rows), out)
 
 
-def attach(project: Project, phase: str | None, *, socket: str | None = None) -> None:
-    """Attach the terminal to the phase's session (``switch-client`` inside tmux on the same server)."""
+def attach_target(project: Project, phase: str | None, *, socket: str | None = None) -> dict[str, Any]:
+    """The phase's live session and how to attach to it; :class:`UnavailableError` when it is not running."""
     from coditect_cli.adapters.tmux import Tmux
 
     s = _session(project, phase, socket)
-    if not Tmux(s.socket).session_panes(s.name):
+    rows = Tmux(s.socket).session_panes(s.name)
+    if not rows:
         raise _no_session(s)
-    attach_session(s.socket, s.name)
+    sock = f"-L {s.socket} " if s.socket else ""
+    return {
+        "phase": s.manifest.phase,
+        "session": s.name,
+        "socket": s.socket,
+        "socket_path": rows[0].socket_path,
+        "panes": len(rows),
+        "attach_command": f"tmux {sock}attach -t ={s.name}",
+        "inside_tmux": inside_tmux(),
+    }
+
+
+def attach(project: Project, phase: str | None, *, socket: str | None = None) -> None:
+    """Attach the terminal to the phase's session (``switch-client`` inside tmux on the same server)."""
+    target = attach_target(project, phase, socket=socket)
+    attach_session(target["socket"], target["session"])
 
 
 def send(
@@ -909,14 +928,26 @@ def wait_for_agents(
     streams = [st.id for st in ordered_streams(s.manifest)]
     deadline = time.monotonic() + timeout
     interval = min(max(poll, 0.005), 0.1)
+    unknown_since: dict[str, float] = {}
     while True:
         rows = _by_stream(tmux.session_panes(s.name))
         if on_poll is not None:
             on_poll(rows)
-        running = [st for st in streams if st in rows and not rows[st].finished]
+        now = time.monotonic()
+        running: list[str] = []
+        for st in streams:
+            row = rows.get(st)
+            if row is None or row.finished:
+                continue
+            if row.dead:
+                # Dead without a status even after the adapter's reap: give tmux a moment, then accept it.
+                if now - unknown_since.setdefault(st, now) < STATUS_GRACE:
+                    running.append(st)
+                continue
+            running.append(st)
         if not running:
             return {st: (rows[st].dead_status if st in rows else None) for st in streams}
-        if time.monotonic() >= deadline:
+        if now >= deadline:
             raise CoditectError(
                 f"agents still running after {timeout:g}s: {', '.join(running)}",
                 hint=f"see them with `coditect streams status {s.manifest.phase}`",

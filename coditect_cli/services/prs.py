@@ -52,11 +52,23 @@ class OwnerNeed:
 
     owner: str
     paths: tuple[str, ...]
-    shared: bool
+    shared_paths: tuple[str, ...] = ()
     state: NeedState = "pending"
 
+    @property
+    def shared(self) -> bool:
+        """Whether a shared path (one that needs every one of its owners) is among ``paths``."""
+        return bool(self.shared_paths)
+
     def to_json(self) -> dict[str, Any]:
-        return {"owner": self.owner, "paths": list(self.paths), "shared": self.shared, "state": self.state}
+        """This value as JSON (for the ``--json`` envelope)."""
+        return {
+            "owner": self.owner,
+            "paths": list(self.paths),
+            "shared": self.shared,
+            "shared_paths": list(self.shared_paths),
+            "state": self.state,
+        }
 
 
 @dataclass(frozen=True)
@@ -88,8 +100,16 @@ class PrView:
 
     @property
     def approved(self) -> bool:
-        """Every needed owner approved, and nobody's standing verdict is "changes requested"."""
-        return bool(self.needs) and all(n.state == "approved" for n in self.needs) and not self.blocked_by
+        """Every needed owner approved, and nobody's standing verdict is "changes requested".
+
+        Never True while the changed files are unknown: the owners a PR needs come from them.
+        """
+        return (
+            self.files is not None
+            and bool(self.needs)
+            and all(n.state == "approved" for n in self.needs)
+            and not self.blocked_by
+        )
 
     @property
     def approvals(self) -> tuple[int, int]:
@@ -113,6 +133,7 @@ class PrView:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
         done, needed = self.approvals
         return {
             "stream": self.stream,
@@ -144,6 +165,7 @@ class PrListing:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
         return {
             "phase": self.phase,
             "base": self.base,
@@ -162,6 +184,7 @@ class StatusReport:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
         return {
             "phase": self.phase,
             "stream": self.stream,
@@ -186,6 +209,7 @@ class OpenOutcome:
     skipped: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
         return {
             "stream": self.stream,
             "repo": self.repo,
@@ -215,6 +239,7 @@ class OpenReport:
         return all(o.pr is None and not (self.dry_run and o.skipped is None) for o in self.outcomes)
 
     def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
         return {
             "phase": self.phase,
             "stream": self.stream,
@@ -235,6 +260,7 @@ class ReviewOutcome:
     skipped: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
         return {
             "stream": self.stream,
             "repo": self.repo,
@@ -257,6 +283,7 @@ class ReviewReport:
     dry_run: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
         return {
             "phase": self.phase,
             "stream": self.stream,
@@ -277,6 +304,7 @@ class MergeOutcome:
     refused: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
         return {
             "stream": self.view.stream,
             "repo": self.view.repo,
@@ -299,9 +327,11 @@ class MergeReport:
 
     @property
     def refused(self) -> bool:
+        """Whether any pull request was not merged."""
         return any(o.refused for o in self.outcomes)
 
     def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
         return {
             "phase": self.phase,
             "stream": self.stream,
@@ -339,7 +369,7 @@ def owner_needs(
 
     own = ownership(manifest).get(RepoId(repo))
     found: dict[str, list[str]] = {}
-    shared: set[str] = set()
+    shared: dict[str, list[str]] = {}
     unowned: list[str] = []
     for path in paths:
         owners = own.owners(path) if own is not None else None
@@ -351,10 +381,10 @@ def owner_needs(
             owner = manifest.stream(sid).code_owner
             found.setdefault(owner, []).append(path)
             if owners.shared:
-                shared.add(owner)
+                shared.setdefault(owner, []).append(path)
     if not found and author is not None:
         found[manifest.stream(author).code_owner] = []
-    needs = [OwnerNeed(owner, tuple(p), owner in shared) for owner, p in found.items()]
+    needs = [OwnerNeed(owner, tuple(p), tuple(shared.get(owner, ()))) for owner, p in found.items()]
     return needs, unowned
 
 
@@ -369,7 +399,7 @@ def judge(needs: Sequence[OwnerNeed], reviews: Sequence[Review]) -> tuple[OwnerN
             if verdict == "approved"
             else ("changes_requested" if verdict == "changes_requested" else "pending")
         )
-        out.append(OwnerNeed(need.owner, need.paths, need.shared, state))
+        out.append(OwnerNeed(need.owner, need.paths, need.shared_paths, state))
     return tuple(out)
 
 
@@ -426,6 +456,7 @@ class Session:
 
     @property
     def notes(self) -> list[str]:
+        """The forges' notes (why each was chosen, what they could not do)."""
         return self.forges.notes
 
     def moves(self) -> list[tuple[str, str, str | None, str | None]]:
@@ -833,6 +864,8 @@ def review(
 def _refusal(view: PrView) -> str | None:
     if view.pr is None:
         return "no open pull request"
+    if view.files is None:
+        return "its changed files are unknown, so are the owners it needs"
     if view.blocked_by:
         return f"changes requested by {', '.join(view.blocked_by)}"
     missing = [n.owner for n in view.needs if n.state != "approved"]

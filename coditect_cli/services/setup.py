@@ -81,7 +81,13 @@ def worktree_git_dir(worktree: Path) -> Path | None:
 
 
 def _chained_hook(state: RepoState) -> str | None:
-    hook = state.git_common_dir / "hooks" / "pre-commit"
+    """The repository's own pre-commit hook (its ``core.hooksPath`` when set), which the guard runs after."""
+    if state.hooks_path:
+        hooks = Path(os.path.expanduser(state.hooks_path))
+        hooks = hooks if hooks.is_absolute() else state.path / hooks
+    else:
+        hooks = state.git_common_dir / "hooks"
+    hook = hooks / "pre-commit"
     return str(hook) if hook.is_file() and os.access(hook, os.X_OK) else None
 
 
@@ -148,6 +154,7 @@ class Executor:
         self.ctx = ctx
         self.on_ref_move = on_ref_move
         self._worktree_config_done: set[RepoId] = set()
+        self._pruned: set[RepoId] = set()
         # Object ids of the refs this run knows, so creating a branch costs one git process.
         self._refs: dict[RepoId, dict[str, str]] = {
             repo: {**{f"origin/{b}": sha for b, sha in st.remote.items()}, **st.local}
@@ -234,7 +241,12 @@ class Executor:
                 hint="move it away (or point `worktrees:` in the manifest elsewhere), then run setup again",
             )
         step.path.parent.mkdir(parents=True, exist_ok=True)
-        Git(self.ctx.repo_path(step.repo)).run("worktree", "add", "--quiet", str(step.path), step.branch)
+        repo = Git(self.ctx.repo_path(step.repo))
+        if self.ctx.states[step.repo].prunable and step.repo not in self._pruned:
+            # A worktree directory deleted by hand stays registered (and its branch "checked out") until pruned.
+            repo.run("worktree", "prune")
+            self._pruned.add(step.repo)
+        repo.run("worktree", "add", "--quiet", str(step.path), step.branch)
 
     def _do_SwitchWorktree(self, step: SwitchWorktree) -> None:
         from coditect_cli.adapters.git import Git, is_dirty

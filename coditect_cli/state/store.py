@@ -693,6 +693,7 @@ class Store:
                 cursor = self._conn.execute(
                     "INSERT INTO pull_requests (repo, number, base, head, title, body, state, head_sha, created, "
                     "updated) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
+                    # repo, base and head are lookup keys (manifest ids, branch names): stored as given.
                     (repo, int(row[0]), base, head, redact(title), redact(body), head_sha, now, now),
                 )
             assert cursor.lastrowid is not None
