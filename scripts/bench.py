@@ -189,8 +189,23 @@ def bench_git_processes(runs: int, workdir: Path) -> list[Row]:
     return rows
 
 
+def _lazy(module: str, function: str) -> Callable[[int, Path], list[Row]]:
+    """A benchmark group defined in another script of scripts/ (imported only when it runs)."""
+
+    def run(runs: int, workdir: Path) -> list[Row]:
+        import importlib
+
+        sys.path.insert(0, str(REPO / "scripts"))
+        bench: Callable[[int, Path], list[Row]] = getattr(importlib.import_module(module), function)
+        return bench(runs, workdir)
+
+    return run
+
+
 BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "startup": bench_startup,
+    "conflicts": _lazy("bench_conflicts", "bench_conflicts"),
+    "forge": _lazy("bench_forge", "bench_forge"),
     "setup": bench_setup,
     "git-processes": bench_git_processes,
 }

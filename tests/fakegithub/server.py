@@ -1,0 +1,1100 @@
+"""A fake GitHub REST (and GraphQL) server on 127.0.0.1, for PyGithub to talk to over real HTTP.
+
+A small WSGI application (werkzeug routing) served by werkzeug's threaded server in a background thread. It
+keeps repositories, pull requests, reviews, commit statuses, check runs, issue comments, releases and refs in
+memory, answers with payloads shaped like GitHub's (PyGithub parses them lazily, so list items carry every field
+a list item has on GitHub, and only the single-PR GET carries ``merged``/``mergeable``), paginates with ``Link``
+headers, sends the ``x-ratelimit-*`` headers, checks the token, and records every request so tests and the
+benchmark can count them.
+
+Faults are injected per method and path pattern: an error status without side effects, an error status *after*
+the request was carried out (the "502 after create" case), or a sleep longer than the client's timeout.
+Branch heads come from a bare git repository (``git_dir``) when one is given, else from a dict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+API_PREFIX = "/api/v3"
+GRAPHQL_PATH = "/api/graphql"
+DEFAULT_TOKEN = "ghp_FakeToken0123456789abcdefghijklmnopqrs"
+DOCS = "https://docs.github.com/rest"
+
+_ids = itertools.count(1000)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _fake_sha(*parts: object) -> str:
+    return hashlib.sha1("\0".join(str(p) for p in parts).encode()).hexdigest()
+
+
+@dataclass
+class Recorded:
+    """One request the server received."""
+
+    method: str
+    path: str
+    query: str
+    status: int
+    seconds: float
+
+
+@dataclass
+class Fault:
+    """An injected failure: ``status`` (with ``headers``/``body``), ``after`` the request is carried out, or a
+    ``sleep`` before answering; applies ``times`` times to requests whose method and path match."""
+
+    method: str
+    pattern: re.Pattern[str]
+    status: int | None = 502
+    after: bool = False
+    times: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    sleep: float = 0.0
+
+
+@dataclass
+class FakeRepo:
+    """One repository's state."""
+
+    owner: str
+    name: str
+    id: int
+    git_dir: Path | None = None
+    branches: dict[str, str] = field(default_factory=dict)
+    pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    next_number: int = 1
+    reviews: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    check_runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    releases: list[dict[str, Any]] = field(default_factory=list)
+    refs: dict[str, str] = field(default_factory=dict)
+    files: dict[int, list[str]] = field(default_factory=dict)
+    mergeable: dict[int, bool | None] = field(default_factory=dict)
+    # git_dir mode: the branch heads read once per request, diffs and merges by (base, head) commit.
+    _heads: dict[str, str] | None = None
+    _diffs: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    _merges: dict[tuple[str, str], bool] = field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        """``owner/name``."""
+        return f"{self.owner}/{self.name}"
+
+    def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
+        assert self.git_dir is not None
+        return subprocess.run(
+            ["git", "--git-dir", str(self.git_dir), *args], capture_output=True, text=True, check=False
+        )
+
+    def forget_heads(self) -> None:
+        """Read the branch heads afresh at the next look-up (pushes happen behind the server's back)."""
+        self._heads = None
+
+    def sha_of(self, branch: str) -> str | None:
+        """The commit ``branch`` points at, or None."""
+        if self.git_dir is not None:
+            if self._heads is None:
+                out = self._git(
+                    "for-each-ref", "--format=%(objectname) %(refname:strip=2)", "refs/heads"
+                ).stdout
+                self._heads = {}
+                for line in out.splitlines():
+                    sha, _, name = line.partition(" ")
+                    self._heads[name] = sha
+            return self._heads.get(branch)
+        return self.branches.get(branch)
+
+    def changed_files(self, number: int) -> list[str]:
+        """The paths PR ``number`` changes (seeded, or ``git diff base...head``)."""
+        pull = self.pulls[number]
+        if number in self.files:
+            return self.files[number]
+        if self.git_dir is not None:
+            base = self.sha_of(pull["base"])
+            head = pull["head_sha"] if pull["merged"] else self.sha_of(pull["head"])
+            if base is None or head is None:
+                return []
+            if (base, head) not in self._diffs:
+                done = self._git("diff", "--name-only", f"{base}...{head}")
+                self._diffs[(base, head)] = [p for p in done.stdout.splitlines() if p]
+            return self._diffs[(base, head)]
+        return []
+
+    def is_mergeable(self, number: int) -> bool | None:
+        """Whether PR ``number`` merges cleanly (seeded, or ``git merge-tree``; True without git)."""
+        if number in self.mergeable:
+            return self.mergeable[number]
+        pull = self.pulls[number]
+        if self.git_dir is not None:
+            base, head = self.sha_of(pull["base"]), self.sha_of(pull["head"])
+            if base is None or head is None:
+                return None
+            if (base, head) not in self._merges:
+                self._merges[(base, head)] = (
+                    self._git("merge-tree", "--write-tree", base, head).returncode == 0
+                )
+            return self._merges[(base, head)]
+        return True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as GitHub does
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        pass
+
+
+class FakeGitHub:
+    """The fake server. Use as a context manager (or ``start``/``stop``); ``base_url`` is the API base."""
+
+    def __init__(self, token: str = DEFAULT_TOKEN, *, login: str = "coditect-bot") -> None:
+        self.token = token
+        self.login = login
+        self.repos: dict[str, FakeRepo] = {}
+        self.requests: list[Recorded] = []
+        self.faults: list[Fault] = []
+        self.rate_limit = 5000
+        self.rate_used = 0
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        p = API_PREFIX
+        repo = f"{p}/repos/<owner>/<name>"
+        self._routes: dict[str, Callable[..., Response]] = {}
+        rules = [
+            ("GET", f"{p}/user", self._user),
+            ("GET", f"{p}/rate_limit", self._rate),
+            ("GET", repo, self._repo_get),
+            ("GET", f"{repo}/pulls", self._pulls_list),
+            ("POST", f"{repo}/pulls", self._pulls_create),
+            ("GET", f"{repo}/pulls/<int:number>", self._pull_get),
+            ("GET", f"{repo}/pulls/<int:number>/reviews", self._reviews_list),
+            ("POST", f"{repo}/pulls/<int:number>/reviews", self._reviews_create),
+            ("GET", f"{repo}/pulls/<int:number>/files", self._files_list),
+            ("PUT", f"{repo}/pulls/<int:number>/merge", self._merge),
+            ("GET", f"{repo}/commits/<path:ref>/status", self._combined_status),
+            ("GET", f"{repo}/commits/<path:ref>/check-runs", self._check_runs),
+            ("POST", f"{repo}/statuses/<sha>", self._status_create),
+            ("GET", f"{repo}/issues/<int:number>/comments", self._comments_list),
+            ("POST", f"{repo}/issues/<int:number>/comments", self._comments_create),
+            ("GET", f"{repo}/releases/tags/<path:tag>", self._release_get),
+            ("POST", f"{repo}/releases", self._release_create),
+            ("GET", f"{repo}/git/ref/<path:ref>", self._ref_get),
+            ("POST", f"{repo}/git/refs", self._ref_create),
+            ("POST", GRAPHQL_PATH, self._graphql),
+        ]
+        werkzeug_rules = []
+        for method, path, handler in rules:
+            endpoint = f"{method} {path}"
+            self._routes[endpoint] = handler
+            werkzeug_rules.append(Rule(path, endpoint=endpoint, methods=[method]))
+        self._map = Map(werkzeug_rules, strict_slashes=False)
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    def start(self) -> FakeGitHub:
+        """Serve on an ephemeral port of 127.0.0.1 from a background thread."""
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
+        self._server.handle_error = lambda request, address: (
+            None
+        )  # a client that timed out: nothing to report
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-github", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (sleeping faults wake up and finish)."""
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeGitHub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        return int(self._server.server_port)
+
+    @property
+    def root_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (the "web" host: html_url, remote URLs)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The REST API base, as a GitHub Enterprise one: ``http://127.0.0.1:PORT/api/v3``."""
+        return f"{self.root_url}{API_PREFIX}"
+
+    # ------------------------------------------------------------------------------------------ set-up
+
+    def add_repo(
+        self, full_name: str, *, git_dir: Path | None = None, branches: dict[str, str] | None = None
+    ) -> FakeRepo:
+        """Add repository ``owner/name``; branch heads from the bare repository ``git_dir`` or ``branches``."""
+        owner, name = full_name.split("/")
+        repo = FakeRepo(owner, name, next(_ids), git_dir, dict(branches or {}))
+        self.repos[full_name] = repo
+        return repo
+
+    def add_pull(
+        self, full_name: str, head: str, base: str, title: str = "", *, state: str = "open"
+    ) -> dict[str, Any]:
+        """Seed a pull request directly (no request recorded)."""
+        with self._lock:
+            repo = self.repos[full_name]
+            if repo.git_dir is None and head not in repo.branches:
+                repo.branches[head] = _fake_sha(full_name, head)
+            if repo.git_dir is None and base not in repo.branches:
+                repo.branches[base] = _fake_sha(full_name, base)
+            return self._new_pull(repo, head, base, title or f"PR of {head}", "", state=state)
+
+    def add_review(self, full_name: str, number: int, login: str, state: str, body: str = "") -> None:
+        """Seed a review by ``login`` (APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED)."""
+        with self._lock:
+            repo = self.repos[full_name]
+            self._new_review(repo, number, login, state, body)
+
+    def add_check_run(self, full_name: str, sha: str, name: str, status: str, conclusion: str | None) -> None:
+        """Seed a check run (status queued/in_progress/completed; conclusion success/failure/…)."""
+        with self._lock:
+            self.repos[full_name].check_runs.setdefault(sha, []).append(
+                {
+                    "id": next(_ids),
+                    "name": name,
+                    "status": status,
+                    "conclusion": conclusion,
+                    "completed_at": _now() if status == "completed" else None,
+                    "html_url": None,
+                }
+            )
+
+    def fail(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int | None = 502,
+        after: bool = False,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        sleep: float = 0.0,
+    ) -> Fault:
+        """Inject a fault on requests whose method is ``method`` and whose path (below the API prefix, e.g.
+        ``/repos/o/r/pulls``) matches the regular expression ``path`` entirely."""
+        fault = Fault(
+            method.upper(), re.compile(path), status, after, times, dict(headers or {}), body, sleep
+        )
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def primary_rate_limit(self, method: str, path: str, *, reset_in: int = 1800, times: int = 1) -> Fault:
+        """GitHub's primary limit: 403, ``x-ratelimit-remaining: 0`` and the reset epoch."""
+        return self.fail(
+            method,
+            path,
+            status=403,
+            times=times,
+            headers={
+                "x-ratelimit-limit": "5000",
+                "x-ratelimit-remaining": "0",
+                "x-ratelimit-used": "5000",
+                "x-ratelimit-reset": str(int(time.time()) + reset_in),
+                "x-ratelimit-resource": "core",
+            },
+            body={
+                "message": "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, "
+                "please include the request ID.",
+                "documentation_url": f"{DOCS}/overview/rate-limits-for-the-rest-api",
+            },
+        )
+
+    def secondary_rate_limit(self, method: str, path: str, *, retry_after: int = 60, times: int = 1) -> Fault:
+        """GitHub's secondary limit: 403 with ``retry-after``."""
+        return self.fail(
+            method,
+            path,
+            status=403,
+            times=times,
+            headers={"retry-after": str(retry_after)},
+            body={
+                "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try "
+                "again. If you reach out to GitHub Support for help, please include the request ID.",
+                "documentation_url": f"{DOCS}/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+            },
+        )
+
+    def count(self, method: str | None = None, path: str | None = None) -> int:
+        """Requests received (optionally only ``method``, and paths matching the regex ``path``)."""
+        with self._lock:
+            return sum(
+                1
+                for r in self.requests
+                if (method is None or r.method == method.upper())
+                and (path is None or re.fullmatch(path, r.path.removeprefix(API_PREFIX)))
+            )
+
+    def reset_log(self) -> None:
+        """Forget the requests recorded so far."""
+        with self._lock:
+            self.requests.clear()
+
+    def pulls(self, full_name: str) -> list[dict[str, Any]]:
+        """A copy of every PR of ``full_name`` (internal form)."""
+        with self._lock:
+            return [dict(p) for p in self.repos[full_name].pulls.values()]
+
+    # ------------------------------------------------------------------------------------------ WSGI
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
+        started = time.perf_counter()
+        response = self._dispatch(request)
+        with self._lock:
+            self.requests.append(
+                Recorded(
+                    request.method,
+                    request.path,
+                    request.query_string.decode(),
+                    response.status_code,
+                    time.perf_counter() - started,
+                )
+            )
+        return response(environ, start_response)
+
+    def _fault_for(self, request: Request) -> Fault | None:
+        path = request.path.removeprefix(API_PREFIX) if request.path.startswith(API_PREFIX) else request.path
+        with self._lock:
+            for fault in self.faults:
+                if fault.times > 0 and fault.method == request.method and fault.pattern.fullmatch(path):
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def _dispatch(self, request: Request) -> Response:
+        auth = request.headers.get("Authorization", "")
+        if auth not in (f"token {self.token}", f"Bearer {self.token}"):
+            return self._json({"message": "Bad credentials", "documentation_url": DOCS}, 401)
+        with self._lock:
+            for repo in self.repos.values():
+                repo.forget_heads()
+        fault = self._fault_for(request)
+        if fault is not None and fault.sleep:
+            self._stopping.wait(fault.sleep)
+        if fault is not None and fault.status is not None and not fault.after:
+            return self._fault_response(fault)
+        try:
+            endpoint, args = self._map.bind_to_environ(request.environ).match()
+            with self._lock:
+                response = self._routes[endpoint](request, **args)
+        except NotFound:
+            response = self._json({"message": "Not Found", "documentation_url": DOCS}, 404)
+        except HTTPException as exc:
+            response = self._json({"message": exc.description or "error"}, exc.code or 500)
+        if fault is not None and fault.status is not None and fault.after:
+            return self._fault_response(fault)
+        return response
+
+    def _fault_response(self, fault: Fault) -> Response:
+        status = fault.status or 502
+        if fault.body is None and status >= 500:
+            html = (
+                f"<html><head><title>{status}</title></head><body><h1>{status} Bad Gateway</h1></body></html>"
+            )
+            response = Response(html, status=status, content_type="text/html")
+        else:
+            response = self._json(fault.body if fault.body is not None else {"message": "error"}, status)
+        for key, value in fault.headers.items():
+            response.headers[key] = value
+        return response
+
+    def _json(self, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        self.rate_used += 1
+        response = Response(json.dumps(data), status=status, content_type="application/json; charset=utf-8")
+        response.headers["x-ratelimit-limit"] = str(self.rate_limit)
+        response.headers["x-ratelimit-remaining"] = str(max(0, self.rate_limit - self.rate_used))
+        response.headers["x-ratelimit-used"] = str(self.rate_used)
+        response.headers["x-ratelimit-reset"] = str(int(time.time()) + 3600)
+        response.headers["x-ratelimit-resource"] = "core"
+        response.headers["x-github-api-version-selected"] = "2022-11-28"
+        response.headers["x-github-request-id"] = f"FAKE:{next(_ids):X}"
+        for key, value in (headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    def _paginate(self, request: Request, items: list[Any]) -> Response:
+        per_page = min(100, max(1, int(request.args.get("per_page", "30"))))
+        page = max(1, int(request.args.get("page", "1")))
+        last = max(1, -(-len(items) // per_page))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        links = []
+        args = request.args.to_dict()
+
+        def url(n: int) -> str:
+            return f"{self.root_url}{request.path}?{urlencode({**args, 'page': n, 'per_page': per_page})}"
+
+        if page < last:
+            links += [f'<{url(page + 1)}>; rel="next"', f'<{url(last)}>; rel="last"']
+        if page > 1:
+            links += [f'<{url(1)}>; rel="first"', f'<{url(page - 1)}>; rel="prev"']
+        return self._json(chunk, headers={"Link": ", ".join(links)} if links else None)
+
+    # ------------------------------------------------------------------------------------------ payloads
+
+    def _user_json(self, login: str) -> dict[str, Any]:
+        return {
+            "login": login,
+            "id": int(hashlib.sha1(login.encode()).hexdigest()[:6], 16),
+            "node_id": f"U_{login}",
+            "avatar_url": f"{self.root_url}/avatars/{login}",
+            "gravatar_id": "",
+            "url": f"{self.base_url}/users/{login}",
+            "html_url": f"{self.root_url}/{login}",
+            "type": "User",
+            "site_admin": False,
+        }
+
+    def _repo_json(self, repo: FakeRepo) -> dict[str, Any]:
+        return {
+            "id": repo.id,
+            "node_id": f"R_{repo.id}",
+            "name": repo.name,
+            "full_name": repo.full_name,
+            "private": True,
+            "owner": self._user_json(repo.owner),
+            "html_url": f"{self.root_url}/{repo.full_name}",
+            "description": None,
+            "fork": False,
+            "url": f"{self.base_url}/repos/{repo.full_name}",
+            "default_branch": "main",
+            "visibility": "private",
+        }
+
+    def _repo(self, owner: str, name: str) -> FakeRepo:
+        repo = self.repos.get(f"{owner}/{name}")
+        if repo is None:
+            raise NotFound()
+        return repo
+
+    def _new_pull(
+        self, repo: FakeRepo, head: str, base: str, title: str, body: str, *, state: str = "open"
+    ) -> dict[str, Any]:
+        number = repo.next_number
+        repo.next_number += 1
+        now = _now()
+        pull = {
+            "id": next(_ids),
+            "number": number,
+            "head": head,
+            "base": base,
+            "title": title,
+            "body": body,
+            "state": "closed" if state in ("closed", "merged") else "open",
+            "merged": state == "merged",
+            "merged_at": now if state == "merged" else None,
+            "closed_at": now if state in ("closed", "merged") else None,
+            "merge_commit_sha": _fake_sha(repo.full_name, number, "merge") if state == "merged" else None,
+            "head_sha": repo.sha_of(head),
+            "created_at": now,
+            "updated_at": now,
+            "user": self.login,
+        }
+        repo.pulls[number] = pull
+        return pull
+
+    def _pull_json(self, repo: FakeRepo, pull: dict[str, Any], *, full: bool = False) -> dict[str, Any]:
+        n = pull["number"]
+        api = f"{self.base_url}/repos/{repo.full_name}"
+        html = f"{self.root_url}/{repo.full_name}/pull/{n}"
+        head_sha = (
+            pull["head_sha"] if pull["state"] == "closed" else (repo.sha_of(pull["head"]) or pull["head_sha"])
+        )
+        owner = self._user_json(repo.owner)
+
+        def part(ref: str, sha: str | None) -> dict[str, Any]:
+            return {
+                "label": f"{repo.owner}:{ref}",
+                "ref": ref,
+                "sha": sha,
+                "user": owner,
+                "repo": self._repo_json(repo),
+            }
+
+        data: dict[str, Any] = {
+            "url": f"{api}/pulls/{n}",
+            "id": pull["id"],
+            "node_id": f"PR_{pull['id']}",
+            "html_url": html,
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
+            "issue_url": f"{api}/issues/{n}",
+            "commits_url": f"{api}/pulls/{n}/commits",
+            "review_comments_url": f"{api}/pulls/{n}/comments",
+            "review_comment_url": f"{api}/pulls/comments{{/number}}",
+            "comments_url": f"{api}/issues/{n}/comments",
+            "statuses_url": f"{api}/statuses/{head_sha}",
+            "number": n,
+            "state": pull["state"],
+            "locked": False,
+            "title": pull["title"],
+            "user": self._user_json(pull["user"]),
+            "body": pull["body"] or None,
+            "labels": [],
+            "milestone": None,
+            "active_lock_reason": None,
+            "created_at": pull["created_at"],
+            "updated_at": pull["updated_at"],
+            "closed_at": pull["closed_at"],
+            "merged_at": pull["merged_at"],
+            "merge_commit_sha": pull["merge_commit_sha"],
+            "assignee": None,
+            "assignees": [],
+            "requested_reviewers": [],
+            "requested_teams": [],
+            "head": part(pull["head"], head_sha),
+            "base": part(pull["base"], repo.sha_of(pull["base"])),
+            "_links": {
+                "self": {"href": f"{api}/pulls/{n}"},
+                "html": {"href": html},
+                "issue": {"href": f"{api}/issues/{n}"},
+                "comments": {"href": f"{api}/issues/{n}/comments"},
+                "review_comments": {"href": f"{api}/pulls/{n}/comments"},
+                "commits": {"href": f"{api}/pulls/{n}/commits"},
+                "statuses": {"href": f"{api}/statuses/{head_sha}"},
+            },
+            "author_association": "OWNER",
+            "auto_merge": None,
+            "draft": False,
+        }
+        if full:
+            mergeable = repo.is_mergeable(n) if pull["state"] == "open" else None
+            files = repo.changed_files(n)
+            data.update(
+                merged=pull["merged"],
+                mergeable=mergeable,
+                rebaseable=mergeable,
+                mergeable_state={True: "clean", False: "dirty", None: "unknown"}[mergeable],
+                merged_by=self._user_json(self.login) if pull["merged"] else None,
+                comments=len(repo.comments.get(n, [])),
+                review_comments=0,
+                maintainer_can_modify=False,
+                commits=1,
+                additions=len(files),
+                deletions=0,
+                changed_files=len(files),
+            )
+        return data
+
+    def _new_review(self, repo: FakeRepo, number: int, login: str, state: str, body: str) -> dict[str, Any]:
+        pull = repo.pulls[number]
+        review = {
+            "id": next(_ids),
+            "login": login,
+            "state": state,
+            "body": body,
+            "submitted_at": _now(),
+            "commit_id": repo.sha_of(pull["head"]) or pull["head_sha"],
+        }
+        repo.reviews.setdefault(number, []).append(review)
+        return review
+
+    def _review_json(self, repo: FakeRepo, number: int, review: dict[str, Any]) -> dict[str, Any]:
+        api = f"{self.base_url}/repos/{repo.full_name}/pulls/{number}"
+        return {
+            "id": review["id"],
+            "node_id": f"PRR_{review['id']}",
+            "user": self._user_json(review["login"]),
+            "body": review["body"],
+            "state": review["state"],
+            "html_url": f"{self.root_url}/{repo.full_name}/pull/{number}#pullrequestreview-{review['id']}",
+            "pull_request_url": api,
+            "author_association": "MEMBER",
+            "_links": {
+                "html": {"href": f"{self.root_url}/{repo.full_name}/pull/{number}"},
+                "pull_request": {"href": api},
+            },
+            "submitted_at": review["submitted_at"],
+            "commit_id": review["commit_id"],
+        }
+
+    def _status_json(self, repo: FakeRepo, status: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": f"{self.base_url}/repos/{repo.full_name}/statuses/{status['sha']}",
+            "avatar_url": None,
+            "id": status["id"],
+            "node_id": f"SC_{status['id']}",
+            "state": status["state"],
+            "description": status["description"],
+            "target_url": status["target_url"],
+            "context": status["context"],
+            "created_at": status["created_at"],
+            "updated_at": status["created_at"],
+            "creator": self._user_json(self.login),
+        }
+
+    def _latest_statuses(self, repo: FakeRepo, sha: str) -> list[dict[str, Any]]:
+        latest: dict[str, dict[str, Any]] = {}
+        for status in repo.statuses.get(sha, []):
+            latest[status["context"]] = status
+        return list(latest.values())
+
+    # ------------------------------------------------------------------------------------------ REST endpoints
+
+    def _user(self, request: Request) -> Response:
+        return self._json({**self._user_json(self.login), "name": "Coditect Bot", "email": None})
+
+    def _rate(self, request: Request) -> Response:
+        core = {
+            "limit": self.rate_limit,
+            "remaining": self.rate_limit - self.rate_used,
+            "reset": int(time.time()) + 3600,
+            "used": self.rate_used,
+        }
+        return self._json({"resources": {"core": core, "graphql": core}, "rate": core})
+
+    def _repo_get(self, request: Request, owner: str, name: str) -> Response:
+        return self._json(self._repo_json(self._repo(owner, name)))
+
+    def _pulls_list(self, request: Request, owner: str, name: str) -> Response:
+        repo = self._repo(owner, name)
+        state = request.args.get("state", "open")
+        base = request.args.get("base")
+        head = request.args.get("head")
+        items = []
+        for pull in sorted(repo.pulls.values(), key=lambda p: -p["number"]):  # GitHub: newest first
+            if state != "all" and pull["state"] != state:
+                continue
+            if base and pull["base"] != base:
+                continue
+            if head and f"{repo.owner}:{pull['head']}" != head:
+                continue
+            items.append(self._pull_json(repo, pull))
+        return self._paginate(request, items)
+
+    def _pulls_create(self, request: Request, owner: str, name: str) -> Response:
+        repo = self._repo(owner, name)
+        body = request.get_json(force=True) or {}
+        head, base = str(body.get("head", "")), str(body.get("base", ""))
+        head_branch = head.split(":", 1)[-1]
+        invalid = [f for f, b in (("head", head_branch), ("base", base)) if not b or repo.sha_of(b) is None]
+        if invalid:
+            return self._json(
+                {
+                    "message": "Validation Failed",
+                    "errors": [{"resource": "PullRequest", "field": f, "code": "invalid"} for f in invalid],
+                    "documentation_url": f"{DOCS}/pulls/pulls#create-a-pull-request",
+                },
+                422,
+            )
+        for pull in repo.pulls.values():
+            if pull["state"] == "open" and pull["head"] == head_branch and pull["base"] == base:
+                return self._json(
+                    {
+                        "message": "Validation Failed",
+                        "errors": [
+                            {
+                                "resource": "PullRequest",
+                                "code": "custom",
+                                "message": f"A pull request already exists for {repo.owner}:{head_branch}.",
+                            }
+                        ],
+                        "documentation_url": f"{DOCS}/pulls/pulls#create-a-pull-request",
+                    },
+                    422,
+                )
+        pull = self._new_pull(
+            repo, head_branch, base, str(body.get("title") or head_branch), str(body.get("body") or "")
+        )
+        return self._json(self._pull_json(repo, pull, full=True), 201)
+
+    def _pull_get(self, request: Request, owner: str, name: str, number: int) -> Response:
+        repo = self._repo(owner, name)
+        if number not in repo.pulls:
+            raise NotFound()
+        return self._json(self._pull_json(repo, repo.pulls[number], full=True))
+
+    def _reviews_list(self, request: Request, owner: str, name: str, number: int) -> Response:
+        repo = self._repo(owner, name)
+        if number not in repo.pulls:
+            raise NotFound()
+        return self._paginate(
+            request, [self._review_json(repo, number, r) for r in repo.reviews.get(number, [])]
+        )
+
+    def _reviews_create(self, request: Request, owner: str, name: str, number: int) -> Response:
+        repo = self._repo(owner, name)
+        if number not in repo.pulls:
+            raise NotFound()
+        body = request.get_json(force=True) or {}
+        event = body.get("event")
+        state = {"APPROVE": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED", "COMMENT": "COMMENTED"}.get(
+            event, "PENDING"
+        )
+        if repo.pulls[number]["state"] != "open" and state != "COMMENTED":
+            return self._json(
+                {"message": "Unprocessable Entity", "errors": ["Can not approve a closed pull request"]}, 422
+            )
+        review = self._new_review(repo, number, self.login, state, str(body.get("body") or ""))
+        return self._json(self._review_json(repo, number, review))
+
+    def _files_list(self, request: Request, owner: str, name: str, number: int) -> Response:
+        repo = self._repo(owner, name)
+        if number not in repo.pulls:
+            raise NotFound()
+        items = [
+            {
+                "sha": _fake_sha(path),
+                "filename": path,
+                "status": "modified",
+                "additions": 1,
+                "deletions": 0,
+                "changes": 1,
+                "blob_url": None,
+                "raw_url": None,
+                "contents_url": None,
+                "patch": "",
+            }
+            for path in repo.changed_files(number)
+        ]
+        return self._paginate(request, items)
+
+    def _merge(self, request: Request, owner: str, name: str, number: int) -> Response:
+        repo = self._repo(owner, name)
+        if number not in repo.pulls:
+            raise NotFound()
+        pull = repo.pulls[number]
+        body = request.get_json(force=True) or {}
+        if pull["state"] != "open":
+            return self._json({"message": "Pull Request is not mergeable", "documentation_url": DOCS}, 405)
+        head_sha = repo.sha_of(pull["head"]) or pull["head_sha"]
+        if body.get("sha") and body["sha"] != head_sha:
+            return self._json(
+                {
+                    "message": "Head branch was modified. Review and try the merge again.",
+                    "documentation_url": DOCS,
+                },
+                409,
+            )
+        if repo.is_mergeable(number) is False:
+            return self._json({"message": "Pull Request is not mergeable", "documentation_url": DOCS}, 405)
+        method = body.get("merge_method", "merge")
+        if method not in ("merge", "squash", "rebase"):
+            return self._json(
+                {"message": "Validation Failed", "errors": [{"field": "merge_method", "code": "invalid"}]},
+                422,
+            )
+        sha = _fake_sha(repo.full_name, number, method, head_sha)
+        now = _now()
+        pull.update(
+            state="closed",
+            merged=True,
+            merged_at=now,
+            closed_at=now,
+            updated_at=now,
+            merge_commit_sha=sha,
+            head_sha=head_sha,
+            merge_method=method,
+        )
+        if repo.git_dir is None:
+            repo.branches[pull["base"]] = sha
+        return self._json({"sha": sha, "merged": True, "message": "Pull Request successfully merged"})
+
+    def _combined_status(self, request: Request, owner: str, name: str, ref: str) -> Response:
+        repo = self._repo(owner, name)
+        sha = repo.sha_of(ref) or ref
+        statuses = self._latest_statuses(repo, sha)
+        states = {s["state"] for s in statuses}
+        overall = (
+            "failure"
+            if states & {"failure", "error"}
+            else ("pending" if "pending" in states or not states else "success")
+        )
+        return self._json(
+            {
+                "state": overall,
+                "statuses": [self._status_json(repo, s) for s in statuses],
+                "sha": sha,
+                "total_count": len(statuses),
+                "repository": self._repo_json(repo),
+                "commit_url": f"{self.base_url}/repos/{repo.full_name}/commits/{sha}",
+                "url": f"{self.base_url}/repos/{repo.full_name}/commits/{sha}/status",
+            }
+        )
+
+    def _check_runs(self, request: Request, owner: str, name: str, ref: str) -> Response:
+        repo = self._repo(owner, name)
+        sha = repo.sha_of(ref) or ref
+        runs = [
+            {
+                "id": r["id"],
+                "head_sha": sha,
+                "node_id": f"CR_{r['id']}",
+                "name": r["name"],
+                "status": r["status"],
+                "conclusion": r["conclusion"],
+                "started_at": r["completed_at"],
+                "completed_at": r["completed_at"],
+                "html_url": r["html_url"],
+                "details_url": r["html_url"],
+            }
+            for r in repo.check_runs.get(sha, [])
+        ]
+        return self._json({"total_count": len(runs), "check_runs": runs})
+
+    def _status_create(self, request: Request, owner: str, name: str, sha: str) -> Response:
+        repo = self._repo(owner, name)
+        body = request.get_json(force=True) or {}
+        if body.get("state") not in ("error", "failure", "pending", "success"):
+            return self._json(
+                {"message": "Validation Failed", "errors": [{"field": "state", "code": "invalid"}]}, 422
+            )
+        status = {
+            "id": next(_ids),
+            "sha": sha,
+            "state": body["state"],
+            "context": body.get("context") or "default",
+            "description": body.get("description"),
+            "target_url": body.get("target_url"),
+            "created_at": _now(),
+        }
+        repo.statuses.setdefault(sha, []).append(status)
+        return self._json(self._status_json(repo, status), 201)
+
+    def _comment_json(self, repo: FakeRepo, number: int, comment: dict[str, Any]) -> dict[str, Any]:
+        api = f"{self.base_url}/repos/{repo.full_name}"
+        return {
+            "id": comment["id"],
+            "node_id": f"IC_{comment['id']}",
+            "url": f"{api}/issues/comments/{comment['id']}",
+            "html_url": f"{self.root_url}/{repo.full_name}/pull/{number}#issuecomment-{comment['id']}",
+            "body": comment["body"],
+            "user": self._user_json(comment["login"]),
+            "created_at": comment["created_at"],
+            "updated_at": comment["created_at"],
+            "issue_url": f"{api}/issues/{number}",
+            "author_association": "MEMBER",
+        }
+
+    def _comments_list(self, request: Request, owner: str, name: str, number: int) -> Response:
+        repo = self._repo(owner, name)
+        return self._paginate(
+            request, [self._comment_json(repo, number, c) for c in repo.comments.get(number, [])]
+        )
+
+    def _comments_create(self, request: Request, owner: str, name: str, number: int) -> Response:
+        repo = self._repo(owner, name)
+        if number not in repo.pulls:
+            raise NotFound()
+        body = request.get_json(force=True) or {}
+        comment = {
+            "id": next(_ids),
+            "body": str(body.get("body") or ""),
+            "login": self.login,
+            "created_at": _now(),
+        }
+        repo.comments.setdefault(number, []).append(comment)
+        return self._json(self._comment_json(repo, number, comment), 201)
+
+    def _release_json(self, repo: FakeRepo, release: dict[str, Any]) -> dict[str, Any]:
+        api = f"{self.base_url}/repos/{repo.full_name}/releases/{release['id']}"
+        return {
+            "url": api,
+            "html_url": f"{self.root_url}/{repo.full_name}/releases/tag/{release['tag_name']}",
+            "assets_url": f"{api}/assets",
+            "upload_url": f"{self.root_url}/uploads/{repo.full_name}/releases/{release['id']}/assets{{?name,label}}",
+            "tarball_url": None,
+            "zipball_url": None,
+            "id": release["id"],
+            "node_id": f"RE_{release['id']}",
+            "tag_name": release["tag_name"],
+            "target_commitish": release["target_commitish"],
+            "name": release["name"],
+            "body": release["body"],
+            "draft": False,
+            "prerelease": False,
+            "created_at": release["created_at"],
+            "published_at": release["created_at"],
+            "author": self._user_json(self.login),
+            "assets": [],
+        }
+
+    def _release_get(self, request: Request, owner: str, name: str, tag: str) -> Response:
+        repo = self._repo(owner, name)
+        for release in repo.releases:
+            if release["tag_name"] == tag:
+                return self._json(self._release_json(repo, release))
+        raise NotFound()
+
+    def _release_create(self, request: Request, owner: str, name: str) -> Response:
+        repo = self._repo(owner, name)
+        body = request.get_json(force=True) or {}
+        tag = str(body.get("tag_name") or "")
+        if any(r["tag_name"] == tag for r in repo.releases):
+            return self._json(
+                {
+                    "message": "Validation Failed",
+                    "errors": [{"resource": "Release", "code": "already_exists", "field": "tag_name"}],
+                },
+                422,
+            )
+        release = {
+            "id": next(_ids),
+            "tag_name": tag,
+            "target_commitish": body.get("target_commitish") or "main",
+            "name": body.get("name"),
+            "body": body.get("body"),
+            "created_at": _now(),
+        }
+        repo.releases.append(release)
+        repo.refs.setdefault(f"refs/tags/{tag}", str(release["target_commitish"]))
+        return self._json(self._release_json(repo, release), 201)
+
+    def _ref_json(self, repo: FakeRepo, ref: str, sha: str) -> dict[str, Any]:
+        return {
+            "ref": ref,
+            "node_id": f"REF_{_fake_sha(ref)[:8]}",
+            "url": f"{self.base_url}/repos/{repo.full_name}/git/{ref}",
+            "object": {
+                "sha": sha,
+                "type": "commit",
+                "url": f"{self.base_url}/repos/{repo.full_name}/git/commits/{sha}",
+            },
+        }
+
+    def _ref_get(self, request: Request, owner: str, name: str, ref: str) -> Response:
+        repo = self._repo(owner, name)
+        full = f"refs/{ref}"
+        if full in repo.refs:
+            return self._json(self._ref_json(repo, full, repo.refs[full]))
+        raise NotFound()
+
+    def _ref_create(self, request: Request, owner: str, name: str) -> Response:
+        repo = self._repo(owner, name)
+        body = request.get_json(force=True) or {}
+        ref, sha = str(body.get("ref") or ""), str(body.get("sha") or "")
+        if ref in repo.refs:
+            return self._json({"message": "Reference already exists", "documentation_url": DOCS}, 422)
+        repo.refs[ref] = sha
+        return self._json(self._ref_json(repo, ref, sha), 201)
+
+    # ------------------------------------------------------------------------------------------ GraphQL
+
+    _ALIAS = re.compile(r"(\w+)\s*:\s*pullRequest\(\s*number:\s*(\d+)\s*\)")
+
+    def _graphql(self, request: Request) -> Response:
+        payload = request.get_json(force=True) or {}
+        query = str(payload.get("query", ""))
+        variables = payload.get("variables") or {}
+        if "repository(owner: $owner, name: $name)" not in query:
+            return self._json({"errors": [{"message": "the fake GitHub answers only coditect's queries"}]})
+        repo = self.repos.get(f"{variables.get('owner')}/{variables.get('name')}")
+        if repo is None:
+            return self._json(
+                {
+                    "data": {"repository": None},
+                    "errors": [
+                        {
+                            "type": "NOT_FOUND",
+                            "path": ["repository"],
+                            "message": "Could not resolve to a Repository.",
+                        }
+                    ],
+                }
+            )
+        out: dict[str, Any] = {}
+        for alias, number in self._ALIAS.findall(query):
+            pull = repo.pulls.get(int(number))
+            out[alias] = None if pull is None else self._graphql_pull(repo, pull)
+        response = self._json({"data": {"repository": out}})
+        response.headers["x-ratelimit-resource"] = "graphql"
+        return response
+
+    def _graphql_pull(self, repo: FakeRepo, pull: dict[str, Any]) -> dict[str, Any]:
+        n = pull["number"]
+        head = (
+            pull["head_sha"] if pull["state"] == "closed" else (repo.sha_of(pull["head"]) or pull["head_sha"])
+        )
+        mergeable = repo.is_mergeable(n) if pull["state"] == "open" else None
+        files = repo.changed_files(n)
+        contexts: list[dict[str, Any]] = [
+            {
+                "__typename": "StatusContext",
+                "context": s["context"],
+                "state": s["state"].upper(),
+                "targetUrl": s["target_url"],
+                "createdAt": s["created_at"],
+            }
+            for s in self._latest_statuses(repo, head or "")
+        ]
+        contexts += [
+            {
+                "__typename": "CheckRun",
+                "name": r["name"],
+                "status": r["status"].upper(),
+                "conclusion": r["conclusion"].upper() if r["conclusion"] else None,
+                "detailsUrl": r["html_url"],
+                "completedAt": r["completed_at"],
+            }
+            for r in repo.check_runs.get(head or "", [])
+        ]
+        rollup = None
+        if contexts:
+            states = {c.get("state") or c.get("conclusion") or "PENDING" for c in contexts}
+            rollup = {
+                "state": "FAILURE"
+                if states & {"FAILURE", "ERROR"}
+                else ("PENDING" if "PENDING" in states else "SUCCESS"),
+                "contexts": {"nodes": contexts},
+            }
+        return {
+            "number": n,
+            "headRefOid": head,
+            "mergeable": {True: "MERGEABLE", False: "CONFLICTING", None: "UNKNOWN"}[mergeable],
+            "files": {"totalCount": len(files), "nodes": [{"path": p} for p in files[:100]]},
+            "reviews": {
+                "nodes": [
+                    {
+                        "author": {"login": r["login"]},
+                        "state": r["state"],
+                        "submittedAt": r["submitted_at"],
+                        "commit": {"oid": r["commit_id"]},
+                    }
+                    for r in repo.reviews.get(n, [])[-100:]
+                ]
+            },
+            "commits": {"nodes": [{"commit": {"oid": head, "statusCheckRollup": rollup}}]},
+        }
