@@ -166,26 +166,13 @@ def _leaves(command: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 LEAVES = _leaves(typer.main.get_command(app))
 
+
 # Leaf commands known to lack --json (a bug each: the contract is that every command has it).
-_MISSING_JSON = {
-    "streams attach": "cli: `streams attach` has no --json option (every leaf command must accept --json "
-    "and print the envelope, e.g. the tmux session it would attach to)",
-}
-
-
 def test_the_command_tree_is_walked() -> None:
     assert {"init", "validate", "plan", "schema", "demo"} <= {name for name, _ in LEAVES}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(reason=_MISSING_JSON[name], strict=True))
-        if name in _MISSING_JSON
-        else name
-        for name, _ in LEAVES
-    ],
-)
+@pytest.mark.parametrize("name", [name for name, _ in LEAVES])
 def test_every_leaf_command_has_a_json_option(name: str) -> None:
     command = dict(LEAVES)[name]
     assert any("--json" in p.opts for p in command.params), f"`coditect {name}` has no --json option"
