@@ -173,6 +173,8 @@ def _stage_plant_shared_edit(project: Project) -> Stage:
     integration = ctx.manifest.integration_branch
     other = original.replace(version_line, version_line.split(":")[0] + ': "0.2.0-dashboard"', 1)
     commit_file(repo, integration, "openapi.yaml", other, "feat(api): dashboard fields (frontend, approved)")
+    # As if that PR had been merged on the forge: origin's integration branch has it too.
+    proc.run(["git", "-C", str(repo), "push", "--quiet", "origin", integration])
     data = {"file": "openapi.yaml", "repo": "backend", "branch": pair.branch, "integration": integration}
     return Stage(
         "shared_edit",
@@ -193,6 +195,26 @@ def _stage_conflicts(project: Project) -> Stage:
     return Stage("conflicts", "coditect conflicts", report.to_json(), lambda c: print_conflicts(c, report))
 
 
+def _stage_prs(project: Project) -> Stage:
+    """Open a PR per (stream, repository) pair that has commits, on the local forge; then `pr list`."""
+    from coditect_cli.render.prs import print_listing, print_outcomes
+    from coditect_cli.services import prs
+
+    opened = prs.open_all(project, PHASE)
+    listing = prs.list_prs(project, PHASE)
+
+    def show(console: Console) -> None:
+        print_outcomes(console, opened)
+        print_listing(console, listing)
+
+    return Stage(
+        "prs",
+        "coditect pr open (each stream) · coditect pr list",
+        {"opened": [o.to_json() for o in opened], "list": listing.to_json()},
+        show,
+    )
+
+
 def run_demo(directory: Path, app: AppContext) -> DemoResult:
     """Build (or rebuild) the sandbox in ``directory`` and run the phase's flow in it."""
     from coditect_cli.sandbox import build_sandbox
@@ -206,6 +228,7 @@ def run_demo(directory: Path, app: AppContext) -> DemoResult:
         _stage_agents,
         _stage_plant_shared_edit,
         _stage_conflicts,
+        _stage_prs,
     ]
     for stage in stages:
         result.stages.append(stage(project))
