@@ -288,7 +288,7 @@ def _window_of(anchor: str, existing: dict[str, PaneState]) -> str:
     return anchor
 
 
-MESSAGE_BUDGET = 15_000
+MESSAGE_BUDGET = 16_000
 """Bytes of arguments one tmux client may send: tmux refuses a command list over its 16 KiB message size
 ("command too long"), so larger sessions are built by a few invocations, cut between panes."""
 

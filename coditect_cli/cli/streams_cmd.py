@@ -86,12 +86,15 @@ def launch(
         push=not no_push,
         dry_run=dry_run,
     )
-    want = attach if attach is not None else (sys.stdout.isatty() and not app.json)
-    if want and not dry_run and svc.inside_tmux():
-        svc.attach_session(result.socket, result.session, result)  # switch-client, or a note
+    want = not dry_run and (attach if attach is not None else (sys.stdout.isatty() and not app.json))
+    inside = svc.inside_tmux()
+    if want and inside:
+        svc.attach_session(result.socket, result.session, result)  # switch-client, or a note why not
+    elif want and not sys.stdin.isatty():
+        result.attach_note = "not attaching: stdin is not a terminal"
     app.emit("streams launch", result.to_json(), lambda c: print_launch(c, result))
-    if want and not dry_run and not svc.inside_tmux():
-        svc.attach_session(result.socket, result.session, result)  # exec: does not return
+    if want and not inside and not result.attach_note:
+        svc.attach_session(result.socket, result.session, result)  # exec tmux attach: does not return
 
 
 @streams.command("status")

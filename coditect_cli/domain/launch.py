@@ -6,7 +6,7 @@ does, through :mod:`coditect_cli.adapters.tmux`.
 
 Quoting rule: nothing written in the manifest reaches a shell line unquoted. Environment values go to tmux
 as ``-e NAME=VALUE`` arguments (no shell involved), the prompt goes into a file, and a ``run`` template's
-placeholders are replaced by :func:`shlex.quote`'d values. The template itself is a command line the
+placeholders are replaced by values quoted for where they stand (:func:`substitute`). The template itself is a command line the
 manifest's author wrote on purpose, and is run by ``/bin/sh -c``.
 
 Environment of every pane (besides the stream's own ``env``)
