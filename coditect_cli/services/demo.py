@@ -6,12 +6,13 @@ is the same code path a user drives by hand, one command after another.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coditect_cli.errors import ExitCode
+from coditect_cli.errors import CoditectError, ExitCode
 from coditect_cli.project import Project
 
 if TYPE_CHECKING:
@@ -105,6 +106,47 @@ def _stage_setup(project: Project) -> Stage:
     return Stage("setup", "coditect streams setup", setup_data(result), lambda c: print_setup(c, result))
 
 
+def demo_socket(root: Path) -> str:
+    """The private tmux socket of the sandbox at ``root`` (stable per directory, so a rerun finds it)."""
+    import hashlib
+
+    return "coditect-demo-" + hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:10]
+
+
+def _stage_launch(project: Project) -> Stage:
+    """One tmux pane per stream, each running the scripted agent; wait for them; `streams status`."""
+    from coditect_cli.agents import scripted_agent_template
+    from coditect_cli.render.streams import print_launch, print_status
+    from coditect_cli.services.launch import launch, status, wait_for_agents
+
+    socket = demo_socket(project.root)
+    launched = launch(project, PHASE, attach=False, agent=scripted_agent_template(), socket=socket, day=1)
+    codes = wait_for_agents(project, PHASE, timeout=120, socket=socket)
+    state = status(project, PHASE, socket=socket)
+
+    def show(console: Console) -> None:
+        print_launch(console, launched)
+        console.print(f"agents finished: {', '.join(f'{k}={v}' for k, v in codes.items())}")
+        print_status(console, state)
+        console.print(f"[dim]attach with: cd {project.root} && coditect streams attach[/]")
+
+    return Stage(
+        "launch",
+        "coditect streams launch (scripted agents) · coditect streams status",
+        {"launch": launched.to_json(), "exit_codes": codes, "status": state.to_json(), "socket": socket},
+        show,
+    )
+
+
+def _stop_previous_session(directory: Path) -> None:
+    """A rebuilt sandbox must not inherit the panes of the previous one: end that tmux server."""
+    from coditect_cli.adapters import proc
+
+    root = directory / "coditect-rollout-master"
+    with contextlib.suppress(CoditectError):  # no tmux at all: nothing to stop
+        proc.run(["tmux", "-L", demo_socket(root), "kill-server"], check=False)
+
+
 def _stage_agents(project: Project) -> Stage:
     """Two streams commit in their own areas; a third tries a file it does not own and is refused."""
     from coditect_cli.domain.plan import worktree_path
@@ -148,7 +190,7 @@ def _stage_agents(project: Project) -> Stage:
                 for line in str(row["guard"]).splitlines():
                     console.print(f"    [dim]{line}[/]")
 
-    return Stage("agents", "agents commit in their worktrees (the guard checks each commit)", rows, show)
+    return Stage("guard", "the ownership guard checks every commit", rows, show)
 
 
 def _stage_plant_shared_edit(project: Project) -> Stage:
@@ -219,12 +261,14 @@ def run_demo(directory: Path, app: AppContext) -> DemoResult:
     """Build (or rebuild) the sandbox in ``directory`` and run the phase's flow in it."""
     from coditect_cli.sandbox import build_sandbox
 
+    _stop_previous_session(directory)
     sandbox = build_sandbox(directory, example_manifest())
     project = Project(sandbox.root)
     result = DemoResult(sandbox)
     stages: list[Callable[[Project], Stage]] = [
         _stage_validate,
         _stage_setup,
+        _stage_launch,
         _stage_agents,
         _stage_plant_shared_edit,
         _stage_conflicts,
