@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import git_refs, run_cli
 
 from coditect_cli.render.envelope import ENVELOPE_KEYS
+from coditect_cli.services.demo import demo_socket
+
+
+@pytest.fixture
+def demo_target(tmp_path: Path) -> Iterator[Path]:
+    """Where the demo builds its sandbox; its private tmux server is ended afterwards."""
+    target = tmp_path / "demo"
+    yield target
+    subprocess.run(
+        ["tmux", "-L", demo_socket(target / "coditect-rollout-master"), "kill-server"],
+        capture_output=True,
+        check=False,
+    )
 
 
 def _plan_steps(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -24,8 +40,8 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_demo_builds_validates_plans_and_rebuilds_with_json(tmp_path: Path, isolated_git: Path) -> None:
-    target = tmp_path / "demo"
+def test_demo_builds_validates_plans_and_rebuilds_with_json(demo_target: Path, isolated_git: Path) -> None:
+    target = demo_target
     code, out, err = run_cli(["demo", "--dir", str(target)])
     assert code == 0, err
     assert "Built the sandbox" in out
@@ -64,6 +80,18 @@ def test_demo_builds_validates_plans_and_rebuilds_with_json(tmp_path: Path, isol
     steps = _plan_steps(data)
     assert {s["kind"] for s in steps} >= {"CreateBranch", "AddWorktree", "WriteCodeowners", "Push"}
     assert sum(1 for s in steps if s["kind"] == "AddWorktree") == 9
+    # The agents ran in their panes and exited 0; the guard refused deploy's commit in backend's src/.
+    assert data["launch"]["exit_codes"] == dict.fromkeys(
+        ["infra", "backend", "frontend", "deploy", "docs"], 0
+    )
+    refused = [r for r in data["guard"] if not r["committed"]]
+    assert [(r["stream"], r["path"]) for r in refused] == [("deploy", "src/api/v1/auth.py")]
+    assert "owned by backend" in refused[0]["guard"]
+    # The planted overlapping edit on the shared openapi.yaml is predicted as a conflict.
+    backend = next(r for r in data["conflicts"]["repositories"] if r["repo"] == "backend")
+    assert any(p["conflict"] and "openapi.yaml" in p["paths"] for p in backend["pairs"])
+    # A PR per stream with commits, on the local forge.
+    assert {o["stream"] for o in data["prs"]["opened"]} >= {"infra", "backend", "frontend", "deploy", "docs"}
 
 
 def test_demo_refuses_a_foreign_directory(tmp_path: Path, isolated_git: Path) -> None:
