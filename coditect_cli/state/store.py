@@ -164,7 +164,37 @@ CREATE TABLE comments (
 CREATE INDEX comments_by_pr ON comments(pr_id, id);
 """
 
-MIGRATIONS: tuple[Migration, ...] = (_MIGRATION_1, _MIGRATION_2)
+_MIGRATION_3 = """
+CREATE TABLE tasks (
+    phase TEXT NOT NULL,
+    task TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    PRIMARY KEY (phase, task)
+);
+CREATE TABLE blocks (
+    id INTEGER PRIMARY KEY,
+    phase TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    on_stream TEXT,
+    created TEXT NOT NULL,
+    resolved TEXT
+);
+CREATE INDEX blocks_open ON blocks(phase, stream, resolved);
+CREATE TABLE syncs (
+    id INTEGER PRIMARY KEY,
+    phase TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    time TEXT NOT NULL,
+    report TEXT
+);
+CREATE INDEX syncs_by_phase ON syncs(phase, kind, id);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3)
 """The schema, as ordered migrations; ``user_version`` counts those applied. Append only."""
 
 
@@ -656,6 +686,18 @@ class Store:
         return [_event(row) for row in rows]
 
     # ------------------------------------------------------------------ meta
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run one write statement (strings redacted); return the last row id. For modules owning tables."""
+        clean = [redact(p) if isinstance(p, str) else p for p in params]
+        with self._errors():
+            cursor = self._conn.execute(sql, clean)
+        return int(cursor.lastrowid or 0)
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Run one read statement and return its rows."""
+        with self._errors():
+            return list(self._conn.execute(sql, list(params)).fetchall())
 
     def get_meta(self, key: str) -> str | None:
         """The value stored under ``key`` in ``meta``, or None."""
