@@ -292,51 +292,43 @@ def _pr_ready(pr: dict[str, Any] | None) -> bool:
     return bool(pr.get("approved")) and pr.get("checks") in ("success", "none")
 
 
+def section_lines(report: SyncReport, s: StreamDay) -> list[str]:
+    """One stream's section of the report (heading and lines)."""
+    lines = [f"## {s.stream.name} ({s.stream.agent})"]
+    if report.kind == "morning":
+        done = "; ".join(c.subject for c in s.commits) or "no commits"
+        lines.append(f"✅ Yesterday: {done}")
+        lines.append(f"🎯 Today: {'; '.join(_task_text(t) for t in s.today) or 'no deliverable due'}")
+    else:
+        lines.append(f"✅ Pushed today: {'; '.join(c.subject for c in s.commits) or 'no commits'}")
+        lines.append(f"🧪 Tests added/changed: {', '.join(s.tests_changed) or 'none'}")
+        if s.gates:
+            gates = ", ".join(f"{g['name']} {'✅' if g['passed'] else '❌'}" for g in s.gates)
+            lines.append(f"🚦 Gates: {gates}")
+        lines.append(f"🎯 Tomorrow: {'; '.join(_task_text(t) for t in s.tomorrow) or 'no deliverable due'}")
+        lines.append(f"⚠️ Risks: {'; '.join(s.risks) or 'None'}")
+    lines.append(f"🚧 Blockers: {'; '.join(b.message for b in s.blockers) or 'None'}")
+    return lines
+
+
 def markdown(report: SyncReport) -> str:
     """The report as Markdown, shaped like the guide's Daily Sync example."""
-    lines: list[str] = []
     kind = "Daily Sync" if report.kind == "morning" else "End of Day Review"
-    lines.append(f"# {kind} - Day {report.day} ({report.title or report.phase})")
-    lines.append("")
-    lines.append(f"_{report.date.isoformat()} · day {report.day} of {report.days} · phase {report.phase}_")
-    lines.append("")
+    lines = [f"# {kind} - Day {report.day} ({report.title or report.phase})", ""]
+    lines += [f"_{report.date.isoformat()} · day {report.day} of {report.days} · phase {report.phase}_", ""]
     for s in report.streams:
-        lines.append(f"## {s.stream.name} ({s.stream.agent})")
-        if report.kind == "morning":
-            done = "; ".join(c.subject for c in s.commits) or "no commits"
-            lines.append(f"✅ Yesterday: {done}")
-            lines.append(f"🎯 Today: {'; '.join(_task_text(t) for t in s.today) or 'no deliverable due'}")
-        else:
-            lines.append(f"✅ Pushed today: {'; '.join(c.subject for c in s.commits) or 'no commits'}")
-            lines.append(f"🧪 Tests added/changed: {', '.join(s.tests_changed) or 'none'}")
-            if s.gates:
-                gates = ", ".join(f"{g['name']} {'✅' if g['passed'] else '❌'}" for g in s.gates)
-                lines.append(f"🚦 Gates: {gates}")
-            lines.append(
-                f"🎯 Tomorrow: {'; '.join(_task_text(t) for t in s.tomorrow) or 'no deliverable due'}"
-            )
-            lines.append(f"⚠️ Risks: {'; '.join(s.risks) or 'None'}")
-        blockers = "; ".join(b.message for b in s.blockers) or "None"
-        lines.append(f"🚧 Blockers: {blockers}")
-        lines.append("")
+        lines += [*section_lines(report, s), ""]
     title = "Coordination Actions" if report.kind == "morning" else "Orchestrator Actions"
     lines.append(f"## {title}:")
-    if report.actions:
-        lines += [f"{i}. {a.text}" for i, a in enumerate(report.actions, 1)]
-    else:
-        lines.append("None.")
-    lines.append("")
-    lines.append("## Integration Checkpoints")
+    lines += [f"{i}. {a.text}" for i, a in enumerate(report.actions, 1)] or ["None."]
+    lines += ["", "## Integration Checkpoints"]
     cps = [("today", c) for c in report.checkpoints_today] + [
         ("tomorrow", c) for c in report.checkpoints_tomorrow
     ]
-    if cps:
-        lines += [
-            f"- Checkpoint {c.id} ({when}, day {c.day}): {c.title} — streams {', '.join(c.streams)}"
-            for when, c in cps
-        ]
-    else:
-        lines.append("- None today or tomorrow.")
+    lines += [
+        f"- Checkpoint {c.id} ({when}, day {c.day}): {c.title} — streams {', '.join(c.streams)}"
+        for when, c in cps
+    ] or ["- None today or tomorrow."]
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,196 @@
+"""``coditect status``: the progress dashboard of the guide — per stream and for the whole phase."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from coditect_cli.domain.schedule import phase_day
+from coditect_cli.project import Project
+from coditect_cli.services.facts import PhaseFacts, gather
+
+
+@dataclass(frozen=True)
+class StreamRow:
+    """One stream's line of the dashboard."""
+
+    stream: str
+    name: str
+    terminal: int
+    done: int
+    total: int
+    blocked_tasks: tuple[str, ...]
+    prs: tuple[str, ...]
+    pr_state: str  # none | open | approved | ready | merged | changes-requested
+    ahead: int
+    behind: int
+    conflicts: int
+    agent: str  # running | exited N | no pane | not launched
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "name": self.name,
+            "terminal": self.terminal,
+            "done": self.done,
+            "total": self.total,
+            "percent": self.percent,
+            "blocked_tasks": list(self.blocked_tasks),
+            "prs": list(self.prs),
+            "pr_state": self.pr_state,
+            "ahead": self.ahead,
+            "behind": self.behind,
+            "conflicts": self.conflicts,
+            "agent": self.agent,
+        }
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    """A checkpoint on the timeline."""
+
+    id: int
+    day: int
+    title: str
+    state: str  # passed | due | overdue | upcoming
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "day": self.day, "title": self.title, "state": self.state}
+
+
+@dataclass
+class Dashboard:
+    """The whole phase at a glance."""
+
+    phase: str
+    title: str
+    day: int
+    days: int
+    rows: list[StreamRow]
+    checkpoints: list[CheckpointRow]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return sum(r.done for r in self.rows)
+
+    @property
+    def total(self) -> int:
+        return sum(r.total for r in self.rows)
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "title": self.title,
+            "day": self.day,
+            "days": self.days,
+            "done": self.done,
+            "total": self.total,
+            "percent": self.percent,
+            "streams": [r.to_json() for r in self.rows],
+            "checkpoints": [c.to_json() for c in self.checkpoints],
+            "notes": self.notes,
+        }
+
+
+def _pr_state(facts: PhaseFacts, stream: str) -> tuple[tuple[str, ...], str]:
+    views = [v for k, v in facts.prs.items() if k.startswith(f"{stream}@") and v.pr is not None]
+    if not views:
+        return (), "none"
+    labels = tuple(f"{v.repo}#{v.pr.number}" for v in views if v.pr is not None)
+    open_views = [v for v in views if v.pr is not None and v.pr.state == "open"]
+    if not open_views:
+        return labels, "merged" if all(
+            v.pr is not None and v.pr.state == "merged" for v in views
+        ) else "closed"
+    if any(v.blocked_by for v in open_views):
+        return labels, "changes-requested"
+    if all(v.ready for v in open_views):
+        return labels, "ready"
+    if all(v.approved for v in open_views):
+        return labels, "approved"
+    return labels, "open"
+
+
+def _agent(facts: PhaseFacts, stream: str) -> str:
+    pane = facts.panes.get(stream)
+    if pane is None:
+        return "no pane" if facts.session else "not launched"
+    if not pane.dead:
+        return "running"
+    return (
+        f"exited {pane.dead_status}"
+        if pane.dead_status is not None
+        else f"killed (signal {pane.dead_signal})"
+    )
+
+
+def passed_checkpoints(project: Project, phase: str) -> set[int]:
+    """Checkpoints that passed: each leaves the tag ``checkpoint/<phase>/<N>`` in the superproject."""
+    from coditect_cli.adapters.git import Git
+
+    tags = Git(project.root).refs(f"refs/tags/checkpoint/{phase}/")
+    out: set[int] = set()
+    for name in tags:
+        last = name.rsplit("/", 1)[-1]
+        if last.isdigit():
+            out.add(int(last))
+    return out
+
+
+def dashboard(
+    project: Project,
+    phase: str | None,
+    *,
+    day: int | None = None,
+    today: dt.date | None = None,
+    socket: str | None = None,
+) -> Dashboard:
+    """Read the phase and lay out the dashboard."""
+    from coditect_cli.domain.sync import task_views
+
+    facts = gather(project, phase, socket=socket)
+    m = facts.manifest
+    n = day if day is not None else phase_day(m.schedule, today or dt.date.today())
+    views = task_views(m, facts.tasks)
+    rows: list[StreamRow] = []
+    for s in sorted(m.streams, key=lambda s: (s.terminal, s.id)):
+        tasks = [views[d.id] for d in s.deliverables]
+        branches = facts.stream_branches(s.id)
+        labels, state = _pr_state(facts, s.id)
+        rows.append(
+            StreamRow(
+                s.id,
+                s.name,
+                s.terminal,
+                done=sum(t.state == "done" for t in tasks),
+                total=len(tasks),
+                blocked_tasks=tuple(t.task.id for t in tasks if t.blocked),
+                prs=labels,
+                pr_state=state,
+                ahead=sum(b.ahead for b in branches),
+                behind=max((b.behind for b in branches), default=0),
+                conflicts=sum(len(b.conflicts) for b in branches),
+                agent=_agent(facts, s.id),
+            )
+        )
+    passed = passed_checkpoints(project, m.phase)
+    checkpoints = [
+        CheckpointRow(
+            c.id,
+            c.day,
+            c.title,
+            "passed" if c.id in passed else "due" if c.day == n else "overdue" if c.day < n else "upcoming",
+        )
+        for c in sorted(m.checkpoints, key=lambda c: (c.day, c.id))
+    ]
+    return Dashboard(m.phase, m.title, n, m.schedule.days, rows, checkpoints, list(facts.notes))

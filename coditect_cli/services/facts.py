@@ -1,0 +1,282 @@
+"""Everything the day's reports need to know about a phase, read once.
+
+Per repository the cost is a constant number of git processes whatever the number of streams: one
+``for-each-ref``, one ``git log`` over the integration branch and every feature branch (commits, files,
+ahead/behind all come from that one history walk), the batched change listing (``changed_since``) and the
+batched conflict prediction. PRs come from the forge (one listing per repository), panes from one
+``tmux list-panes``, tasks and blockers from the state store.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from coditect_cli.domain.manifest import Manifest, Pair, RepoId
+from coditect_cli.domain.ownership import ownership
+from coditect_cli.domain.ownership_check import check_branch
+from coditect_cli.domain.sync import Commit
+from coditect_cli.project import Project
+
+if TYPE_CHECKING:
+    from coditect_cli.domain.launch import PaneState
+    from coditect_cli.services.prs import PrView
+    from coditect_cli.state.coordination import BlockRecord
+
+_RS, _US = "\x1e", "\x1f"
+
+
+@dataclass(frozen=True)
+class LoggedCommit:
+    """A commit of the phase's history in one repository."""
+
+    sha: str
+    parents: tuple[str, ...]
+    time: int  # committer time, epoch seconds
+    subject: str
+    files: tuple[str, ...]
+
+
+@dataclass
+class BranchFacts:
+    """One (stream, repository) pair's branch as it is now."""
+
+    pair: Pair
+    exists: bool
+    ahead: int = 0
+    behind: int = 0
+    commits: list[LoggedCommit] = field(
+        default_factory=list
+    )  # on the branch, not on integration; newest first
+    changed: tuple[str, ...] = ()
+    violations: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (path, owning streams)
+    shared: tuple[str, ...] = ()
+    conflicts: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (other label, paths)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stream": self.pair.stream.id,
+            "repo": self.pair.repo.id,
+            "branch": self.pair.branch,
+            "exists": self.exists,
+            "ahead": self.ahead,
+            "behind": self.behind,
+            "commits": len(self.commits),
+            "conflicts": [{"with": w, "paths": list(p)} for w, p in self.conflicts],
+            "violations": [{"path": p, "owners": list(o)} for p, o in self.violations],
+            "shared": list(self.shared),
+        }
+
+
+@dataclass
+class PhaseFacts:
+    """The phase as it is now."""
+
+    manifest: Manifest
+    project: Project
+    branches: dict[str, BranchFacts]  # by pair key (stream@repo)
+    prs: dict[str, PrView]  # by pair key
+    panes: dict[str, PaneState]  # by stream
+    session: bool  # a tmux session exists for the phase
+    tasks: dict[str, str]  # task id -> recorded state
+    blocks: list[BlockRecord]
+    notes: list[str] = field(default_factory=list)
+
+    def stream_branches(self, stream: str) -> list[BranchFacts]:
+        return [b for b in self.branches.values() if b.pair.stream.id == stream]
+
+
+def _history(repo: Path, tips: list[str], base: str | None) -> dict[str, LoggedCommit]:
+    """Every commit reachable from ``tips`` but not from ``base``, with the files each changed."""
+    from coditect_cli.adapters import proc
+
+    if not tips:
+        return {}
+    argv = [
+        "git",
+        "-C",
+        str(repo),
+        "-c",
+        "core.quotePath=false",
+        "log",
+        "--name-only",
+        "--no-renames",
+        f"--format={_RS}%H{_US}%P{_US}%ct{_US}%s",
+        *tips,
+    ]
+    if base:
+        argv += ["--not", base]
+    out = proc.run(argv).stdout
+    commits: dict[str, LoggedCommit] = {}
+    for record in out.split(_RS)[1:]:
+        header, _, rest = record.partition("\n")
+        sha, parents, time, subject = [*header.split(_US), "", "", "0", ""][:4]
+        files = tuple(line for line in rest.splitlines() if line.strip())
+        commits[sha] = LoggedCommit(sha, tuple(parents.split()), int(time or 0), subject, files)
+    return commits
+
+
+def _ancestors(tip: str, graph: dict[str, LoggedCommit]) -> set[str]:
+    seen: set[str] = set()
+    todo = deque([tip])
+    while todo:
+        sha = todo.popleft()
+        if sha in seen or sha not in graph:
+            continue
+        seen.add(sha)
+        todo.extend(graph[sha].parents)
+    return seen
+
+
+def _refs(repo: Path) -> dict[str, str]:
+    from coditect_cli.adapters.git import Git
+
+    return Git(repo).refs("refs/heads", "refs/remotes/origin")
+
+
+def _resolve(refs: dict[str, str], branch: str) -> str | None:
+    """The ref name to use for ``branch``: local first, else origin's."""
+    if f"refs/heads/{branch}" in refs:
+        return f"refs/heads/{branch}"
+    if f"refs/remotes/origin/{branch}" in refs:
+        return f"refs/remotes/origin/{branch}"
+    return None
+
+
+def gather(
+    project: Project,
+    phase: str | None,
+    *,
+    socket: str | None = None,
+    with_conflicts: bool = True,
+    with_prs: bool = True,
+) -> PhaseFacts:
+    """Read the phase's branches, PRs, panes, tasks and blockers."""
+    from coditect_cli.adapters.changes import changed_since
+    from coditect_cli.domain.conflicts import plan_checks
+    from coditect_cli.services.conflicts import predict_repo
+    from coditect_cli.services.manifest import load_valid
+    from coditect_cli.services.setup import project_common_dir
+    from coditect_cli.state.coordination import open_blocks, task_states
+    from coditect_cli.state.store import Store
+
+    checked = load_valid(project, phase, with_repos=False)
+    manifest = checked.loaded.manifest
+    rules = ownership(manifest)
+    integration = manifest.integration_branch
+    checks_by_repo = {c.repo: c for c in plan_checks(manifest)} if with_conflicts else {}
+    branches: dict[str, BranchFacts] = {}
+    for repo in manifest.repositories:
+        pairs = [p for p in manifest.pairs() if p.repo.id == repo.id]
+        if not pairs:
+            continue
+        path = (project.root / repo.path).resolve()
+        refs = _refs(path)
+        int_ref = _resolve(refs, integration)
+        base_ref = _resolve(refs, manifest.branches.develop) or _resolve(refs, manifest.branches.base)
+        heads = {p.key: _resolve(refs, p.branch) for p in pairs}
+        tips = [r for r in [int_ref, *heads.values()] if r]
+        graph = _history(path, sorted(set(tips)), base_ref)
+        on_integration = _ancestors(refs[int_ref], graph) if int_ref else set()
+        existing = [h for h in heads.values() if h]
+        changes = changed_since(path, int_ref, existing) if int_ref and existing else {}
+        for pair in pairs:
+            head = heads[pair.key]
+            if head is None:
+                branches[pair.key] = BranchFacts(pair, exists=False)
+                continue
+            mine = _ancestors(refs[head], graph)
+            own = sorted((graph[s] for s in mine - on_integration), key=lambda c: c.time, reverse=True)
+            verdict = check_branch(pair, rules[RepoId(repo.id)], changes.get(head, ()))
+            branches[pair.key] = BranchFacts(
+                pair,
+                exists=True,
+                ahead=len(mine - on_integration),
+                behind=len(on_integration - mine),
+                commits=own,
+                changed=changes.get(head, ()),
+                violations=tuple((v.path, v.owners) for v in verdict.violations),
+                shared=verdict.shared,
+            )
+        if repo.id in checks_by_repo:
+            _add_conflicts(path, checks_by_repo[repo.id], pairs, branches, predict_repo)
+
+    prs: dict[str, PrView] = {}
+    notes: list[str] = []
+    if with_prs:
+        from coditect_cli.services.prs import list_prs
+
+        listing = list_prs(project, manifest.phase)
+        notes += listing.notes
+        for view in listing.rows:
+            key = f"{view.stream}@{view.repo}"
+            if view.stream and (key not in prs or _newer(view, prs[key])):
+                prs[key] = view
+
+    common = project_common_dir(project)
+    with Store.open(common) as store:
+        tasks = task_states(store, manifest.phase)
+        blocks = open_blocks(store, manifest.phase)
+    panes, session = _panes(project, manifest, common, socket)
+    return PhaseFacts(manifest, project, branches, prs, panes, session, tasks, blocks, notes)
+
+
+def _newer(a: PrView, b: PrView) -> bool:
+    """Prefer an open PR, then the most recent number."""
+    a_open = a.pr is not None and a.pr.state == "open"
+    b_open = b.pr is not None and b.pr.state == "open"
+    if a_open != b_open:
+        return a_open
+    return (a.pr.number if a.pr else 0) > (b.pr.number if b.pr else 0)
+
+
+def _add_conflicts(
+    path: Path, checks: Any, pairs: list[Pair], branches: dict[str, BranchFacts], predict: Any
+) -> None:
+    from coditect_cli.domain.conflicts import INTEGRATION, fed_checks
+
+    refs, results = predict(path, checks)
+    by_label = {p.stream.id: p.key for p in pairs}
+    for check, result in zip(fed_checks(checks, refs), results, strict=True):
+        if not result.conflict:
+            continue
+        a, b = check.a, check.b
+        for mine, other in ((a, b), (b, a)):
+            key = by_label.get(mine.label)
+            if key and mine.label != INTEGRATION and key in branches:
+                branches[key].conflicts.append((other.label, tuple(result.paths)))
+
+
+def _panes(
+    project: Project, manifest: Manifest, common: Path, socket: str | None
+) -> tuple[dict[str, PaneState], bool]:
+    """The phase's panes by stream (empty when tmux or the session is absent)."""
+    from coditect_cli.adapters.tmux import Tmux
+    from coditect_cli.domain.launch import session_name
+    from coditect_cli.errors import CoditectError
+    from coditect_cli.services.launch import project_name, resolve_socket
+
+    try:
+        tmux = Tmux(resolve_socket(common, manifest.phase, socket))
+        rows = tmux.session_panes(session_name(project_name(manifest, project), manifest.phase))
+    except CoditectError:
+        return {}, False
+    return {row.stream: row for row in rows if row.stream}, bool(rows)
+
+
+def commits_since(branch: BranchFacts, since_epoch: float | None) -> list[Commit]:
+    """The branch's commits (not on integration) made after ``since_epoch`` (all of them when None)."""
+    import datetime as dt
+
+    return [
+        Commit(
+            branch.pair.repo.id,
+            c.sha[:10],
+            c.subject,
+            dt.datetime.fromtimestamp(c.time, dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+        )
+        for c in branch.commits
+        if since_epoch is None or c.time >= since_epoch
+    ]

@@ -1,0 +1,461 @@
+"""``sync morning`` and ``sync evening``: the day's coordination, from the facts of the phase."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coditect_cli.domain.manifest import Manifest, Stream
+from coditect_cli.domain.schedule import date_of, due_on, phase_day, previous_workday
+from coditect_cli.domain.sync import (
+    Action,
+    Blocker,
+    StreamDay,
+    SyncReport,
+    TaskView,
+    derive_actions,
+    markdown,
+    section_lines,
+    task_views,
+)
+from coditect_cli.errors import UsageError
+from coditect_cli.project import Project
+from coditect_cli.services.facts import BranchFacts, PhaseFacts, commits_since, gather
+
+TEST_MARKERS = ("tests/", "test/", "__tests__/", "spec/")
+
+
+@dataclass
+class SyncResult:
+    """A sync report, where its Markdown went, and what was sent to the panes."""
+
+    report: SyncReport
+    path: Path
+    shown_path: str
+    sent: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.report.to_json(),
+            "report_path": self.shown_path,
+            "sent": self.sent,
+            "notes": self.notes,
+        }
+
+
+def resolve_day(manifest: Manifest, day: int | None, today: dt.date) -> int:
+    """The phase day: ``--day`` when given, else from the schedule (an error before the phase starts)."""
+    if day is not None:
+        if day < 1:
+            raise UsageError(f"--day must be 1 or more (got {day})")
+        return day
+    n = phase_day(manifest.schedule, today)
+    if n == 0:
+        raise UsageError(
+            f"phase {manifest.phase} starts on {manifest.schedule.start}; today ({today}) is before day 1",
+            hint="pass --day N to run the sync for a given phase day",
+        )
+    return n
+
+
+def ordered(manifest: Manifest) -> list[Stream]:
+    """Streams in terminal order."""
+    return sorted(manifest.streams, key=lambda s: (s.terminal, s.id))
+
+
+def _pr_summary(facts: PhaseFacts, stream: str) -> dict[str, Any] | None:
+    views = [v for k, v in facts.prs.items() if k.startswith(f"{stream}@") and v.pr is not None]
+    if not views:
+        return None
+    shared_paths = sorted({p for v in views for n in v.needs for p in n.shared_paths})
+    shared_owners = sorted({n.owner for v in views for n in v.needs if n.shared_paths})
+    states = {v.checks_state for v in views}
+    checks = (
+        "failure"
+        if "failure" in states
+        else "pending"
+        if "pending" in states
+        else ("success" if "success" in states else "none")
+    )
+    return {
+        "prs": [f"{v.repo}#{v.pr.number}" for v in views if v.pr is not None],
+        "states": sorted({v.pr.state for v in views if v.pr is not None}),
+        "approved": all(v.approved for v in views),
+        "ready": all(v.ready for v in views),
+        "checks": checks,
+        "shared_paths": shared_paths,
+        "shared_owners": shared_owners,
+    }
+
+
+def detect_blockers(facts: PhaseFacts, stream: Stream, today: list[TaskView]) -> list[Blocker]:
+    """Everything that keeps ``stream`` from its work: declared blocks and the detected kinds."""
+    manifest = facts.manifest
+    integration = manifest.integration_branch
+    owner_of = {d.id: s.id for s in manifest.streams for d in s.deliverables}
+    out: list[Blocker] = []
+    for b in facts.blocks:
+        if b.stream == stream.id:
+            on = f" (waiting on {b.on_stream})" if b.on_stream else ""
+            out.append(Blocker("declared", f"{b.reason}{on}", b.on_stream, {"id": b.id}))
+    for view in today:
+        if view.blocked:
+            givers = sorted({owner_of[d] for d in view.waiting_for})
+            out.append(
+                Blocker(
+                    "dependency",
+                    f"{view.task.id} waits for {', '.join(view.waiting_for)} ({', '.join(givers)})",
+                    givers[0] if len(givers) == 1 and givers[0] != stream.id else None,
+                    {"task": view.task.id, "waiting_for": list(view.waiting_for)},
+                )
+            )
+    for branch in facts.stream_branches(stream.id):
+        out += _branch_blockers(branch, integration)
+    for key, pr_view in facts.prs.items():
+        if not key.startswith(f"{stream.id}@") or pr_view.pr is None or pr_view.pr.state != "open":
+            continue
+        label = f"{pr_view.repo} PR #{pr_view.pr.number}"
+        if pr_view.checks_state == "failure":
+            failing = ", ".join(c.name for c in pr_view.checks if c.status == "failure")
+            out.append(Blocker("checks", f"checks failing on {label}: {failing}", None, {"pr": label}))
+        if pr_view.blocked_by:
+            out.append(
+                Blocker(
+                    "changes-requested",
+                    f"changes requested on {label} by {', '.join(pr_view.blocked_by)}",
+                    None,
+                    {"pr": label},
+                )
+            )
+    pane = facts.panes.get(stream.id)
+    if facts.session and pane is None:
+        out.append(Blocker("agent", "no agent pane (it was closed)"))
+    elif pane is not None and pane.dead and pane.dead_status != 0:
+        # An agent that exited 0 finished its work; a failure or a kill leaves the stream without one.
+        status = (
+            f"status {pane.dead_status}" if pane.dead_status is not None else f"signal {pane.dead_signal}"
+        )
+        out.append(Blocker("agent", f"agent pane is dead ({status})", None, {"status": pane.dead_status}))
+    return out
+
+
+def _branch_blockers(b: BranchFacts, integration: str) -> list[Blocker]:
+    out: list[Blocker] = []
+    if not b.exists:
+        out.append(
+            Blocker(
+                "behind", f"{b.pair.branch} does not exist in {b.pair.repo.id} (run `coditect streams setup`)"
+            )
+        )
+        return out
+    if b.behind:
+        out.append(
+            Blocker(
+                "behind",
+                f"{b.pair.branch} is {b.behind} commit(s) behind {integration} in {b.pair.repo.id}",
+                None,
+                {"repo": b.pair.repo.id, "behind": b.behind},
+            )
+        )
+    for other, paths in b.conflicts:
+        on = None if other == "integration" else other
+        out.append(
+            Blocker(
+                "conflict",
+                f"{b.pair.repo.id}: conflicts with {other} on {', '.join(paths)}",
+                on,
+                {"repo": b.pair.repo.id, "paths": list(paths)},
+            )
+        )
+    if b.violations:
+        shown = ", ".join(f"{p} ({'/'.join(o) or 'no owner'})" for p, o in b.violations[:5])
+        out.append(
+            Blocker(
+                "ownership",
+                f"{len(b.violations)} file(s) outside its ownership in {b.pair.repo.id}: {shown}",
+                None,
+                {"repo": b.pair.repo.id, "paths": [p for p, _ in b.violations]},
+            )
+        )
+    return out
+
+
+def _report_path(project: Project, phase: str, day: int, kind: str) -> Path:
+    return project.workstreams / "reports" / phase / f"day-{day:02d}-{kind}.md"
+
+
+def _since(
+    store: Any, phase: str, kind: str, day: int, today: dt.date, manifest: Manifest
+) -> tuple[str, float]:
+    """When "yesterday" starts: the last earlier-day sync of this kind, else the previous workday's start."""
+    from coditect_cli.state.store import parse_time
+
+    rows = store.query(
+        "SELECT time FROM syncs WHERE phase = ? AND kind = ? AND day < ? ORDER BY id DESC LIMIT 1",
+        [phase, kind, day],
+    )
+    if rows:
+        moment = parse_time(rows[0][0])
+        return rows[0][0], moment.timestamp()
+    start = dt.datetime.combine(previous_workday(manifest.schedule, today), dt.time.min).astimezone()
+    return start.isoformat(), start.timestamp()
+
+
+def morning(
+    project: Project,
+    phase: str | None,
+    *,
+    day: int | None = None,
+    today: dt.date | None = None,
+    socket: str | None = None,
+    send: bool = False,
+) -> SyncResult:
+    """The morning sync: yesterday's commits, today's deliverables, blockers, checkpoints, actions."""
+    return _sync("morning", project, phase, day=day, today=today, socket=socket, send=send)
+
+
+def evening(
+    project: Project,
+    phase: str | None,
+    *,
+    day: int | None = None,
+    today: dt.date | None = None,
+    socket: str | None = None,
+    run_gates: bool = False,
+) -> SyncResult:
+    """The end-of-day review: commits today, tests changed, gates, tomorrow, risks, orchestrator actions."""
+    return _sync("evening", project, phase, day=day, today=today, socket=socket, run_gates=run_gates)
+
+
+def _sync(
+    kind: str,
+    project: Project,
+    phase: str | None,
+    *,
+    day: int | None,
+    today: dt.date | None,
+    socket: str | None,
+    send: bool = False,
+    run_gates: bool = False,
+) -> SyncResult:
+    from coditect_cli.services.setup import project_common_dir
+    from coditect_cli.state.coordination import record_sync
+    from coditect_cli.state.store import Store
+
+    facts = gather(project, phase, socket=socket)
+    manifest = facts.manifest
+    now = today or dt.date.today()
+    n = resolve_day(manifest, day, now)
+    common = project_common_dir(project)
+    with Store.open(common) as store:
+        if kind == "morning":
+            since_text, since = _since(store, manifest.phase, "morning", n, now, manifest)
+        else:
+            rows = store.query(
+                "SELECT time FROM syncs WHERE phase = ? AND kind = 'morning' AND day = ? "
+                "ORDER BY id DESC LIMIT 1",
+                [manifest.phase, n],
+            )
+            midnight = dt.datetime.combine(now, dt.time.min).astimezone()
+            if rows:
+                from coditect_cli.state.store import parse_time
+
+                since_text, since = rows[0][0], parse_time(rows[0][0]).timestamp()
+            else:
+                since_text, since = midnight.isoformat(), midnight.timestamp()
+    gate_results = _run_gates(project, facts, n) if run_gates else {}
+    views = task_views(manifest, facts.tasks)
+    sections: list[StreamDay] = []
+    for stream in ordered(manifest):
+        section = StreamDay(stream)
+        for branch in facts.stream_branches(stream.id):
+            section.commits += commits_since(branch, since)
+        section.today = [views[d.id] for d in due_on(stream, n)]
+        section.tomorrow = [views[d.id] for d in due_on(stream, n + 1)]
+        section.blockers = detect_blockers(facts, stream, section.today)
+        section.pr = _pr_summary(facts, stream.id)
+        if kind == "evening":
+            section.tests_changed = _tests_changed(facts, stream.id, since)
+            section.gates = gate_results.get(stream.id, [])
+            section.risks = _risks(section, n)
+        sections.append(section)
+    report = SyncReport(
+        kind,
+        manifest.phase,
+        manifest.title,
+        n,
+        manifest.schedule.days,
+        _date_or(manifest, n, now),
+        since_text,
+        sections,
+        [c for c in manifest.checkpoints if c.day == n],
+        [c for c in manifest.checkpoints if c.day == n + 1],
+    )
+    report.actions = (
+        derive_actions(manifest, report, views) if kind == "morning" else _evening_actions(report)
+    )
+    path = _report_path(project, manifest.phase, n, kind)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown(report), encoding="utf-8")
+    with Store.open(common) as store:
+        record_sync(store, manifest.phase, kind, n, report.to_json())
+    result = SyncResult(report, path, project.display(path), notes=list(facts.notes))
+    if send:
+        result.sent = _send_sections(project, report, socket, result.notes)
+    return result
+
+
+def _date_or(manifest: Manifest, n: int, today: dt.date) -> dt.date:
+    try:
+        return date_of(manifest.schedule, n)
+    except ValueError:
+        return today
+
+
+def _tests_changed(facts: PhaseFacts, stream: str, since: float) -> list[str]:
+    out: list[str] = []
+    for branch in facts.stream_branches(stream):
+        for c in branch.commits:
+            if c.time < since:
+                continue
+            for f in c.files:
+                name = f.rsplit("/", 1)[-1]
+                is_test = (
+                    any(m in f"/{f}" for m in ("/" + t for t in TEST_MARKERS))
+                    or name.startswith("test_")
+                    or ".test." in name
+                    or ".spec." in name
+                    or name.endswith("_test.py")
+                )
+                label = f"{branch.pair.repo.id}:{f}"
+                if is_test and label not in out:
+                    out.append(label)
+    return out
+
+
+def _risks(section: StreamDay, day: int) -> list[str]:
+    risks = [f"{b.kind}: {b.message}" for b in section.blockers if b.kind != "declared"]
+    late = [t.task.id for t in section.today if t.state != "done" and t.task.days.last <= day]
+    if late:
+        risks.append(f"due by today and not done: {', '.join(late)}")
+    if not section.commits:
+        risks.append("no commits today")
+    return risks
+
+
+def _evening_actions(report: SyncReport) -> list[Action]:
+    actions: list[Action] = []
+    for s in report.streams:
+        if s.pr and s.pr.get("ready"):
+            actions.append(
+                Action(
+                    "merge",
+                    f"{s.stream.name}: {', '.join(s.pr['prs'])} approved and ready to merge "
+                    "at the next checkpoint",
+                    (s.stream.id,),
+                )
+            )
+        elif s.pr and s.pr.get("approved") is False and "open" in s.pr.get("states", []):
+            actions.append(
+                Action(
+                    "review",
+                    f"{s.stream.name}: {', '.join(s.pr['prs'])} awaits code-owner approval",
+                    (s.stream.id,),
+                )
+            )
+    for cp in report.checkpoints_today:
+        actions.append(
+            Action(
+                "checkpoint",
+                f"Checkpoint {cp.id} is due today: run `coditect checkpoint {cp.id}`",
+                tuple(cp.streams),
+            )
+        )
+    for cp in report.checkpoints_tomorrow:
+        actions.append(
+            Action("checkpoint", f"Checkpoint {cp.id} is due tomorrow ({cp.title})", tuple(cp.streams))
+        )
+    return actions
+
+
+def _run_gates(project: Project, facts: PhaseFacts, day: int) -> dict[str, list[dict[str, Any]]]:
+    """Run each stream's gate commands in its worktree; log each; record the result as a check on its head."""
+    import subprocess
+
+    from coditect_cli.adapters.git import Git
+    from coditect_cli.domain.plan import worktree_path
+    from coditect_cli.services.prs import record_check
+    from coditect_cli.services.setup import project_common_dir
+
+    manifest = facts.manifest
+    logs = project_common_dir(project) / "coditect" / "logs" / manifest.phase / f"day-{day:02d}"
+    logs.mkdir(parents=True, exist_ok=True)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for stream in ordered(manifest):
+        pairs = {p.repo.id: p for p in manifest.pairs() if p.stream.id == stream.id}
+        for gate in stream.gates:
+            pair = pairs.get(gate.repo) if gate.repo else next(iter(pairs.values()))
+            if pair is None:
+                continue
+            worktree = worktree_path(manifest, project.root, pair)
+            log = logs / f"{stream.id}-{gate.name}.log"
+            with log.open("w", encoding="utf-8") as fh:
+                try:
+                    code = subprocess.run(
+                        gate.run,
+                        shell=True,
+                        cwd=worktree,
+                        stdout=fh,
+                        stderr=subprocess.STDOUT,
+                        timeout=gate.timeout,
+                        check=False,
+                    ).returncode
+                except subprocess.TimeoutExpired:
+                    code = -1
+                    fh.write(f"\ncoditect: timed out after {gate.timeout}s\n")
+            passed = code == 0
+            sha = Git(worktree).out("rev-parse", "HEAD")
+            record_check(
+                project,
+                manifest.phase,
+                pair.repo.id,
+                sha,
+                gate.name,
+                "success" if passed else "failure",
+                str(log),
+            )
+            out.setdefault(stream.id, []).append(
+                {
+                    "name": gate.name,
+                    "repo": pair.repo.id,
+                    "passed": passed,
+                    "exit_code": code,
+                    "log": str(log),
+                }
+            )
+    return out
+
+
+def _send_sections(project: Project, report: SyncReport, socket: str | None, notes: list[str]) -> list[str]:
+    """Deliver each stream's section to its own pane: one line, literally, then Enter."""
+    from coditect_cli.errors import CoditectError
+    from coditect_cli.services.launch import send
+
+    sent: list[str] = []
+    for section in report.streams:
+        lines = section_lines(report, section)
+        text = f"[coditect {report.kind} sync, day {report.day}] " + " | ".join(lines[1:])
+        if section.stream.run == "shell":
+            # A shell would run the text as a command: send it as a comment instead.
+            text = "# " + text
+        try:
+            result = send(project, report.phase, section.stream.id, text, socket=socket)
+        except CoditectError as exc:
+            notes.append(f"not sent to the panes: {exc.message}")
+            return sent
+        sent += [s for s in result.delivered if s == section.stream.id]
+        notes += [f"not sent to {k}: {why}" for k, why in result.skipped.items()]
+    return sent
