@@ -23,6 +23,7 @@ def bar(done: int, total: int, width: int = 10) -> str:
 def print_sync(console: Console, result: SyncResult) -> None:
     """One panel per stream, then the actions and checkpoints."""
     from rich.panel import Panel
+    from rich.text import Text
 
     from coditect_cli.domain.sync import section_lines
 
@@ -34,7 +35,7 @@ def print_sync(console: Console, result: SyncResult) -> None:
         style = "red" if s.blockers else "green"
         console.print(
             Panel(
-                "\n".join(lines[1:]),
+                Text("\n".join(lines[1:])),  # commit subjects and task titles are not rich markup
                 title=lines[0].removeprefix("## "),
                 title_align="left",
                 border_style=style,
@@ -44,7 +45,7 @@ def print_sync(console: Console, result: SyncResult) -> None:
     title = "Coordination actions" if r.kind == "morning" else "Orchestrator actions"
     console.print(f"[bold]{title}[/]")
     for i, a in enumerate(r.actions, 1):
-        console.print(f"  {i}. {a.text}")
+        console.print(f"  {i}. {a.text}", markup=False)
     if not r.actions:
         console.print("  none")
     cps = [("today", c) for c in r.checkpoints_today] + [("tomorrow", c) for c in r.checkpoints_tomorrow]

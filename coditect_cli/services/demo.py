@@ -237,6 +237,67 @@ def _stage_conflicts(project: Project) -> Stage:
     return Stage("conflicts", "coditect conflicts", report.to_json(), lambda c: print_conflicts(c, report))
 
 
+def _stage_sync(kind: str, day: int) -> Callable[[Project], Stage]:
+    """A morning or evening sync of ``day`` (the evening one runs the streams' gates)."""
+
+    def stage(project: Project) -> Stage:
+        from coditect_cli.render.day import print_sync
+        from coditect_cli.services import sync
+
+        socket = demo_socket(project.root)
+        if kind == "morning":
+            result = sync.morning(project, PHASE, day=day, socket=socket, send=True)
+        else:
+            result = sync.evening(project, PHASE, day=day, socket=socket, run_gates=True)
+        return Stage(
+            f"sync_{kind}_day{day}",
+            f"coditect sync {kind} --day {day}",
+            result.to_json(),
+            lambda c: print_sync(c, result),
+        )
+
+    return stage
+
+
+def _stage_tasks(project: Project) -> Stage:
+    """The agents report progress: each stream's first deliverable is done, the second started."""
+    from coditect_cli.render.day import print_tasks
+    from coditect_cli.services.tasks import list_tasks, set_task
+
+    changes = []
+    loaded = list_tasks(project, PHASE)
+    firsts: dict[str, list[str]] = {}
+    for view in loaded.views:
+        firsts.setdefault(view.stream, []).append(view.task.id)
+    for stream, tasks in firsts.items():
+        changes.append(set_task(project, PHASE, stream, tasks[0], "done").to_json())
+        if len(tasks) > 1:
+            changes.append(set_task(project, PHASE, stream, tasks[1], "in-progress").to_json())
+    listing = list_tasks(project, PHASE)
+    return Stage(
+        "tasks",
+        "coditect task done|start (progress reported by the streams)",
+        {"changes": changes, "tasks": listing.to_json()},
+        lambda c: print_tasks(c, listing),
+    )
+
+
+def _stage_status(day: int) -> Callable[[Project], Stage]:
+    def stage(project: Project) -> Stage:
+        from coditect_cli.render.day import print_dashboard
+        from coditect_cli.services.dashboard import dashboard
+
+        board = dashboard(project, PHASE, day=day, socket=demo_socket(project.root))
+        return Stage(
+            f"status_day{day}",
+            f"coditect status --day {day}",
+            board.to_json(),
+            lambda c: print_dashboard(c, board),
+        )
+
+    return stage
+
+
 def _stage_prs(project: Project) -> Stage:
     """Open a PR per (stream, repository) pair that has commits, on the local forge; then `pr list`."""
     from coditect_cli.render.prs import print_listing, print_outcomes
@@ -268,11 +329,15 @@ def run_demo(directory: Path, app: AppContext) -> DemoResult:
     stages: list[Callable[[Project], Stage]] = [
         _stage_validate,
         _stage_setup,
+        _stage_sync("morning", 1),
         _stage_launch,
+        _stage_tasks,
         _stage_agents,
         _stage_plant_shared_edit,
         _stage_conflicts,
         _stage_prs,
+        _stage_sync("evening", 1),
+        _stage_status(1),
     ]
     for stage in stages:
         result.stages.append(stage(project))
