@@ -237,6 +237,83 @@ def _stage_conflicts(project: Project) -> Stage:
     return Stage("conflicts", "coditect conflicts", report.to_json(), lambda c: print_conflicts(c, report))
 
 
+def _stage_resolve(project: Project) -> Stage:
+    """Backend follows its coordination action: merge the integration branch, resolve openapi.yaml, push."""
+    from coditect_cli.adapters import proc
+    from coditect_cli.domain.plan import worktree_path
+    from coditect_cli.services.setup import read_context
+
+    ctx = read_context(project, PHASE)
+    pair = next(p for p in ctx.manifest.pairs() if p.key == "backend@backend")
+    worktree = worktree_path(ctx.manifest, project.root, pair)
+    integration = ctx.manifest.integration_branch
+    git = ["git", "-C", str(worktree)]
+    proc.run([*git, "fetch", "--quiet", "origin", integration])
+    merged = proc.run([*git, "merge", "--no-edit", "--quiet", f"origin/{integration}"], check=False)
+    resolved: list[str] = []
+    if merged.returncode != 0:
+        # Both sides bumped the contract version: keep both changes in one version string.
+        spec = worktree / "openapi.yaml"
+        lines, out, side = spec.read_text(encoding="utf-8").splitlines(), [], ""
+        for line in lines:
+            if line.startswith("<<<<<<<"):
+                side = "ours"
+            elif line.startswith("=======") and side == "ours":
+                side = "theirs"
+            elif line.startswith(">>>>>>>") and side == "theirs":
+                side = ""
+            elif side == "ours":
+                out.append(line.split(":")[0] + ': "0.2.0"' if line.strip().startswith("version:") else line)
+            elif side != "theirs":
+                out.append(line)
+        spec.write_text("\n".join(out) + "\n", encoding="utf-8")
+        proc.run([*git, "add", "openapi.yaml"])
+        proc.run([*git, "commit", "--quiet", "--no-edit"])
+        resolved.append("openapi.yaml")
+    proc.run([*git, "push", "--quiet", "origin", pair.branch])
+    data = {"stream": "backend", "merged": f"origin/{integration}", "resolved": resolved}
+    return Stage(
+        "resolve",
+        "backend merges the integration branch and resolves the conflict",
+        data,
+        lambda c: c.print(
+            f"backend merged origin/{integration} into {pair.branch}, resolved "
+            f"{', '.join(resolved) or 'nothing (no conflict)'}, and pushed"
+        ),
+    )
+
+
+def _stage_reviews(project: Project) -> Stage:
+    """Every code owner a PR needs approves it (the reviewers' part, done here by the demo)."""
+    from coditect_cli.services import prs
+
+    listing = prs.list_prs(project, PHASE)
+    approvals: list[dict[str, Any]] = []
+    for view in listing.rows:
+        if view.pr is None or view.pr.state != "open" or view.stream is None:
+            continue
+        for need in view.needs:
+            prs.review(project, PHASE, view.stream, owner=need.owner, state="approved", repo=view.repo)
+            approvals.append(
+                {"stream": view.stream, "repo": view.repo, "pr": view.pr.number, "owner": need.owner}
+            )
+    after = prs.list_prs(project, PHASE)
+
+    def show(console: Console) -> None:
+        from coditect_cli.render.prs import print_listing
+
+        for a in approvals:
+            console.print(f"approved {a['repo']}#{a['pr']} ({a['stream']}) as {a['owner']}")
+        print_listing(console, after)
+
+    return Stage(
+        "reviews",
+        "coditect pr approve (each code owner a PR needs)",
+        {"approvals": approvals, "list": after.to_json()},
+        show,
+    )
+
+
 def _stage_sync(kind: str, day: int) -> Callable[[Project], Stage]:
     """A morning or evening sync of ``day`` (the evening one runs the streams' gates)."""
 
@@ -338,6 +415,8 @@ def run_demo(directory: Path, app: AppContext) -> DemoResult:
         _stage_prs,
         _stage_sync("evening", 1),
         _stage_status(1),
+        _stage_resolve,
+        _stage_reviews,
     ]
     for stage in stages:
         result.stages.append(stage(project))
