@@ -1,0 +1,369 @@
+#!/usr/bin/env python3
+"""Benchmark of the day's read commands: `sync morning --json` and `status --json` over 50 streams in 10
+repositories, and the git processes they start per repository at 20 and at 50 streams.
+
+    python3 scripts/bench_day.py                 # 7 runs, medians
+    python3 scripts/bench_day.py --runs 3 --json
+
+The project: a superproject and 9 submodules, each with a bare origin on disk (`main`, `develop`), and a
+manifest whose streams are spread over the 10 repositories (5 each at 50 streams), each owning its own
+`area-<i>/` (a committed file there), with three tasks each that depend on the stream's previous task and on
+the previous stream's first one. `streams setup` creates and pushes every branch, each stream commits once in
+its worktree (the ownership guard runs), and `services.prs.open_all` opens a PR per stream on the local
+forge. Then, on the command line (Python start-up included):
+
+- `coditect sync morning --json --day 2` and `coditect status --json --day 2`: median wall time (target: at
+  most 1 s each at 50 streams);
+- git processes per repository, counted with a `git` shim first on PATH: the same at 20 and at 50 streams
+  (one `for-each-ref`, one history walk, one batched change listing and merge prediction per repository, the
+  local forge's fetch/list/details), whatever the number of streams.
+
+`bench_day(runs, workdir)` returns the rows (`{"benchmark": "day", "case", "seconds", ...}`) for
+scripts/bench.py-style reporting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+Row = dict[str, object]
+
+PHASE = "bench"
+REPOS = 10
+STREAMS = 50
+TARGET_SECONDS = 1.0
+_ALLOW_FILE = ["-c", "protocol.file.allow=always"]
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+    "GIT_COMMITTER_NAME": "Bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+}
+_SHIM = """#!/bin/sh
+printf '%s\\t%s\\n' "$PWD" "$*" >> "$GIT_COUNT_LOG"
+exec {git} "$@"
+"""
+
+
+def _coditect() -> list[str]:
+    exe = shutil.which("coditect")
+    return [exe] if exe else [sys.executable, "-m", "coditect_cli"]
+
+
+def _git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env={**os.environ, **_IDENTITY}, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"git {' '.join(args)} failed in {cwd}: {done.stderr}")
+    return done.stdout.strip()
+
+
+def repo_ids() -> list[str]:
+    return ["root", *(f"r{k}" for k in range(1, REPOS))]
+
+
+def repo_path(rid: str) -> str:
+    return "." if rid == "root" else f"repos/{rid}"
+
+
+def manifest_text(streams: int) -> str:
+    """The manifest: ``streams`` streams round-robin over the 10 repositories, three tasks each."""
+    import yaml
+
+    ids = repo_ids()
+    data: dict[str, object] = {
+        "version": 1,
+        "phase": PHASE,
+        "title": f"Bench: {streams} streams over {REPOS} repositories",
+        "project": "bench-day",
+        "forge": "local",
+        "schedule": {"start": "2026-12-01", "days": 10, "slack": 2},
+        "repositories": [{"id": rid, "path": repo_path(rid)} for rid in ids],
+        "streams": [
+            {
+                "id": f"s{i:02d}",
+                "terminal": i + 1,
+                "name": f"Stream {i}",
+                "agent": f"agent-{i}",
+                "run": "shell",
+                "work": [{"repo": ids[i % REPOS], "topic": f"topic-{i}", "owns": [f"area-{i}/"]}],
+                "deliverables": [
+                    {
+                        "id": f"s{i:02d}-a",
+                        "days": "1-2",
+                        "title": f"first part of {i}",
+                        **({"depends_on": [f"s{i - 1:02d}-a"]} if i else {}),
+                    },
+                    {
+                        "id": f"s{i:02d}-b",
+                        "days": "3-4",
+                        "title": f"second part of {i}",
+                        "depends_on": [f"s{i:02d}-a"],
+                    },
+                    {
+                        "id": f"s{i:02d}-c",
+                        "days": "5-6",
+                        "title": f"third part of {i}",
+                        "depends_on": [f"s{i:02d}-b"],
+                    },
+                ],
+            }
+            for i in range(streams)
+        ],
+        "checkpoints": [
+            {
+                "id": 1,
+                "day": 3,
+                "title": "first half",
+                "streams": [f"s{i:02d}" for i in range(0, streams, 2)],
+            },
+            {"id": 2, "day": 6, "title": "everything", "streams": [f"s{i:02d}" for i in range(streams)]},
+        ],
+    }
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def build_project(workdir: Path, streams: int) -> Path:
+    """The 10 repositories with bare origins, the superproject cloned with its submodules, ``streams setup``
+    done, one commit per stream, a PR per stream on the local forge. Returns the project root."""
+    from coditect_cli.project import Project
+    from coditect_cli.services import prs
+
+    ids = repo_ids()
+    origins = workdir / "origins"
+    staging = workdir / "staging"
+    areas: dict[str, list[int]] = {
+        rid: [i for i in range(streams) if i % REPOS == k] for k, rid in enumerate(ids)
+    }
+    for rid in ids[1:]:
+        work = staging / rid
+        work.mkdir(parents=True)
+        _git(work, "init", "-q", "-b", "main")
+        (work / "README.md").write_text(f"# {rid}\n")
+        for i in areas[rid]:
+            (work / f"area-{i}").mkdir()
+            (work / f"area-{i}" / "notes.md").write_text(f"area {i}\n")
+        _git(work, "add", "-A")
+        _git(work, "commit", "-qm", f"initial {rid}")
+        _git(work, "checkout", "-qb", "develop")
+        (work / "CHANGELOG.md").write_text("# Changelog\n")
+        _git(work, "add", "-A")
+        _git(work, "commit", "-qm", "open the changelog")
+        _git(workdir, "clone", "-q", "--bare", str(work), str(origins / f"{rid}.git"))
+    root_stage = staging / "root"
+    root_stage.mkdir(parents=True)
+    _git(root_stage, "init", "-q", "-b", "main")
+    (root_stage / ".gitignore").write_text(".coditect/\nworkstreams/reports/\n")
+    (root_stage / "README.md").write_text("# bench superproject\n")
+    (root_stage / "workstreams").mkdir()
+    (root_stage / "workstreams" / f"{PHASE}.yaml").write_text(manifest_text(streams))
+    for i in areas["root"]:
+        (root_stage / f"area-{i}").mkdir()
+        (root_stage / f"area-{i}" / "notes.md").write_text(f"area {i}\n")
+    for rid in ids[1:]:
+        _git(
+            root_stage,
+            *_ALLOW_FILE,
+            "submodule",
+            "add",
+            "-q",
+            "-b",
+            "develop",
+            str(origins / f"{rid}.git"),
+            repo_path(rid),
+        )
+    _git(root_stage, "add", "-A")
+    _git(root_stage, "commit", "-qm", "superproject")
+    _git(root_stage, "branch", "develop")
+    _git(workdir, "clone", "-q", "--bare", str(root_stage), str(origins / "root.git"))
+
+    root = workdir / "project"
+    _git(
+        workdir,
+        *_ALLOW_FILE,
+        "clone",
+        "-q",
+        "--branch",
+        "develop",
+        "--recurse-submodules",
+        str(origins / "root.git"),
+        str(root),
+    )
+    for rid in ids:
+        checkout = root / repo_path(rid)
+        if rid != "root":
+            _git(checkout, "checkout", "-q", "develop")
+        _git(checkout, "config", "user.name", "Bench")
+        _git(checkout, "config", "user.email", "bench@example.invalid")
+    shutil.rmtree(staging)
+
+    setup = subprocess.run(
+        [*_coditect(), "streams", "setup"], cwd=root, capture_output=True, text=True, check=False
+    )
+    if setup.returncode != 0:
+        raise SystemExit(f"streams setup failed: {setup.stdout}{setup.stderr}")
+    for i in range(streams):
+        rid = ids[i % REPOS]
+        worktree = root / ".coditect" / "worktrees" / PHASE / f"s{i:02d}" / rid
+        (worktree / f"area-{i}" / "work.md").write_text(f"work of stream {i}\n")
+        _git(worktree, "add", "-A")
+        _git(worktree, "commit", "-qm", f"feat(s{i:02d}): first work")  # the ownership guard runs
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        opened = prs.open_all(Project(root), PHASE)
+    finally:
+        os.chdir(cwd)
+    if len(opened) != streams:
+        raise SystemExit(f"expected {streams} PRs, opened {len(opened)}")
+    return root
+
+
+def _time_cmd(argv: list[str], runs: int, cwd: Path) -> float:
+    """Median wall time of ``argv`` over ``runs`` runs (one warm-up run first); fails on a non-zero exit."""
+    samples: list[float] = []
+    for n in range(runs + 1):
+        start = time.perf_counter()
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, check=False)
+        elapsed = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(f"benchmark command failed ({done.returncode}): {argv}\n{done.stderr.decode()}")
+        if n:
+            samples.append(elapsed)
+    return statistics.median(samples)
+
+
+COMMANDS = {
+    "sync morning --json --day 2": ["sync", "morning", "--json", "--day", "2"],
+    "status --json --day 2": ["status", "--json", "--day", "2"],
+}
+
+
+def count_git(root: Path, argv: list[str], shim_dir: Path, log: Path) -> Counter[str]:
+    """Git processes ``coditect argv`` starts, by repository id (``?``: outside the checkouts, e.g. in an
+    origin)."""
+    # A warm-up run first: the first one after the PRs were opened also fetches their heads from origin.
+    subprocess.run([*_coditect(), *argv], cwd=root, capture_output=True, check=False)
+    env = {**os.environ, "PATH": f"{shim_dir}{os.pathsep}{os.environ['PATH']}", "GIT_COUNT_LOG": str(log)}
+    done = subprocess.run([*_coditect(), *argv], cwd=root, env=env, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{argv} failed: {done.stderr.decode()}")
+    paths = sorted(((root / repo_path(rid)).resolve(), rid) for rid in repo_ids())
+    paths.sort(key=lambda p: len(str(p[0])), reverse=True)  # the deepest checkout first
+    counts: Counter[str] = Counter()
+    for line in log.read_text().split("\n") if log.exists() else []:  # not splitlines: \x1e in --format
+        if not line:
+            continue
+        pwd, _, args = line.partition("\t")
+        words = args.split()
+        where = Path(words[words.index("-C") + 1]) if "-C" in words[:-1] else Path(pwd)
+        rid = next((r for p, r in paths if where == p or p in where.parents), "?")
+        counts[rid] += 1
+    return counts
+
+
+def bench_day(runs: int, workdir: Path) -> list[Row]:
+    """Build the projects (20 and 50 streams), time the commands at 50, count git processes at both."""
+    real_git = shutil.which("git") or "/usr/bin/git"
+    shim_dir = workdir / "shim"
+    shim_dir.mkdir(parents=True, exist_ok=True)
+    (shim_dir / "git").write_text(_SHIM.format(git=real_git))
+    (shim_dir / "git").chmod(0o755)
+    rows: list[Row] = []
+    counted: dict[tuple[int, str], Counter[str]] = {}
+    for streams in (20, STREAMS):
+        started = time.perf_counter()
+        root = build_project(workdir / f"day-{streams}", streams)
+        built = time.perf_counter() - started
+        for case, argv in COMMANDS.items():
+            log = workdir / f"git-{streams}-{case.split()[0]}.log"
+            counted[(streams, case)] = counts = count_git(root, argv, shim_dir, log)
+            per_repo = sorted(counts[rid] for rid in repo_ids())
+            rows.append(
+                {
+                    "benchmark": "day",
+                    "case": f"git processes: {case} ({streams} streams, {REPOS} repos)",
+                    "seconds": 0.0,
+                    "streams": streams,
+                    "git_processes": sum(counts.values()),
+                    "per_repo": {rid: counts[rid] for rid in repo_ids()},
+                    "per_repo_min_max": [per_repo[0], per_repo[-1]],
+                    "unattributed": counts["?"],
+                }
+            )
+        if streams == STREAMS:
+            for case, argv in COMMANDS.items():
+                seconds = _time_cmd([*_coditect(), *argv], runs, root)
+                rows.append(
+                    {
+                        "benchmark": "day",
+                        "case": f"coditect {case} ({streams} streams, {REPOS} repos)",
+                        "seconds": seconds,
+                        "streams": streams,
+                        "target": f"<= {TARGET_SECONDS:g} s",
+                        "met": seconds <= TARGET_SECONDS,
+                        "build_seconds": round(built, 2),
+                    }
+                )
+    for case in COMMANDS:
+        small, large = counted[(20, case)], counted[(STREAMS, case)]
+        same = all(small[rid] == large[rid] for rid in repo_ids()) and small["?"] == large["?"]
+        rows.append(
+            {
+                "benchmark": "day",
+                "case": f"git processes per repository independent of the stream count: {case}",
+                "seconds": 0.0,
+                "same_at_20_and_50": same,
+            }
+        )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=7, help="runs per timed command (median is reported)")
+    parser.add_argument("--json", action="store_true", help="print JSON rows")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="coditect-bench-day-") as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        os.environ["HOME"] = str(home)
+        os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
+        os.environ.setdefault("CODITECT_TMUX_SOCKET", f"coditect-bench-day-none-{os.getpid()}")
+        rows = bench_day(args.runs, Path(tmp) / "work")
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        if "git_processes" in row:
+            print(
+                f"{row['case']:<72} {row['git_processes']:>5} git processes, per repo {row['per_repo_min_max']}"
+                f" (unattributed {row['unattributed']})"
+            )
+        elif "same_at_20_and_50" in row:
+            print(f"{row['case']:<72} {'yes' if row['same_at_20_and_50'] else 'NO'}")
+        else:
+            seconds = float(row["seconds"])  # type: ignore[arg-type]
+            verdict = "ok" if row["met"] else "MISSED"
+            print(f"{row['case']:<72} {seconds * 1000:8.1f} ms  target {row['target']} ({verdict})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
