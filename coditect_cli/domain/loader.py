@@ -131,7 +131,8 @@ class _Composer:
 def parse_yaml(text: str, display: str) -> tuple[Any, Source]:
     """Parse ``text``; raise ManifestError with file:line on syntax errors or duplicate keys."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        # libyaml's C parser when present (10x faster on large manifests); the pure-Python one otherwise.
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0

@@ -22,6 +22,7 @@ BLOCKER_KINDS = (
     "conflict",  # a predicted textual conflict with another branch or the integration branch
     "ownership",  # the branch changes files its stream does not own
     "agent",  # the stream's agent pane is dead
+    "missing-branch",  # the stream's feature branch does not exist yet
 )
 
 
@@ -240,6 +241,8 @@ def derive_actions(manifest: Manifest, report: SyncReport, views: dict[str, Task
                 add(
                     Action("handoff", f"{section.stream.name} hands {b.message} to the owning stream", (sid,))
                 )
+            elif b.kind == "missing-branch":
+                add(Action("setup", "run `coditect streams setup` to create the missing branches", (sid,)))
             elif b.kind == "agent":
                 add(Action("restart", f"restart {section.stream.name}'s agent ({b.message})", (sid,)))
             elif b.kind == "declared" and b.on:

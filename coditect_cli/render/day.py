@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
+from rich.text import Text
+
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
@@ -36,7 +39,7 @@ def print_sync(console: Console, result: SyncResult) -> None:
         console.print(
             Panel(
                 Text("\n".join(lines[1:])),  # commit subjects and task titles are not rich markup
-                title=lines[0].removeprefix("## "),
+                title=Text(lines[0].removeprefix("## ")),
                 title_align="left",
                 border_style=style,
             ),
@@ -50,7 +53,9 @@ def print_sync(console: Console, result: SyncResult) -> None:
         console.print("  none")
     cps = [("today", c) for c in r.checkpoints_today] + [("tomorrow", c) for c in r.checkpoints_tomorrow]
     for when, c in cps:
-        console.print(f"[bold]Checkpoint {c.id}[/] {when} (day {c.day}): {c.title} — {', '.join(c.streams)}")
+        console.print(
+            f"[bold]Checkpoint {c.id}[/] {when} (day {c.day}): {escape(c.title)} — {', '.join(c.streams)}"
+        )
     for note in result.notes:
         console.print(f"[dim]note: {note}[/]")
     if result.sent:
@@ -73,8 +78,8 @@ def print_tasks(console: Console, tasks: TaskList) -> None:
             v.stream,
             v.task.id,
             str(v.task.days),
-            f"[{style}]{state}[/]{waits}" if style else state,
-            v.task.title,
+            f"[{style}]{state}[/]{escape(waits)}" if style else state,
+            Text(v.task.title),  # user text, not markup
         )
     console.print(table)
     done = sum(v.state == "done" for v in tasks.views)
@@ -87,13 +92,13 @@ def dashboard_renderable(d: Dashboard) -> RenderableType:
     from rich.console import Group
     from rich.text import Text
 
-    head = Text(f"{d.title or d.phase} — day {d.day} of {d.days}", style="bold")
+    head = Text(f"{d.title or d.phase} — day {d.day} of {d.days}", style="bold")  # Text: no markup
     lines: list[RenderableType] = [head]
     for r in d.rows:
         blocked = f", [red]{len(r.blocked_tasks)} blocked[/]" if r.blocked_tasks else ""
         lines.append(
             Text.from_markup(
-                f"Terminal {r.terminal} ({r.name}): {bar(r.done, r.total)} {r.percent}% complete "
+                f"Terminal {r.terminal} ({escape(r.name)}): {bar(r.done, r.total)} {r.percent}% complete "
                 f"({r.done}/{r.total} tasks{blocked})"
             )
         )
@@ -102,7 +107,7 @@ def dashboard_renderable(d: Dashboard) -> RenderableType:
         colour = {"running": "green", "not launched": "dim", "exited 0": "yellow"}.get(r.agent, "red")
         lines.append(
             Text.from_markup(
-                f"    [dim]{pr} · +{r.ahead}/-{r.behind} vs integration ·[/] {conflicts} [dim]· agent[/] "
+                f"    [dim]{escape(pr)} · +{r.ahead}/-{r.behind} vs integration ·[/] {conflicts} [dim]· agent[/] "
                 f"[{colour}]{r.agent}[/]"
             )
         )

@@ -45,6 +45,7 @@ class BranchFacts:
 
     pair: Pair
     exists: bool
+    head: str | None = None  # the branch tip's object id
     ahead: int = 0
     behind: int = 0
     commits: list[LoggedCommit] = field(
@@ -83,6 +84,11 @@ class PhaseFacts:
     tasks: dict[str, str]  # task id -> recorded state
     blocks: list[BlockRecord]
     notes: list[str] = field(default_factory=list)
+    graphs: dict[str, dict[str, LoggedCommit]] = field(default_factory=dict)  # per repo: the phase's history
+
+    def reachable(self, repo: str, tip: str) -> set[str]:
+        """Commits of the phase's history in ``repo`` reachable from ``tip``."""
+        return _ancestors(tip, self.graphs.get(repo, {}))
 
     def stream_branches(self, stream: str) -> list[BranchFacts]:
         return [b for b in self.branches.values() if b.pair.stream.id == stream]
@@ -136,12 +142,12 @@ def _refs(repo: Path) -> dict[str, str]:
     return Git(repo).refs("refs/heads", "refs/remotes/origin")
 
 
-def _resolve(refs: dict[str, str], branch: str) -> str | None:
-    """The ref name to use for ``branch``: local first, else origin's."""
-    if f"refs/heads/{branch}" in refs:
-        return f"refs/heads/{branch}"
-    if f"refs/remotes/origin/{branch}" in refs:
-        return f"refs/remotes/origin/{branch}"
+def _resolve(refs: dict[str, str], branch: str, *, prefer_origin: bool = False) -> str | None:
+    """The ref name to use for ``branch``: local first (origin's first with ``prefer_origin``), else the other."""
+    names = [f"refs/heads/{branch}", f"refs/remotes/origin/{branch}"]
+    for name in reversed(names) if prefer_origin else names:
+        if name in refs:
+            return name
     return None
 
 
@@ -168,17 +174,20 @@ def gather(
     integration = manifest.integration_branch
     checks_by_repo = {c.repo: c for c in plan_checks(manifest)} if with_conflicts else {}
     branches: dict[str, BranchFacts] = {}
+    graphs: dict[str, dict[str, LoggedCommit]] = {}
     for repo in manifest.repositories:
         pairs = [p for p in manifest.pairs() if p.repo.id == repo.id]
         if not pairs:
             continue
         path = (project.root / repo.path).resolve()
         refs = _refs(path)
-        int_ref = _resolve(refs, integration)
+        # Merges land on origin (a forge merges there): its integration branch is the one to be behind of.
+        int_ref = _resolve(refs, integration, prefer_origin=True)
         base_ref = _resolve(refs, manifest.branches.develop) or _resolve(refs, manifest.branches.base)
         heads = {p.key: _resolve(refs, p.branch) for p in pairs}
         tips = [r for r in [int_ref, *heads.values()] if r]
         graph = _history(path, sorted(set(tips)), base_ref)
+        graphs[repo.id] = graph
         on_integration = _ancestors(refs[int_ref], graph) if int_ref else set()
         existing = [h for h in heads.values() if h]
         changes = changed_since(path, int_ref, existing) if int_ref and existing else {}
@@ -188,11 +197,13 @@ def gather(
                 branches[pair.key] = BranchFacts(pair, exists=False)
                 continue
             mine = _ancestors(refs[head], graph)
-            own = sorted((graph[s] for s in mine - on_integration), key=lambda c: c.time, reverse=True)
+            # git log's order: newest first, and parents after children within the same second.
+            own = [c for sha, c in graph.items() if sha in mine and sha not in on_integration]
             verdict = check_branch(pair, rules[RepoId(repo.id)], changes.get(head, ()))
             branches[pair.key] = BranchFacts(
                 pair,
                 exists=True,
+                head=refs[head],
                 ahead=len(mine - on_integration),
                 behind=len(on_integration - mine),
                 commits=own,
@@ -220,7 +231,7 @@ def gather(
         tasks = task_states(store, manifest.phase)
         blocks = open_blocks(store, manifest.phase)
     panes, session = _panes(project, manifest, common, socket)
-    return PhaseFacts(manifest, project, branches, prs, panes, session, tasks, blocks, notes)
+    return PhaseFacts(manifest, project, branches, prs, panes, session, tasks, blocks, notes, graphs)
 
 
 def _newer(a: PrView, b: PrView) -> bool:
@@ -266,9 +277,16 @@ def _panes(
     return {row.stream: row for row in rows if row.stream}, bool(rows)
 
 
-def commits_since(branch: BranchFacts, since_epoch: float | None) -> list[Commit]:
-    """The branch's commits (not on integration) made after ``since_epoch`` (all of them when None)."""
+def commits_since(
+    branch: BranchFacts, since_epoch: float | None, seen: set[str] | None = None
+) -> list[Commit]:
+    """The branch's commits (not on integration) made after ``since_epoch`` (all of them when None).
+
+    With ``seen`` (the commits the branch had at the previous sync), exactly the commits not in it: commit
+    times have whole seconds, so a time cut-off alone cannot separate commits made in the sync's second.
+    """
     import datetime as dt
+    import math
 
     return [
         Commit(
@@ -278,5 +296,9 @@ def commits_since(branch: BranchFacts, since_epoch: float | None) -> list[Commit
             dt.datetime.fromtimestamp(c.time, dt.timezone.utc).isoformat().replace("+00:00", "Z"),
         )
         for c in branch.commits
-        if since_epoch is None or c.time >= since_epoch
+        if (
+            c.sha not in seen
+            if seen is not None
+            else since_epoch is None or c.time >= math.floor(since_epoch)
+        )
     ]

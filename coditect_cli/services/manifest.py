@@ -21,10 +21,25 @@ class Checked:
     project: Project
 
 
+_loaded: dict[tuple[str, str, int, int], Loaded] = {}
+
+
 def load(project: Project, phase: str | None) -> Loaded:
-    """Read the manifest of ``phase`` (or the only one) in ``project``."""
+    """Read the manifest of ``phase`` (or the only one) in ``project``.
+
+    Parsed once per process: the result is immutable and keyed by the file's path, size and mtime, so the
+    services one command calls (facts, PRs, …) share it.
+    """
     path = project.manifest_path(phase)
-    return load_manifest(path, project.display(path))
+    shown = project.display(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return load_manifest(path, shown)
+    key = (str(path.resolve()), shown, stat.st_size, stat.st_mtime_ns)
+    if key not in _loaded:
+        _loaded[key] = load_manifest(path, shown)
+    return _loaded[key]
 
 
 def check(project: Project, phase: str | None, *, with_repos: bool = True) -> ValidationReport:

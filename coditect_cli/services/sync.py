@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,19 +190,23 @@ def _report_path(project: Project, phase: str, day: int, kind: str) -> Path:
 
 def _since(
     store: Any, phase: str, kind: str, day: int, today: dt.date, manifest: Manifest
-) -> tuple[str, float]:
-    """When "yesterday" starts: the last earlier-day sync of this kind, else the previous workday's start."""
+) -> tuple[str, float, dict[str, str]]:
+    """When "yesterday" starts: the last earlier-day sync of this kind (and the branch tips it saw), else
+    the previous workday's start (and no tips)."""
+    import json
+
     from coditect_cli.state.store import parse_time
 
     rows = store.query(
-        "SELECT time FROM syncs WHERE phase = ? AND kind = ? AND day < ? ORDER BY id DESC LIMIT 1",
+        "SELECT time, report FROM syncs WHERE phase = ? AND kind = ? AND day < ? ORDER BY id DESC LIMIT 1",
         [phase, kind, day],
     )
     if rows:
         moment = parse_time(rows[0][0])
-        return rows[0][0], moment.timestamp()
+        tips = json.loads(rows[0][1] or "{}").get("tips", {})
+        return rows[0][0], moment.timestamp(), tips if isinstance(tips, dict) else {}
     start = dt.datetime.combine(previous_workday(manifest.schedule, today), dt.time.min).astimezone()
-    return start.isoformat(), start.timestamp()
+    return start.isoformat(), start.timestamp(), {}
 
 
 def morning(
@@ -241,18 +246,23 @@ def _sync(
     send: bool = False,
     run_gates: bool = False,
 ) -> SyncResult:
+    from coditect_cli.services.manifest import load_valid
     from coditect_cli.services.setup import project_common_dir
     from coditect_cli.state.coordination import record_sync
     from coditect_cli.state.store import Store
 
+    now = today or dt.date.today()
+    planned = load_valid(project, phase, with_repos=False).loaded.manifest
+    n = resolve_day(planned, day, now)
+    # Gates first: the checks they record are part of tonight's facts (a PR failing now is not ready).
+    gate_results = _run_gates(project, planned, n) if run_gates else {}
     facts = gather(project, phase, socket=socket)
     manifest = facts.manifest
-    now = today or dt.date.today()
-    n = resolve_day(manifest, day, now)
     common = project_common_dir(project)
     with Store.open(common) as store:
+        tips: dict[str, str] = {}
         if kind == "morning":
-            since_text, since = _since(store, manifest.phase, "morning", n, now, manifest)
+            since_text, since, tips = _since(store, manifest.phase, "morning", n, now, manifest)
         else:
             rows = store.query(
                 "SELECT time FROM syncs WHERE phase = ? AND kind = 'morning' AND day = ? "
@@ -266,13 +276,14 @@ def _sync(
                 since_text, since = rows[0][0], parse_time(rows[0][0]).timestamp()
             else:
                 since_text, since = midnight.isoformat(), midnight.timestamp()
-    gate_results = _run_gates(project, facts, n) if run_gates else {}
     views = task_views(manifest, facts.tasks)
     sections: list[StreamDay] = []
     for stream in ordered(manifest):
         section = StreamDay(stream)
         for branch in facts.stream_branches(stream.id):
-            section.commits += commits_since(branch, since)
+            previous = tips.get(branch.pair.key)
+            seen = facts.reachable(branch.pair.repo.id, previous) if previous else None
+            section.commits += commits_since(branch, since, seen)
         section.today = [views[d.id] for d in due_on(stream, n)]
         section.tomorrow = [views[d.id] for d in due_on(stream, n + 1)]
         section.blockers = detect_blockers(facts, stream, section.today)
@@ -301,7 +312,8 @@ def _sync(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(markdown(report), encoding="utf-8")
     with Store.open(common) as store:
-        record_sync(store, manifest.phase, kind, n, report.to_json())
+        current = {key: b.head for key, b in facts.branches.items() if b.head}
+        record_sync(store, manifest.phase, kind, n, {**report.to_json(), "tips": current})
     result = SyncResult(report, path, project.display(path), notes=list(facts.notes))
     if send:
         result.sent = _send_sections(project, report, socket, result.notes)
@@ -319,7 +331,7 @@ def _tests_changed(facts: PhaseFacts, stream: str, since: float) -> list[str]:
     out: list[str] = []
     for branch in facts.stream_branches(stream):
         for c in branch.commits:
-            if c.time < since:
+            if c.time < math.floor(since):
                 continue
             for f in c.files:
                 name = f.rsplit("/", 1)[-1]
@@ -381,7 +393,7 @@ def _evening_actions(report: SyncReport) -> list[Action]:
     return actions
 
 
-def _run_gates(project: Project, facts: PhaseFacts, day: int) -> dict[str, list[dict[str, Any]]]:
+def _run_gates(project: Project, manifest: Manifest, day: int) -> dict[str, list[dict[str, Any]]]:
     """Run each stream's gate commands in its worktree; log each; record the result as a check on its head."""
     import subprocess
 
@@ -390,7 +402,6 @@ def _run_gates(project: Project, facts: PhaseFacts, day: int) -> dict[str, list[
     from coditect_cli.services.prs import record_check
     from coditect_cli.services.setup import project_common_dir
 
-    manifest = facts.manifest
     logs = project_common_dir(project) / "coditect" / "logs" / manifest.phase / f"day-{day:02d}"
     logs.mkdir(parents=True, exist_ok=True)
     out: dict[str, list[dict[str, Any]]] = {}
@@ -454,8 +465,9 @@ def _send_sections(project: Project, report: SyncReport, socket: str | None, not
         try:
             result = send(project, report.phase, section.stream.id, text, socket=socket)
         except CoditectError as exc:
-            notes.append(f"not sent to the panes: {exc.message}")
-            return sent
+            # A dead or missing pane must not keep the other streams from their sections.
+            notes.append(f"not sent to {section.stream.id}: {exc.message}")
+            continue
         sent += [s for s in result.delivered if s == section.stream.id]
         notes += [f"not sent to {k}: {why}" for k, why in result.skipped.items()]
     return sent

@@ -351,12 +351,6 @@ def test_missing_branches_are_reported_before_setup(tmp_path: Path, isolated_git
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/facts.py gather() (_resolve) compares feature branches with the LOCAL integration "
-    "branch: commits merged into origin's integration branch (a PR merged on the forge, then fetched) "
-    "are not counted as 'behind'",
-)
 def test_commits_merged_on_origins_integration_branch_make_the_streams_behind(
     tmp_path: Path, isolated_git: Path
 ) -> None:

@@ -236,11 +236,6 @@ def test_the_socket_is_found_in_the_store(
     assert blockers_of(by_stream(data)["backend"], "agent")[0]["message"] == "agent pane is dead (status 3)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/sync.py _send_sections(): the first stream whose pane is dead makes send() raise "
-    "UnavailableError, and the loop returns: no stream after it in terminal order gets its section",
-)
 def test_send_skips_dead_panes_and_still_reaches_the_streams_after_them(
     dead: Launched, capsys: pytest.CaptureFixture[str]
 ) -> None:

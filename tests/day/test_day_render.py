@@ -34,11 +34,6 @@ def test_sync_panel_lines_are_literal(root: Path, wide: None, capsys: pytest.Cap
     assert "🎯 Today: Docker [multi-stage] build" in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="render/day.py print_sync(): the panel title (stream name) and the checkpoint lines are printed as "
-    "rich markup: 'Deployment [k8s]' shows as 'Deployment ', 'Infra [gcp] to Backend' as 'Infra  to Backend'",
-)
 def test_sync_panel_titles_and_checkpoints_are_literal(
     root: Path, wide: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -47,22 +42,12 @@ def test_sync_panel_titles_and_checkpoints_are_literal(
     assert "Checkpoint 1 tomorrow (day 3): Infra [gcp] to Backend" in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="render/day.py print_tasks(): task titles go into the table as rich markup: "
-    "'Docker [multi-stage] build' shows as 'Docker  build'",
-)
 def test_task_list_titles_are_literal(root: Path, wide: None, capsys: pytest.CaptureFixture[str]) -> None:
     result = cli(root, ["task", "list", "deploy"], capsys)
     assert result.code == 0, result.output
     assert "Docker [multi-stage] build" in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="render/day.py dashboard_renderable(): the stream line is built with Text.from_markup around the "
-    "stream name: 'Deployment [k8s]' shows as 'Deployment '",
-)
 def test_status_stream_names_are_literal(root: Path, wide: None, capsys: pytest.CaptureFixture[str]) -> None:
     result = cli(root, ["status", "--day", "2"], capsys)
     assert result.code == 0, result.output

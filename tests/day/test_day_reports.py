@@ -102,12 +102,6 @@ def test_yesterday_is_what_was_committed_since_the_previous_morning_sync(
     assert again.since == recorded and subjects(again, "backend") == ["feat(auth): refresh"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/sync.py _since()/facts.commits_since(): commit times have whole seconds, the recorded "
-    "sync time has milliseconds; a commit made after a sync within the same second is compared as earlier "
-    "and never reported",
-)
 def test_a_commit_in_the_same_second_as_the_morning_sync_is_reported_the_next_morning(
     tmp_path: Path, isolated_git: Path
 ) -> None:
@@ -357,6 +351,10 @@ def test_evening_orchestrator_actions_name_ready_prs_and_the_checkpoint_due(even
     assert texts[-1] == "Checkpoint 1 is due tomorrow (Infrastructure → Backend integration)"
 
 
+def frontend_pr(evening: Evening) -> int:
+    return int(evening.prs["frontend@frontend"]["pr"]["number"])
+
+
 def test_evening_markdown_has_its_sections(evening: Evening) -> None:
     text = report_file(evening.root, 2, "evening")
     lines = text.splitlines()
@@ -373,8 +371,10 @@ def test_evening_markdown_has_its_sections(evening: Evening) -> None:
         "🧪 Tests added/changed: frontend:tests/login.test.ts",
         "🚦 Gates: typecheck ✅, unit-tests ❌",
         "🎯 Tomorrow: Auth pages (signup, login, password reset) [blocked]",
-        "⚠️ Risks: due by today and not done: frontend-setup",
-        "🚧 Blockers: None",
+        # Tonight's failing gate is recorded as a check on the PR head before the facts are read.
+        f"⚠️ Risks: checks: checks failing on frontend PR #{frontend_pr(evening)}: unit-tests; "
+        "due by today and not done: frontend-setup",
+        f"🚧 Blockers: checks failing on frontend PR #{frontend_pr(evening)}: unit-tests",
     ]
     actions = md_section(text, "## Orchestrator Actions:").splitlines()
     assert actions == [f"{i}. {a['text']}" for i, a in enumerate(evening.data["actions"], 1)]
@@ -409,12 +409,6 @@ def test_evening_since_the_mornings_sync_of_the_same_day(tmp_path: Path, isolate
     assert [c.id for c in report.checkpoints_today] == [] and report.checkpoints_tomorrow == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/sync.py _sync(): the PR facts are gathered before --run-gates runs the gates, so a PR "
-    "whose gate just failed (failure check recorded on its head) is still announced as 'approved and ready "
-    "to merge' and the failure shows neither as a blocker nor a risk",
-)
 def test_a_gate_failing_tonight_keeps_an_approved_pr_out_of_ready_to_merge(
     tmp_path: Path, isolated_git: Path
 ) -> None:
@@ -434,11 +428,6 @@ def test_a_gate_failing_tonight_keeps_an_approved_pr_out_of_ready_to_merge(
     assert frontend.pr is not None and frontend.pr["ready"] is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/facts.py gather(): a branch's commits are sorted by committer time only, from a set, "
-    "so commits made within the same second come out in an arbitrary order instead of git's newest-first",
-)
 def test_commits_of_the_same_second_are_listed_newest_first(tmp_path: Path, isolated_git: Path) -> None:
     import time
 
