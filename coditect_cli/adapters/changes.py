@@ -23,9 +23,9 @@ _HEADER = re.compile(r"([0-9a-f]{40,64} [0-9a-f]{40,64})\n")
 @contextmanager
 def scratch_objects(repo: Path) -> Iterator[dict[str, str]]:
     """Environment that sends new objects to a temporary directory, the repository's own as an alternate."""
-    objects = Path(proc.run(["git", "-C", str(repo), "rev-parse", "--git-path", "objects"]).stdout.strip())
-    if not objects.is_absolute():
-        objects = (repo / objects).resolve()
+    from coditect_cli.adapters.git import objects_dir
+
+    objects = objects_dir(repo) or (repo / ".git" / "objects")
     scratch = tempfile.mkdtemp(prefix="coditect-objects-")
     try:
         yield {"GIT_OBJECT_DIRECTORY": scratch, "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)}

@@ -185,3 +185,134 @@ def enable_worktree_config(repo: Path, common_dir: Path) -> None:
         g.run("config", "--file", str(common_dir / "config.worktree"), "core.worktree", worktree)
         g.run("config", "--file", common_config, "--unset", "core.worktree")
     g.run("config", "--file", common_config, "extensions.worktreeConfig", "true")
+
+
+# ------------------------------------------------------------------------------------------------ gating helpers
+
+
+def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
+    """Whether ``ancestor`` is reachable from ``descendant`` (equal commits count)."""
+    return Git(repo).run("merge-base", "--is-ancestor", ancestor, descendant, check=False).returncode == 0
+
+
+def checked_out(repo: Path) -> dict[str, Path]:
+    """Every branch checked out in a worktree of ``repo`` (branch name -> worktree path)."""
+    live, _prunable = _parse_worktrees(Git(repo).out("worktree", "list", "--porcelain"))
+    main = next(iter(live), None)
+    # A submodule's main worktree is listed by its git dir (.git/modules/...): name its checkout instead.
+    return {
+        branch: (repo if path == main and not (path / ".git").exists() else path)
+        for path, branch in live.items()
+        if branch
+    }
+
+
+def fetch_origin(repo: Path) -> str | None:
+    """Fetch origin's branches (no tags, no submodules); None when it worked, else git's reason."""
+    done = Git(repo).run("fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin", check=False)
+    if done.returncode == 0:
+        return None
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    return proc.redact(lines[-1]) if lines else f"git fetch exit {done.returncode}"
+
+
+def make_tag_object(repo: Path, name: str, target: str, message: str) -> str:
+    """Write an annotated tag object ``name`` on commit ``target`` (no ref yet) and return its id.
+
+    The ref is created separately, so a caller can journal the move before making it.
+    """
+    g = Git(repo)
+    tagger = g.out("var", "GIT_COMMITTER_IDENT")
+    body = message if message.endswith("\n") else message + "\n"
+    text = f"object {target}\ntype commit\ntag {name}\ntagger {tagger}\n\n{body}"
+    return g.run("mktag", input=text).stdout.strip()
+
+
+GATE_WORKTREE_PREFIX = "coditect-gate-"
+
+
+def add_detached_worktree(repo: Path, commit: str, owner: str) -> Path:
+    """A new worktree of ``repo`` with ``commit`` checked out (detached), in a new temporary directory
+    named after ``owner`` (e.g. the phase), so :func:`remove_gate_worktrees` finds it."""
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix=f"{GATE_WORKTREE_PREFIX}{owner}-"))
+    path = top / repo.name
+    Git(repo).run("worktree", "add", "--quiet", "--detach", str(path), commit)
+    return path
+
+
+def switch_detached(worktree: Path, commit: str) -> None:
+    """Check out ``commit`` in a worktree made by :func:`add_detached_worktree`, exactly (untracked files go)."""
+    g = Git(worktree)
+    g.run("checkout", "--quiet", "--force", "--detach", commit)
+    g.run("clean", "-ffdxq")
+
+
+def remove_gate_worktrees(repo: Path, owner: str) -> list[Path]:
+    """Remove the worktrees :func:`add_detached_worktree` made for ``owner`` in ``repo`` (a run killed
+    mid-gate leaves one). Only detached worktrees in such a temporary directory go: never a stream's."""
+    import shutil
+
+    g = Git(repo)
+    live, _prunable = _parse_worktrees(g.out("worktree", "list", "--porcelain"))
+    removed: list[Path] = []
+    for path, branch in live.items():
+        if branch is None and path.parent.name.startswith(f"{GATE_WORKTREE_PREFIX}{owner}-"):
+            g.run("worktree", "remove", "--force", str(path), check=False)
+            shutil.rmtree(path.parent, ignore_errors=True)
+            removed.append(path)
+    g.run("worktree", "prune", check=False)
+    return removed
+
+
+def commit_gitlinks(repo: Path, parent: str, links: dict[str, str], message: str) -> str | None:
+    """A commit on ``parent`` whose gitlinks at ``links`` (path -> commit) are updated, or None when nothing
+    changes. Plumbing in a temporary index (``update-index --cacheinfo 160000,...``): no work tree is
+    touched, no ref moves. Only paths that are gitlinks in ``parent`` are updated."""
+    import os
+    import tempfile
+
+    g = Git(repo)
+    listed = g.out("ls-tree", parent, "--", *links) if links else ""
+    existing = {line.split("\t", 1)[1] for line in listed.splitlines() if line.startswith(GITLINK_MODE + " ")}
+    with tempfile.TemporaryDirectory(prefix="coditect-index-") as tmp:
+        env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+        base = ["git", "-C", str(repo)]
+        proc.run([*base, "read-tree", parent], env=env)
+        infos = [f"{GITLINK_MODE},{sha},{path}" for path, sha in links.items() if path in existing]
+        args = [word for info in infos for word in ("--cacheinfo", info)]
+        if args:
+            proc.run([*base, "update-index", *args], env=env)
+        tree = proc.run([*base, "write-tree"], env=env).stdout.strip()
+    if tree == g.out("rev-parse", f"{parent}^{{tree}}"):
+        return None
+    return g.run("commit-tree", tree, "-p", parent, input=message).stdout.strip()
+
+
+_objects: dict[Path, Path] = {}
+_commons: dict[Path, Path] = {}
+
+
+def objects_dir(repo: Path) -> Path | None:
+    """The repository's object directory, absolute (cached per process: it does not move)."""
+    key = repo.resolve()
+    if key not in _objects:
+        done = proc.run(
+            ["git", "-C", str(repo), "rev-parse", "--path-format=absolute", "--git-path", "objects"],
+            check=False,
+        )
+        found = done.stdout.strip()
+        if done.returncode != 0 or not found:
+            return None
+        _objects[key] = Path(found)
+    return _objects[key]
+
+
+def common_dir(repo: Path) -> Path:
+    """The repository's git common dir, absolute (cached per process)."""
+    key = repo.resolve()
+    if key not in _commons:
+        found = Path(Git(repo).out("rev-parse", "--git-common-dir"))
+        _commons[key] = found if found.is_absolute() else (repo / found).resolve()
+    return _commons[key]

@@ -77,12 +77,9 @@ def verify_refs(git_dir_path: str | Path, refs: Iterable[str]) -> dict[str, str 
 
 def _object_dir(repo_path: Path) -> Path | None:
     """The repository's object directory (absolute), or None when git cannot tell."""
-    done = proc.run(
-        ["git", "-C", str(repo_path), "rev-parse", "--path-format=absolute", "--git-path", "objects"],
-        check=False,
-    )
-    found = done.stdout.strip()
-    return Path(found) if done.returncode == 0 and found else None
+    from coditect_cli.adapters.git import objects_dir
+
+    return objects_dir(repo_path)
 
 
 def _scratch_parent() -> str | None:

@@ -10,11 +10,12 @@ batched conflict prediction. PRs come from the forge (one listing per repository
 from __future__ import annotations
 
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coditect_cli.domain.manifest import Manifest, Pair, RepoId
+from coditect_cli.domain.manifest import Manifest, Pair, RepoId, Repository
 from coditect_cli.domain.ownership import ownership
 from coditect_cli.domain.ownership_check import check_branch
 from coditect_cli.domain.sync import Commit
@@ -22,7 +23,7 @@ from coditect_cli.project import Project
 
 if TYPE_CHECKING:
     from coditect_cli.domain.launch import PaneState
-    from coditect_cli.services.prs import PrView
+    from coditect_cli.services.prs import PrListing, PrView
     from coditect_cli.state.coordination import BlockRecord
 
 _RS, _US = "\x1e", "\x1f"
@@ -175,10 +176,12 @@ def gather(
     checks_by_repo = {c.repo: c for c in plan_checks(manifest)} if with_conflicts else {}
     branches: dict[str, BranchFacts] = {}
     graphs: dict[str, dict[str, LoggedCommit]] = {}
-    for repo in manifest.repositories:
+
+    def one_repo(repo: Repository) -> None:
+        """Every fact of one repository (git only: safe to run beside the others)."""
         pairs = [p for p in manifest.pairs() if p.repo.id == repo.id]
         if not pairs:
-            continue
+            return
         path = (project.root / repo.path).resolve()
         refs = _refs(path)
         # Merges land on origin (a forge merges there): its integration branch is the one to be behind of.
@@ -214,12 +217,23 @@ def gather(
         if repo.id in checks_by_repo:
             _add_conflicts(path, checks_by_repo[repo.id], pairs, branches, predict_repo)
 
-    prs: dict[str, PrView] = {}
-    notes: list[str] = []
-    if with_prs:
+    def pr_views() -> PrListing | None:
         from coditect_cli.services.prs import list_prs
 
-        listing = list_prs(project, manifest.phase)
+        return list_prs(project, manifest.phase) if with_prs else None
+
+    # The repositories are independent and mostly wait on git: read them side by side. The PR listing runs
+    # in its own thread too (it opens its own store connection there).
+    with ThreadPoolExecutor(max_workers=min(8, len(manifest.repositories) + 1)) as pool:
+        listing_job = pool.submit(pr_views)
+        for job in [pool.submit(one_repo, r) for r in manifest.repositories]:
+            job.result()
+        listing = listing_job.result()
+    branches = {p.key: branches[p.key] for p in manifest.pairs() if p.key in branches}  # manifest order
+
+    prs: dict[str, PrView] = {}
+    notes: list[str] = []
+    if listing is not None:
         notes += listing.notes
         for view in listing.rows:
             key = f"{view.stream}@{view.repo}"

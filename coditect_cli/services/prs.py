@@ -488,7 +488,7 @@ def session(
     from coditect_cli.services.manifest import load_valid
     from coditect_cli.services.setup import project_common_dir
 
-    checked = load_valid(project, phase)
+    checked = load_valid(project, phase, with_repos=False)  # tracked-file ownership is validate's business
     manifest = checked.loaded.manifest
     common = project_common_dir(project)
     repos: dict[str, ForgeRepo] = {}
@@ -729,6 +729,22 @@ def _views(
     return views
 
 
+def _prefetch(s: Session) -> None:
+    """Bring every repository's origin up to date side by side (a forge that fetches does it once each)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = []
+    for repo in s.manifest.repositories:
+        forge = s.forges.forge(repo.id)
+        refresh = getattr(forge, "refresh", None)
+        if callable(refresh):
+            jobs.append((refresh, s.forges.repo(repo.id)))
+    if len(jobs) > 1:
+        with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
+            for job in [pool.submit(refresh, repo) for refresh, repo in jobs]:
+                job.result()
+
+
 def _order(manifest: Manifest) -> dict[tuple[str, str], int]:
     return {(p.repo.id, p.branch): i for i, p in enumerate(manifest.pairs())}
 
@@ -738,6 +754,7 @@ def list_prs(project: Project, phase: str | None, *, env: Mapping[str, str] | No
     with session(project, phase, env=env) as s:
         integration = s.manifest.integration_branch
         rows: list[PrView] = []
+        _prefetch(s)
         for repo in s.manifest.repositories:
             fr = s.forges.repo(repo.id)
             prs = s.forges.forge(repo.id).list_prs(fr, integration)

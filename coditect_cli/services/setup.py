@@ -382,7 +382,6 @@ def setup(project: Project, phase: str | None, *, push: bool = True, dry_run: bo
 
 def project_common_dir(project: Project) -> Path:
     """The git common dir of the project's superproject: where coditect keeps its state and locks."""
-    from coditect_cli.adapters.git import Git
+    from coditect_cli.adapters.git import common_dir
 
-    common = Path(Git(project.root).out("rev-parse", "--git-common-dir"))
-    return common if common.is_absolute() else (project.root / common).resolve()
+    return common_dir(project.root)

@@ -194,7 +194,77 @@ CREATE TABLE syncs (
 CREATE INDEX syncs_by_phase ON syncs(phase, kind, id);
 """
 
-MIGRATIONS: tuple[Migration, ...] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3)
+# Migration 4: the gating journal (``checkpoint`` and ``merge-phase``, see coditect_cli/services/journal.py).
+# A journal is one run's plan: its steps (index, kind, JSON payload, pending/done/undone, JSON result) and the
+# refs each step moves with their old and new values, journaled *before* they move. At most one journal per
+# phase is open (resumable). Gate results are kept per journal and tree, so a resumed run never runs a gate
+# twice on the same tree; ``gating_results`` is the record of each checkpoint and merge-phase outcome.
+_MIGRATION_4 = """
+CREATE TABLE journals (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER REFERENCES runs(id),
+    command TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    subject TEXT NOT NULL DEFAULT '',
+    args TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'done', 'aborted')),
+    started TEXT NOT NULL,
+    finished TEXT
+);
+CREATE UNIQUE INDEX journals_one_open ON journals(phase) WHERE state = 'open';
+CREATE INDEX journals_by_phase ON journals(phase, id);
+
+CREATE TABLE journal_steps (
+    journal_id INTEGER NOT NULL REFERENCES journals(id),
+    idx INTEGER NOT NULL CHECK (idx >= 0),
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'undone')),
+    started TEXT,
+    finished TEXT,
+    result TEXT,
+    PRIMARY KEY (journal_id, idx)
+);
+
+CREATE TABLE journal_refs (
+    id INTEGER PRIMARY KEY,
+    journal_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    repo TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    location TEXT NOT NULL CHECK (location IN ('local', 'origin')),
+    old TEXT,
+    new TEXT,
+    CHECK (old IS NOT NULL OR new IS NOT NULL),
+    FOREIGN KEY (journal_id, idx) REFERENCES journal_steps(journal_id, idx)
+);
+CREATE INDEX journal_refs_by_step ON journal_refs(journal_id, idx, id);
+
+CREATE TABLE gate_results (
+    journal_id INTEGER NOT NULL REFERENCES journals(id),
+    repo TEXT NOT NULL,
+    tree TEXT NOT NULL,
+    passed INTEGER NOT NULL CHECK (passed IN (0, 1)),
+    detail TEXT NOT NULL DEFAULT '{}',
+    time TEXT NOT NULL,
+    PRIMARY KEY (journal_id, repo, tree)
+);
+
+CREATE TABLE gating_results (
+    id INTEGER PRIMARY KEY,
+    journal_id INTEGER NOT NULL UNIQUE REFERENCES journals(id),
+    phase TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('checkpoint', 'merge-phase')),
+    checkpoint INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('passed', 'failed', 'aborted')),
+    data TEXT NOT NULL DEFAULT '{}',
+    report TEXT,
+    time TEXT NOT NULL
+);
+CREATE INDEX gating_results_by_phase ON gating_results(phase, kind, checkpoint, id);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4)
 """The schema, as ordered migrations; ``user_version`` counts those applied. Append only."""
 
 

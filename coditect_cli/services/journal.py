@@ -1,0 +1,459 @@
+"""The resumable journal of ``checkpoint`` and ``merge-phase`` (migration 4 of the state store).
+
+A command plans its steps, writes them to a journal (all ``pending``), then one executor runs them in
+order. A step that moves refs journals each move (repository, ref, local or origin, old, new) *before*
+moving it, and moves it with a compare-and-swap (``update-ref <ref> <new> <old>`` locally, ``push
+--force-with-lease=<ref>:<old>`` on origin), so a move is either not done or done, never half done. A step
+is marked ``done`` (with its JSON result) when all its work is in place.
+
+Killed at any point, the journal stays open. ``--continue`` first checks it against the real refs (see
+:func:`coditect_cli.domain.gating.reconcile`): a ref that is neither where the journal left it nor where
+its pending step was taking it was moved by someone else, so the journal is not trusted (exit 4). Then the
+executor carries on with the first pending step; steps are idempotent (a move already in place is skipped,
+a PR already merged is not merged again). ``--abort`` undoes every move of the done steps (and the moves a
+pending step already made), newest first, with the same compare-and-swap back to the old values, locally and
+on origin, and lets each step kind undo its bookkeeping (reopen PRs marked merged, mark a result aborted).
+
+Test hook: ``CODITECT_TEST_KILL_AT=<index>[:<point>]`` makes the executor SIGKILL its own process at step
+``index``: ``done`` (default: right after the step is journaled done), ``journaled`` (its moves journaled,
+not made) or ``moved`` (its moves made, the step not yet journaled done). Tests use it to stop a run at
+every step; it has no other use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coditect_cli.adapters import proc
+from coditect_cli.domain.gating import RefMove, StepRecord, reconcile
+from coditect_cli.errors import CommandFailed, RefusedError, UnavailableError, UsageError
+from coditect_cli.state.store import Store, utc_now
+
+KILL_ENV = "CODITECT_TEST_KILL_AT"
+
+
+def kill_hook(idx: int, point: str) -> None:
+    """SIGKILL this process when ``CODITECT_TEST_KILL_AT`` names step ``idx`` at ``point`` (a test hook)."""
+    wanted = os.environ.get(KILL_ENV)
+    if not wanted:
+        return
+    index, _, at = wanted.partition(":")
+    if index.strip() == str(idx) and (at.strip() or "done") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class JournalInfo:
+    """A journal's header row."""
+
+    id: int
+    run_id: int | None
+    command: str
+    phase: str
+    subject: str
+    args: dict[str, Any]
+    state: str
+    started: str
+    finished: str | None
+
+
+class Journal:
+    """One command's journal in the store (see the module docstring)."""
+
+    def __init__(self, store: Store, info: JournalInfo) -> None:
+        self.store = store
+        self.info = info
+        self.run_id = info.run_id  # the store run of this invocation (a --continue is a run of its own)
+
+    @property
+    def id(self) -> int:
+        """The journal's id."""
+        return self.info.id
+
+    # ------------------------------------------------------------------------------------------ opening
+
+    @classmethod
+    def begin(
+        cls,
+        store: Store,
+        command: str,
+        phase: str,
+        subject: str,
+        args: Mapping[str, Any],
+        steps: Sequence[tuple[str, Mapping[str, Any]]],
+        run_id: int | None,
+    ) -> Journal:
+        """Write a new open journal with ``steps`` (kind, payload), all pending; refuse when one is open."""
+        with store.transaction():
+            found = cls.find_open(store, phase)
+            if found is not None:
+                raise RefusedError(
+                    f"`coditect {found.info.command}` ({found.info.subject or 'no subject'}) of phase {phase} "
+                    f"was interrupted (journal {found.id}, started {found.info.started}); finish it first",
+                    hint=f"`coditect {found.info.command} --continue` finishes it; "
+                    f"`coditect {found.info.command} --abort` puts every ref it moved back",
+                )
+            journal_id = store.execute(
+                "INSERT INTO journals (run_id, command, phase, subject, args, state, started) "
+                "VALUES (?, ?, ?, ?, ?, 'open', ?)",
+                (run_id, command, phase, subject, _json(dict(args)), utc_now()),
+            )
+            for idx, (kind, payload) in enumerate(steps):
+                store.execute(
+                    "INSERT INTO journal_steps (journal_id, idx, kind, payload, state) VALUES (?, ?, ?, ?, 'pending')",
+                    (journal_id, idx, kind, _json(dict(payload))),
+                )
+        journal = cls.load(store, journal_id)
+        assert journal is not None
+        return journal
+
+    @classmethod
+    def load(cls, store: Store, journal_id: int) -> Journal | None:
+        """The journal with this id, or None."""
+        rows = store.query(
+            "SELECT id, run_id, command, phase, subject, args, state, started, finished FROM journals WHERE id = ?",
+            [journal_id],
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return cls(store, JournalInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8]))
+
+    @classmethod
+    def find_open(cls, store: Store, phase: str) -> Journal | None:
+        """The open (interrupted or running) journal of ``phase``, or None."""
+        rows = store.query("SELECT id FROM journals WHERE phase = ? AND state = 'open'", [phase])
+        return cls.load(store, int(rows[0][0])) if rows else None
+
+    # ------------------------------------------------------------------------------------------ steps
+
+    def steps(self) -> list[StepRecord]:
+        """Every step with its moves, in order."""
+        moves: dict[int, list[RefMove]] = {}
+        for idx, repo, ref, location, old, new in self.store.query(
+            "SELECT idx, repo, ref, location, old, new FROM journal_refs WHERE journal_id = ? ORDER BY id",
+            [self.id],
+        ):
+            moves.setdefault(int(idx), []).append(RefMove(repo, ref, location, old, new))
+        out: list[StepRecord] = []
+        for idx, kind, payload, state, started, result in self.store.query(
+            "SELECT idx, kind, payload, state, started, result FROM journal_steps WHERE journal_id = ? "
+            "ORDER BY idx",
+            [self.id],
+        ):
+            out.append(
+                StepRecord(
+                    int(idx),
+                    kind,
+                    json.loads(payload),
+                    state,
+                    started is not None,
+                    json.loads(result) if result is not None else None,
+                    tuple(moves.get(int(idx), ())),
+                )
+            )
+        return out
+
+    def step(self, idx: int) -> StepRecord:
+        """Step ``idx``."""
+        return self.steps()[idx]
+
+    def result_of(self, kind: str) -> dict[str, Any]:
+        """The result of the first done step of ``kind`` (KeyError when there is none)."""
+        for step in self.steps():
+            if step.kind == kind and step.state == "done" and step.result is not None:
+                return step.result
+        raise KeyError(kind)
+
+    def start(self, idx: int) -> None:
+        """Note that step ``idx`` began (it may have changed things from now on)."""
+        self.store.execute(
+            "UPDATE journal_steps SET started = COALESCE(started, ?) WHERE journal_id = ? AND idx = ?",
+            (utc_now(), self.id, idx),
+        )
+
+    def add_moves(self, idx: int, moves: Sequence[RefMove]) -> None:
+        """Journal the moves step ``idx`` is about to make."""
+        with self.store.transaction():
+            for m in moves:
+                self.store.execute(
+                    "INSERT INTO journal_refs (journal_id, idx, repo, ref, location, old, new) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (self.id, idx, m.repo, m.ref, m.location, m.old, m.new),
+                )
+
+    def done(self, idx: int, result: Mapping[str, Any]) -> None:
+        """Journal step ``idx`` done with ``result``."""
+        self.store.execute(
+            "UPDATE journal_steps SET state = 'done', finished = ?, result = ? WHERE journal_id = ? AND idx = ?",
+            (utc_now(), _json(dict(result)), self.id, idx),
+        )
+
+    def undone(self, idx: int) -> None:
+        """Journal step ``idx`` undone (by ``--abort``)."""
+        self.store.execute(
+            "UPDATE journal_steps SET state = 'undone', finished = ? WHERE journal_id = ? AND idx = ?",
+            (utc_now(), self.id, idx),
+        )
+
+    def finish(self, state: str) -> None:
+        """Close the journal as ``done`` or ``aborted``."""
+        self.store.execute(
+            "UPDATE journals SET state = ?, finished = ? WHERE id = ? AND state = 'open'",
+            (state, utc_now(), self.id),
+        )
+
+    # ------------------------------------------------------------------------------------------ gate cache
+
+    def gate_result(self, repo: str, tree: str) -> tuple[bool, dict[str, Any]] | None:
+        """The recorded gate result of ``tree`` in ``repo`` in this run, or None."""
+        rows = self.store.query(
+            "SELECT passed, detail FROM gate_results WHERE journal_id = ? AND repo = ? AND tree = ?",
+            [self.id, repo, tree],
+        )
+        return (bool(rows[0][0]), json.loads(rows[0][1])) if rows else None
+
+    def record_gate(self, repo: str, tree: str, passed: bool, detail: Mapping[str, Any]) -> None:
+        """Keep the gate result of ``tree`` in ``repo`` for this run."""
+        self.store.execute(
+            "INSERT OR REPLACE INTO gate_results (journal_id, repo, tree, passed, detail, time) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (self.id, repo, tree, int(passed), _json(dict(detail)), utc_now()),
+        )
+
+
+# ------------------------------------------------------------------------------------------------ refs
+
+
+def read_refs(
+    paths: Mapping[str, Path], keys: Iterable[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], str | None]:
+    """The real value of each (repository, location, ref): one ``for-each-ref`` and one ``ls-remote`` per
+    repository at most."""
+    wanted: dict[tuple[str, str], set[str]] = {}
+    for repo, location, ref in keys:
+        wanted.setdefault((repo, location), set()).add(ref)
+    out: dict[tuple[str, str, str], str | None] = {}
+    for (repo, location), refs in wanted.items():
+        path = str(paths[repo])
+        if location == "local":
+            text = proc.run(
+                ["git", "-C", path, "for-each-ref", "--format=%(objectname) %(refname)", *sorted(refs)]
+            )
+        else:
+            try:
+                text = proc.run(["git", "-C", path, "ls-remote", "origin", *sorted(refs)], timeout=120)
+            except CommandFailed as exc:
+                raise UnavailableError(
+                    f"cannot read origin of repository {repo!r} to check the journal: {exc.message}"
+                ) from None
+        found: dict[str, str] = {}
+        for line in text.stdout.splitlines():
+            sha, _, name = line.replace("\t", " ").partition(" ")
+            found[name.strip()] = sha
+        for ref in refs:
+            out[(repo, location, ref)] = found.get(ref)
+    return out
+
+
+def _apply_local(path: Path, move: RefMove, message: str) -> None:
+    if move.new is None:
+        assert move.old is not None
+        proc.run(["git", "-C", str(path), "update-ref", "-m", message, "-d", move.ref, move.old])
+    else:
+        old = move.old or "0" * len(move.new)
+        proc.run(["git", "-C", str(path), "update-ref", "-m", message, move.ref, move.new, old])
+
+
+def _apply_origin(path: Path, move: RefMove) -> None:
+    spec = f"{move.new}:{move.ref}" if move.new else f":{move.ref}"
+    try:
+        proc.run(
+            [
+                "git",
+                "-C",
+                str(path),
+                "push",
+                "--quiet",
+                "--porcelain",
+                f"--force-with-lease={move.ref}:{move.old or ''}",
+                "origin",
+                spec,
+            ],
+            timeout=300,
+        )
+    except CommandFailed as exc:
+        last = exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else "push failed"
+        raise UnavailableError(
+            f"could not update {move.describe()} ({_short(move.old)} -> {_short(move.new)}): {last}",
+            hint="if origin moved meanwhile, `--abort` puts every ref back; else fix origin and `--continue`",
+        ) from None
+
+
+def _short(sha: str | None) -> str:
+    return "absent" if sha is None else sha[:12]
+
+
+def apply_moves(
+    paths: Mapping[str, Path], moves: Sequence[RefMove], message: str, *, on_moved: Callable[[RefMove], None]
+) -> None:
+    """Make each move with a compare-and-swap; a move already in place is skipped, a ref found anywhere else
+    is refused (someone moved it meanwhile)."""
+    actual = read_refs(paths, (m.key for m in moves))
+    for move in moves:
+        value = actual[move.key]
+        if value == move.new:
+            continue
+        if value != move.old:
+            raise RefusedError(
+                f"{move.describe()} is at {_short(value)}, not {_short(move.old)} as planned: "
+                "someone moved it meanwhile; not overwriting it",
+                hint="look at what moved it; `--abort` puts back what this run moved",
+            )
+        if move.location == "local":
+            _apply_local(paths[move.repo], move, message)
+        else:
+            _apply_origin(paths[move.repo], move)
+        actual[move.key] = move.new
+        on_moved(move)
+
+
+def inverse(move: RefMove) -> RefMove:
+    """The move that undoes ``move``."""
+    return RefMove(move.repo, move.ref, move.location, move.new, move.old)
+
+
+# ------------------------------------------------------------------------------------------------ executor
+
+Handler = Callable[["StepContext"], dict[str, Any]]
+
+
+@dataclass
+class StepContext:
+    """What a step handler gets: the journal, its step, where each repository is, and the command."""
+
+    journal: Journal
+    step: StepRecord
+    paths: Mapping[str, Path]
+    command: str
+
+    def moves(self, plan: Callable[[], Sequence[RefMove]]) -> tuple[RefMove, ...]:
+        """The step's moves: those journaled by an earlier attempt, else ``plan()`` journaled now."""
+        if self.step.moves:
+            return self.step.moves
+        planned = tuple(plan())
+        if planned:
+            self.journal.add_moves(self.step.idx, planned)
+            self.step = self.journal.step(self.step.idx)
+        kill_hook(self.step.idx, "journaled")
+        return planned
+
+    def move(self, plan: Callable[[], Sequence[RefMove]]) -> tuple[RefMove, ...]:
+        """Journal (see :meth:`moves`) and make the step's moves; return them."""
+        planned = self.moves(plan)
+        apply_moves(self.paths, planned, f"coditect: {self.command}", on_moved=self._record)
+        kill_hook(self.step.idx, "moved")
+        return planned
+
+    def _record(self, move: RefMove) -> None:
+        info = self.journal.info
+        ref = move.ref
+        if move.location == "origin":
+            ref = (
+                f"refs/remotes/origin/{ref.removeprefix('refs/heads/')}"
+                if ref.startswith("refs/heads/")
+                else f"origin:{ref}"
+            )
+        self.journal.store.record_ref_move(
+            self.journal.run_id, info.command, info.phase, move.repo, ref, move.old, move.new
+        )
+
+
+def check_refs(journal: Journal, paths: Mapping[str, Path]) -> set[tuple[int, int]]:
+    """Check the journal against the real refs; return the moves in place; RefusedError when they disagree."""
+    steps = journal.steps()
+    keys = {m.key for s in steps for m in s.moves}
+    found = reconcile(steps, read_refs(paths, keys) if keys else {})
+    if found.problems:
+        raise RefusedError(
+            f"the journal of `coditect {journal.info.command}` ({journal.info.subject}) does not match the "
+            "repositories, so it cannot be trusted:\n  " + "\n  ".join(found.problems),
+            hint="someone moved these refs after the run stopped; put them back where the journal expects "
+            "them (or resolve by hand), then `--continue` or `--abort`",
+        )
+    return found.applied
+
+
+def execute(journal: Journal, handlers: Mapping[str, Handler], paths: Mapping[str, Path]) -> None:
+    """Run every pending step in order, journaling each done with its result."""
+    for step in journal.steps():
+        if step.state != "pending":
+            continue
+        journal.start(step.idx)
+        context = StepContext(journal, step, paths, journal.info.command)
+        result = handlers[step.kind](context)
+        journal.done(step.idx, result)
+        kill_hook(step.idx, "done")
+
+
+Undo = Callable[[StepRecord], None]
+
+
+def abort(
+    journal: Journal,
+    paths: Mapping[str, Path],
+    undo: Mapping[str, Undo],
+    irreversible: Callable[[StepRecord], str | None],
+) -> list[RefMove]:
+    """Undo every step that started, newest first; return the moves put back (see the module docstring)."""
+    applied = check_refs(journal, paths)
+    steps = [s for s in journal.steps() if s.state == "done" or (s.state == "pending" and s.started)]
+    blocking = [why for s in steps if (why := irreversible(s)) is not None]
+    if blocking:
+        raise RefusedError(
+            "this run cannot be undone: " + "; ".join(blocking),
+            hint=f"finish it with `coditect {journal.info.command} --continue`",
+        )
+    restored: list[RefMove] = []
+    for step in reversed(steps):
+        handler = undo.get(step.kind)
+        if handler is not None:
+            handler(step)
+        moves = [inverse(m) for i, m in enumerate(step.moves) if (step.idx, i) in applied]
+        context = StepContext(journal, step, paths, f"{journal.info.command} --abort")
+        apply_moves(
+            paths,
+            list(reversed(moves)),
+            f"coditect: {journal.info.command} --abort",
+            on_moved=context._record,
+        )
+        restored += reversed(moves)
+        journal.undone(step.idx)
+    journal.finish("aborted")
+    return restored
+
+
+def require_open(store: Store, phase: str, command: str) -> Journal:
+    """The open journal of ``phase`` for ``command`` (``--continue`` / ``--abort``), else a UsageError."""
+    found = Journal.find_open(store, phase)
+    if found is None:
+        raise UsageError(
+            f"no interrupted `coditect {command}` in phase {phase}: nothing to continue or abort"
+        )
+    if found.info.command != command:
+        raise UsageError(
+            f"the interrupted run of phase {phase} is `coditect {found.info.command}` ({found.info.subject}), "
+            f"not `coditect {command}`",
+            hint=f"use `coditect {found.info.command} --continue` or `--abort`",
+        )
+    return found
