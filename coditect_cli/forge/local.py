@@ -146,6 +146,10 @@ class LocalForge:
         self.refresh(repo)
         return self._pr(record, self._origin(repo))
 
+    def has_prs(self, repo: ForgeRepo, base: str) -> bool:
+        """Whether any PR into ``base`` is recorded (listing them then needs origin's branches)."""
+        return bool(self._store.pull_requests(repo=repo.id, base=base))
+
     def list_prs(self, repo: ForgeRepo, base: str) -> list[PullRequest]:
         """Every PR into ``base``, by number."""
         records = self._store.pull_requests(repo=repo.id, base=base)

@@ -734,11 +734,15 @@ def _prefetch(s: Session) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     jobs = []
+    base = s.manifest.integration_branch
     for repo in s.manifest.repositories:
         forge = s.forges.forge(repo.id)
         refresh = getattr(forge, "refresh", None)
-        if callable(refresh):
-            jobs.append((refresh, s.forges.repo(repo.id)))
+        has_prs = getattr(forge, "has_prs", None)
+        fr = s.forges.repo(repo.id)
+        # Asked here, not in the threads: the local forge reads the store (one SQLite connection per thread).
+        if callable(refresh) and callable(has_prs) and has_prs(fr, base):
+            jobs.append((refresh, fr))
     if len(jobs) > 1:
         with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
             for job in [pool.submit(refresh, repo) for refresh, repo in jobs]:
