@@ -206,6 +206,9 @@ BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "startup": bench_startup,
     "conflicts": _lazy("bench_conflicts", "bench_conflicts"),
     "forge": _lazy("bench_forge", "bench_forge"),
+    "launch": _lazy("bench_launch", "bench_launch"),
+    "day": _lazy("bench_day", "bench_day"),
+    "gating": _lazy("bench_gating", "bench_gating"),
     "setup": bench_setup,
     "git-processes": bench_git_processes,
 }

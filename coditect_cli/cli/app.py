@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 
 from coditect_cli import __version__
-from coditect_cli.cli import codeowners_cmd, conflicts_cmd, day_cmd, demo, manifest_cmds, pr_cmd, streams_cmd
+from coditect_cli.cli import (
+    codeowners_cmd,
+    conflicts_cmd,
+    day_cmd,
+    demo,
+    gating_cmd,
+    manifest_cmds,
+    pr_cmd,
+    streams_cmd,
+)
 from coditect_cli.cli.context import AppContext
 from coditect_cli.errors import CoditectError, ExitCode
 
@@ -62,6 +71,7 @@ codeowners_cmd.register(app)
 conflicts_cmd.register(app)
 pr_cmd.register(app)
 day_cmd.register(app)
+gating_cmd.register(app)
 demo.register(app)
 
 

@@ -1,0 +1,211 @@
+"""Helpers of the gating tests: a tiny one-repository project (fast to build, any number of streams), a
+snapshot that restores a tree in place, and ``coditect`` in a subprocess (the kill tests need a process to
+SIGKILL). Imported as ``gating_helpers`` (tests/gating is on sys.path)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# The lead wires ``gating_cmd`` into cli/app.py; until then (and harmlessly after) BOOT registers it.
+BOOT = textwrap.dedent("""\
+    import sys
+    from coditect_cli.cli import app, gating_cmd
+    gating_cmd.register(app.app)
+    app.main(sys.argv[1:])
+    """)
+
+GATE_PY = textwrap.dedent("""\
+    import os, pathlib, sys
+    counter = os.environ.get("GATE_COUNTER")
+    if counter:
+        with open(counter, "a") as fh:
+            fh.write(os.environ.get("CODITECT_COMMIT", "?") + " " + " ".join(sys.argv[1:]) + "\\n")
+    once = os.environ.get("GATE_KILL_ONCE")  # SIGKILL the coditect process running this gate, once
+    if once and not os.path.exists(once):
+        open(once, "w").write("killed")
+        pid = os.getppid()
+        while pid > 1:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if b"gating_cmd" in fh.read():
+                    os.kill(pid, 9)
+                    break
+            with open(f"/proc/{pid}/stat") as fh:
+                pid = int(fh.read().rpartition(")")[2].split()[1])
+    bad = sorted(str(p) for p in pathlib.Path(".").glob("s*/**/*") if p.is_file() and "FAIL_GATE" in p.read_text())
+    if bad:
+        print("FAIL_GATE in", ", ".join(bad), file=sys.stderr)
+        sys.exit(1)
+    print("gate ok")
+    """)
+
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "Tiny",
+    "GIT_AUTHOR_EMAIL": "tiny@example.invalid",
+    "GIT_COMMITTER_NAME": "Tiny",
+    "GIT_COMMITTER_EMAIL": "tiny@example.invalid",
+}
+
+
+def git(repo: Path, *args: str, input: str | None = None) -> str:
+    """``git -C repo args``'s stdout, stripped (asserts success)."""
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, input=input, check=False
+    )
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
+    return done.stdout.strip()
+
+
+def manifest_text(n: int, *, shared: bool = False, suite: bool = True) -> str:
+    """A phase-1 manifest with ``n`` streams s1..sn in one repository, each owning ``sK/``."""
+    streams = "".join(
+        f"""
+  - id: s{k}
+    terminal: {k}
+    name: Stream {k}
+    agent: agent{k}
+    run: shell
+    work: [{{repo: app, topic: t{k}, owns: [s{k}/]}}]
+    gates: [{{name: gate, run: "python3 gate.py"}}]
+"""
+        for k in range(1, n + 1)
+    )
+    names = ", ".join(f"s{k}" for k in range(1, n + 1))
+    shared_block = "shared:\n  - {repo: app, paths: [shared.txt], streams: [s1, s2]}\n" if shared else ""
+    suite_block = '  suite: [{name: suite, repo: app, run: "python3 gate.py suite"}]\n' if suite else ""
+    return (
+        "version: 1\nphase: phase-1\ntitle: Tiny\nforge: local\n"
+        "schedule: {start: 2026-12-01, days: 10}\n"
+        "repositories:\n  - {id: app, path: .}\n"
+        f"{shared_block}streams:{streams}"
+        f"checkpoints:\n  - {{id: 1, day: 3, title: All streams, streams: [{names}]}}\n"
+        f"  - {{id: 2, day: 6, title: Again, streams: [{names}]}}\n"
+        f"merge:\n  target: develop\n  strategy: squash\n  tag: v0.1.0\n{suite_block}"
+    )
+
+
+@dataclass
+class Tiny:
+    """A tiny project: ``root`` (the only repository, also the project), its bare ``origin``."""
+
+    root: Path
+    origin: Path
+    n: int
+    counter: Path
+
+    def worktree(self, k: int) -> Path:
+        return self.root / ".coditect" / "worktrees" / "phase-1" / f"s{k}" / "app"
+
+    def commit(self, k: int, path: str, text: str, message: str = "work") -> str:
+        """Append to ``path`` in stream k's worktree and commit (the ownership guard runs)."""
+        from coditect_cli.services.demo import _commit
+
+        ok, out = _commit(self.worktree(k), path, text, message)
+        assert ok, out
+        return git(self.worktree(k), "rev-parse", "HEAD")
+
+    def gate_runs(self) -> list[str]:
+        """One line per gate command run since the counter was last reset."""
+        return self.counter.read_text().splitlines() if self.counter.exists() else []
+
+    def refs(self) -> dict[str, str]:
+        """Every ref of the repository and of origin (``origin:`` prefixed)."""
+        out: dict[str, str] = {}
+        for prefix, repo in (("", self.root), ("origin:", self.origin)):
+            for line in git(repo, "for-each-ref", "--format=%(objectname) %(refname)").splitlines():
+                sha, name = line.split(" ", 1)
+                out[prefix + name] = sha
+        return out
+
+
+def build_tiny(base: Path, n: int, *, shared: bool = False, open_prs: bool = True) -> Tiny:
+    """The tiny project under ``base``, set up, every stream with one commit, its PR open and approved."""
+    from coditect_cli.project import Project
+    from coditect_cli.services import prs
+    from coditect_cli.services.setup import setup
+
+    origin, root = base / "origin.git", base / "proj"
+    git(base, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(base, "init", "-q", "-b", "main", str(root))
+    for key, value in (("user.name", "Tiny"), ("user.email", "tiny@example.invalid")):
+        git(root, "config", key, value)
+    files = {
+        ".gitignore": ".coditect/\n__pycache__/\n",
+        "README.md": "# tiny\n",
+        "gate.py": GATE_PY,
+        "shared.txt": "version: 1\n",
+        "workstreams/phase-1.yaml": manifest_text(n, shared=shared),
+        **{f"s{k}/README.md": f"stream {k}\n" for k in range(1, n + 1)},
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    git(root, "branch", "develop")
+    git(root, "checkout", "-q", "develop")
+    git(root, "remote", "add", "origin", str(origin))
+    git(root, "push", "-q", "-u", "origin", "main", "develop")
+    tiny = Tiny(root, origin, n, base / "gate-runs.txt")
+    project = Project(root)
+    setup(project, "phase-1")
+    for k in range(1, n + 1):
+        tiny.commit(k, f"s{k}/work.txt", f"work of stream {k}\n", f"feat(s{k}): work")
+    if open_prs:
+        prs.open_all(project, "phase-1")
+        for k in range(1, n + 1):
+            prs.review(project, "phase-1", f"s{k}", owner=f"@agent{k}", state="approved")
+    return tiny
+
+
+@dataclass
+class Result:
+    """One ``coditect`` subprocess: exit code (negative: killed by that signal), output, JSON data."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    def data(self) -> dict[str, Any]:
+        payload: dict[str, Any] = json.loads(self.stdout)
+        return payload
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def coditect(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Result:
+    """``coditect ARGS`` in a subprocess from ``root`` (with the gating commands registered)."""
+    full = {k: v for k, v in os.environ.items() if k not in ("GH_TOKEN", "GITHUB_TOKEN", "NO_COLOR")}
+    full.update({"COLUMNS": "200", **(env or {})})
+    done = subprocess.run(
+        [sys.executable, "-c", BOOT, *args],
+        cwd=root,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+class Snapshot:
+    """A copy of a directory tree restored *at the same path* (absolute paths in git config stay valid)."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.copy = base.with_name(base.name + ".pristine")
+        shutil.copytree(base, self.copy, symlinks=True)
+
+    def restore(self) -> None:
+        shutil.rmtree(self.base)
+        shutil.copytree(self.copy, self.base, symlinks=True)

@@ -1,0 +1,181 @@
+"""The pure gating rules: bisection (every position of the bad PR, several bad PRs, a red tip), the gate
+list, the journal check against real refs, release notes."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import pytest
+
+from coditect_cli.domain.gating import (
+    BatchPr,
+    RefMove,
+    SearchOutcome,
+    StepRecord,
+    drive,
+    gate_specs,
+    identify_bound,
+    mean_runs,
+    order_batch,
+    reconcile,
+    release_notes,
+    search,
+    worst_case_runs,
+)
+from coditect_cli.domain.manifest import Gate
+
+
+def run_search(items: Sequence[str], bad: set[str], tip_red: bool = False) -> tuple[SearchOutcome, int]:
+    """The search with a perfect oracle: a subset is red iff it holds a bad PR (or the tip is red)."""
+    gen = search(items)
+    probe = next(gen)
+    runs = 0
+    try:
+        while True:
+            runs += 1
+            probe = gen.send(not tip_red and not set(probe) & bad)
+    except StopIteration as stop:
+        return stop.value, runs
+
+
+@pytest.mark.parametrize("n", range(1, 17))
+def test_one_bad_pr_is_found_at_every_position_within_the_bound(n: int) -> None:
+    items = [f"p{i}" for i in range(n)]
+    costs = []
+    for i, culprit in enumerate(items):
+        found, runs = run_search(items, {culprit})
+        assert found.green and found.blamed == (culprit,), (n, i)
+        assert found.kept == tuple(p for p in items if p != culprit)
+        # The whole batch plus ceil(log2 n) probes identify it; at most one more run confirms the rest.
+        assert found.identified_after[0] <= identify_bound(n) == 1 + math.ceil(math.log2(n)), (n, i)
+        assert runs <= found.identified_after[0] + 1
+        costs.append(runs)
+    assert max(costs) == worst_case_runs(n)
+    assert sum(costs) / n == pytest.approx(mean_runs(n))
+    if n > 1:
+        assert worst_case_runs(n) <= identify_bound(n) + 1
+        # The confirmation is reused (no extra run) for about half of the positions.
+        assert sum(c <= identify_bound(n) for c in costs) >= n // 2
+
+
+def test_the_published_figures() -> None:
+    # n: (worst, mean) gate runs for one bad PR, the whole batch included.
+    assert {n: (worst_case_runs(n), round(mean_runs(n), 2)) for n in (2, 4, 8, 10)} == {
+        2: (3, 2.5),
+        4: (4, 3.5),
+        8: (5, 4.5),
+        10: (6, 4.8),
+    }
+
+
+def test_a_green_batch_is_one_run() -> None:
+    found, runs = run_search(["a", "b", "c"], set())
+    assert (found.kept, found.blamed, found.green, runs) == (("a", "b", "c"), (), True, 1)
+
+
+@pytest.mark.parametrize("n", range(2, 9))
+def test_several_bad_prs_are_all_left_out_and_only_they(n: int) -> None:
+    items = [f"p{i}" for i in range(n)]
+    for k in (2, 3):
+        for bad in itertools.combinations(items, k):
+            found, _runs = run_search(items, set(bad))
+            assert found.green and set(found.blamed) == set(bad), bad
+            assert list(found.kept) == [p for p in items if p not in bad]
+
+
+def test_a_red_tip_blames_nobody() -> None:
+    found, _runs = run_search(["a", "b", "c", "d"], set(), tip_red=True)
+    assert not found.green and found.blamed == () and found.kept == ()
+
+
+def test_repositories_are_searched_in_lockstep() -> None:
+    bad = {"b2"}
+    asked: list[dict[str, tuple[str, ...]]] = []
+
+    def evaluate(probes: dict[str, tuple[str, ...]]) -> dict[str, bool]:
+        asked.append(dict(probes))
+        return {repo: not set(p) & bad for repo, p in probes.items()}
+
+    outcome = drive({"a": ["a1", "a2"], "b": ["b1", "b2", "b3", "b4"]}, evaluate)
+    assert outcome.outcomes["a"].kept == ("a1", "a2") and outcome.outcomes["b"].blamed == ("b2",)
+    assert asked[0] == {"a": ("a1", "a2"), "b": ("b1", "b2", "b3", "b4")}
+    assert all(set(p) == {"b"} for p in asked[1:])  # a green repository is not asked again
+    assert outcome.rounds == len(asked) == run_search(["b1", "b2", "b3", "b4"], bad)[1]
+
+
+def _pr(repo: str, n: int, stream: str, terminal: int) -> BatchPr:
+    return BatchPr(repo, n, stream, terminal, f"feature/{stream}", "a" * 40, "int", f"PR {n}")
+
+
+def test_merge_order_is_terminal_then_repository() -> None:
+    prs = [
+        _pr("root", 1, "docs", 5),
+        _pr("backend", 2, "deploy", 4),
+        _pr("infra", 1, "deploy", 4),
+        _pr("backend", 1, "backend", 2),
+    ]
+    ordered = order_batch(prs, ["root", "infra", "backend"])
+    assert [(p.stream, p.repo) for p in ordered] == [
+        ("backend", "backend"),
+        ("deploy", "infra"),
+        ("deploy", "backend"),
+        ("docs", "root"),
+    ]
+    assert BatchPr.from_json(prs[0].to_json()) == prs[0]
+
+
+def test_gate_specs_run_a_shared_command_once_per_repository() -> None:
+    from coditect_cli.domain.loader import load_manifest
+    from coditect_cli.services.demo import example_manifest
+
+    manifest = load_manifest(example_manifest()).manifest
+    cp1 = manifest.checkpoints[0]
+    specs = gate_specs(manifest, ["infra", "backend"], cp1.gates)
+    by = {(g.repo, g.run): g.names for g in specs}
+    assert by[("backend", "python3 -m unittest discover -s tests -t .")] == ("migrations", "unit-tests")
+    assert by[("infra", "python3 ci/check.py security")] == ("tfsec",)
+    assert len(specs) == 5
+    suite = gate_specs(manifest, [], (Gate(name="x", run="true"),))
+    assert suite[0].repo == "root"
+
+
+def _step(idx: int, state: str, *moves: RefMove) -> StepRecord:
+    return StepRecord(idx, "land", {}, state, True, None, moves)  # type: ignore[arg-type]
+
+
+def test_reconcile_trusts_the_journal_only_where_the_refs_agree() -> None:
+    a, b, c = "a" * 40, "b" * 40, "c" * 40
+    land = RefMove("app", "refs/heads/int", "origin", a, b)
+    tag = RefMove("app", "refs/tags/t", "local", None, c)
+    key, tkey = land.key, tag.key
+    done = [_step(0, "done", land), _step(1, "pending", tag)]
+    ok = reconcile(done, {key: b, tkey: None})
+    assert ok.problems == [] and ok.applied == {(0, 0)}
+    moved = reconcile(done, {key: b, tkey: c})
+    assert moved.problems == [] and moved.applied == {(0, 0), (1, 0)}  # the pending step got that far
+    pending = [_step(0, "pending", land)]
+    assert reconcile(pending, {key: a}).applied == set()
+    assert reconcile(pending, {key: b}).applied == {(0, 0)}
+    bad = reconcile(done, {key: c, tkey: None})
+    assert bad.problems == [f"origin int of app is at {c[:12]}, but the journal expects {b[:12]}"]
+    chained = [_step(0, "done", land), _step(1, "done", RefMove("app", "refs/heads/int", "origin", b, c))]
+    assert reconcile(chained, {key: c}).problems == []
+    assert reconcile(chained, {key: b}).problems  # the later move must be in place too
+
+
+def test_release_notes_group_by_stream_in_terminal_order() -> None:
+    notes = release_notes(
+        "phase-1",
+        "Phase 1",
+        "v0.1.0",
+        [
+            {"repo": "frontend", "number": 1, "title": "UI", "stream": "frontend", "checkpoint": 3},
+            {"repo": "infra", "number": 1, "title": "VPC", "stream": "infra", "checkpoint": 1},
+        ],
+        ["infra", "backend", "frontend"],
+    )
+    assert notes.index("## infra") < notes.index("## frontend")
+    assert "- frontend#1: UI — checkpoint 3" in notes
+    assert "No pull requests" in release_notes("p", "", "v1", [], [])
