@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from coditect_cli.services.sync import SyncResult
     from coditect_cli.services.tasks import TaskList
 
-_CHECKPOINT_MARK = {"passed": "✅", "due": "🎯", "overdue": "⚠️ ", "upcoming": "·"}
+_CHECKPOINT_MARK = {"passed": "✅", "failed": "❌", "due": "🎯", "overdue": "⚠️ ", "upcoming": "·"}
 
 
 def bar(done: int, total: int, width: int = 10) -> str:
@@ -92,7 +92,8 @@ def dashboard_renderable(d: Dashboard) -> RenderableType:
     from rich.console import Group
     from rich.text import Text
 
-    head = Text(f"{d.title or d.phase} — day {d.day} of {d.days}", style="bold")  # Text: no markup
+    slack = f" (+{d.day - d.days} into the slack)" if d.day > d.days else ""
+    head = Text(f"{d.title or d.phase} — day {d.day} of {d.days}{slack}", style="bold")  # Text: no markup
     lines: list[RenderableType] = [head]
     for r in d.rows:
         blocked = f", [red]{len(r.blocked_tasks)} blocked[/]" if r.blocked_tasks else ""
@@ -120,7 +121,7 @@ def dashboard_renderable(d: Dashboard) -> RenderableType:
     for c in d.checkpoints:
         timeline.append(
             f"  {_CHECKPOINT_MARK[c.state]} Day {c.day} - Checkpoint {c.id}: {c.title} ({c.state})\n",
-            style="" if c.state != "overdue" else "red",
+            style="red" if c.state in ("overdue", "failed") else "",
         )
     parts: list[RenderableType] = [*lines, overall, timeline]
     parts += [Text(f"note: {n}", style="dim") for n in d.notes]

@@ -57,7 +57,7 @@ class CheckpointRow:
     id: int
     day: int
     title: str
-    state: str  # passed | due | overdue | upcoming
+    state: str  # passed | failed | due | overdue | upcoming
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "day": self.day, "title": self.title, "state": self.state}
@@ -134,17 +134,23 @@ def _agent(facts: PhaseFacts, stream: str) -> str:
     )
 
 
-def passed_checkpoints(project: Project, phase: str) -> set[int]:
-    """Checkpoints that passed: each leaves the tag ``checkpoint/<phase>/<N>`` in the superproject."""
+def tagged_checkpoints(project: Project, phase: str) -> set[int]:
+    """Checkpoints tagged ``checkpoint/<phase>/<N>`` in the superproject (passed, perhaps by hand)."""
     from coditect_cli.adapters.git import Git
 
-    tags = Git(project.root).refs(f"refs/tags/checkpoint/{phase}/")
     out: set[int] = set()
-    for name in tags:
+    for name in Git(project.root).refs(f"refs/tags/checkpoint/{phase}/"):
         last = name.rsplit("/", 1)[-1]
         if last.isdigit():
             out.add(int(last))
     return out
+
+
+def _timeline_state(recorded: str | None, day: int, today: int) -> str:
+    """passed or failed as recorded by `coditect checkpoint`; else due, overdue or upcoming by the day."""
+    if recorded in ("passed", "failed"):
+        return recorded
+    return "due" if day == today else "overdue" if day < today else "upcoming"
 
 
 def dashboard(
@@ -183,13 +189,13 @@ def dashboard(
                 agent=_agent(facts, s.id),
             )
         )
-    passed = passed_checkpoints(project, m.phase)
+    tagged = tagged_checkpoints(project, m.phase)
     checkpoints = [
         CheckpointRow(
             c.id,
             c.day,
             c.title,
-            "passed" if c.id in passed else "due" if c.day == n else "overdue" if c.day < n else "upcoming",
+            _timeline_state(facts.checkpoints.get(c.id) or ("passed" if c.id in tagged else None), c.day, n),
         )
         for c in sorted(m.checkpoints, key=lambda c: (c.day, c.id))
     ]

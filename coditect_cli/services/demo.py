@@ -56,7 +56,46 @@ class DemoResult:
             "origins": {k: str(v) for k, v in self.sandbox.origins.items()},
             "rebuilt": self.sandbox.rebuilt,
             **{stage.key: stage.data for stage in self.stages},
+            "summary": self.summary(),
         }
+
+    def summary(self) -> list[str]:
+        """What the phase came to, one line per milestone."""
+        by_key = {stage.key: stage.data for stage in self.stages}
+        lines: list[str] = []
+        setup = by_key.get("setup") or {}
+        lines.append(f"setup: {len(setup.get('done', []))} step(s) across 4 repositories, 9 worktrees")
+        launch = by_key.get("launch") or {}
+        codes = launch.get("exit_codes", {})
+        lines.append(f"agents: {len(codes)} tmux panes, exit codes {codes}")
+        refused = [r for r in by_key.get("guard", []) if not r["committed"]]
+        lines.append(f"ownership guard: {len(refused)} commit(s) refused outside a stream's paths")
+        conflicts = by_key.get("conflicts") or {}
+        lines.append(
+            f"conflicts predicted: {conflicts.get('conflicts', 0)} (resolved by backend before review)"
+        )
+        opened = (by_key.get("prs") or {}).get("opened", [])
+        lines.append(f"pull requests opened: {len(opened)}, approved by their code owners")
+        for n in (1, 2, 3, 4):
+            cp = by_key.get(f"checkpoint_{n}")
+            if not cp:
+                continue
+            merged = ", ".join(f"{m['repo']}#{m['number']}" for m in cp.get("merged", [])) or "nothing"
+            left = ", ".join(
+                f"{m['repo']}#{m['number']} ({m.get('kind', 'left out')})" for m in cp.get("left_out", [])
+            )
+            lines.append(
+                f"checkpoint {n}: {cp.get('status')} — merged {merged}"
+                + (f"; left out {left}" if left else "")
+                + f"; {cp.get('gate_runs', 0)} gate run(s)"
+            )
+        merge = by_key.get("merge_phase") or {}
+        if merge:
+            lines.append(
+                f"merge-phase: {merge.get('status')} into {merge.get('target')}, tag {merge.get('tag')} "
+                "pushed in every repository"
+            )
+        return lines
 
     def print(self, console: Console) -> None:
         verb = "Rebuilt" if self.sandbox.rebuilt else "Built"
@@ -67,8 +106,11 @@ class DemoResult:
         for stage in self.stages:
             console.rule(stage.title)
             stage.show(console)
+        console.rule("summary")
+        for line in self.summary():
+            console.print(line, markup=False)
         console.rule()
-        console.print(f"Try it yourself: cd {self.sandbox.root} && coditect plan")
+        console.print(f"Try it yourself: cd {self.sandbox.root} && coditect status")
 
 
 def _commit(worktree: Path, path: str, text: str, message: str) -> tuple[bool, str]:
@@ -314,6 +356,110 @@ def _stage_reviews(project: Project) -> Stage:
     )
 
 
+def _stage_checkpoint(n: int) -> Callable[[Project], Stage]:
+    """`coditect checkpoint N`: merge the ready PRs only if the merged result passes the gates."""
+
+    def stage(project: Project) -> Stage:
+        from coditect_cli.render.gating import print_checkpoint
+        from coditect_cli.services.checkpoint import run_checkpoint
+
+        result = run_checkpoint(project, PHASE, n, socket=demo_socket(project.root))
+        return Stage(
+            f"checkpoint_{n}",
+            f"coditect checkpoint {n}",
+            result.to_json(),
+            lambda c: print_checkpoint(c, result),
+        )
+
+    return stage
+
+
+def _push_commit(
+    project: Project, stream: str, repo: str, path: str, edit: Callable[[str], str], message: str
+) -> dict[str, Any]:
+    """A stream edits ``path`` in its worktree of ``repo``, commits (through the guard) and pushes."""
+    from coditect_cli.adapters import proc
+    from coditect_cli.domain.plan import worktree_path
+    from coditect_cli.services.setup import read_context
+
+    ctx = read_context(project, PHASE)
+    pair = next(p for p in ctx.manifest.pairs() if p.key == f"{stream}@{repo}")
+    worktree = worktree_path(ctx.manifest, project.root, pair)
+    target = worktree / path
+    target.write_text(edit(target.read_text(encoding="utf-8") if target.exists() else ""), encoding="utf-8")
+    proc.run(["git", "-C", str(worktree), "add", "--", path])
+    proc.run(["git", "-C", str(worktree), "commit", "-q", "-m", message])
+    proc.run(["git", "-C", str(worktree), "push", "-q", "origin", pair.branch])
+    return {"stream": stream, "repo": repo, "path": path, "message": message, "branch": pair.branch}
+
+
+def _stage_break(project: Project) -> Stage:
+    """Frontend commits a change that breaks its test gate (it passed its own checks earlier)."""
+    data = _push_commit(
+        project,
+        "frontend",
+        "frontend",
+        "tests/login.test.ts",
+        lambda text: text + "\n// FAIL_GATE: asserts the mock's response shape\n",
+        "test(ui): pin the login response shape",
+    )
+    return Stage(
+        "breaking_change",
+        "frontend pushes a change that breaks the integration gates",
+        data,
+        lambda c: c.print(f"frontend committed {data['path']} ({data['message']}) and pushed it"),
+    )
+
+
+def _stage_fix(project: Project) -> Stage:
+    """Frontend fixes what checkpoint 2 told it about."""
+    data = _push_commit(
+        project,
+        "frontend",
+        "frontend",
+        "tests/login.test.ts",
+        lambda text: text.replace("FAIL_GATE", "checked"),
+        "fix(ui): match the real /auth response",
+    )
+    return Stage(
+        "fix",
+        "frontend fixes the change checkpoint 2 left out",
+        data,
+        lambda c: c.print(f"frontend committed {data['path']} ({data['message']}) and pushed it"),
+    )
+
+
+def _stage_finish_tasks(project: Project) -> Stage:
+    """The streams report their remaining deliverables done, in dependency order."""
+    from coditect_cli.services.tasks import list_tasks, set_task
+
+    done: list[str] = []
+    pending = [v for v in list_tasks(project, PHASE).views if v.state != "done"]
+    while pending:
+        states = {v.task.id for v in list_tasks(project, PHASE).views if v.state == "done"}
+        ready = [v for v in pending if all(d in states for d in v.task.depends_on)] or pending[:1]
+        for view in ready:
+            set_task(project, PHASE, view.stream, view.task.id, "done")
+            done.append(view.task.id)
+        pending = [v for v in pending if v not in ready]
+    return Stage(
+        "tasks_finished",
+        "the streams finish their deliverables (coditect task done)",
+        {"done": done},
+        lambda c: c.print(f"{len(done)} task(s) reported done: {', '.join(done)}"),
+    )
+
+
+def _stage_merge_phase(project: Project) -> Stage:
+    from coditect_cli.render.gating import print_merge_phase
+    from coditect_cli.services.merge_phase import merge_phase
+
+    result = merge_phase(project, PHASE, land=True, socket=demo_socket(project.root))
+    return Stage(
+        "merge_phase", "coditect merge-phase --land", result.to_json(), lambda c: print_merge_phase(c, result)
+    )
+
+
 def _stage_sync(kind: str, day: int) -> Callable[[Project], Stage]:
     """A morning or evening sync of ``day`` (the evening one runs the streams' gates)."""
 
@@ -417,6 +563,16 @@ def run_demo(directory: Path, app: AppContext) -> DemoResult:
         _stage_status(1),
         _stage_resolve,
         _stage_reviews,
+        _stage_sync("morning", 3),
+        _stage_checkpoint(1),
+        _stage_break,
+        _stage_checkpoint(2),
+        _stage_fix,
+        _stage_checkpoint(3),
+        _stage_finish_tasks,
+        _stage_checkpoint(4),
+        _stage_merge_phase,
+        _stage_status(12),
     ]
     for stage in stages:
         result.stages.append(stage(project))

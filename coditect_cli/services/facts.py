@@ -86,6 +86,7 @@ class PhaseFacts:
     blocks: list[BlockRecord]
     notes: list[str] = field(default_factory=list)
     graphs: dict[str, dict[str, LoggedCommit]] = field(default_factory=dict)  # per repo: the phase's history
+    checkpoints: dict[int, str] = field(default_factory=dict)  # checkpoint id -> latest result
 
     def reachable(self, repo: str, tip: str) -> set[str]:
         """Commits of the phase's history in ``repo`` reachable from ``tip``."""
@@ -166,7 +167,7 @@ def gather(
     from coditect_cli.services.conflicts import predict_repo
     from coditect_cli.services.manifest import load_valid
     from coditect_cli.services.setup import project_common_dir
-    from coditect_cli.state.coordination import open_blocks, task_states
+    from coditect_cli.state.coordination import checkpoint_statuses, open_blocks, task_states
     from coditect_cli.state.store import Store
 
     checked = load_valid(project, phase, with_repos=False)
@@ -244,8 +245,11 @@ def gather(
     with Store.open(common) as store:
         tasks = task_states(store, manifest.phase)
         blocks = open_blocks(store, manifest.phase)
+        checkpoints = checkpoint_statuses(store, manifest.phase)
     panes, session = _panes(project, manifest, common, socket)
-    return PhaseFacts(manifest, project, branches, prs, panes, session, tasks, blocks, notes, graphs)
+    return PhaseFacts(
+        manifest, project, branches, prs, panes, session, tasks, blocks, notes, graphs, checkpoints
+    )
 
 
 def _newer(a: PrView, b: PrView) -> bool:

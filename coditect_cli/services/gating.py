@@ -398,11 +398,9 @@ def reopen(s: Session, repo: str, number: int | None, merge_commit: str) -> None
 
 def passed_checkpoints(s: Session) -> dict[int, str]:
     """Each checkpoint's latest recorded status (passed, failed, aborted) in the session's phase."""
-    rows = s.store.query(
-        "SELECT checkpoint, status FROM gating_results WHERE phase = ? AND kind = 'checkpoint' ORDER BY id",
-        [s.manifest.phase],
-    )
-    return {int(c): str(st) for c, st in rows}
+    from coditect_cli.state.coordination import checkpoint_statuses
+
+    return checkpoint_statuses(s.store, s.manifest.phase)
 
 
 def landed(journal: Journal, repo: str) -> str | None:

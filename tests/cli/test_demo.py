@@ -92,6 +92,25 @@ def test_demo_builds_validates_plans_and_rebuilds_with_json(demo_target: Path, i
     assert any(p["conflict"] and "openapi.yaml" in p["paths"] for p in backend["pairs"])
     # A PR per stream with commits, on the local forge.
     assert {o["stream"] for o in data["prs"]["opened"]} >= {"infra", "backend", "frontend", "deploy", "docs"}
+    # The syncs wrote their reports; the dashboard ends at 100 %.
+    reports = root / "workstreams" / "reports" / "phase-1"
+    assert (reports / "day-01-morning.md").read_text().startswith("# Daily Sync - Day 1")
+    assert (reports / "day-01-evening.md").read_text().startswith("# End of Day Review - Day 1")
+    assert data["status_day12"]["percent"] == 100
+    assert [c["state"] for c in data["status_day12"]["checkpoints"]] == ["passed"] * 4
+    # Checkpoint 1 passes; checkpoint 2 leaves frontend's breaking change out; checkpoint 3 merges the fix.
+    assert data["checkpoint_1"]["status"] == "passed" and data["checkpoint_1"]["merged"]
+    (left,) = data["checkpoint_2"]["left_out"]
+    assert (left["stream"], left["kind"]) == ("frontend", "gates")
+    assert ("frontend", "frontend") in {(m["stream"], m["repo"]) for m in data["checkpoint_3"]["merged"]}
+    # merge-phase lands the phase on develop and tags v0.1.0 in every repository's origin.
+    assert data["merge_phase"]["status"] == "landed"
+    for origin in data["origins"].values():
+        tag = subprocess.run(
+            ["git", "-C", origin, "cat-file", "-t", "v0.1.0"], capture_output=True, text=True
+        )
+        assert tag.stdout.strip() == "tag", origin
+    assert any(line.startswith("merge-phase: landed") for line in data["summary"])
 
 
 def test_demo_refuses_a_foreign_directory(tmp_path: Path, isolated_git: Path) -> None:
