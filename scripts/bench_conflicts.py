@@ -153,7 +153,7 @@ def bench_conflicts(runs: int, workdir: Path) -> list[Row]:
     return [
         {
             "benchmark": "conflicts",
-            "case": f"coditect conflicts service: {len(pairs)} merges, 1 merge-tree process (incl. manifest validation)",
+            "case": f"coditect conflicts service: {len(pairs)} pairs checked (history filter, then one merge-tree for the rest; incl. validation)",
             "seconds": service_s,
             "merges": len(pairs),
             "conflicts": conflicts,

@@ -9,12 +9,14 @@ batched conflict prediction. PRs come from the forge (one listing per repository
 
 from __future__ import annotations
 
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from coditect_cli.adapters.history import LoggedCommit
+from coditect_cli.adapters.history import ancestors as _ancestors
+from coditect_cli.adapters.history import history as _history
 from coditect_cli.domain.manifest import Manifest, Pair, RepoId, Repository
 from coditect_cli.domain.ownership import ownership
 from coditect_cli.domain.ownership_check import check_branch
@@ -25,19 +27,6 @@ if TYPE_CHECKING:
     from coditect_cli.domain.launch import PaneState
     from coditect_cli.services.prs import PrListing, PrView
     from coditect_cli.state.coordination import BlockRecord
-
-_RS, _US = "\x1e", "\x1f"
-
-
-@dataclass(frozen=True)
-class LoggedCommit:
-    """A commit of the phase's history in one repository."""
-
-    sha: str
-    parents: tuple[str, ...]
-    time: int  # committer time, epoch seconds
-    subject: str
-    files: tuple[str, ...]
 
 
 @dataclass
@@ -96,48 +85,6 @@ class PhaseFacts:
         return [b for b in self.branches.values() if b.pair.stream.id == stream]
 
 
-def _history(repo: Path, tips: list[str], base: str | None) -> dict[str, LoggedCommit]:
-    """Every commit reachable from ``tips`` but not from ``base``, with the files each changed."""
-    from coditect_cli.adapters import proc
-
-    if not tips:
-        return {}
-    argv = [
-        "git",
-        "-C",
-        str(repo),
-        "-c",
-        "core.quotePath=false",
-        "log",
-        "--name-only",
-        "--no-renames",
-        f"--format={_RS}%H{_US}%P{_US}%ct{_US}%s",
-        *tips,
-    ]
-    if base:
-        argv += ["--not", base]
-    out = proc.run(argv).stdout
-    commits: dict[str, LoggedCommit] = {}
-    for record in out.split(_RS)[1:]:
-        header, _, rest = record.partition("\n")
-        sha, parents, time, subject = [*header.split(_US), "", "", "0", ""][:4]
-        files = tuple(line for line in rest.splitlines() if line.strip())
-        commits[sha] = LoggedCommit(sha, tuple(parents.split()), int(time or 0), subject, files)
-    return commits
-
-
-def _ancestors(tip: str, graph: dict[str, LoggedCommit]) -> set[str]:
-    seen: set[str] = set()
-    todo = deque([tip])
-    while todo:
-        sha = todo.popleft()
-        if sha in seen or sha not in graph:
-            continue
-        seen.add(sha)
-        todo.extend(graph[sha].parents)
-    return seen
-
-
 def _refs(repo: Path) -> dict[str, str]:
     from coditect_cli.adapters.git import Git
 
@@ -190,7 +137,7 @@ def gather(
         base_ref = _resolve(refs, manifest.branches.develop) or _resolve(refs, manifest.branches.base)
         heads = {p.key: _resolve(refs, p.branch) for p in pairs}
         tips = [r for r in [int_ref, *heads.values()] if r]
-        graph = _history(path, sorted(set(tips)), base_ref)
+        graph = _history(path, sorted(set(tips)), [base_ref] if base_ref else [])
         graphs[repo.id] = graph
         on_integration = _ancestors(refs[int_ref], graph) if int_ref else set()
         existing = [h for h in heads.values() if h]

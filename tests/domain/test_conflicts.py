@@ -350,7 +350,9 @@ def test_predict_finds_a_planted_conflict_in_one_merge_tree_process(
 
     monkeypatch.setattr(mergetree.proc, "run", spy)
     report = predict(Project(root), None)
-    assert len(merges) == 1 and merges[0].count("\n") == 6
+    # One merge-tree process, fed only the pair whose commits touch a common path (the history rules out
+    # the other five of the 3 pairs + 3 against integration).
+    assert len(merges) == 1 and merges[0].count("\n") == 1
     [repo] = report.repositories
     assert [(o.a.label, o.b.label) for o in repo.conflicts] == [("s1", "s3")]
     assert repo.conflicts[0].paths == ("shared.txt",)
@@ -393,3 +395,44 @@ def test_predict_falls_back_to_origin_and_can_prefer_it(tmp_path: Path, isolated
     remote = predict(Project(root), None, refs="remote")
     assert remote.repositories[0].refs["feature/p1/s1/work"] == "refs/remotes/origin/feature/p1/s1/work"
     assert remote.conflicts == 0  # origin's s1 has not diverged
+
+
+@pytest.mark.parametrize(
+    ("a_files", "b_files"),
+    [
+        ({"x.txt": "a\n"}, {"x.txt": "b\n"}),  # same file, different content
+        ({"d": "file\n"}, {"d/f.txt": "dir\n"}),  # file on one side, directory on the other
+        ({"shared.txt": None}, {"shared.txt": "changed\n"}),  # modify/delete
+        ({"x.txt": "same\n"}, {"x.txt": "same\n"}),  # identical change: clean
+        ({"a/one.txt": "1\n"}, {"b/two.txt": "2\n"}),  # disjoint
+    ],
+    ids=["content", "file-directory", "modify-delete", "identical", "disjoint"],
+)
+def test_the_history_filter_never_changes_a_verdict(
+    tmp_path: Path, isolated_git: Path, a_files: dict[str, str | None], b_files: dict[str, str | None]
+) -> None:
+    """Pairs the history rules out are exactly pairs merge-tree finds clean: compare with merging them all."""
+    from coditect_cli.adapters.mergetree import merge_tree_batch
+    from coditect_cli.domain.conflicts import plan_checks
+    from coditect_cli.services.conflicts import predict_repo
+    from coditect_cli.services.manifest import load_valid
+
+    root = make_project(tmp_path / "proj", 2)
+    for branch, files in (("feature/p1/s1/work", a_files), ("feature/p1/s2/work", b_files)):
+        git(root, "checkout", "-q", branch)
+        for name, content in files.items():
+            if content is None:
+                (root / name).unlink()
+            else:
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                (root / name).write_text(content)
+        git(root, "add", "-A")
+        git(root, "commit", "-q", "-m", f"edit on {branch}")
+        git(root, "checkout", "-q", "main")
+    manifest = load_valid(Project(root), None).loaded.manifest
+    (checks,) = plan_checks(manifest)
+    _refs, filtered = predict_repo(root, checks)
+    everything = merge_tree_batch(root, [(r.ours, r.theirs) for r in filtered])
+    assert [(r.ours, r.theirs, r.conflict, r.paths) for r in filtered] == [
+        (r.ours, r.theirs, r.conflict, r.paths) for r in everything
+    ]

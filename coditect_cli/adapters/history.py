@@ -1,0 +1,78 @@
+"""A phase's history in one ``git log``: commits, parents, times, subjects and the files each touched.
+
+Read once per repository, it answers many questions in Python without more git processes: which commits a
+branch has that another lacks (ahead/behind, yesterday's work), and which paths they touched.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from coditect_cli.adapters import proc
+
+_RS, _US = "\x1e", "\x1f"
+
+
+@dataclass(frozen=True)
+class LoggedCommit:
+    """A commit of the history read."""
+
+    sha: str
+    parents: tuple[str, ...]
+    time: int  # committer time, epoch seconds
+    subject: str
+    files: tuple[str, ...]  # touched paths; a merge lists what it changed against its first parent
+
+
+def history(repo: Path, tips: Sequence[str], exclude: Iterable[str] = ()) -> dict[str, LoggedCommit]:
+    """Every commit reachable from ``tips`` but not from ``exclude``, newest first (git log's order)."""
+    if not tips:
+        return {}
+    argv = [
+        "git",
+        "-C",
+        str(repo),
+        "-c",
+        "core.quotePath=false",
+        "log",
+        "--name-only",
+        "--no-renames",
+        "--diff-merges=first-parent",
+        f"--format={_RS}%H{_US}%P{_US}%ct{_US}%s",
+        *tips,
+    ]
+    excluded = [e for e in exclude if e]
+    if excluded:
+        argv += ["--not", *excluded]
+    out = proc.run(argv).stdout
+    commits: dict[str, LoggedCommit] = {}
+    for record in out.split(_RS)[1:]:
+        header, _, rest = record.partition("\n")
+        sha, parents, time, subject = [*header.split(_US), "", "", "0", ""][:4]
+        files = tuple(line for line in rest.splitlines() if line.strip())
+        commits[sha] = LoggedCommit(sha, tuple(parents.split()), int(time or 0), subject, files)
+    return commits
+
+
+def ancestors(tip: str, graph: dict[str, LoggedCommit]) -> set[str]:
+    """The commits of ``graph`` reachable from ``tip`` (itself included)."""
+    seen: set[str] = set()
+    todo = deque([tip])
+    while todo:
+        sha = todo.popleft()
+        if sha in seen or sha not in graph:
+            continue
+        seen.add(sha)
+        todo.extend(graph[sha].parents)
+    return seen
+
+
+def common_base(repo: Path, tips: Sequence[str]) -> str | None:
+    """The best common ancestor of all ``tips`` (``merge-base --octopus``): everything behind it is shared."""
+    if len(tips) < 2:
+        return None
+    done = proc.run(["git", "-C", str(repo), "merge-base", "--octopus", *tips], check=False)
+    return done.stdout.strip() or None if done.returncode == 0 else None
