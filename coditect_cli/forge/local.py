@@ -322,14 +322,14 @@ class LocalForge:
         title = title or record.title
         body = record.body if body is None else body
         if strategy == "squash":
-            tree = _merged_tree(repo.path, base_tip, head, record.number)
-            new = _commit_tree(repo.path, tree, [base_tip], _message(f"{title} (#{record.number})", body))
+            tree = merged_tree(repo.path, base_tip, head, record.number)
+            new = commit_tree(repo.path, tree, [base_tip], merge_message(f"{title} (#{record.number})", body))
         elif strategy == "merge":
-            tree = _merged_tree(repo.path, base_tip, head, record.number)
-            message = _message(f"Merge pull request #{record.number} from {record.head}", title)
-            new = _commit_tree(repo.path, tree, [base_tip, head], message)
+            tree = merged_tree(repo.path, base_tip, head, record.number)
+            message = merge_message(f"Merge pull request #{record.number} from {record.head}", title)
+            new = commit_tree(repo.path, tree, [base_tip, head], message)
         else:
-            new = _replay(repo.path, base_tip, head, record.number)
+            new = replay(repo.path, base_tip, head, record.number)
         self._push(repo, record.base, base_tip, new)
         merged = self._store.mark_pull_request_merged(
             record.id, head_sha=head, base_sha=base_tip, merge_commit=new, strategy=strategy
@@ -415,7 +415,7 @@ class LocalForge:
                 f"tag {tag} already exists in repository {repo.id!r} at {local[:12]}, not {sha[:12]}"
             )
         if not local:
-            _git(repo.path, "tag", "-a", tag, sha, "-m", _message(title, notes))
+            _git(repo.path, "tag", "-a", tag, sha, "-m", merge_message(title, notes))
             self.moves.append((repo.id, ref, None, sha))
         try:
             proc.run(["git", "-C", str(repo.path), "push", "--quiet", "origin", ref], timeout=300)
@@ -429,7 +429,7 @@ class LocalForge:
 # ------------------------------------------------------------------------------------------------ git helpers
 
 
-def _message(title: str, body: str) -> str:
+def merge_message(title: str, body: str) -> str:
     return f"{title.strip()}\n\n{body.strip()}\n" if body.strip() else f"{title.strip()}\n"
 
 
@@ -437,7 +437,7 @@ def _is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
     return _git(repo, "merge-base", "--is-ancestor", ancestor, descendant, check=False).returncode == 0
 
 
-def _merged_tree(repo: Path, ours: str, theirs: str, number: int) -> str:
+def merged_tree(repo: Path, ours: str, theirs: str, number: int) -> str:
     from coditect_cli.adapters.mergetree import merge_tree_batch
 
     (result,) = merge_tree_batch(repo, [(ours, theirs)], keep_objects=True)
@@ -451,7 +451,7 @@ def _merged_tree(repo: Path, ours: str, theirs: str, number: int) -> str:
     return result.tree
 
 
-def _commit_tree(
+def commit_tree(
     repo: Path, tree: str, parents: Sequence[str], message: str, env: dict[str, str] | None = None
 ) -> str:
     args = ["commit-tree", tree]
@@ -460,7 +460,7 @@ def _commit_tree(
     return _git(repo, *args, input=message, env=env).stdout.strip()
 
 
-def _replay(repo: Path, base: str, head: str, number: int) -> str:
+def replay(repo: Path, base: str, head: str, number: int) -> str:
     """``head``'s commits since ``base`` replayed onto ``base`` (a fast-forward when ``base`` is in ``head``)."""
     if _is_ancestor(repo, base, head):
         return head
@@ -479,10 +479,10 @@ def _replay(repo: Path, base: str, head: str, number: int) -> str:
             continue
         # A commit with tip's tree whose parent is the commit's parent: merging it with the commit replays it.
         tip_tree = _out(repo, "rev-parse", f"{tip}^{{tree}}")
-        stand_in = _commit_tree(repo, tip_tree, [parent], "coditect: replay base\n")
-        tree = _merged_tree(repo, stand_in, commit, number)
+        stand_in = commit_tree(repo, tip_tree, [parent], "coditect: replay base\n")
+        tree = merged_tree(repo, stand_in, commit, number)
         if tree == tip_tree:
             continue  # the change is in the base already (git rebase drops such commits too)
         author = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_AUTHOR_DATE": date}
-        tip = _commit_tree(repo, tree, [tip], message.rstrip("\n") + "\n", env=author)
+        tip = commit_tree(repo, tree, [tip], message.rstrip("\n") + "\n", env=author)
     return tip

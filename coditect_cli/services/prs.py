@@ -771,7 +771,7 @@ def list_prs(project: Project, phase: str | None, *, env: Mapping[str, str] | No
         return PrListing(s.manifest.phase, integration, rows, s.notes)
 
 
-def _stream_views(s: Session, pairs: Sequence[Pair], *, open_only: bool = False) -> list[PrView]:
+def stream_views(s: Session, pairs: Sequence[Pair], *, open_only: bool = False) -> list[PrView]:
     """For each pair: its open PR (else its latest one, unless ``open_only``) with details, or an empty view."""
     integration = s.manifest.integration_branch
     out: list[PrView] = []
@@ -811,7 +811,7 @@ def pr_status(
     """``stream``'s PR in each of its repositories: the owners it needs and their verdicts, checks, mergeability."""
     with session(project, phase, env=env) as s:
         pairs = _pairs(s.manifest, stream, repo)
-        return StatusReport(s.manifest.phase, stream, _stream_views(s, pairs), s.notes)
+        return StatusReport(s.manifest.phase, stream, stream_views(s, pairs), s.notes)
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -851,7 +851,7 @@ def review(
     with session(project, phase, env=env) as s:
         pairs = _pairs(s.manifest, stream, repo)
         owners = {p.repo.id: _check_owner(s.manifest, p.repo.id, owner) for p in pairs}
-        views = _stream_views(s, pairs, open_only=True)
+        views = stream_views(s, pairs, open_only=True)
         if not any(v.pr is not None for v in views):
             where = f" in repository {repo!r}" if repo else ""
             raise UsageError(
@@ -882,7 +882,7 @@ def review(
         )
 
 
-def _refusal(view: PrView) -> str | None:
+def not_ready_reason(view: PrView) -> str | None:
     if view.pr is None:
         return "no open pull request"
     if view.files is None:
@@ -923,16 +923,16 @@ def merge(
         chosen: MergeStrategy = strategy or s.manifest.merge.strategy
         pairs = _pairs(s.manifest, stream, repo)
         if dry_run:
-            views = _stream_views(s, pairs, open_only=True)
-            outcomes = [MergeOutcome(v, None, _refusal(v)) for v in views]
+            views = stream_views(s, pairs, open_only=True)
+            outcomes = [MergeOutcome(v, None, not_ready_reason(v)) for v in views]
             return MergeReport(s.manifest.phase, stream, chosen, outcomes, s.notes, True)
         outcomes = []
         with (
             phase_lock(s.common_dir, s.manifest.phase, "coditect pr merge"),
             s.store.track_run("pr merge", s.manifest.phase) as run_id,
         ):
-            for view in _stream_views(s, pairs, open_only=True):
-                reason = _refusal(view)
+            for view in stream_views(s, pairs, open_only=True):
+                reason = not_ready_reason(view)
                 if reason is not None and force and view.pr is not None and view.mergeable is not False:
                     reason = None
                 if reason is not None or view.pr is None:

@@ -49,20 +49,20 @@ class Chain:
 
     def _merge(self, base: str, pr: BatchPr) -> str:
         # The local forge's own merge code: a staging commit is exactly what its merge would push.
-        from coditect_cli.forge.local import _commit_tree, _merged_tree, _message, _replay
+        from coditect_cli.forge.local import commit_tree, merge_message, merged_tree, replay
 
         if self.strategy == "rebase":
-            tip = _replay(self.path, base, pr.head_sha, pr.number)
+            tip = replay(self.path, base, pr.head_sha, pr.number)
             if self.tree(tip) == self.tree(base):
                 raise CheckFailed(f"#{pr.number} has no changes left to merge")
             return tip
-        tree = _merged_tree(self.path, base, pr.head_sha, pr.number)
+        tree = merged_tree(self.path, base, pr.head_sha, pr.number)
         if tree == self.tree(base):
             raise CheckFailed(f"#{pr.number} has no changes left to merge")
         if self.strategy == "squash":
-            return _commit_tree(self.path, tree, [base], _message(f"{pr.title} (#{pr.number})", pr.body))
-        message = _message(f"Merge pull request #{pr.number} from {pr.head}", pr.title)
-        return _commit_tree(self.path, tree, [base, pr.head_sha], message)
+            return commit_tree(self.path, tree, [base], merge_message(f"{pr.title} (#{pr.number})", pr.body))
+        message = merge_message(f"Merge pull request #{pr.number} from {pr.head}", pr.title)
+        return commit_tree(self.path, tree, [base, pr.head_sha], message)
 
 
 class GateRunner:
@@ -123,7 +123,7 @@ class GateRunner:
 def collect(it: Integration, streams: Sequence[str], repos: Sequence[str]) -> dict[str, Any]:
     """Freeze the batch: the ready PRs of ``streams``, and each repository's integration tips."""
     from coditect_cli.adapters.git import Git, checked_out, fetch_origin, is_ancestor
-    from coditect_cli.services.prs import _refusal, _stream_views
+    from coditect_cli.services.prs import not_ready_reason, stream_views
 
     m = it.s.manifest
     integration = m.integration_branch
@@ -157,10 +157,10 @@ def collect(it: Integration, streams: Sequence[str], repos: Sequence[str]) -> di
     pairs = [p for p in m.pairs() if p.stream.id in streams and p.repo.id in tips]
     batch: list[BatchPr] = []
     not_ready: list[dict[str, Any]] = []
-    for view in _stream_views(it.s, pairs, open_only=True):
+    for view in stream_views(it.s, pairs, open_only=True):
         if view.pr is None or view.stream is None:
             continue
-        reason = _refusal(view) or ("checks pending" if view.checks_state == "pending" else None)
+        reason = not_ready_reason(view) or ("checks pending" if view.checks_state == "pending" else None)
         if reason is not None:
             not_ready.append(
                 {
