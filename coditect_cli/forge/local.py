@@ -430,6 +430,7 @@ class LocalForge:
 
 
 def merge_message(title: str, body: str) -> str:
+    """A commit message: the title, then the body when there is one."""
     return f"{title.strip()}\n\n{body.strip()}\n" if body.strip() else f"{title.strip()}\n"
 
 
@@ -438,6 +439,7 @@ def _is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
 
 
 def merged_tree(repo: Path, ours: str, theirs: str, number: int) -> str:
+    """The tree of merging PR ``number``'s head ``theirs`` into ``ours`` (CheckFailed when it conflicts)."""
     from coditect_cli.adapters.mergetree import merge_tree_batch
 
     (result,) = merge_tree_batch(repo, [(ours, theirs)], keep_objects=True)
@@ -454,6 +456,7 @@ def merged_tree(repo: Path, ours: str, theirs: str, number: int) -> str:
 def commit_tree(
     repo: Path, tree: str, parents: Sequence[str], message: str, env: dict[str, str] | None = None
 ) -> str:
+    """A new commit of ``tree`` on ``parents`` (no ref moves)."""
     args = ["commit-tree", tree]
     for parent in parents:
         args += ["-p", parent]

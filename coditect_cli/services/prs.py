@@ -883,6 +883,7 @@ def review(
 
 
 def not_ready_reason(view: PrView) -> str | None:
+    """Why ``view``'s PR cannot be merged now (None when it can)."""
     if view.pr is None:
         return "no open pull request"
     if view.files is None:
