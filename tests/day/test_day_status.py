@@ -195,7 +195,7 @@ def test_status_watch_refreshes_until_ctrl_c(root: Path) -> None:
     try:
         shown = _read_until(master, b"Checkpoint timeline", 1, timeout=30)
         assert b"Checkpoint timeline" in shown, shown.decode(errors="replace")
-        time.sleep(0.6)  # a few refreshes
+        shown += _read_until(master, b"Terminal 1", 1, timeout=10)  # wait for a refresh to be drawn
         os.killpg(child.pid, signal.SIGINT)  # Ctrl-C: the whole foreground process group
         code = child.wait(timeout=20)
         shown += _read_until(master, b"\0", 1, timeout=1)
