@@ -235,19 +235,16 @@ def main() -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for row in rows:
-        extra = ""
-        if "ratio_to_baseline" in row:
-            extra += f"  ({float(row['ratio_to_baseline']):.2f}x baseline)"  # type: ignore[arg-type]
-        if "target" in row:
-            extra += f"  target {row['target']}"
-        if "git_processes" in row:
-            print(
-                f"{row['benchmark']:<14} {row['case']:<58} {row['git_processes']:>5} git processes"
-                f" ({row['per_repo']} per repo)"
-            )
-            continue
-        seconds = float(row["seconds"])  # type: ignore[arg-type]
-        print(f"{row['benchmark']:<14} {row['case']:<58} {seconds * 1000:8.1f} ms{extra}")
+        seconds = row.get("seconds")
+        timing = (
+            f"{float(seconds) * 1000:9.1f} ms" if isinstance(seconds, (int, float)) and seconds else " " * 12
+        )
+        extras = ", ".join(
+            f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in row.items()
+            if k not in ("benchmark", "case", "seconds")
+        )
+        print(f"{row['benchmark']:<14} {row['case']}\n{'':<14} {timing}  {extras}")
     return 0
 
 
