@@ -214,26 +214,23 @@ BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
 }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append", help="run only these groups")
-    parser.add_argument("--runs", type=int, default=15, help="runs per measured command (median is reported)")
-    parser.add_argument("--json", action="store_true", help="print JSON rows")
-    args = parser.parse_args()
-    rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="coditect-bench-") as tmp:
-        env_home = Path(tmp) / "home"
-        env_home.mkdir()
-        os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
-        for name in args.only or sorted(BENCHMARKS):
-            work = Path(tmp) / name
-            work.mkdir()
-            rows.extend(BENCHMARKS[name](args.runs, work))
-    if args.json:
+def isolate(tmp: Path) -> None:
+    """Run the benchmarks in a private environment: their own HOME and git config, no tmux client around."""
+    home = tmp / "home"
+    home.mkdir(exist_ok=True)
+    os.environ["HOME"] = str(home)
+    os.environ["XDG_CONFIG_HOME"] = str(home / ".config")
+    os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
+    os.environ.pop("TMUX", None)
+    # Commands that read panes look at a server that does not exist rather than the user's own.
+    os.environ["CODITECT_TMUX_SOCKET"] = f"coditect-bench-none-{os.getpid()}"
+
+
+def print_rows(rows: list[Row], as_json: bool) -> None:
+    """Every row: its case, its time, and every other figure it carries."""
+    if as_json:
         print(json.dumps(rows, indent=2))
-        return 0
+        return
     for row in rows:
         seconds = row.get("seconds")
         timing = (
@@ -245,6 +242,41 @@ def main() -> int:
             if k not in ("benchmark", "case", "seconds")
         )
         print(f"{row['benchmark']:<14} {row['case']}\n{'':<14} {timing}  {extras}")
+
+
+def standalone(bench: Callable[[int, Path], list[Row]], *, runs: int, doc: str | None) -> int:
+    """The ``main`` of a ``scripts/bench_*.py``: ``--runs N``, ``--json``, in an isolated environment."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--runs", type=int, default=runs, help="runs per measurement (the median is reported)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON rows")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="coditect-bench-") as tmp:
+        isolate(Path(tmp))
+        work = Path(tmp) / "work"
+        work.mkdir()
+        rows = bench(args.runs, work)
+    print_rows(rows, args.json)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append", help="run only these groups")
+    parser.add_argument("--runs", type=int, default=15, help="runs per measured command (median is reported)")
+    parser.add_argument("--json", action="store_true", help="print JSON rows")
+    args = parser.parse_args()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="coditect-bench-") as tmp:
+        isolate(Path(tmp))
+        for name in args.only or sorted(BENCHMARKS):
+            work = Path(tmp) / name
+            work.mkdir()
+            rows.extend(BENCHMARKS[name](args.runs, work))
+    print_rows(rows, args.json)
     return 0
 
 

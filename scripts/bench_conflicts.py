@@ -13,13 +13,9 @@ branches vs integration = 1,275 merges. The per-pair baseline times a sample of 
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from itertools import combinations
@@ -155,7 +151,7 @@ def bench_conflicts(runs: int, workdir: Path) -> list[Row]:
             "benchmark": "conflicts",
             "case": f"coditect conflicts service: {len(pairs)} pairs checked (history filter, then one merge-tree for the rest; incl. validation)",
             "seconds": service_s,
-            "merges": len(pairs),
+            "pairs": len(pairs),
             "conflicts": conflicts,
             "speedup_vs_per_pair": per_pair_s / service_s,
         },
@@ -191,27 +187,10 @@ def bench_conflicts(runs: int, workdir: Path) -> list[Row]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--runs", type=int, default=15, help="runs per measurement (the median is reported)")
-    parser.add_argument("--json", action="store_true", help="print JSON rows")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="coditect-bench-conflicts-") as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        os.environ["HOME"] = str(home)
-        os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
-        rows = bench_conflicts(args.runs, Path(tmp))
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for row in rows:
-        seconds = float(row["seconds"])  # type: ignore[arg-type]
-        speedup = row.get("speedup_vs_per_pair")
-        extra = f"  ({float(speedup):.1f}x faster than per pair)" if speedup is not None else ""  # type: ignore[arg-type]
-        print(f"{row['benchmark']:<10} {row['case']:<100} {seconds * 1000:9.1f} ms{extra}")
-    return 0
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench import standalone
+
+    return standalone(bench_conflicts, runs=15, doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -24,14 +24,11 @@ scripts/bench.py-style reporting.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -334,35 +331,10 @@ def bench_day(runs: int, workdir: Path) -> list[Row]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--runs", type=int, default=7, help="runs per timed command (median is reported)")
-    parser.add_argument("--json", action="store_true", help="print JSON rows")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="coditect-bench-day-") as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        os.environ["HOME"] = str(home)
-        os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
-        os.environ.setdefault("CODITECT_TMUX_SOCKET", f"coditect-bench-day-none-{os.getpid()}")
-        rows = bench_day(args.runs, Path(tmp) / "work")
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for row in rows:
-        if "git_processes" in row:
-            print(
-                f"{row['case']:<72} {row['git_processes']:>5} git processes, per repo {row['per_repo_min_max']}"
-                f" (unattributed {row['unattributed']})"
-            )
-        elif "same_at_20_and_50" in row:
-            print(f"{row['case']:<72} {'yes' if row['same_at_20_and_50'] else 'NO'}")
-        else:
-            seconds = float(row["seconds"])  # type: ignore[arg-type]
-            verdict = "ok" if row["met"] else "MISSED"
-            print(f"{row['case']:<72} {seconds * 1000:8.1f} ms  target {row['target']} ({verdict})")
-    return 0
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench import standalone
+
+    return standalone(bench_day, runs=7, doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,9 @@ ahead of the integration branch, its origin URL on the fake (pushes go to a bare
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -205,34 +202,10 @@ def bench_forge(runs: int, workdir: Path) -> list[Row]:
 
 
 def main() -> int:
-    """Run the benchmark and print its rows."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--runs", type=int, default=15, help="runs per measurement (the median is reported)")
-    parser.add_argument("--json", action="store_true", help="print JSON rows")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="coditect-bench-forge-") as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        os.environ["HOME"] = str(home)
-        os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
-        rows = bench_forge(args.runs, Path(tmp))
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for row in rows:
-        seconds = float(row["seconds"])  # type: ignore[arg-type]
-        extra = ""
-        if "requests" in row:
-            extra = (
-                f"  {row['requests']} requests (target <= {row['target_requests']}; "
-                f"plain REST: {row['naive_rest_requests']})"
-            )
-        elif "target" in row:
-            extra = f"  target {row['target']}"
-        print(f"{row['benchmark']:<6} {row['case']:<62} {seconds * 1000:8.1f} ms{extra}")
-    return 0
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench import standalone
+
+    return standalone(bench_forge, runs=15, doc=__doc__)
 
 
 if __name__ == "__main__":

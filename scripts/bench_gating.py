@@ -14,14 +14,11 @@ itself (a line per run in a counter file), and checked against what the checkpoi
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -193,30 +190,10 @@ def bench_gating(runs: int, workdir: Path) -> list[Row]:
 
 
 def main() -> int:
-    """Run the benchmark and print its rows (``--json``: as JSON)."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--runs", type=int, default=3, help="runs of the green case (the median is reported)")
-    parser.add_argument("--json", action="store_true", help="print JSON rows")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="coditect-bench-gating-") as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        os.environ["HOME"] = str(home)
-        os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
-        rows = bench_gating(args.runs, Path(tmp))
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for row in rows:
-        seconds = row["seconds"]
-        shown = f"{float(seconds) * 1000:8.0f} ms" if isinstance(seconds, float) else "       —   "
-        extra = ""
-        if "gate_runs_mean" in row:
-            extra = f", mean {float(row['gate_runs_mean']):.1f}, by position {row['gate_runs_by_position']}"  # type: ignore[arg-type]
-        print(f"{row['benchmark']:<7} {row['case']:<100} {shown}  gate runs {row['gate_runs']}{extra}")
-    return 0
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench import standalone
+
+    return standalone(bench_gating, runs=3, doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -23,14 +23,11 @@ Cases, for both layouts (`windows`, the default above 6 streams, and `tiled`, fo
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -304,33 +301,10 @@ def bench_launch(runs: int, workdir: Path) -> list[Row]:
 
 
 def main() -> int:
-    """Run the benchmark in a temporary directory with an isolated HOME; print a table or JSON rows."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--runs", type=int, default=7, help="runs per measurement (the median is reported)")
-    parser.add_argument("--json", action="store_true", help="print JSON rows")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="coditect-bench-launch-") as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        os.environ["HOME"] = str(home)
-        os.environ["XDG_CONFIG_HOME"] = str(home / ".config")
-        os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
-        os.environ.pop("TMUX", None)
-        os.environ.pop("CODITECT_TMUX_SOCKET", None)
-        rows = bench_launch(args.runs, Path(tmp))
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    for row in rows:
-        seconds = float(row["seconds"])  # type: ignore[arg-type]
-        speedup = row.get("speedup_vs_tmuxp")
-        extra = f"  ({float(speedup):.1f}x tmuxp)" if speedup is not None else ""  # type: ignore[arg-type]
-        if "tmux_processes" in row:
-            extra += f"  [{row['tmux_processes']} tmux processes]"
-        print(f"{row['case']:<95} {seconds * 1000:8.1f} ms{extra}")
-    return 0
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench import standalone
+
+    return standalone(bench_launch, runs=7, doc=__doc__)
 
 
 if __name__ == "__main__":
