@@ -7,6 +7,7 @@ is the same code path a user drives by hand, one command after another.
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +68,8 @@ class DemoResult:
         lines.append(f"setup: {len(setup.get('done', []))} step(s) across 4 repositories, 9 worktrees")
         launch = by_key.get("launch") or {}
         codes = launch.get("exit_codes", {})
-        lines.append(f"agents: {len(codes)} tmux panes, exit codes {codes}")
+        where = "tmux panes" if launch.get("launch") else "agents run without tmux"
+        lines.append(f"agents: {len(codes)} {where}, exit codes {codes}")
         refused = [r for r in by_key.get("guard", []) if not r["committed"]]
         lines.append(f"ownership guard: {len(refused)} commit(s) refused outside a stream's paths")
         conflicts = by_key.get("conflicts") or {}
@@ -162,6 +164,8 @@ def _stage_launch(project: Project) -> Stage:
     from coditect_cli.services.launch import launch, status, wait_for_agents
 
     socket = demo_socket(project.root)
+    if shutil.which("tmux") is None:
+        return _stage_headless(project)
     launched = launch(project, PHASE, attach=False, agent=scripted_agent_template(), socket=socket, day=1)
     codes = wait_for_agents(project, PHASE, timeout=120, socket=socket)
     state = status(project, PHASE, socket=socket)
@@ -177,6 +181,21 @@ def _stage_launch(project: Project) -> Stage:
         "coditect streams launch (scripted agents) · coditect streams status",
         {"launch": launched.to_json(), "exit_codes": codes, "status": state.to_json(), "socket": socket},
         show,
+    )
+
+
+def _stage_headless(project: Project) -> Stage:
+    """No tmux on this machine: the agents run one after the other without panes (pane features are skipped)."""
+    from coditect_cli.agents import scripted_agent_template
+    from coditect_cli.services.launch import run_headless
+
+    codes = run_headless(project, PHASE, agent=scripted_agent_template(), day=1)
+    note = "tmux is not installed: the agents ran without panes (install tmux to see one pane per stream)"
+    return Stage(
+        "launch",
+        "the agents work (no tmux: run without panes)",
+        {"launch": None, "exit_codes": codes, "status": None, "socket": None, "note": note},
+        lambda c: c.print(f"{note}\nagents finished: {', '.join(f'{k}={v}' for k, v in codes.items())}"),
     )
 
 

@@ -576,6 +576,51 @@ def launch(
     return result
 
 
+def run_headless(
+    project: Project, phase: str | None, *, agent: str, day: int | None = None, timeout: float = 120
+) -> dict[str, int | None]:
+    """Without tmux: set the phase up if needed, then run each stream's agent to completion in its worktree,
+    with the same prompt file and environment a pane would have; its output goes to the pane log.
+
+    What the sandbox demo does on a machine with no tmux. Returns each stream's exit status.
+    """
+    import subprocess
+
+    from coditect_cli.services.setup import compute_plan, project_common_dir, read_context, setup
+
+    check_agent_template(agent)
+    ctx = read_context(project, phase)
+    manifest = ctx.manifest
+    common = project_common_dir(project)
+    prepared = prepare(project, manifest, common, agent=agent, day=day, path=os.environ.get("PATH"))
+    _check_programs(list(prepared.spec.panes))
+    if not compute_plan(ctx).empty:
+        setup(project, manifest.phase)
+    for prompt_file, text in prepared.prompts.values():
+        prompt_file.parent.mkdir(parents=True, exist_ok=True)
+        prompt_file.write_text(text, encoding="utf-8")
+    codes: dict[str, int | None] = {}
+    for pane in prepared.spec.panes:
+        log = pane.log or (common / "coditect" / "panes" / manifest.phase / f"{pane.stream}.log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w", encoding="utf-8") as out:
+            try:
+                done = subprocess.run(
+                    list(pane.agent.argv),
+                    cwd=pane.cwd,
+                    env={**os.environ, **dict(pane.env)},
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                    check=False,
+                )
+                codes[pane.stream] = done.returncode
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                out.write(f"\ncoditect: {exc}\n")
+                codes[pane.stream] = None
+    return codes
+
+
 def attach_session(socket: str | None, session: str, result: LaunchResult | None = None) -> bool:
     """Bring ``session`` to the user's terminal.
 

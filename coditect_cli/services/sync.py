@@ -21,7 +21,7 @@ from coditect_cli.domain.sync import (
     section_lines,
     task_views,
 )
-from coditect_cli.errors import UsageError
+from coditect_cli.errors import UnavailableError, UsageError
 from coditect_cli.project import Project
 from coditect_cli.services.facts import BranchFacts, PhaseFacts, commits_since, gather
 
@@ -464,6 +464,12 @@ def _send_sections(project: Project, report: SyncReport, socket: str | None, not
             text = "# " + text
         try:
             result = send(project, report.phase, section.stream.id, text, socket=socket)
+        except UnavailableError as exc:
+            if "not installed" in exc.message:  # no tmux at all: one note, not one per stream
+                notes.append(f"not sent to the panes: {exc.message}")
+                return sent
+            notes.append(f"not sent to {section.stream.id}: {exc.message}")
+            continue
         except CoditectError as exc:
             # A dead or missing pane must not keep the other streams from their sections.
             notes.append(f"not sent to {section.stream.id}: {exc.message}")
