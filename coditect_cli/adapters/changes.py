@@ -9,10 +9,7 @@ a cost independent of the number of branches (one ``git diff base...head`` per b
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from coditect_cli.adapters import proc
@@ -20,67 +17,26 @@ from coditect_cli.adapters import proc
 _HEADER = re.compile(r"([0-9a-f]{40,64} [0-9a-f]{40,64})\n")
 
 
-@contextmanager
-def scratch_objects(repo: Path) -> Iterator[dict[str, str]]:
-    """Environment that sends new objects to a temporary directory, the repository's own as an alternate."""
-    from coditect_cli.adapters.git import objects_dir
-
-    objects = objects_dir(repo) or (repo / ".git" / "objects")
-    scratch = tempfile.mkdtemp(prefix="coditect-objects-")
-    try:
-        yield {"GIT_OBJECT_DIRECTORY": scratch, "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)}
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _merged_trees(repo: Path, base: str, heads: Sequence[str], env: dict[str, str]) -> list[str]:
-    out = proc.run(
-        [
-            "git",
-            "-C",
-            str(repo),
-            "merge-tree",
-            "--write-tree",
-            "--stdin",
-            "-z",
-            "--name-only",
-            "--no-messages",
-        ],
-        input="".join(f"{base} {head}\n" for head in heads),
-        env=env,
-        check=False,
-    )
-    tokens = out.stdout.split("\0")
-    trees: list[str] = []
-    i = 0
-    # Each record: <status> NUL <tree> NUL (<conflicted path> NUL)* NUL
-    while len(trees) < len(heads) and i + 1 < len(tokens):
-        trees.append(tokens[i + 1])
-        i += 2
-        while i < len(tokens) and tokens[i] != "":
-            i += 1
-        i += 1
-    if len(trees) != len(heads):
-        from coditect_cli.errors import CommandFailed
-
-        raise CommandFailed(["git", "merge-tree", "--stdin"], out.returncode, out.stderr, cwd=str(repo))
-    return trees
-
-
 def changed_since(repo: Path, base: str, heads: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """For each of ``heads`` (verified refs), the paths merging it into ``base`` would change."""
     if not heads:
         return {}
-    with scratch_objects(repo) as env:
-        trees = _merged_trees(repo, base, heads, env)
-        base_tree = proc.run(
-            ["git", "-C", str(repo), "rev-parse", f"{base}^{{tree}}"], env=env
-        ).stdout.strip()
-        headers = [f"{base_tree} {tree}" for tree in trees]
+    from coditect_cli.adapters.mergetree import merge_tree_batch, scratch_objects
+    from coditect_cli.errors import CommandFailed
+
+    with scratch_objects(repo) as scratch:
+        merged = merge_tree_batch(repo, [(base, head) for head in heads], scratch=scratch)
+        failed = next((m for m in merged if m.tree is None), None)
+        if failed is not None:
+            raise CommandFailed(
+                ["git", "merge-tree", failed.ours, failed.theirs], 1, failed.error or "no tree", cwd=str(repo)
+            )
+        base_tree = proc.run(["git", "-C", str(repo), "rev-parse", f"{base}^{{tree}}"]).stdout.strip()
+        headers = [f"{base_tree} {m.tree}" for m in merged]
         out = proc.run(
             ["git", "-C", str(repo), "diff-tree", "-r", "--name-only", "-z", "--no-renames", "--stdin"],
             input="".join(h + "\n" for h in headers),
-            env=env,
+            env=scratch.env,
         ).stdout
     # Output, per input line: "<tree> <tree>\n" then each differing path NUL-terminated (none when equal).
     by_header: dict[str, list[str]] = {}

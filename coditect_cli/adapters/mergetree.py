@@ -25,7 +25,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from coditect_cli.adapters import proc
@@ -147,15 +149,47 @@ def _parse(stdout: str, pairs: Sequence[tuple[str, str]]) -> list[MergeResult]:
     return results
 
 
+@dataclass(frozen=True)
+class Scratch:
+    """A throw-away object directory: the environment and git options that send new objects there."""
+
+    env: dict[str, str]
+    options: tuple[str, ...]
+
+
+@contextmanager
+def scratch_objects(repo: Path) -> Iterator[Scratch]:
+    """New objects go to a temporary directory (the repository's own objects readable behind it), deleted
+    afterwards: predicting merges leaves nothing behind. A tmpfs is used when there is one; objects that are
+    thrown away are neither compressed nor synced."""
+    objects = _object_dir(repo)
+    if objects is None:
+        yield Scratch({}, ())
+        return
+    scratch = tempfile.mkdtemp(prefix="coditect-objects-", dir=_scratch_parent())
+    try:
+        yield Scratch(
+            {"GIT_OBJECT_DIRECTORY": scratch, "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)},
+            ("-c", "core.fsync=none", "-c", "core.looseCompression=0"),
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def merge_tree_batch(
-    repo_path: str | Path, pairs: Sequence[tuple[str, str]], *, keep_objects: bool = False
+    repo_path: str | Path,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    keep_objects: bool = False,
+    scratch: Scratch | None = None,
 ) -> list[MergeResult]:
     """Merge each ``(ours, theirs)`` of ``pairs`` in the repository at ``repo_path``; one result per pair.
 
-    One ``git merge-tree --stdin`` process for the whole batch (plus one ``rev-parse`` for the scratch
-    object directory, unless ``keep_objects``); a pair git refuses (unrelated histories, unknown ref)
-    becomes a result with ``error`` set and costs one more process for the pairs after it. Verify the
-    refs with :func:`verify_refs` first: this function trusts them.
+    One ``git merge-tree --stdin`` process for the whole batch; a pair git refuses (unrelated histories,
+    unknown ref) becomes a result with ``error`` set and costs one more process for the pairs after it.
+    The merged objects go to a scratch directory: the caller's ``scratch`` (to read the merged trees after),
+    else a new one deleted at once, or the repository itself with ``keep_objects``. Verify the refs with
+    :func:`verify_refs` first: this function trusts them.
     """
     pairs = list(pairs)
     if not pairs:
@@ -164,49 +198,44 @@ def merge_tree_batch(
         if not (_usable(ours) and _usable(theirs)):
             raise ValueError(f"cannot feed {ours!r} {theirs!r} to git merge-tree --stdin")
     repo = Path(repo_path)
-    env: dict[str, str] = {}
-    scratch: str | None = None
-    options: list[str] = []
-    if not keep_objects:
-        objects = _object_dir(repo)
-        if objects is not None:
-            scratch = tempfile.mkdtemp(prefix="coditect-merge-tree-", dir=_scratch_parent())
-            env = {"GIT_OBJECT_DIRECTORY": scratch, "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)}
-            options = ["-c", "core.fsync=none", "-c", "core.looseCompression=0"]  # thrown away anyway
-    try:
-        results: list[MergeResult] = []
-        while len(results) < len(pairs):
-            rest = pairs[len(results) :]
-            done = proc.run(
-                [
-                    "git",
-                    "-C",
-                    str(repo),
-                    *options,
-                    "merge-tree",
-                    "--write-tree",
-                    "--stdin",
-                    "-z",
-                    "--name-only",
-                    "--messages",
-                ],
-                input="".join(f"{a} {b}\n" for a, b in rest),
-                env=env,
-                check=False,
+    if scratch is not None or keep_objects:
+        return _merge_batch(repo, pairs, scratch or Scratch({}, ()))
+    with scratch_objects(repo) as own:
+        return _merge_batch(repo, pairs, own)
+
+
+def _merge_batch(repo: Path, pairs: list[tuple[str, str]], scratch: Scratch) -> list[MergeResult]:
+    env, options = scratch.env, list(scratch.options)
+    results: list[MergeResult] = []
+    while len(results) < len(pairs):
+        rest = pairs[len(results) :]
+        done = proc.run(
+            [
+                "git",
+                "-C",
+                str(repo),
+                *options,
+                "merge-tree",
+                "--write-tree",
+                "--stdin",
+                "-z",
+                "--name-only",
+                "--messages",
+            ],
+            input="".join(f"{a} {b}\n" for a, b in rest),
+            env=env,
+            check=False,
+        )
+        got = _parse(done.stdout, rest)
+        results.extend(got)
+        if len(got) == len(rest):
+            break
+        if done.returncode == 0:
+            raise MergeTreeFormatError(
+                f"git merge-tree answered {len(got)} of {len(rest)} merges: {done.stdout[-200:]!r}"
             )
-            got = _parse(done.stdout, rest)
-            results.extend(got)
-            if len(got) == len(rest):
-                break
-            if done.returncode == 0:
-                raise MergeTreeFormatError(
-                    f"git merge-tree answered {len(got)} of {len(rest)} merges: {done.stdout[-200:]!r}"
-                )
-            lines = [line for line in done.stderr.splitlines() if line.strip()]
-            reason = lines[-1].removeprefix("fatal: ") if lines else f"git merge-tree exit {done.returncode}"
-            ours, theirs = rest[len(got)]
-            results.append(MergeResult(ours, theirs, False, error=reason))
-        return results
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        reason = lines[-1].removeprefix("fatal: ") if lines else f"git merge-tree exit {done.returncode}"
+        ours, theirs = rest[len(got)]
+        results.append(MergeResult(ours, theirs, False, error=reason))
+    return results
