@@ -64,13 +64,17 @@ def may_conflict(a: str, b: str, graph: dict[str, LoggedCommit], reach: dict[str
 
 
 def predict_repo(
-    repo_path: Path, checks: RepoChecks, prefer: RefSource = "local"
+    repo_path: Path,
+    checks: RepoChecks,
+    prefer: RefSource = "local",
+    graph: dict[str, LoggedCommit] | None = None,
 ) -> tuple[dict[str, str | None], list[MergeResult]]:
     """Resolve the branches of ``checks`` in the repository at ``repo_path`` and run its merges.
 
     One ``git log`` over every branch first tells which pairs cannot conflict (see :func:`may_conflict`);
     only the others go to ``merge-tree``. With 50 branches that touch their own paths, that is a handful of
-    merges instead of 1,275, at the same verdicts.
+    merges instead of 1,275, at the same verdicts. A caller that has read that history already passes it as
+    ``graph``: every commit reachable from the branches' local and origin refs but not from their common base.
     """
     from coditect_cli.adapters.mergetree import merge_tree_batch, verify_refs
 
@@ -84,7 +88,8 @@ def predict_repo(
         assert a is not None and b is not None
         pairs.append((a, b))
     tips = sorted({ref for pair in pairs for ref in pair})
-    graph = history(repo_path, tips, [base] if (base := common_base(repo_path, tips)) else [])
+    if graph is None:
+        graph = history(repo_path, tips, [base] if (base := common_base(repo_path, tips)) else [])
     reach = {tip: ancestors(found[tip] or tip, graph) for tip in tips}
     merge = [pair for pair in pairs if may_conflict(*pair, graph, reach)]
     merged = dict(zip(merge, merge_tree_batch(repo_path, merge), strict=True))

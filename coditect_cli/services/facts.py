@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coditect_cli.adapters.history import LoggedCommit
+from coditect_cli.adapters.history import LoggedCommit, common_base
 from coditect_cli.adapters.history import ancestors as _ancestors
 from coditect_cli.adapters.history import history as _history
 from coditect_cli.domain.manifest import Manifest, Pair, RepoId, Repository
@@ -24,6 +24,7 @@ from coditect_cli.domain.sync import Commit
 from coditect_cli.project import Project
 
 if TYPE_CHECKING:
+    from coditect_cli.domain.conflicts import RepoChecks
     from coditect_cli.domain.launch import PaneState
     from coditect_cli.services.prs import PrListing, PrView
     from coditect_cli.state.coordination import BlockRecord
@@ -111,7 +112,6 @@ def gather(
     """Read the phase's branches, PRs, panes, tasks and blockers."""
     from coditect_cli.adapters.changes import changed_since
     from coditect_cli.domain.conflicts import plan_checks
-    from coditect_cli.services.conflicts import predict_repo
     from coditect_cli.services.manifest import load_valid
     from coditect_cli.services.setup import project_common_dir
     from coditect_cli.state.coordination import checkpoint_statuses, open_blocks, task_states
@@ -134,10 +134,17 @@ def gather(
         refs = _refs(path)
         # Merges land on origin (a forge merges there): its integration branch is the one to be behind of.
         int_ref = _resolve(refs, integration, prefer_origin=True)
-        base_ref = _resolve(refs, manifest.branches.develop) or _resolve(refs, manifest.branches.base)
         heads = {p.key: _resolve(refs, p.branch) for p in pairs}
-        tips = [r for r in [int_ref, *heads.values()] if r]
-        graph = _history(path, sorted(set(tips)), [base_ref] if base_ref else [])
+        # Every local and origin ref of the phase's branches, less what all of them share: the history the
+        # commits, ahead/behind and the conflict prediction all read (one git log).
+        tips = sorted(
+            name
+            for branch in [integration, *(p.branch for p in pairs)]
+            for name in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}")
+            if name in refs
+        )
+        base = common_base(path, tips) if len(tips) > 1 else None
+        graph = _history(path, tips, [base] if base else []) if len(tips) > 1 else {}
         graphs[repo.id] = graph
         on_integration = _ancestors(refs[int_ref], graph) if int_ref else set()
         existing = [h for h in heads.values() if h]
@@ -163,7 +170,7 @@ def gather(
                 shared=verdict.shared,
             )
         if repo.id in checks_by_repo:
-            _add_conflicts(path, checks_by_repo[repo.id], pairs, branches, predict_repo)
+            _add_conflicts(path, checks_by_repo[repo.id], pairs, branches, graph)
 
     def pr_views() -> PrListing | None:
         from coditect_cli.services.prs import list_prs
@@ -209,11 +216,17 @@ def _newer(a: PrView, b: PrView) -> bool:
 
 
 def _add_conflicts(
-    path: Path, checks: Any, pairs: list[Pair], branches: dict[str, BranchFacts], predict: Any
+    path: Path,
+    checks: RepoChecks,
+    pairs: list[Pair],
+    branches: dict[str, BranchFacts],
+    graph: dict[str, LoggedCommit],
 ) -> None:
+    """Record on each branch the branches (or the integration branch) it is predicted to conflict with."""
     from coditect_cli.domain.conflicts import INTEGRATION, fed_checks
+    from coditect_cli.services.conflicts import predict_repo
 
-    refs, results = predict(path, checks)
+    refs, results = predict_repo(path, checks, graph=graph)
     by_label = {p.stream.id: p.key for p in pairs}
     for check, result in zip(fed_checks(checks, refs), results, strict=True):
         if not result.conflict:
