@@ -96,7 +96,7 @@ def choose_layout(requested: str, streams: int) -> Layout:
 
 def ordered_streams(manifest: Manifest) -> list[Stream]:
     """The streams in terminal order (ties by id): the order of the panes."""
-    return sorted(manifest.streams, key=lambda s: (s.terminal, s.id))
+    return manifest.ordered_streams()
 
 
 # ----------------------------------------------------------------------------------------------- agents

@@ -288,10 +288,14 @@ class Manifest(_Model):
         """The feature branch of ``stream`` in ``work.repo``, e.g. ``feature/phase-1/infra/gcp-foundation``."""
         return BranchName(self.branches.feature.format(phase=self.phase, stream=stream.id, topic=work.topic))
 
+    def ordered_streams(self) -> list[Stream]:
+        """The streams in terminal order (then by id)."""
+        return sorted(self.streams, key=lambda s: (s.terminal, s.id))
+
     def pairs(self) -> tuple[Pair, ...]:
         """Every (stream, repository) pair, in terminal order then the stream's order of work."""
         out: list[Pair] = []
-        for stream in sorted(self.streams, key=lambda s: (s.terminal, s.id)):
+        for stream in self.ordered_streams():
             for work in stream.work:
                 out.append(
                     Pair(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from coditect_cli.domain.manifest import WEEKDAYS, Deliverable, Manifest, Schedule, Stream
+from coditect_cli.domain.manifest import WEEKDAYS, Checkpoint, Deliverable, Manifest, Schedule, Stream
 
 
 def is_workday(schedule: Schedule, day: dt.date) -> bool:
@@ -73,6 +73,11 @@ def due_on(stream: Stream, day_number: int) -> tuple[Deliverable, ...]:
     return tuple(d for d in stream.deliverables if day_number in d.days)
 
 
+def checkpoints_due(manifest: Manifest, day_number: int) -> list[Checkpoint]:
+    """The checkpoints scheduled on ``day_number``."""
+    return [c for c in manifest.checkpoints if c.day == day_number]
+
+
 def checkpoints_on(manifest: Manifest, day_number: int) -> tuple[int, ...]:
     """Ids of the checkpoints scheduled on ``day_number``."""
-    return tuple(c.id for c in manifest.checkpoints if c.day == day_number)
+    return tuple(c.id for c in checkpoints_due(manifest, day_number))

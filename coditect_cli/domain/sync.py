@@ -48,6 +48,10 @@ class Blocker:
     on: str | None = None  # the stream that can unblock it, when one can
     detail: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.kind not in BLOCKER_KINDS:
+            raise ValueError(f"unknown blocker kind {self.kind!r}")
+
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind,

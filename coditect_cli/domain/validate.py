@@ -14,7 +14,7 @@ from pathlib import Path
 
 from coditect_cli.domain.graph import find_cycle
 from coditect_cli.domain.loader import Loaded, Source
-from coditect_cli.domain.manifest import Gate, Manifest, RepoId, StreamId
+from coditect_cli.domain.manifest import Gate, Manifest, RepoId
 from coditect_cli.domain.ownership import RepoOwnership, owned_path_problem, ownership, rules_overlap
 from coditect_cli.domain.refnames import directory_file_clash, ref_name_problem
 from coditect_cli.domain.repo import RepoReader, TrackedFiles
@@ -518,8 +518,3 @@ def validate(loaded: Loaded, root: Path, reader: RepoReader | None) -> Validatio
         pairs=sum(len(s.work) for s in m.streams),
         tasks=sum(len(s.deliverables) for s in m.streams),
     )
-
-
-def stream_ids(m: Manifest) -> list[StreamId]:
-    """Stream ids in terminal order."""
-    return [StreamId(s.id) for s in sorted(m.streams, key=lambda s: (s.terminal, s.id))]

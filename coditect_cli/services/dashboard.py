@@ -169,7 +169,7 @@ def dashboard(
     n = day if day is not None else phase_day(m.schedule, today or dt.date.today())
     views = task_views(m, facts.tasks)
     rows: list[StreamRow] = []
-    for s in sorted(m.streams, key=lambda s: (s.terminal, s.id)):
+    for s in m.ordered_streams():
         tasks = [views[d.id] for d in s.deliverables]
         branches = facts.stream_branches(s.id)
         labels, state = _pr_state(facts, s.id)

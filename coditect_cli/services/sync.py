@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from coditect_cli.domain.manifest import Manifest, Stream
-from coditect_cli.domain.schedule import date_of, due_on, phase_day, previous_workday
+from coditect_cli.domain.schedule import checkpoints_due, date_of, due_on, phase_day, previous_workday
 from coditect_cli.domain.sync import (
     Action,
     Blocker,
@@ -60,11 +60,6 @@ def resolve_day(manifest: Manifest, day: int | None, today: dt.date) -> int:
             hint="pass --day N to run the sync for a given phase day",
         )
     return n
-
-
-def ordered(manifest: Manifest) -> list[Stream]:
-    """Streams in terminal order."""
-    return sorted(manifest.streams, key=lambda s: (s.terminal, s.id))
 
 
 def _pr_summary(facts: PhaseFacts, stream: str) -> dict[str, Any] | None:
@@ -278,7 +273,7 @@ def _sync(
                 since_text, since = midnight.isoformat(), midnight.timestamp()
     views = task_views(manifest, facts.tasks)
     sections: list[StreamDay] = []
-    for stream in ordered(manifest):
+    for stream in manifest.ordered_streams():
         section = StreamDay(stream)
         for branch in facts.stream_branches(stream.id):
             previous = tips.get(branch.pair.key)
@@ -302,8 +297,8 @@ def _sync(
         _date_or(manifest, n, now),
         since_text,
         sections,
-        [c for c in manifest.checkpoints if c.day == n],
-        [c for c in manifest.checkpoints if c.day == n + 1],
+        checkpoints_due(manifest, n),
+        checkpoints_due(manifest, n + 1),
     )
     report.actions = (
         derive_actions(manifest, report, views) if kind == "morning" else _evening_actions(report)
@@ -405,7 +400,7 @@ def _run_gates(project: Project, manifest: Manifest, day: int) -> dict[str, list
     logs = project_common_dir(project) / "coditect" / "logs" / manifest.phase / f"day-{day:02d}"
     logs.mkdir(parents=True, exist_ok=True)
     out: dict[str, list[dict[str, Any]]] = {}
-    for stream in ordered(manifest):
+    for stream in manifest.ordered_streams():
         pairs = {p.repo.id: p for p in manifest.pairs() if p.stream.id == stream.id}
         for gate in stream.gates:
             pair = pairs.get(gate.repo) if gate.repo else next(iter(pairs.values()))
