@@ -20,7 +20,7 @@ import re
 import shlex
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -828,22 +828,40 @@ def send(
     project: Project, phase: str | None, target: str, text: str, *, socket: str | None = None
 ) -> SendResult:
     """Type ``text`` literally into ``target``'s pane (a stream id, or ``all``), then press Enter."""
+    result = send_each(project, phase, {target: text}, socket=socket)
+    if not result.delivered:
+        reasons = "; ".join(f"{k}: {v}" for k, v in result.skipped.items())
+        raise UnavailableError(
+            f"nothing to send to: {reasons}",
+            hint=f"relaunch with `coditect streams launch {result.phase}`",
+        )
+    return result
+
+
+def send_each(
+    project: Project, phase: str | None, texts: Mapping[str, str], *, socket: str | None = None
+) -> SendResult:
+    """Type each stream's own text into its pane (key ``all``: every stream), reading the panes once.
+
+    Streams whose pane is missing or dead are skipped, with the reason.
+    """
     from coditect_cli.adapters.tmux import Tmux
 
     s = _session(project, phase, socket)
     streams = [st.id for st in ordered_streams(s.manifest)]
-    if target != "all" and target not in streams:
+    unknown = [t for t in texts if t != "all" and t not in streams]
+    if unknown:
         raise UsageError(
-            f"no stream {target!r} in phase {s.manifest.phase} (streams: {', '.join(streams)}, or all)"
+            f"no stream {unknown[0]!r} in phase {s.manifest.phase} (streams: {', '.join(streams)}, or all)"
         )
     tmux = Tmux(s.socket)
     rows = _by_stream(tmux.session_panes(s.name))
     if not rows:
         raise _no_session(s)
-    wanted = streams if target == "all" else [target]
+    wanted = {st: texts["all"] for st in streams} if "all" in texts else dict(texts)
     delivered: list[str] = []
     skipped: dict[str, str] = {}
-    for stream in wanted:
+    for stream in (st for st in streams if st in wanted):
         row = rows.get(stream)
         if row is None:
             skipped[stream] = "no pane"
@@ -853,13 +871,13 @@ def send(
             )
         else:
             delivered.append(stream)
-    if not delivered:
-        reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items())
-        raise UnavailableError(
-            f"nothing to send to: {reasons}",
-            hint=f"relaunch with `coditect streams launch {s.manifest.phase}`",
-        )
-    tmux.send([rows[st].pane_id for st in delivered], text)
+    same = len(set(wanted.values())) == 1
+    if delivered and same:
+        tmux.send([rows[st].pane_id for st in delivered], next(iter(wanted.values())))
+    else:
+        for stream in delivered:
+            tmux.send([rows[stream].pane_id], wanted[stream])
+    text = next(iter(wanted.values())) if same and wanted else ""
     return SendResult(s.manifest.phase, s.name, text, delivered, skipped)
 
 

@@ -21,7 +21,7 @@ from coditect_cli.domain.sync import (
     section_lines,
     task_views,
 )
-from coditect_cli.errors import UnavailableError, UsageError
+from coditect_cli.errors import UsageError
 from coditect_cli.project import Project
 from coditect_cli.services.facts import BranchFacts, PhaseFacts, commits_since, gather
 
@@ -446,29 +446,21 @@ def _run_gates(project: Project, manifest: Manifest, day: int) -> dict[str, list
 
 
 def _send_sections(project: Project, report: SyncReport, socket: str | None, notes: list[str]) -> list[str]:
-    """Deliver each stream's section to its own pane: one line, literally, then Enter."""
+    """Deliver each stream's own section to its own pane: one line, literally, then Enter."""
     from coditect_cli.errors import CoditectError
-    from coditect_cli.services.launch import send
+    from coditect_cli.services.launch import send_each
 
-    sent: list[str] = []
+    texts: dict[str, str] = {}
     for section in report.streams:
-        lines = section_lines(report, section)
-        text = f"[coditect {report.kind} sync, day {report.day}] " + " | ".join(lines[1:])
-        if section.stream.run == "shell":
-            # A shell would run the text as a command: send it as a comment instead.
-            text = "# " + text
-        try:
-            result = send(project, report.phase, section.stream.id, text, socket=socket)
-        except UnavailableError as exc:
-            if "not installed" in exc.message:  # no tmux at all: one note, not one per stream
-                notes.append(f"not sent to the panes: {exc.message}")
-                return sent
-            notes.append(f"not sent to {section.stream.id}: {exc.message}")
-            continue
-        except CoditectError as exc:
-            # A dead or missing pane must not keep the other streams from their sections.
-            notes.append(f"not sent to {section.stream.id}: {exc.message}")
-            continue
-        sent += [s for s in result.delivered if s == section.stream.id]
-        notes += [f"not sent to {k}: {why}" for k, why in result.skipped.items()]
-    return sent
+        text = f"[coditect {report.kind} sync, day {report.day}] " + " | ".join(
+            section_lines(report, section)[1:]
+        )
+        # A shell would run the text as a command: send it as a comment instead.
+        texts[section.stream.id] = "# " + text if section.stream.run == "shell" else text
+    try:
+        result = send_each(project, report.phase, texts, socket=socket)
+    except CoditectError as exc:  # no tmux, no session: one note, nothing sent
+        notes.append(f"not sent to the panes: {exc.message}")
+        return []
+    notes += [f"not sent to {stream}: {why}" for stream, why in result.skipped.items()]
+    return result.delivered
