@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import shlex
 import shutil
@@ -377,3 +378,20 @@ def test_rebuilds_over_a_previous_sandbox_deterministically(
     # The submodules' commits do not depend on where the sandbox lives.
     for name in ALL_ORIGINS - {SUPERPROJECT}:
         assert git("--git-dir", str(sandbox.origins[name]), "rev-parse", "main", "develop") == heads[name]
+
+
+# --------------------------------------------------------------------------------------------- package data
+
+
+def test_package_data_ships_every_sandbox_template() -> None:
+    """pyproject's package-data globs skip dot-files (.gitignore, .github/) unless a pattern spells the dot."""
+    tomllib = pytest.importorskip("tomllib")
+    root = MANIFEST.parent.parent
+    package = root / "coditect_cli"
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["coditect_cli"]
+    shipped = {Path(p) for pattern in patterns for p in glob.glob(str(package / pattern), recursive=True)}
+    templates = package / "templates" / "sandbox"
+    present = {p for p in templates.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert any(p.name.startswith(".") for p in present)
+    assert sorted(present - shipped) == []
