@@ -15,6 +15,7 @@ from coditect_cli.cli import (
     conflicts_cmd,
     day_cmd,
     demo,
+    doctor_cmd,
     gating_cmd,
     manifest_cmds,
     pr_cmd,
@@ -73,6 +74,7 @@ pr_cmd.register(app)
 day_cmd.register(app)
 gating_cmd.register(app)
 demo.register(app)
+doctor_cmd.register(app)
 
 
 def _report(err: CoditectError, args: list[str], app_ctx: AppContext) -> int:

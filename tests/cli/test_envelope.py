@@ -126,6 +126,25 @@ def test_schema_json(tmp_path: Path, isolated_git: Path, capsys: pytest.CaptureF
     assert parse_envelope(out, code)["data"]["changed"] is False
 
 
+def test_doctor_json(
+    shared_sandbox: Path, tmp_path: Path, isolated_git: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = call_main(["--root", str(shared_sandbox), "doctor", "--json"], capsys)
+    assert code == 0  # a phase not set up yet only warns
+    payload = parse_envelope(out, code)
+    assert payload["command"] == "doctor"
+    assert payload["data"]["phases"] == ["phase-1"]
+    for check in payload["data"]["checks"]:
+        assert {"check", "subject", "group", "status", "detail", "hint", "problems"} == set(check)
+        assert check["status"] in {"ok", "warn", "fail", "skip"}
+    assert {p["severity"] for p in payload["problems"]} == {"warning"}
+    # Outside a project, asked about a phase: a failed check (exit 3), explained by an error-severity problem.
+    code, out, _ = call_main(["--root", str(tmp_path), "doctor", "phase-1", "--json"], capsys)
+    assert code == 3
+    payload = parse_envelope(out, code)
+    assert [p["code"] for p in payload["problems"] if p["severity"] == "error"] == ["doctor.project"]
+
+
 def test_error_envelope_in_a_real_process(shared_sandbox: Path, isolated_git: Path) -> None:
     code, out, err = run_cli(["validate", "nosuchphase", "--json"], cwd=shared_sandbox)
     assert code == 2
