@@ -58,7 +58,7 @@ def _manifest(n: int) -> str:
 def build_project(base: Path, n: int = STREAMS) -> Path:
     """The project: set up, each stream with one commit and an approved PR. Returns its root."""
     from coditect_cli.project import Project
-    from coditect_cli.services import prs
+    from coditect_cli.services import prs, reviews
     from coditect_cli.services.demo import _commit
     from coditect_cli.services.setup import setup
 
@@ -85,7 +85,7 @@ def build_project(base: Path, n: int = STREAMS) -> Path:
         assert ok, out
     prs.open_all(project, "bench")
     for k in range(1, n + 1):
-        prs.review(project, "bench", f"s{k}", owner=f"@agent{k}", state="approved")
+        reviews.review(project, "bench", f"s{k}", owner=f"@agent{k}", state="approved")
     return root
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -18,7 +19,8 @@ EXAMPLE_TEXT = EXAMPLE_MANIFEST.read_text(encoding="utf-8")
 
 
 class CliResult(NamedTuple):
-    """The outcome of one ``coditect`` run; unpacks as ``(code, stdout, stderr)``."""
+    """The outcome of one ``coditect`` run; unpacks as ``(code, stdout, stderr)``. In a subprocess, a
+    negative ``code`` means the process was killed by that signal."""
 
     code: int
     stdout: str
@@ -27,6 +29,16 @@ class CliResult(NamedTuple):
     @property
     def output(self) -> str:
         return self.stdout + self.stderr
+
+    def json(self) -> dict[str, Any]:
+        """stdout parsed: the ``--json`` envelope."""
+        envelope: dict[str, Any] = json.loads(self.stdout)
+        return envelope
+
+
+# Variables a CLI subprocess must not inherit: GitHub tokens (no test may reach the real GitHub; a test
+# using the fake server passes its token in ``env``) and NO_COLOR (tests see the default rendering).
+_CLI_ENV_DROPPED = ("GH_TOKEN", "GITHUB_TOKEN", "NO_COLOR")
 
 
 def run_cli(
@@ -38,13 +50,12 @@ def run_cli(
 ) -> CliResult:
     """Run ``python -m coditect_cli ARGS`` in a subprocess with the current (isolated) environment.
 
-    Use together with the ``isolated_git`` fixture, which points HOME at a temporary directory in
-    ``os.environ`` before this copies it.
+    The environment is ``os.environ`` without GitHub tokens and NO_COLOR, 200 columns wide (tables do not
+    wrap), then ``env``. Use together with the ``isolated_git`` fixture, which points HOME at a temporary
+    directory in ``os.environ`` before this copies it.
     """
-    full_env = dict(os.environ)
-    full_env.pop("NO_COLOR", None)
-    if env:
-        full_env.update(env)
+    full_env = {k: v for k, v in os.environ.items() if k not in _CLI_ENV_DROPPED}
+    full_env.update({"COLUMNS": "200", **(env or {})})
     proc = subprocess.run(
         [sys.executable, "-m", "coditect_cli", *args],
         cwd=cwd,
@@ -55,6 +66,11 @@ def run_cli(
         check=False,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def coditect(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> CliResult:
+    """``coditect ARGS`` in a subprocess from ``cwd``: :func:`run_cli` with the arguments spelled inline."""
+    return run_cli(list(args), cwd, env=env, timeout=timeout)
 
 
 def call_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> CliResult:

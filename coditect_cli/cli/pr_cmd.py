@@ -102,7 +102,7 @@ def _review(
     as_json: bool,
 ) -> None:
     from coditect_cli.render.prs import print_review, review_data
-    from coditect_cli.services.prs import review
+    from coditect_cli.services.reviews import review
 
     app = use(ctx, as_json)
     report = review(
@@ -173,7 +173,7 @@ def merge(
     from coditect_cli.errors import UsageError
     from coditect_cli.forge.base import STRATEGIES
     from coditect_cli.render.prs import merge_data, print_merge
-    from coditect_cli.services.prs import merge as run_merge
+    from coditect_cli.services.reviews import merge as run_merge
 
     app = use(ctx, as_json)
     if strategy is not None and strategy not in STRATEGIES:

@@ -103,7 +103,7 @@ def status(
 ) -> None:
     """Every stream's pane (alive, or dead with its exit status; command; cwd; idle time) and worktrees."""
     from coditect_cli.render.streams import print_status
-    from coditect_cli.services import launch as svc
+    from coditect_cli.services import streams as svc
 
     app = use(ctx, as_json)
     result = svc.status(app.project(), phase, socket=socket)
@@ -141,7 +141,7 @@ def send(
 ) -> None:
     """Type TEXT into a stream's pane (or every pane) exactly as given, then press Enter."""
     from coditect_cli.render.streams import print_send
-    from coditect_cli.services import launch as svc
+    from coditect_cli.services import streams as svc
 
     app = use(ctx, as_json)
     result = svc.send(app.project(), phase, target, text, socket=socket)
@@ -165,7 +165,7 @@ def stop(
 ) -> None:
     """End the phase's tmux session (every agent); worktrees are kept unless --remove-worktrees."""
     from coditect_cli.render.streams import print_stop
-    from coditect_cli.services import launch as svc
+    from coditect_cli.services import streams as svc
 
     app = use(ctx, as_json)
     result = svc.stop(app.project(), phase, socket=socket, remove_worktrees=remove_worktrees, dry_run=dry_run)

@@ -420,6 +420,15 @@ class PaneState:
         return self.dead and (self.dead_status is not None or self.dead_signal is not None)
 
 
+def panes_by_stream(rows: list[PaneState]) -> dict[str, PaneState]:
+    """The first pane of each stream (a stream has one pane; a duplicate made by hand is ignored)."""
+    out: dict[str, PaneState] = {}
+    for row in rows:
+        if row.stream and row.stream not in out:
+            out[row.stream] = row
+    return out
+
+
 class Terminal(Protocol):
     """What launching needs from a terminal multiplexer (tmux, through :mod:`coditect_cli.adapters.tmux`)."""
 

@@ -37,7 +37,9 @@ from coditect_cli.forge.base import (
     ReviewState,
     pr_state,
 )
-from coditect_cli.state.store import CheckRecord, PullRequestRecord, ReviewRecord, Store
+from coditect_cli.state import forge_records
+from coditect_cli.state.forge_records import CheckRecord, PullRequestRecord, ReviewRecord
+from coditect_cli.state.store import Store
 
 ORIGIN = "refs/remotes/origin/"
 RefMove = tuple[str, str, str | None, str | None]  # (repo, ref, old, new)
@@ -131,7 +133,7 @@ class LocalForge:
         )
 
     def _record(self, repo: ForgeRepo, pr: PullRequest) -> PullRequestRecord:
-        record = self._store.pull_request(repo.id, pr.number)
+        record = forge_records.pull_request(self._store, repo.id, pr.number)
         if record is None:
             raise UsageError(f"repository {repo.id!r} has no pull request #{pr.number}")
         return record
@@ -140,7 +142,7 @@ class LocalForge:
 
     def find_pr(self, repo: ForgeRepo, base: str, head: str) -> PullRequest | None:
         """The open PR of ``head`` into ``base``, or None."""
-        record = self._store.find_pull_request(repo.id, base, head)
+        record = forge_records.find_pull_request(self._store, repo.id, base, head)
         if record is None:
             return None
         self.refresh(repo)
@@ -148,11 +150,11 @@ class LocalForge:
 
     def has_prs(self, repo: ForgeRepo, base: str) -> bool:
         """Whether any PR into ``base`` is recorded (listing them then needs origin's branches)."""
-        return bool(self._store.pull_requests(repo=repo.id, base=base))
+        return bool(forge_records.pull_requests(self._store, repo=repo.id, base=base))
 
     def list_prs(self, repo: ForgeRepo, base: str) -> list[PullRequest]:
         """Every PR into ``base``, by number."""
-        records = self._store.pull_requests(repo=repo.id, base=base)
+        records = forge_records.pull_requests(self._store, repo=repo.id, base=base)
         if not records:
             return []
         self.refresh(repo)
@@ -161,7 +163,7 @@ class LocalForge:
 
     def open_pr(self, repo: ForgeRepo, spec: ProposalSpec) -> Opened:
         """Open ``spec`` (both branches must be on origin) unless one is open already."""
-        existing = self._store.find_pull_request(repo.id, spec.base, spec.head)
+        existing = forge_records.find_pull_request(self._store, repo.id, spec.base, spec.head)
         self.refresh(repo)
         origin = self._origin(repo)
         if existing is not None:
@@ -172,8 +174,8 @@ class LocalForge:
                     f"{branch} is not on origin of repository {repo.id!r}; cannot open a pull request",
                     hint="run `coditect streams setup` (it pushes the phase's branches)",
                 )
-        record, created = self._store.open_pull_request(
-            repo.id, spec.base, spec.head, spec.title, spec.body, origin[spec.head]
+        record, created = forge_records.open_pull_request(
+            self._store, repo.id, spec.base, spec.head, spec.title, spec.body, origin[spec.head]
         )
         return Opened(self._pr(record, origin), created)
 
@@ -185,15 +187,15 @@ class LocalForge:
         if not prs:
             return {}
         self.refresh(repo)
-        records = {r.number: r for r in self._store.pull_requests(repo=repo.id)}
+        records = {r.number: r for r in forge_records.pull_requests(self._store, repo=repo.id)}
         wanted = [records[p.number] for p in prs if p.number in records]
         by_id = {r.id: r.number for r in wanted}
         reviews: dict[int, list[Review]] = {r.number: [] for r in wanted}
-        for row in self._store.reviews(list(by_id)):
+        for row in forge_records.reviews(self._store, list(by_id)):
             reviews[by_id[row.pr_id]].append(_review(row))
         shas = [p.head_sha for p in prs if p.head_sha]
         checks: dict[str, list[Check]] = {}
-        for found in self._store.checks(repo.id, shas):
+        for found in forge_records.checks(self._store, repo.id, shas):
             checks.setdefault(found.sha, []).append(_check(found))
         files: dict[int, tuple[str, ...] | None] = {}
         mergeable: dict[int, bool | None] = {}
@@ -248,7 +250,7 @@ class LocalForge:
     def reviews(self, repo: ForgeRepo, pr: PullRequest) -> list[Review]:
         """Every review of ``pr``, oldest first."""
         record = self._record(repo, pr)
-        return [_review(r) for r in self._store.reviews([record.id])]
+        return [_review(r) for r in forge_records.reviews(self._store, [record.id])]
 
     def review_pr(
         self, repo: ForgeRepo, pr: PullRequest, reviewer: str, state: ReviewState, body: str
@@ -259,26 +261,26 @@ class LocalForge:
             raise UsageError(
                 f"pull request #{record.number} of {repo.id!r} is {record.state}; it cannot be reviewed"
             )
-        return _review(self._store.add_review(record.id, reviewer, state, body, pr.head_sha))
+        return _review(forge_records.add_review(self._store, record.id, reviewer, state, body, pr.head_sha))
 
     # ------------------------------------------------------------------------------------------ checks
 
     def checks(self, repo: ForgeRepo, sha: str) -> list[Check]:
         """The current result of every check recorded on ``sha``."""
-        return [_check(r) for r in self._store.checks(repo.id, [sha])]
+        return [_check(r) for r in forge_records.checks(self._store, repo.id, [sha])]
 
     def record_check(
         self, repo: ForgeRepo, sha: str, name: str, status: CheckStatus, log: str | None = None
     ) -> Check:
         """Record check ``name`` on ``sha``."""
-        return _check(self._store.record_check(repo.id, sha, name, status, log))
+        return _check(forge_records.record_check(self._store, repo.id, sha, name, status, log))
 
     # ------------------------------------------------------------------------------------------ comments
 
     def comment_pr(self, repo: ForgeRepo, pr: PullRequest, body: str) -> Comment:
         """Add a comment to ``pr``."""
         record = self._record(repo, pr)
-        row = self._store.add_comment(record.id, self._author, body)
+        row = forge_records.add_comment(self._store, record.id, self._author, body)
         return Comment(row.id, row.author, row.body, row.time)
 
     # ------------------------------------------------------------------------------------------ merging
@@ -331,8 +333,8 @@ class LocalForge:
         else:
             new = replay(repo.path, base_tip, head, record.number)
         self._push(repo, record.base, base_tip, new)
-        merged = self._store.mark_pull_request_merged(
-            record.id, head_sha=head, base_sha=base_tip, merge_commit=new, strategy=strategy
+        merged = forge_records.mark_pull_request_merged(
+            self._store, record.id, head_sha=head, base_sha=base_tip, merge_commit=new, strategy=strategy
         )
         self._advance_local(repo, record.base, base_tip, new)
         return Merged(self._pr(merged), new, strategy)

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from coditect_cli.services.prs import (
+    from coditect_cli.domain.prs import (
         MergeReport,
         OpenOutcome,
         OpenReport,

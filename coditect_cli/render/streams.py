@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from coditect_cli.services.launch import LaunchResult, SendResult, StatusResult, StopResult
+    from coditect_cli.services.launch import LaunchResult
+    from coditect_cli.services.streams import SendResult, StatusResult, StopResult
 
 _STATE_STYLE = {
     "started": "green",

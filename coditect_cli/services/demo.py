@@ -161,7 +161,8 @@ def _stage_launch(project: Project) -> Stage:
     """One tmux pane per stream, each running the scripted agent; wait for them; `streams status`."""
     from coditect_cli.agents import scripted_agent_template
     from coditect_cli.render.streams import print_launch, print_status
-    from coditect_cli.services.launch import launch, status, wait_for_agents
+    from coditect_cli.services.launch import launch
+    from coditect_cli.services.streams import status, wait_for_agents
 
     socket = demo_socket(project.root)
     if shutil.which("tmux") is None:
@@ -346,7 +347,7 @@ def _stage_resolve(project: Project) -> Stage:
 
 def _stage_reviews(project: Project) -> Stage:
     """Every code owner a PR needs approves it (the reviewers' part, done here by the demo)."""
-    from coditect_cli.services import prs
+    from coditect_cli.services import prs, reviews
 
     listing = prs.list_prs(project, PHASE)
     approvals: list[dict[str, Any]] = []
@@ -354,7 +355,7 @@ def _stage_reviews(project: Project) -> Stage:
         if view.pr is None or view.pr.state != "open" or view.stream is None:
             continue
         for need in view.needs:
-            prs.review(project, PHASE, view.stream, owner=need.owner, state="approved", repo=view.repo)
+            reviews.review(project, PHASE, view.stream, owner=need.owner, state="approved", repo=view.repo)
             approvals.append(
                 {"stream": view.stream, "repo": view.repo, "pr": view.pr.number, "owner": need.owner}
             )

@@ -26,7 +26,7 @@ from coditect_cli.project import Project
 if TYPE_CHECKING:
     from coditect_cli.domain.conflicts import RepoChecks
     from coditect_cli.domain.launch import PaneState
-    from coditect_cli.services.prs import PrListing, PrView
+    from coditect_cli.domain.prs import PrListing, PrView
     from coditect_cli.state.coordination import BlockRecord
 
 
@@ -114,7 +114,8 @@ def gather(
     from coditect_cli.domain.conflicts import plan_checks
     from coditect_cli.services.manifest import load_valid
     from coditect_cli.services.setup import project_common_dir
-    from coditect_cli.state.coordination import checkpoint_statuses, open_blocks, task_states
+    from coditect_cli.state.coordination import open_blocks, task_states
+    from coditect_cli.state.journal_records import checkpoint_statuses
     from coditect_cli.state.store import Store
 
     checked = load_valid(project, phase, with_repos=False)
@@ -245,7 +246,7 @@ def _panes(
     from coditect_cli.adapters.tmux import Tmux
     from coditect_cli.domain.launch import session_name
     from coditect_cli.errors import CoditectError
-    from coditect_cli.services.launch import project_name, resolve_socket
+    from coditect_cli.services.session import project_name, resolve_socket
 
     try:
         tmux = Tmux(resolve_socket(common, manifest.phase, socket))

@@ -12,7 +12,6 @@ a mismatch stops the run (:class:`TreeMismatch`). Such merges cannot be undone, 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from coditect_cli.forge.base import MergeStrategy, PullRequest
 from coditect_cli.project import Project
 from coditect_cli.services.journal import Handler, Journal, StepContext, Undo, read_refs
 from coditect_cli.services.prs import Session
+from coditect_cli.state import forge_records, journal_records
 
 Resume = Literal["continue", "abort"]
 
@@ -61,7 +61,7 @@ class Integration:
 
     def announce(self, streams: Sequence[str], text: str) -> dict[str, Any]:
         """Type ``text`` into each stream's pane; without a tmux session, skip quietly and say so."""
-        from coditect_cli.services.launch import send
+        from coditect_cli.services.streams import send
 
         delivered: list[str] = []
         skipped: dict[str, str] = {}
@@ -118,7 +118,7 @@ class Integration:
     ) -> dict[str, Any]:
         store = self.s.store
         for entry in info["chain"]:
-            record = store.pull_request(repo, int(entry["number"]))
+            record = forge_records.pull_request(store, repo, int(entry["number"]))
             if record is None or (record.state != "open" and record.merge_commit != entry["commit"]):
                 state = "gone" if record is None else record.state
                 raise RefusedError(
@@ -128,10 +128,11 @@ class Integration:
         ctx.move(lambda: self.branch_moves(repo, tips, str(info["tested"])))
         merged: list[int] = []
         for entry in info["chain"]:
-            record = store.pull_request(repo, int(entry["number"]))
+            record = forge_records.pull_request(store, repo, int(entry["number"]))
             assert record is not None
             if record.state == "open":
-                store.mark_pull_request_merged(
+                forge_records.mark_pull_request_merged(
+                    store,
                     record.id,
                     head_sha=entry["head_sha"],
                     base_sha=entry["base_sha"],
@@ -332,13 +333,9 @@ def phase_notes(s: Session) -> str:
 
     m = s.manifest
     checkpoint_of: dict[tuple[str, int], int] = {}
-    for cp, data in s.store.query(
-        "SELECT checkpoint, data FROM gating_results WHERE phase = ? AND kind = 'checkpoint' "
-        "AND status = 'passed' ORDER BY id",
-        [m.phase],
-    ):
-        for pr in json.loads(data).get("merged", []):
-            checkpoint_of[(pr["repo"], int(pr["number"]))] = int(cp)
+    for cp, data in journal_records.passed_checkpoint_data(s.store, m.phase):
+        for pr in data.get("merged", []):
+            checkpoint_of[(pr["repo"], int(pr["number"]))] = cp
     streams = {str(p.branch): p.stream.id for p in m.pairs()}
     merged: list[dict[str, Any]] = []
     for repo in m.repositories:
@@ -368,39 +365,19 @@ def write_result(
     report: Path | None,
 ) -> None:
     """Keep the outcome of a checkpoint or merge-phase in the store (one row per run)."""
-    from coditect_cli.state.store import utc_now
-
-    s.store.execute(
-        "INSERT OR REPLACE INTO gating_results (journal_id, phase, kind, checkpoint, status, data, report, time) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            journal.id,
-            s.manifest.phase,
-            kind,
-            checkpoint,
-            status,
-            json.dumps(dict(data), default=str),
-            str(report) if report else None,
-            utc_now(),
-        ),
+    journal_records.record_gating_result(
+        s.store, journal.id, s.manifest.phase, kind, checkpoint, status, data, str(report) if report else None
     )
 
 
 def reopen(s: Session, repo: str, number: int | None, merge_commit: str) -> None:
     """Reopen the local forge's PR of ``repo`` that was marked merged as ``merge_commit`` (by this run)."""
-    s.store.execute(
-        "UPDATE pull_requests SET state = 'open', merged_head_sha = NULL, base_sha = NULL, merge_commit = NULL, "
-        "strategy = NULL, merged = NULL WHERE repo = ? AND (? IS NULL OR number = ?) AND state = 'merged' "
-        "AND merge_commit = ?",
-        (repo, number, number, merge_commit),
-    )
+    forge_records.reopen_merged_pull_requests(s.store, repo, number, merge_commit)
 
 
 def passed_checkpoints(s: Session) -> dict[int, str]:
     """Each checkpoint's latest recorded status (passed, failed, aborted) in the session's phase."""
-    from coditect_cli.state.coordination import checkpoint_statuses
-
-    return checkpoint_statuses(s.store, s.manifest.phase)
+    return journal_records.checkpoint_statuses(s.store, s.manifest.phase)
 
 
 def landed(journal: Journal, repo: str) -> str | None:
@@ -426,7 +403,7 @@ def mark_aborted(s: Session, journal: Journal) -> None:
     """Undo a report step: the recorded result is ``aborted``, and the report says so."""
     from coditect_cli.state.store import utc_now
 
-    s.store.execute("UPDATE gating_results SET status = 'aborted' WHERE journal_id = ?", (journal.id,))
+    journal_records.mark_gating_result_aborted(s.store, journal.id)
     for step in journal.steps():
         if step.kind == "report" and step.result and step.result.get("path"):
             path = Path(str(step.result["path"]))

@@ -22,7 +22,6 @@ every step; it has no other use.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,7 +32,9 @@ from typing import Any
 from coditect_cli.adapters import proc
 from coditect_cli.domain.gating import RefMove, StepRecord, reconcile
 from coditect_cli.errors import CommandFailed, RefusedError, UnavailableError, UsageError
-from coditect_cli.state.store import Store, utc_now
+from coditect_cli.state import journal_records
+from coditect_cli.state.journal_records import JournalInfo
+from coditect_cli.state.store import Store
 
 KILL_ENV = "CODITECT_TEST_KILL_AT"
 
@@ -48,27 +49,9 @@ def kill_hook(idx: int, point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-@dataclass(frozen=True)
-class JournalInfo:
-    """A journal's header row."""
-
-    id: int
-    run_id: int | None
-    command: str
-    phase: str
-    subject: str
-    args: dict[str, Any]
-    state: str
-    started: str
-    finished: str | None
-
-
 class Journal:
-    """One command's journal in the store (see the module docstring)."""
+    """One command's journal in the store (see the module docstring); its rows are kept by
+    :mod:`coditect_cli.state.journal_records`."""
 
     def __init__(self, store: Store, info: JournalInfo) -> None:
         self.store = store
@@ -103,16 +86,7 @@ class Journal:
                     hint=f"`coditect {found.info.command} --continue` finishes it; "
                     f"`coditect {found.info.command} --abort` puts every ref it moved back",
                 )
-            journal_id = store.execute(
-                "INSERT INTO journals (run_id, command, phase, subject, args, state, started) "
-                "VALUES (?, ?, ?, ?, ?, 'open', ?)",
-                (run_id, command, phase, subject, _json(dict(args)), utc_now()),
-            )
-            for idx, (kind, payload) in enumerate(steps):
-                store.execute(
-                    "INSERT INTO journal_steps (journal_id, idx, kind, payload, state) VALUES (?, ?, ?, ?, 'pending')",
-                    (journal_id, idx, kind, _json(dict(payload))),
-                )
+            journal_id = journal_records.add_journal(store, run_id, command, phase, subject, args, steps)
         journal = cls.load(store, journal_id)
         assert journal is not None
         return journal
@@ -120,49 +94,20 @@ class Journal:
     @classmethod
     def load(cls, store: Store, journal_id: int) -> Journal | None:
         """The journal with this id, or None."""
-        rows = store.query(
-            "SELECT id, run_id, command, phase, subject, args, state, started, finished FROM journals WHERE id = ?",
-            [journal_id],
-        )
-        if not rows:
-            return None
-        r = rows[0]
-        return cls(store, JournalInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8]))
+        info = journal_records.journal_info(store, journal_id)
+        return None if info is None else cls(store, info)
 
     @classmethod
     def find_open(cls, store: Store, phase: str) -> Journal | None:
         """The open (interrupted or running) journal of ``phase``, or None."""
-        rows = store.query("SELECT id FROM journals WHERE phase = ? AND state = 'open'", [phase])
-        return cls.load(store, int(rows[0][0])) if rows else None
+        journal_id = journal_records.open_journal_id(store, phase)
+        return None if journal_id is None else cls.load(store, journal_id)
 
     # ------------------------------------------------------------------------------------------ steps
 
     def steps(self) -> list[StepRecord]:
         """Every step with its moves, in order."""
-        moves: dict[int, list[RefMove]] = {}
-        for idx, repo, ref, location, old, new in self.store.query(
-            "SELECT idx, repo, ref, location, old, new FROM journal_refs WHERE journal_id = ? ORDER BY id",
-            [self.id],
-        ):
-            moves.setdefault(int(idx), []).append(RefMove(repo, ref, location, old, new))
-        out: list[StepRecord] = []
-        for idx, kind, payload, state, started, result in self.store.query(
-            "SELECT idx, kind, payload, state, started, result FROM journal_steps WHERE journal_id = ? "
-            "ORDER BY idx",
-            [self.id],
-        ):
-            out.append(
-                StepRecord(
-                    int(idx),
-                    kind,
-                    json.loads(payload),
-                    state,
-                    started is not None,
-                    json.loads(result) if result is not None else None,
-                    tuple(moves.get(int(idx), ())),
-                )
-            )
-        return out
+        return journal_records.journal_steps(self.store, self.id)
 
     def step(self, idx: int) -> StepRecord:
         """Step ``idx``."""
@@ -177,59 +122,33 @@ class Journal:
 
     def start(self, idx: int) -> None:
         """Note that step ``idx`` began (it may have changed things from now on)."""
-        self.store.execute(
-            "UPDATE journal_steps SET started = COALESCE(started, ?) WHERE journal_id = ? AND idx = ?",
-            (utc_now(), self.id, idx),
-        )
+        journal_records.start_step(self.store, self.id, idx)
 
     def add_moves(self, idx: int, moves: Sequence[RefMove]) -> None:
         """Journal the moves step ``idx`` is about to make."""
-        with self.store.transaction():
-            for m in moves:
-                self.store.execute(
-                    "INSERT INTO journal_refs (journal_id, idx, repo, ref, location, old, new) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (self.id, idx, m.repo, m.ref, m.location, m.old, m.new),
-                )
+        journal_records.add_step_moves(self.store, self.id, idx, moves)
 
     def done(self, idx: int, result: Mapping[str, Any]) -> None:
         """Journal step ``idx`` done with ``result``."""
-        self.store.execute(
-            "UPDATE journal_steps SET state = 'done', finished = ?, result = ? WHERE journal_id = ? AND idx = ?",
-            (utc_now(), _json(dict(result)), self.id, idx),
-        )
+        journal_records.step_done(self.store, self.id, idx, result)
 
     def undone(self, idx: int) -> None:
         """Journal step ``idx`` undone (by ``--abort``)."""
-        self.store.execute(
-            "UPDATE journal_steps SET state = 'undone', finished = ? WHERE journal_id = ? AND idx = ?",
-            (utc_now(), self.id, idx),
-        )
+        journal_records.step_undone(self.store, self.id, idx)
 
     def finish(self, state: str) -> None:
         """Close the journal as ``done`` or ``aborted``."""
-        self.store.execute(
-            "UPDATE journals SET state = ?, finished = ? WHERE id = ? AND state = 'open'",
-            (state, utc_now(), self.id),
-        )
+        journal_records.finish_journal(self.store, self.id, state)
 
     # ------------------------------------------------------------------------------------------ gate cache
 
     def gate_result(self, repo: str, tree: str) -> tuple[bool, dict[str, Any]] | None:
         """The recorded gate result of ``tree`` in ``repo`` in this run, or None."""
-        rows = self.store.query(
-            "SELECT passed, detail FROM gate_results WHERE journal_id = ? AND repo = ? AND tree = ?",
-            [self.id, repo, tree],
-        )
-        return (bool(rows[0][0]), json.loads(rows[0][1])) if rows else None
+        return journal_records.gate_result(self.store, self.id, repo, tree)
 
     def record_gate(self, repo: str, tree: str, passed: bool, detail: Mapping[str, Any]) -> None:
         """Keep the gate result of ``tree`` in ``repo`` for this run."""
-        self.store.execute(
-            "INSERT OR REPLACE INTO gate_results (journal_id, repo, tree, passed, detail, time) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (self.id, repo, tree, int(passed), _json(dict(detail)), utc_now()),
-        )
+        journal_records.record_gate_result(self.store, self.id, repo, tree, passed, detail)
 
 
 # ------------------------------------------------------------------------------------------------ refs

@@ -1,15 +1,10 @@
-"""``streams launch|status|attach|send|stop``: one tmux pane per stream, and what happens in it.
+"""``streams launch|attach``: one tmux pane per stream, each running the stream's agent.
 
 ``launch`` sets the phase up when needed, writes each stream's prompt file, then creates the tmux session
 (or adds the panes missing from it) in ONE tmux invocation; running agents are never restarted. Panes are
-found by their ``@coditect_stream`` option. The socket a phase was launched on is kept in the state store's
-``meta`` table (``tmux.socket:<phase>``, empty for the default server) so the other commands find it.
-
-Files under ``<git-common-dir>/coditect/`` (shared by every worktree of the project):
-
-- ``prompts/<phase>/<stream>.md``: the prompt each agent reads;
-- ``panes/<phase>/<stream>.log``: everything the pane printed (``pipe-pane``); its modification time is the
-  pane's last output, which tmux 3.3 does not report per pane.
+found by their ``@coditect_stream`` option. Where the session and its files are:
+:mod:`coditect_cli.services.session`; what runs in it afterwards (status, send, stop):
+:mod:`coditect_cli.services.streams`.
 """
 
 from __future__ import annotations
@@ -19,8 +14,6 @@ import os
 import re
 import shlex
 import shutil
-import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +27,7 @@ from coditect_cli.domain.launch import (
     ordered_streams,
     pane_env,
     pane_title,
+    panes_by_stream,
     phase_day,
     render_prompt,
     resolve_agent,
@@ -41,17 +35,19 @@ from coditect_cli.domain.launch import (
     stream_worktrees,
 )
 from coditect_cli.domain.manifest import Manifest
-from coditect_cli.errors import CoditectError, Location, Problem, RefusedError, UnavailableError, UsageError
+from coditect_cli.errors import CoditectError, Problem, UnavailableError, UsageError
 from coditect_cli.project import Project
+from coditect_cli.services.session import (
+    SOCKET_META,
+    log_path,
+    phase_session,
+    project_name,
+    prompt_path,
+    resolve_socket,
+)
 
 if TYPE_CHECKING:
     from coditect_cli.services.setup import SetupResult
-
-PROMPTS_DIR = "prompts"
-LOGS_DIR = "panes"
-SOCKET_META = "tmux.socket:{phase}"
-STATUS_GRACE = 2.0  # seconds a dead pane may lack its exit status before wait_for_agents reports None
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|\r")
 
 
 # ----------------------------------------------------------------------------------------------- results
@@ -137,180 +133,7 @@ class LaunchResult:
         }
 
 
-@dataclass(frozen=True)
-class WorktreeWork:
-    """A worktree's unsaved work: uncommitted changes and commits not on its upstream."""
-
-    repo: str
-    path: Path
-    exists: bool
-    branch: str | None = None
-    upstream: str | None = None
-    changes: tuple[str, ...] = ()  # `git status` short lines: "XY path"
-    unpushed: int = 0
-    commits: tuple[str, ...] = ()  # "<short sha> <subject>" of each unpushed commit (when listed)
-
-    @property
-    def clean(self) -> bool:
-        """No uncommitted change and nothing unpushed."""
-        return not self.changes and not self.unpushed
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "repo": self.repo,
-            "path": str(self.path),
-            "exists": self.exists,
-            "branch": self.branch,
-            "upstream": self.upstream,
-            "uncommitted": len(self.changes),
-            "unpushed": self.unpushed,
-            "changes": list(self.changes),
-            "commits": list(self.commits),
-        }
-
-
-@dataclass
-class StreamStatus:
-    """One stream in ``streams status``: its pane and its worktrees."""
-
-    stream: str
-    state: str  # "running", "dead" or "missing"
-    pane_id: str | None
-    window: str | None
-    exit_status: int | None
-    exit_signal: int | None
-    command: str | None
-    cwd: str | None
-    idle_seconds: float | None
-    last_line: str | None
-    worktrees: list[WorktreeWork]
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "stream": self.stream,
-            "state": self.state,
-            "pane_id": self.pane_id,
-            "window": self.window,
-            "exit_status": self.exit_status,
-            "exit_signal": self.exit_signal,
-            "command": self.command,
-            "cwd": self.cwd,
-            "idle_seconds": None if self.idle_seconds is None else round(self.idle_seconds, 1),
-            "last_line": self.last_line,
-            "worktrees": [w.to_json() for w in self.worktrees],
-        }
-
-
-@dataclass
-class StatusResult:
-    """``streams status``: the session and every stream of the phase."""
-
-    phase: str
-    session: str
-    socket: str | None
-    exists: bool
-    streams: list[StreamStatus]
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "phase": self.phase,
-            "session": self.session,
-            "socket": self.socket,
-            "exists": self.exists,
-            "streams": [s.to_json() for s in self.streams],
-        }
-
-
-@dataclass
-class SendResult:
-    """``streams send``: which panes got the text and which were skipped (and why)."""
-
-    phase: str
-    session: str
-    text: str
-    delivered: list[str]
-    skipped: dict[str, str]
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "phase": self.phase,
-            "session": self.session,
-            "text": self.text,
-            "delivered": self.delivered,
-            "skipped": self.skipped,
-        }
-
-
-@dataclass
-class StopResult:
-    """``streams stop``: the session ended (if it ran) and the worktrees removed (with --remove-worktrees)."""
-
-    phase: str
-    session: str
-    socket: str | None
-    killed: bool
-    panes: int
-    removed: list[Path]
-    kept: list[WorktreeWork]
-    dry_run: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "phase": self.phase,
-            "session": self.session,
-            "socket": self.socket,
-            "killed": self.killed,
-            "panes": self.panes,
-            "removed_worktrees": [str(p) for p in self.removed],
-            "worktrees_with_work": [w.to_json() for w in self.kept if not w.clean],
-            "dry_run": self.dry_run,
-        }
-
-
-# ----------------------------------------------------------------------------------------------- locations
-
-
-def prompt_path(common: Path, phase: str, stream: str) -> Path:
-    """Where ``stream``'s prompt file is written."""
-    return common / "coditect" / PROMPTS_DIR / phase / f"{stream}.md"
-
-
-def log_path(common: Path, phase: str, stream: str) -> Path:
-    """Where ``stream``'s pane output is logged (``pipe-pane``)."""
-    return common / "coditect" / LOGS_DIR / phase / f"{stream}.log"
-
-
-def project_name(manifest: Manifest, project: Project) -> str:
-    """The project's name: the manifest's ``project``, else the root directory's name."""
-    return manifest.project or project.root.name
-
-
-def _store_path(common: Path) -> Path:
-    from coditect_cli.state.store import DB_NAME, STATE_DIR
-
-    return common / STATE_DIR / DB_NAME
-
-
-def resolve_socket(common: Path, phase: str, socket: str | None) -> str | None:
-    """The tmux socket name for ``phase``: ``socket``, else ``$CODITECT_TMUX_SOCKET``, else the one the
-    phase was launched on (from the store), else None (the default server)."""
-    from coditect_cli.adapters.tmux import SOCKET_ENV
-
-    if socket is not None:
-        return socket or None
-    if SOCKET_ENV in os.environ:
-        return os.environ[SOCKET_ENV] or None
-    if not _store_path(common).is_file():
-        return None
-    from coditect_cli.state.store import Store
-
-    with Store.open(common) as store:
-        return store.get_meta(SOCKET_META.format(phase=phase)) or None
+# ----------------------------------------------------------------------------------------------- launch
 
 
 def _login_shell() -> str:
@@ -323,9 +146,6 @@ def _login_shell() -> str:
         return pwd.getpwuid(os.getuid()).pw_shell or "/bin/sh"
     except KeyError:
         return "/bin/sh"
-
-
-# ----------------------------------------------------------------------------------------------- launch
 
 
 @dataclass(frozen=True)
@@ -462,15 +282,6 @@ def _launched(
     return out
 
 
-def _by_stream(rows: list[PaneState]) -> dict[str, PaneState]:
-    """The first pane of each stream (a stream has one pane; a duplicate made by hand is ignored)."""
-    out: dict[str, PaneState] = {}
-    for row in rows:
-        if row.stream and row.stream not in out:
-            out[row.stream] = row
-    return out
-
-
 def launch(
     project: Project,
     phase: str | None,
@@ -504,7 +315,7 @@ def launch(
     )
     spec = prepared.spec
     tmux = Tmux(sock)
-    existing = _by_stream(tmux.session_panes(spec.name))
+    existing = panes_by_stream(tmux.session_panes(spec.name))
     missing = [p for p in spec.panes if p.stream not in existing]
     _check_programs(missing)
 
@@ -539,7 +350,7 @@ def launch(
             prompt_file.parent.mkdir(parents=True, exist_ok=True)
             prompt_file.write_text(text, encoding="utf-8")
         # Look again under the lock: another launch may have created panes meanwhile.
-        existing = _by_stream(tmux.session_panes(spec.name))
+        existing = panes_by_stream(tmux.session_panes(spec.name))
         missing = [p for p in spec.panes if p.stream not in existing]
         _check_programs(missing)  # a pane may have been killed since the first look
         result.created = not existing
@@ -569,7 +380,7 @@ def launch(
                 )
             result.commands = [shlex.join(c) for c in commands]
         rows = tmux.session_panes(spec.name)
-    result.panes = _launched(spec, _by_stream(rows), {p.stream for p in missing}, "started")
+    result.panes = _launched(spec, panes_by_stream(rows), {p.stream for p in missing}, "started")
     result.tmux_invocations = tmux.invocations
     if attach:
         attach_session(sock, spec.name, result)
@@ -621,6 +432,9 @@ def run_headless(
     return codes
 
 
+# ----------------------------------------------------------------------------------------------- attach
+
+
 def attach_session(socket: str | None, session: str, result: LaunchResult | None = None) -> bool:
     """Bring ``session`` to the user's terminal.
 
@@ -663,149 +477,14 @@ def _inside_socket() -> str | None:
     return inside_tmux_socket()
 
 
-# ----------------------------------------------------------------------------------------------- the other commands
-
-
-@dataclass(frozen=True)
-class _Session:
-    manifest: Manifest
-    common: Path
-    name: str
-    socket: str | None
-
-
-def _session(project: Project, phase: str | None, socket: str | None) -> _Session:
-    from coditect_cli.services.manifest import load
-    from coditect_cli.services.setup import project_common_dir
-
-    manifest = load(project, phase).manifest
-    common = project_common_dir(project)
-    sock = resolve_socket(common, manifest.phase, socket)
-    return _Session(manifest, common, session_name(project_name(manifest, project), manifest.phase), sock)
-
-
-def _no_session(s: _Session) -> UnavailableError:
-    where = f" on tmux socket {s.socket!r}" if s.socket else " on the default tmux server"
-    return UnavailableError(
-        f"no tmux session {s.name}{where}",
-        hint=f"start it with `coditect streams launch {s.manifest.phase}`"
-        + ("" if s.socket else " (or pass --socket NAME if it runs on another server)"),
-    )
-
-
-def read_work(repo: str, path: Path, *, list_commits: bool = False) -> WorktreeWork:
-    """Uncommitted changes and unpushed commits of the worktree at ``path`` (1-2 git processes).
-
-    Unpushed means ahead of the upstream branch; a branch without upstream counts the commits on no other
-    branch and no remote-tracking branch.
-    """
-    from coditect_cli.adapters import proc
-
-    if not (path / ".git").exists():
-        return WorktreeWork(repo, path, exists=False)
-    git = ["git", "-C", str(path)]
-    out = proc.run([*git, "status", "--porcelain=v2", "--branch", "--untracked-files=all"]).stdout
-    branch: str | None = None
-    upstream: str | None = None
-    ahead = 0
-    changes: list[str] = []
-    for line in out.splitlines():
-        if line.startswith("# branch.head "):
-            head = line.removeprefix("# branch.head ")
-            branch = None if head == "(detached)" else head
-        elif line.startswith("# branch.upstream "):
-            upstream = line.removeprefix("# branch.upstream ")
-        elif line.startswith("# branch.ab "):
-            ahead = int(line.split()[2].lstrip("+"))
-        elif line.startswith("? "):
-            changes.append(f"?? {line[2:]}")
-        elif line[:2] in {"1 ", "2 ", "u "}:
-            parts = line.split(" ", {"1": 8, "2": 9, "u": 10}[line[0]])
-            changes.append(f"{parts[1].replace('.', ' ')} {parts[-1].split(chr(9))[0]}")
-    commits: tuple[str, ...] = ()
-    fmt = "--format=%h %s"
-    if upstream is not None:
-        unpushed = ahead
-        if list_commits and ahead:
-            commits = tuple(proc.run([*git, "log", fmt, "@{upstream}..HEAD"]).stdout.splitlines())
-    elif "# branch.oid (initial)" in out:
-        unpushed = 0
-    else:
-        exclude = [f"--exclude={branch}"] if branch else []
-        listed = proc.run([*git, "log", fmt, "HEAD", "--not", *exclude, "--branches", "--remotes"]).stdout
-        commits = tuple(listed.splitlines())
-        unpushed = len(commits)
-        if not list_commits:
-            commits = ()
-    return WorktreeWork(repo, path, True, branch, upstream, tuple(changes), unpushed, commits)
-
-
-def _worktrees(project: Project, manifest: Manifest) -> dict[str, list[tuple[str, Path]]]:
-    from coditect_cli.domain.plan import worktree_path
-
-    out: dict[str, list[tuple[str, Path]]] = {}
-    for pair in manifest.pairs():
-        out.setdefault(pair.stream.id, []).append((pair.repo.id, worktree_path(manifest, project.root, pair)))
-    return out
-
-
-def _last_line(log: Path) -> str | None:
-    try:
-        with log.open("rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - 4096))
-            tail = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return None
-    lines = [_ANSI.sub("", line).strip() for line in tail.splitlines()]
-    lines = [line for line in lines if line]
-    return lines[-1][:200] if lines else None
-
-
-def status(project: Project, phase: str | None, *, socket: str | None = None) -> StatusResult:
-    """Every stream's pane (alive or dead, current command, cwd, idle time) and worktrees (branch,
-    uncommitted and unpushed counts). One ``list-panes -a`` call for all panes."""
-    from coditect_cli.adapters.tmux import Tmux
-
-    s = _session(project, phase, socket)
-    rows = _by_stream(Tmux(s.socket).session_panes(s.name))
-    worktrees = _worktrees(project, s.manifest)
-    now = time.time()
-    out: list[StreamStatus] = []
-    for stream in ordered_streams(s.manifest):
-        row = rows.get(stream.id)
-        log = log_path(s.common, s.manifest.phase, stream.id)
-        idle: float | None = None
-        last: str | None = None
-        if row is not None and log.is_file():
-            idle = max(0.0, now - log.stat().st_mtime)
-            last = _last_line(log)
-        out.append(
-            StreamStatus(
-                stream=stream.id,
-                state="missing" if row is None else "dead" if row.dead else "running",
-                pane_id=row.pane_id if row else None,
-                window=row.window_name if row else None,
-                exit_status=row.dead_status if row and row.dead else None,
-                exit_signal=row.dead_signal if row and row.dead else None,
-                command=row.command if row else None,
-                cwd=(row.cwd or None) if row else None,
-                idle_seconds=idle,
-                last_line=last,
-                worktrees=[read_work(repo, path) for repo, path in worktrees[stream.id]],
-            )
-        )
-    return StatusResult(s.manifest.phase, s.name, s.socket, bool(rows), out)
-
-
 def attach_target(project: Project, phase: str | None, *, socket: str | None = None) -> dict[str, Any]:
     """The phase's live session and how to attach to it; :class:`UnavailableError` when it is not running."""
     from coditect_cli.adapters.tmux import Tmux
 
-    s = _session(project, phase, socket)
+    s = phase_session(project, phase, socket)
     rows = Tmux(s.socket).session_panes(s.name)
     if not rows:
-        raise _no_session(s)
+        raise s.not_running()
     sock = f"-L {s.socket} " if s.socket else ""
     return {
         "phase": s.manifest.phase,
@@ -822,197 +501,3 @@ def attach(project: Project, phase: str | None, *, socket: str | None = None) ->
     """Attach the terminal to the phase's session (``switch-client`` inside tmux on the same server)."""
     target = attach_target(project, phase, socket=socket)
     attach_session(target["socket"], target["session"])
-
-
-def send(
-    project: Project, phase: str | None, target: str, text: str, *, socket: str | None = None
-) -> SendResult:
-    """Type ``text`` literally into ``target``'s pane (a stream id, or ``all``), then press Enter."""
-    result = send_each(project, phase, {target: text}, socket=socket)
-    if not result.delivered:
-        reasons = "; ".join(f"{k}: {v}" for k, v in result.skipped.items())
-        raise UnavailableError(
-            f"nothing to send to: {reasons}",
-            hint=f"relaunch with `coditect streams launch {result.phase}`",
-        )
-    return result
-
-
-def send_each(
-    project: Project, phase: str | None, texts: Mapping[str, str], *, socket: str | None = None
-) -> SendResult:
-    """Type each stream's own text into its pane (key ``all``: every stream), reading the panes once.
-
-    Streams whose pane is missing or dead are skipped, with the reason.
-    """
-    from coditect_cli.adapters.tmux import Tmux
-
-    s = _session(project, phase, socket)
-    streams = [st.id for st in ordered_streams(s.manifest)]
-    unknown = [t for t in texts if t != "all" and t not in streams]
-    if unknown:
-        raise UsageError(
-            f"no stream {unknown[0]!r} in phase {s.manifest.phase} (streams: {', '.join(streams)}, or all)"
-        )
-    tmux = Tmux(s.socket)
-    rows = _by_stream(tmux.session_panes(s.name))
-    if not rows:
-        raise _no_session(s)
-    wanted = {st: texts["all"] for st in streams} if "all" in texts else dict(texts)
-    delivered: list[str] = []
-    skipped: dict[str, str] = {}
-    for stream in (st for st in streams if st in wanted):
-        row = rows.get(stream)
-        if row is None:
-            skipped[stream] = "no pane"
-        elif row.dead:
-            skipped[stream] = (
-                f"the agent exited ({row.dead_status if row.dead_status is not None else 'signal'})"
-            )
-        else:
-            delivered.append(stream)
-    same = len(set(wanted.values())) == 1
-    if delivered and same:
-        tmux.send([rows[st].pane_id for st in delivered], next(iter(wanted.values())))
-    else:
-        for stream in delivered:
-            tmux.send([rows[stream].pane_id], wanted[stream])
-    text = next(iter(wanted.values())) if same and wanted else ""
-    return SendResult(s.manifest.phase, s.name, text, delivered, skipped)
-
-
-def _refusal(dirty: list[WorktreeWork]) -> RefusedError:
-    lines: list[str] = []
-    problems: list[Problem] = []
-    for w in dirty:
-        lines.append(f"  {w.path} ({w.repo}, {w.branch or 'detached HEAD'}):")
-        for change in w.changes:
-            lines.append(f"    uncommitted: {change}")
-            problems.append(Problem("uncommitted", f"uncommitted: {change}", Location(str(w.path))))
-        for commit in w.commits:
-            where = f"not on {w.upstream}" if w.upstream else "on no other branch or remote"
-            lines.append(f"    unpushed ({where}): {commit}")
-            problems.append(Problem("unpushed", f"unpushed: {commit}", Location(str(w.path))))
-    return RefusedError(
-        f"{len(dirty)} worktree(s) have work that removing them would put at risk; nothing was stopped "
-        "or removed:\n" + "\n".join(lines),
-        problems=tuple(problems),
-        hint="commit and push (or discard) that work, or stop without --remove-worktrees",
-    )
-
-
-def stop(
-    project: Project,
-    phase: str | None,
-    *,
-    socket: str | None = None,
-    remove_worktrees: bool = False,
-    dry_run: bool = False,
-) -> StopResult:
-    """End the phase's session (every pane); worktrees stay unless ``remove_worktrees``.
-
-    With ``remove_worktrees`` it first refuses (:class:`RefusedError`, exit 4, nothing stopped) while any
-    worktree has uncommitted files or unpushed commits, listing every one; otherwise it ends the session
-    and removes the worktrees with ``git worktree remove`` (which itself refuses a worktree that changed
-    meanwhile) and ``git worktree prune``.
-    """
-    from coditect_cli.adapters import proc
-    from coditect_cli.adapters.tmux import Tmux
-    from coditect_cli.state.lock import phase_lock
-    from coditect_cli.state.store import Store
-
-    s = _session(project, phase, socket)
-    tmux = Tmux(s.socket)
-    rows = tmux.session_panes(s.name)
-    works = [
-        read_work(repo, path, list_commits=remove_worktrees)
-        for entries in _worktrees(project, s.manifest).values()
-        for repo, path in entries
-    ]
-    existing = [w for w in works if w.exists]
-    dirty = [w for w in existing if not w.clean]
-    if remove_worktrees and dirty:
-        raise _refusal(dirty)
-    result = StopResult(s.manifest.phase, s.name, s.socket, bool(rows), len(rows), [], works, dry_run=dry_run)
-    if dry_run:
-        result.removed = [w.path for w in existing] if remove_worktrees else []
-        return result
-    with phase_lock(s.common, s.manifest.phase, "coditect streams stop"):
-        if rows:
-            tmux.kill_session(s.name)
-        if remove_worktrees:
-            repos = {r.id: (project.root / r.path).resolve() for r in s.manifest.repositories}
-            for w in existing:
-                proc.run(["git", "-C", str(repos[w.repo]), "worktree", "remove", str(w.path)])
-                result.removed.append(w.path)
-                _prune_empty_dirs(w.path.parent, stop_at=project.root)
-            for repo in sorted({w.repo for w in existing}):
-                proc.run(["git", "-C", str(repos[repo]), "worktree", "prune"])
-        with Store.open(s.common) as store:
-            store.record_event(
-                None,
-                "streams stop",
-                "stop",
-                phase=s.manifest.phase,
-                detail={"session": s.name, "killed": bool(rows), "removed": [str(p) for p in result.removed]},
-            )
-    return result
-
-
-def _prune_empty_dirs(directory: Path, *, stop_at: Path) -> None:
-    """Remove ``directory`` and its parents while they are empty, never reaching ``stop_at``."""
-    current = directory
-    while current != stop_at and stop_at in current.parents:
-        try:
-            current.rmdir()
-        except OSError:
-            return
-        current = current.parent
-
-
-def wait_for_agents(
-    project: Project,
-    phase: str | None,
-    timeout: float,
-    *,
-    socket: str | None = None,
-    poll: float = 0.05,
-    on_poll: Callable[[dict[str, PaneState]], None] | None = None,
-) -> dict[str, int | None]:
-    """Wait until every stream's pane is dead (its agent exited); return each stream's exit status.
-
-    A pane killed by a signal or missing altogether gives None. Polls ``list-panes`` every ``poll``
-    seconds (at most 0.1); raises :class:`CoditectError` naming the agents still running at ``timeout``.
-    """
-    from coditect_cli.adapters.tmux import Tmux
-
-    s = _session(project, phase, socket)
-    tmux = Tmux(s.socket)
-    streams = [st.id for st in ordered_streams(s.manifest)]
-    deadline = time.monotonic() + timeout
-    interval = min(max(poll, 0.005), 0.1)
-    unknown_since: dict[str, float] = {}
-    while True:
-        rows = _by_stream(tmux.session_panes(s.name))
-        if on_poll is not None:
-            on_poll(rows)
-        now = time.monotonic()
-        running: list[str] = []
-        for st in streams:
-            row = rows.get(st)
-            if row is None or row.finished:
-                continue
-            if row.dead:
-                # Dead without a status even after the adapter's reap: give tmux a moment, then accept it.
-                if now - unknown_since.setdefault(st, now) < STATUS_GRACE:
-                    running.append(st)
-                continue
-            running.append(st)
-        if not running:
-            return {st: (rows[st].dead_status if st in rows else None) for st in streams}
-        if now >= deadline:
-            raise CoditectError(
-                f"agents still running after {timeout:g}s: {', '.join(running)}",
-                hint=f"see them with `coditect streams status {s.manifest.phase}`",
-            )
-        time.sleep(interval)

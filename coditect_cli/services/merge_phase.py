@@ -38,6 +38,7 @@ from coditect_cli.services.gating import (
 from coditect_cli.services.journal import Journal, StepContext
 from coditect_cli.services.prs import Session
 from coditect_cli.services.staging import Chain
+from coditect_cli.state import forge_records
 
 
 @dataclass
@@ -215,9 +216,9 @@ class _MergePhase:
         """A PR this run opened on the local forge is closed again (GitHub's stay: a closed PR is noise too)."""
         repo = str(step.payload["repo"])
         if step.result and step.result.get("created") and self.s.forges.kind(repo) == "local":
-            record = self.s.store.pull_request(repo, int(step.result["number"]))
+            record = forge_records.pull_request(self.s.store, repo, int(step.result["number"]))
             if record is not None:
-                self.s.store.close_pull_request(record.id)
+                forge_records.close_pull_request(self.s.store, record.id)
 
     def _reopen(self, step: StepRecord) -> None:
         for move in step.moves:
@@ -359,11 +360,16 @@ class _MergePhase:
                 "number": pr.number,
                 "nothing": True,
             }
-        record = self.s.store.pull_request(repo, pr.number)
+        record = forge_records.pull_request(self.s.store, repo, pr.number)
         if record is not None and record.state == "open":
             assert pushed.old is not None and pushed.new is not None
-            self.s.store.mark_pull_request_merged(
-                record.id, head_sha=head, base_sha=pushed.old, merge_commit=pushed.new, strategy=strategy
+            forge_records.mark_pull_request_merged(
+                self.s.store,
+                record.id,
+                head_sha=head,
+                base_sha=pushed.old,
+                merge_commit=pushed.new,
+                strategy=strategy,
             )
         return {"commit": pushed.new, "number": pr.number}
 

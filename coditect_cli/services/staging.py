@@ -123,7 +123,8 @@ class GateRunner:
 def collect(it: Integration, streams: Sequence[str], repos: Sequence[str]) -> dict[str, Any]:
     """Freeze the batch: the ready PRs of ``streams``, and each repository's integration tips."""
     from coditect_cli.adapters.git import Git, checked_out, fetch_origin, is_ancestor
-    from coditect_cli.services.prs import not_ready_reason, stream_views
+    from coditect_cli.domain.prs import not_ready_reason
+    from coditect_cli.services.prs import stream_views
 
     m = it.s.manifest
     integration = m.integration_branch

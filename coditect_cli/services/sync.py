@@ -394,7 +394,7 @@ def _run_gates(project: Project, manifest: Manifest, day: int) -> dict[str, list
 
     from coditect_cli.adapters.git import Git
     from coditect_cli.domain.plan import worktree_path
-    from coditect_cli.services.prs import record_check
+    from coditect_cli.services.reviews import record_check
     from coditect_cli.services.setup import project_common_dir
 
     logs = project_common_dir(project) / "coditect" / "logs" / manifest.phase / f"day-{day:02d}"
@@ -448,7 +448,7 @@ def _run_gates(project: Project, manifest: Manifest, day: int) -> dict[str, list
 def _send_sections(project: Project, report: SyncReport, socket: str | None, notes: list[str]) -> list[str]:
     """Deliver each stream's own section to its own pane: one line, literally, then Enter."""
     from coditect_cli.errors import CoditectError
-    from coditect_cli.services.launch import send_each
+    from coditect_cli.services.streams import send_each
 
     texts: dict[str, str] = {}
     for section in report.streams:

@@ -120,12 +120,3 @@ def last_sync(store: Store, phase: str, kind: str) -> tuple[int, str] | None:
         "SELECT day, time FROM syncs WHERE phase = ? AND kind = ? ORDER BY id DESC LIMIT 1", [phase, kind]
     )
     return (int(rows[0][0]), str(rows[0][1])) if rows else None
-
-
-def checkpoint_statuses(store: Store, phase: str) -> dict[int, str]:
-    """Each checkpoint's latest recorded result (passed, failed, aborted) in ``phase``."""
-    rows = store.query(
-        "SELECT checkpoint, status FROM gating_results WHERE phase = ? AND kind = 'checkpoint' ORDER BY id",
-        [phase],
-    )
-    return {int(c): str(st) for c, st in rows}

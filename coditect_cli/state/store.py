@@ -4,6 +4,20 @@ It keeps the run journal (``runs``: one row per coditect command that changes an
 ``events`` log (every ref a command moved, and anything else worth auditing), plus a small ``meta`` table.
 The file lives in the superproject's git common dir, so every worktree of the project shares one store.
 
+This module is the core: opening, migrations, transactions, error translation, redaction, and those three
+tables. Each domain's tables belong to a module of their own, made of functions that take the open
+:class:`Store` and use :meth:`Store.query`, :meth:`Store.execute` (or :meth:`Store.execute_verbatim`, for
+lookup keys that must not be redacted) and :meth:`Store.transaction`:
+
+- :mod:`coditect_cli.state.forge_records`: the local forge's pull requests, reviews, checks and comments
+  (migration 2);
+- :mod:`coditect_cli.state.coordination`: tasks, blockers and syncs (migration 3);
+- :mod:`coditect_cli.state.journal_records`: the gating journals, their steps and ref moves, gate results
+  and gating results (migration 4).
+
+The schema itself stays here, as the one ordered :data:`MIGRATIONS` list, so the version numbering has a
+single source.
+
 Connection rules: stdlib :mod:`sqlite3` only, opened with ``isolation_level=None`` (autocommit; every
 transaction is explicit, see :meth:`Store.transaction`), ``journal_mode=WAL`` so readers never block the
 writer, ``foreign_keys=ON`` and a 5 s ``busy_timeout``. Times are UTC ISO-8601 with millisecond precision and a
@@ -20,15 +34,16 @@ store applies the missing ones in order, each in its own ``BEGIN IMMEDIATE`` tra
 at once migrate it exactly once). A store whose version is newer than this code knows is refused with
 :class:`StateError`.
 
-To add migration 2, append one entry to :data:`MIGRATIONS`; never edit or reorder an entry that has shipped.
+To add migration 5, append one entry to :data:`MIGRATIONS`; never edit or reorder an entry that has shipped.
 An entry is either an SQL script (a string of ``;``-separated statements, triggers included) or a function
 ``(sqlite3.Connection) -> None``. Either runs inside the migration's transaction, so it must not ``BEGIN``,
 ``COMMIT`` or call ``executescript`` (which commits), and must not touch ``user_version``::
 
-    _MIGRATION_2 = '''
-    CREATE TABLE prs (id INTEGER PRIMARY KEY, repo TEXT NOT NULL, ...);
+    # Migration 5: ... (the tables of coditect_cli/state/<domain>.py)
+    _MIGRATION_5 = '''
+    CREATE TABLE handoffs (id INTEGER PRIMARY KEY, phase TEXT NOT NULL, ...);
     '''
-    MIGRATIONS = (_MIGRATION_1, _MIGRATION_2)
+    MIGRATIONS = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5)
 
 ``events`` is append-only: triggers abort any UPDATE or DELETE on it. A migration that really must rewrite the
 table (a rebuild; ``ALTER TABLE ... ADD COLUMN`` is fine without) has to drop the two triggers and recreate them.
@@ -105,9 +120,9 @@ CREATE TABLE meta (
 );
 """
 
-# Migration 2: the local forge. Pull requests (numbered per repository; at most one open PR per repository,
-# base and head), their reviews and comments, and check results by commit (a history: the latest row per
-# repository, commit and name is the current result).
+# Migration 2: the local forge (coditect_cli/state/forge_records.py). Pull requests (numbered per repository;
+# at most one open PR per repository, base and head), their reviews and comments, and check results by commit
+# (a history: the latest row per repository, commit and name is the current result).
 _MIGRATION_2 = """
 CREATE TABLE pull_requests (
     id INTEGER PRIMARY KEY,
@@ -164,6 +179,7 @@ CREATE TABLE comments (
 CREATE INDEX comments_by_pr ON comments(pr_id, id);
 """
 
+# Migration 3: tasks, blockers and syncs of a phase (coditect_cli/state/coordination.py).
 _MIGRATION_3 = """
 CREATE TABLE tasks (
     phase TEXT NOT NULL,
@@ -194,7 +210,8 @@ CREATE TABLE syncs (
 CREATE INDEX syncs_by_phase ON syncs(phase, kind, id);
 """
 
-# Migration 4: the gating journal (``checkpoint`` and ``merge-phase``, see coditect_cli/services/journal.py).
+# Migration 4: the gating journal (``checkpoint`` and ``merge-phase``; tables in
+# coditect_cli/state/journal_records.py, executor in coditect_cli/services/journal.py).
 # A journal is one run's plan: its steps (index, kind, JSON payload, pending/done/undone, JSON result) and the
 # refs each step moves with their old and new values, journaled *before* they move. At most one journal per
 # phase is open (resumable). Gate results are kept per journal and tree, so a resumed run never runs a gate
@@ -292,82 +309,6 @@ class Event:
     detail: dict[str, Any] | None
 
 
-PR_STATES = ("open", "merged", "closed")
-"""Every value ``pull_requests.state`` takes."""
-REVIEW_STATES = ("approved", "changes_requested", "commented")
-"""Every value ``reviews.state`` takes."""
-CHECK_STATUSES = ("pending", "success", "failure")
-"""Every value ``checks.status`` takes."""
-MERGE_STRATEGIES = ("squash", "merge", "rebase")
-"""Every value ``pull_requests.strategy`` takes (once merged)."""
-
-
-@dataclass(frozen=True)
-class PullRequestRecord:
-    """One row of ``pull_requests``: a pull request of the local forge."""
-
-    id: int
-    repo: str
-    number: int
-    base: str
-    head: str
-    title: str
-    body: str
-    state: str
-    head_sha: str | None  # the head when the PR was opened
-    merged_head_sha: str | None  # the head that was merged
-    base_sha: str | None  # the base tip the merge was made on
-    merge_commit: str | None  # the base tip after the merge
-    strategy: str | None
-    created: str
-    updated: str
-    merged: str | None
-    closed: str | None
-
-
-@dataclass(frozen=True)
-class ReviewRecord:
-    """One row of ``reviews``: a verdict on a pull request, with the head it was given on."""
-
-    id: int
-    pr_id: int
-    reviewer: str
-    state: str
-    body: str
-    head_sha: str | None
-    time: str
-
-
-@dataclass(frozen=True)
-class CheckRecord:
-    """One row of ``checks``: a check result (a gate run) on one commit."""
-
-    id: int
-    repo: str
-    sha: str
-    name: str
-    status: str
-    log: str | None
-    time: str
-
-
-@dataclass(frozen=True)
-class CommentRecord:
-    """One row of ``comments``."""
-
-    id: int
-    pr_id: int
-    author: str
-    body: str
-    time: str
-
-
-_PR_COLUMNS = (
-    "id, repo, number, base, head, title, body, state, head_sha, merged_head_sha, base_sha, merge_commit, "
-    "strategy, created, updated, merged, closed"
-)
-
-
 @dataclass(frozen=True)
 class Run:
     """One row of the run journal: a command invocation, its phase, when it ran and how it ended."""
@@ -417,7 +358,8 @@ def _scrub(value: object) -> object:
     return redact(str(value))
 
 
-def _redact_opt(value: str | None) -> str | None:
+def redact_optional(value: str | None) -> str | None:
+    """``value`` passed through :func:`redact`; None stays None."""
     return None if value is None else redact(value)
 
 
@@ -612,7 +554,7 @@ class Store:
         with self._errors():
             cursor = self._conn.execute(
                 "INSERT INTO runs (command, phase, started, status) VALUES (?, ?, ?, 'running')",
-                (redact(command), _redact_opt(phase), utc_now()),
+                (redact(command), redact_optional(phase), utc_now()),
             )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
@@ -662,7 +604,7 @@ class Store:
         self, *, command: str | None = None, phase: str | None = None, status: str | None = None
     ) -> list[Run]:
         """Runs matching every filter given, oldest first."""
-        where, params = _where(command=command, phase=phase, status=status)
+        where, params = where_clause(command=command, phase=phase, status=status)
         with self._errors():
             rows = self._conn.execute(
                 f"SELECT id, command, phase, started, finished, status FROM runs{where} ORDER BY id", params
@@ -702,12 +644,12 @@ class Store:
                     run_id,
                     utc_now(),
                     redact(command),
-                    _redact_opt(phase),
-                    _redact_opt(repo),
+                    redact_optional(phase),
+                    redact_optional(repo),
                     redact(kind),
-                    _redact_opt(ref),
-                    _redact_opt(old),
-                    _redact_opt(new),
+                    redact_optional(ref),
+                    redact_optional(old),
+                    redact_optional(new),
                     detail_json,
                 ),
             )
@@ -742,7 +684,7 @@ class Store:
 
         ``since`` (inclusive) is an aware datetime or an ISO-8601 string with an offset or ``Z``.
         """
-        where, params = _where(phase=phase, kind=kind, run_id=run_id, repo=repo)
+        where, params = where_clause(phase=phase, kind=kind, run_id=run_id, repo=repo)
         if since is not None:
             moment = since if isinstance(since, datetime) else parse_time(since)
             where += (" AND" if where else " WHERE") + " time >= ?"
@@ -755,19 +697,29 @@ class Store:
             ).fetchall()
         return [_event(row) for row in rows]
 
-    # ------------------------------------------------------------------ meta
+    # ------------------------------------------------------------------ statements (for the modules owning tables)
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> int:
         """Run one write statement (strings redacted); return the last row id. For modules owning tables."""
-        clean = [redact(p) if isinstance(p, str) else p for p in params]
-        with self._errors():
-            cursor = self._conn.execute(sql, clean)
+        cursor = self.execute_verbatim(sql, [redact(p) if isinstance(p, str) else p for p in params])
         return int(cursor.lastrowid or 0)
+
+    def execute_verbatim(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+        """Run one write statement with ``params`` exactly as given; return its cursor (row id, row count).
+
+        Nothing is redacted: this is for tables whose lookup keys (repository ids, branch names, object ids)
+        must be stored as they are. The caller redacts every free-text value itself (:func:`redact`,
+        :func:`redact_optional`).
+        """
+        with self._errors():
+            return self._conn.execute(sql, params)
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """Run one read statement and return its rows."""
         with self._errors():
             return list(self._conn.execute(sql, list(params)).fetchall())
+
+    # ------------------------------------------------------------------ meta
 
     def get_meta(self, key: str) -> str | None:
         """The value stored under ``key`` in ``meta``, or None."""
@@ -780,185 +732,8 @@ class Store:
         with self._errors():
             self._conn.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, _redact_opt(value)),
+                (key, redact_optional(value)),
             )
-
-    # ------------------------------------------------------------------ pull requests (the local forge)
-
-    def open_pull_request(
-        self, repo: str, base: str, head: str, title: str, body: str, head_sha: str | None
-    ) -> tuple[PullRequestRecord, bool]:
-        """Open a pull request of ``head`` into ``base`` in ``repo``, numbered after the repository's last one.
-
-        Idempotent: when one is already open for (repo, base, head) it is returned unchanged. Returns the
-        record and whether it was created.
-        """
-        with self.transaction():
-            existing = self.find_pull_request(repo, base, head)
-            if existing is not None:
-                return existing, False
-            now = utc_now()
-            with self._errors():
-                row = self._conn.execute(
-                    "SELECT COALESCE(MAX(number), 0) + 1 FROM pull_requests WHERE repo = ?", (repo,)
-                ).fetchone()
-                cursor = self._conn.execute(
-                    "INSERT INTO pull_requests (repo, number, base, head, title, body, state, head_sha, created, "
-                    "updated) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
-                    # repo, base and head are lookup keys (manifest ids, branch names): stored as given.
-                    (repo, int(row[0]), base, head, redact(title), redact(body), head_sha, now, now),
-                )
-            assert cursor.lastrowid is not None
-            created = self._pull_request_by_id(cursor.lastrowid)
-        return created, True
-
-    def _pull_request_by_id(self, pr_id: int) -> PullRequestRecord:
-        with self._errors():
-            row = self._conn.execute(
-                f"SELECT {_PR_COLUMNS} FROM pull_requests WHERE id = ?", (pr_id,)
-            ).fetchone()
-        if row is None:
-            raise StateError(f"no pull request with id {pr_id} in the state store {self._path}")
-        return PullRequestRecord(*row)
-
-    def pull_request(self, repo: str, number: int) -> PullRequestRecord | None:
-        """Pull request ``number`` of ``repo``, or None."""
-        with self._errors():
-            row = self._conn.execute(
-                f"SELECT {_PR_COLUMNS} FROM pull_requests WHERE repo = ? AND number = ?", (repo, number)
-            ).fetchone()
-        return None if row is None else PullRequestRecord(*row)
-
-    def find_pull_request(
-        self, repo: str, base: str, head: str, state: str | None = "open"
-    ) -> PullRequestRecord | None:
-        """The latest pull request of ``head`` into ``base`` in ``repo`` in ``state`` (None: any), or None."""
-        found = self.pull_requests(repo=repo, base=base, head=head, state=state)
-        return found[-1] if found else None
-
-    def pull_requests(
-        self,
-        *,
-        repo: str | None = None,
-        base: str | None = None,
-        head: str | None = None,
-        state: str | None = None,
-    ) -> list[PullRequestRecord]:
-        """Pull requests matching every filter given, by repository then number."""
-        if state is not None and state not in PR_STATES:
-            raise ValueError(f"a pull request state is one of {', '.join(PR_STATES)}, not {state!r}")
-        where, params = _where(repo=repo, base=base, head=head, state=state)
-        with self._errors():
-            rows = self._conn.execute(
-                f"SELECT {_PR_COLUMNS} FROM pull_requests{where} ORDER BY repo, number", params
-            ).fetchall()
-        return [PullRequestRecord(*row) for row in rows]
-
-    def mark_pull_request_merged(
-        self, pr_id: int, *, head_sha: str, base_sha: str, merge_commit: str, strategy: str
-    ) -> PullRequestRecord:
-        """Record that the open pull request ``pr_id`` was merged; StateError when it is not open."""
-        if strategy not in MERGE_STRATEGIES:
-            raise ValueError(f"a merge strategy is one of {', '.join(MERGE_STRATEGIES)}, not {strategy!r}")
-        now = utc_now()
-        with self._errors():
-            cursor = self._conn.execute(
-                "UPDATE pull_requests SET state = 'merged', merged_head_sha = ?, base_sha = ?, merge_commit = ?, "
-                "strategy = ?, merged = ?, updated = ? WHERE id = ? AND state = 'open'",
-                (head_sha, base_sha, merge_commit, strategy, now, now, pr_id),
-            )
-        record = self._pull_request_by_id(pr_id)
-        if cursor.rowcount != 1:
-            raise StateError(f"pull request #{record.number} of {record.repo} is {record.state}, not open")
-        return record
-
-    def close_pull_request(self, pr_id: int) -> PullRequestRecord:
-        """Close the open pull request ``pr_id`` without merging it (a closed one is returned unchanged)."""
-        now = utc_now()
-        with self._errors():
-            self._conn.execute(
-                "UPDATE pull_requests SET state = 'closed', closed = ?, updated = ? WHERE id = ? AND state = 'open'",
-                (now, now, pr_id),
-            )
-        return self._pull_request_by_id(pr_id)
-
-    def add_review(
-        self, pr_id: int, reviewer: str, state: str, body: str = "", head_sha: str | None = None
-    ) -> ReviewRecord:
-        """Append a review of pull request ``pr_id`` by ``reviewer`` (approved, changes_requested, commented)."""
-        if state not in REVIEW_STATES:
-            raise ValueError(f"a review state is one of {', '.join(REVIEW_STATES)}, not {state!r}")
-        now = utc_now()
-        with self._errors():
-            cursor = self._conn.execute(
-                "INSERT INTO reviews (pr_id, reviewer, state, body, head_sha, time) VALUES (?, ?, ?, ?, ?, ?)",
-                (pr_id, redact(reviewer), state, redact(body), head_sha, now),
-            )
-        assert cursor.lastrowid is not None
-        return ReviewRecord(cursor.lastrowid, pr_id, redact(reviewer), state, redact(body), head_sha, now)
-
-    def reviews(self, pr_ids: Sequence[int]) -> list[ReviewRecord]:
-        """Every review of the pull requests ``pr_ids``, oldest first (one query)."""
-        ids = list(dict.fromkeys(pr_ids))
-        if not ids:
-            return []
-        marks = ", ".join("?" * len(ids))
-        with self._errors():
-            rows = self._conn.execute(
-                "SELECT id, pr_id, reviewer, state, body, head_sha, time FROM reviews "
-                f"WHERE pr_id IN ({marks}) ORDER BY id",
-                ids,
-            ).fetchall()
-        return [ReviewRecord(*row) for row in rows]
-
-    def record_check(
-        self, repo: str, sha: str, name: str, status: str, log: str | None = None
-    ) -> CheckRecord:
-        """Record a check result on commit ``sha`` of ``repo`` (pending, success, failure); the latest wins."""
-        if status not in CHECK_STATUSES:
-            raise ValueError(f"a check status is one of {', '.join(CHECK_STATUSES)}, not {status!r}")
-        now = utc_now()
-        with self._errors():
-            cursor = self._conn.execute(
-                "INSERT INTO checks (repo, sha, name, status, log, time) VALUES (?, ?, ?, ?, ?, ?)",
-                (repo, sha, redact(name), status, _redact_opt(log), now),
-            )
-        assert cursor.lastrowid is not None
-        return CheckRecord(cursor.lastrowid, repo, sha, redact(name), status, _redact_opt(log), now)
-
-    def checks(self, repo: str, shas: Sequence[str]) -> list[CheckRecord]:
-        """The current result of every check on each of ``shas`` in ``repo`` (the latest row per name)."""
-        wanted = list(dict.fromkeys(shas))
-        if not wanted:
-            return []
-        marks = ", ".join("?" * len(wanted))
-        with self._errors():
-            rows = self._conn.execute(
-                "SELECT id, repo, sha, name, status, log, time FROM checks WHERE id IN ("
-                f"SELECT MAX(id) FROM checks WHERE repo = ? AND sha IN ({marks}) GROUP BY sha, name"
-                ") ORDER BY sha, name",
-                [repo, *wanted],
-            ).fetchall()
-        return [CheckRecord(*row) for row in rows]
-
-    def add_comment(self, pr_id: int, author: str, body: str) -> CommentRecord:
-        """Append a comment to pull request ``pr_id``."""
-        now = utc_now()
-        with self._errors():
-            cursor = self._conn.execute(
-                "INSERT INTO comments (pr_id, author, body, time) VALUES (?, ?, ?, ?)",
-                (pr_id, redact(author), redact(body), now),
-            )
-        assert cursor.lastrowid is not None
-        return CommentRecord(cursor.lastrowid, pr_id, redact(author), redact(body), now)
-
-    def comments(self, pr_id: int) -> list[CommentRecord]:
-        """The comments of pull request ``pr_id``, oldest first."""
-        with self._errors():
-            rows = self._conn.execute(
-                "SELECT id, pr_id, author, body, time FROM comments WHERE pr_id = ? ORDER BY id", (pr_id,)
-            ).fetchall()
-        return [CommentRecord(*row) for row in rows]
 
 
 def _event(row: tuple[Any, ...]) -> Event:
@@ -966,7 +741,7 @@ def _event(row: tuple[Any, ...]) -> Event:
     return Event(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], detail)
 
 
-def _where(**filters: object) -> tuple[str, list[object]]:
+def where_clause(**filters: object) -> tuple[str, list[object]]:
     """An SQL ``WHERE`` clause (leading space) over the filters that are not None, and its parameters."""
     clauses = [f"{column} = ?" for column, value in filters.items() if value is not None]
     params = [value for value in filters.values() if value is not None]

@@ -1,19 +1,16 @@
 """``coditect pr ...`` end to end: the local forge on the sandbox, and GitHub through the fake server.
 
-Commands run in a subprocess (``python -c BOOT``) so output, exit codes and ``--verbose`` logging are exactly
-what a user gets. BOOT registers the ``pr`` group when ``cli/app.py`` does not yet (the lead's wiring).
+Commands run in a subprocess (``helpers.coditect``) so output, exit codes and ``--verbose`` logging are
+exactly what a user gets.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import pytest
 from fakegithub import FakeGitHub
@@ -21,6 +18,7 @@ from helpers import (
     PHASE1_INTEGRATION,
     PHASE1_REPOS,
     build_phase1_sandbox,
+    coditect,
     git_in,
     setup_with_cwd,
     stream_worktree,
@@ -28,47 +26,9 @@ from helpers import (
 
 from coditect_cli.services.demo import _commit
 
-BOOT = textwrap.dedent("""\
-    import sys
-    from coditect_cli.cli import app, pr_cmd
-    if not any(g.name == "pr" for g in app.app.registered_groups):
-        pr_cmd.register(app.app)
-    app.main(sys.argv[1:])
-    """)
-
 BACKEND_OWNERS = (
     "@codi-code-architect, @codi-devops-engineer, @codi-documentation-writer, @codi-frontend-specialist"
 )
-
-
-class Result(NamedTuple):
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.stdout)
-        return data
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def coditect(root: Path, *args: str, env: dict[str, str] | None = None) -> Result:
-    """``coditect ARGS`` in a subprocess from the project root, without GitHub tokens unless ``env`` adds one."""
-    full = {k: v for k, v in os.environ.items() if k not in ("GH_TOKEN", "GITHUB_TOKEN", "NO_COLOR")}
-    full.update({"COLUMNS": "200", **(env or {})})
-    done = subprocess.run(
-        [sys.executable, "-c", BOOT, *args],
-        cwd=root,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return Result(done.returncode, done.stdout, done.stderr)
 
 
 def commit(root: Path, stream: str, repo: str, path: str, text: str, message: str) -> None:

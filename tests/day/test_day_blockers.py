@@ -3,7 +3,7 @@
 One phase-1 sandbox (bare origins, a superproject with three submodules, ``streams setup`` done, PRs on
 the local forge) carries one planted problem per stream, so each stream's blockers name exactly its own:
 
-- infra: a failing check recorded on its PR head (``services.prs.record_check``);
+- infra: a failing check recorded on its PR head (``services.reviews.record_check``);
 - backend: its day-3 task ``backend-orgs`` waits for ``infra-runtime`` (not done), and a code owner
   requested changes on its PR;
 - frontend: declared blocked with ``coditect block ... --on backend``;
@@ -41,7 +41,7 @@ from daykit import (
 from helpers import git_in, repo_dir, run_cli, stream_worktree
 
 from coditect_cli.project import Project
-from coditect_cli.services import prs, tasks
+from coditect_cli.services import prs, reviews, tasks
 
 BLOCK_REASON = "waiting for the orgs API contract"
 
@@ -130,8 +130,8 @@ def planted(isolated_git_module: Path, tmp_path_factory: pytest.TempPathFactory)
         opened = prs.open_all(project, PHASE1)
         numbers = {f"{o.stream}@{o.repo}": o.pr.number for o in opened if o.pr is not None}
         infra_head = git_in(stream_worktree(root, "infra", "infra"), "rev-parse", "HEAD")
-        prs.record_check(project, PHASE1, "infra", infra_head, "tfsec", "failure", "/tmp/tfsec.log")
-        prs.review(
+        reviews.record_check(project, PHASE1, "infra", infra_head, "tfsec", "failure", "/tmp/tfsec.log")
+        reviews.review(
             project, PHASE1, "backend", owner="@codi-code-architect", state="changes_requested", body="naming"
         )
     declared = run_cli(["block", "frontend", BLOCK_REASON, "--on", "backend"], cwd=root)

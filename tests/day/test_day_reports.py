@@ -33,7 +33,7 @@ from helpers import git_in, run_cli, stream_worktree
 
 from coditect_cli.domain.sync import SyncReport
 from coditect_cli.project import Project
-from coditect_cli.services import prs, sync
+from coditect_cli.services import prs, reviews, sync
 from coditect_cli.state.store import parse_time
 
 HEADINGS = [
@@ -277,7 +277,7 @@ def evening(isolated_git_module: Path, tmp_path_factory: pytest.TempPathFactory)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         prs.open_all(project, PHASE1)
-        prs.review(project, PHASE1, "infra", owner="@cloud-architect", state="approved")
+        reviews.review(project, PHASE1, "infra", owner="@cloud-architect", state="approved")
     ran = run_cli(["sync", "evening", "--day", "2", "--run-gates", "--json"], cwd=root)
     assert ran.code == 0, ran.output
     listed = run_cli(["pr", "list", "--json"], cwd=root)
@@ -418,7 +418,7 @@ def test_a_gate_failing_tonight_keeps_an_approved_pr_out_of_ready_to_merge(
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         prs.open_all(project, PHASE1)
-        prs.review(project, PHASE1, "frontend", owner="@codi-frontend-specialist", state="approved")
+        reviews.review(project, PHASE1, "frontend", owner="@codi-frontend-specialist", state="approved")
         report = sync.evening(project, PHASE1, day=2, run_gates=True).report
         (view,) = prs.pr_status(project, PHASE1, "frontend").rows
     assert view.checks_state == "failure" and not view.ready  # the forge knows

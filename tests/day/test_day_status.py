@@ -31,7 +31,7 @@ from daykit import (
 from helpers import git_in
 
 from coditect_cli.project import Project
-from coditect_cli.services import prs, tasks
+from coditect_cli.services import prs, reviews, tasks
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,8 @@ def root(isolated_git_module: Path, tmp_path_factory: pytest.TempPathFactory) ->
         tasks.set_task(project, PHASE1, "backend", "backend-orgs", "in-progress")
         prs.open_prs(project, PHASE1, "infra")
         prs.open_prs(project, PHASE1, "backend")
-        prs.review(project, PHASE1, "infra", owner="@cloud-architect", state="approved")
-        prs.review(project, PHASE1, "backend", owner="@codi-code-architect", state="changes_requested")
+        reviews.review(project, PHASE1, "infra", owner="@cloud-architect", state="approved")
+        reviews.review(project, PHASE1, "backend", owner="@codi-code-architect", state="changes_requested")
     git_in(root, "tag", "checkpoint/phase-1/1", PHASE1_INTEGRATION)
     git_in(root, "tag", "checkpoint/phase-10/2", PHASE1_INTEGRATION)  # another phase's checkpoint
     return root

@@ -23,11 +23,13 @@ from helpers import (
     stream_worktree,
 )
 
+from coditect_cli.domain.prs import PrView
 from coditect_cli.errors import CheckFailed, ExitCode, RefusedError, UsageError
 from coditect_cli.forge.local import LocalForge
 from coditect_cli.project import Project
-from coditect_cli.services import prs
+from coditect_cli.services import prs, reviews
 from coditect_cli.services.demo import _commit
+from coditect_cli.state import forge_records
 
 
 def commit(root: Path, stream: str, repo: str, path: str, text: str, message: str) -> str:
@@ -183,7 +185,7 @@ def test_unknown_stream_and_repository_are_usage_errors(project: Project) -> Non
 
 def test_owners_outside_codeowners_are_rejected_naming_the_valid_ones(project: Project) -> None:
     with pytest.raises(UsageError) as caught:
-        prs.review(project, PHASE1, "deploy", owner="@mallory", state="approved", repo="backend")
+        reviews.review(project, PHASE1, "deploy", owner="@mallory", state="approved", repo="backend")
     message = caught.value.message
     assert caught.value.exit_code == ExitCode.USAGE
     assert "@mallory is not a code owner of repository 'backend'" in message
@@ -196,13 +198,13 @@ def test_owners_outside_codeowners_are_rejected_naming_the_valid_ones(project: P
         assert owner in message
     # A real owner, of another repository only.
     with pytest.raises(UsageError) as elsewhere:
-        prs.review(project, PHASE1, "deploy", owner="@cloud-architect", state="approved", repo="backend")
+        reviews.review(project, PHASE1, "deploy", owner="@cloud-architect", state="approved", repo="backend")
     assert "not a code owner of repository 'backend'" in elsewhere.value.message
 
 
 def test_review_needs_an_open_pr(project: Project) -> None:
     with pytest.raises(UsageError) as caught:
-        prs.review(project, PHASE1, "backend", owner="@codi-code-architect", state="approved")
+        reviews.review(project, PHASE1, "backend", owner="@codi-code-architect", state="approved")
     assert "has no open pull request" in caught.value.message
 
 
@@ -215,8 +217,8 @@ def test_squash_merge_is_one_commit_with_the_pr_title(sandbox: Path, project: Pr
     base = origin_tip(sandbox, "root")
     head = origin_tip(sandbox, "root", "feature/phase-1/docs/deployment-guides")
     tree = expected_tree(sandbox, "root", base, head)
-    prs.review(project, PHASE1, "docs", owner="@codi-documentation-writer", state="approved", repo="root")
-    report = prs.merge(project, PHASE1, "docs", repo="root", strategy="squash")
+    reviews.review(project, PHASE1, "docs", owner="@codi-documentation-writer", state="approved", repo="root")
+    report = reviews.merge(project, PHASE1, "docs", repo="root", strategy="squash")
     (outcome,) = report.outcomes
     assert outcome.refused is None and outcome.merged is not None
     new = origin_tip(sandbox, "root")
@@ -234,7 +236,7 @@ def test_squash_merge_is_one_commit_with_the_pr_title(sandbox: Path, project: Pr
     assert worktree_heads(sandbox) == before
     assert git_in(sandbox, "status", "--porcelain") == ""
     # Merged once: a second merge reports it; there is nothing left to propose.
-    assert prs.merge(project, PHASE1, "docs", repo="root").outcomes[0].refused == "no open pull request"
+    assert reviews.merge(project, PHASE1, "docs", repo="root").outcomes[0].refused == "no open pull request"
     (skipped,) = prs.open_prs(project, PHASE1, "docs", "root").outcomes
     assert skipped.pr is None and "nothing to propose" in (skipped.skipped or "")
     events = [e for e in _events(project) if e.kind == "ref" and e.command == "pr merge"]
@@ -249,8 +251,8 @@ def test_merge_commit_has_both_parents(sandbox: Path, project: Project) -> None:
     planted = plant_on_integration(sandbox, "infra", "CHANGELOG.md", "\n- Integration note.\n", "docs: note")
     head = origin_tip(sandbox, "infra", "feature/phase-1/infra/gcp-foundation")
     tree = expected_tree(sandbox, "infra", planted, head)
-    prs.review(project, PHASE1, "infra", owner="@cloud-architect", state="approved")
-    (outcome,) = prs.merge(project, PHASE1, "infra", strategy="merge").outcomes
+    reviews.review(project, PHASE1, "infra", owner="@cloud-architect", state="approved")
+    (outcome,) = reviews.merge(project, PHASE1, "infra", strategy="merge").outcomes
     assert outcome.merged is not None, outcome.refused
     new = origin_tip(sandbox, "infra")
     bare = origin(sandbox, "infra")
@@ -273,8 +275,8 @@ def test_rebase_replays_each_commit_on_the_moved_base(sandbox: Path, project: Pr
     originals = git_in(
         bare, "log", "--reverse", "--format=%s|%an|%ae", f"refs/heads/{PHASE1_INTEGRATION}~1..{head}"
     ).splitlines()
-    prs.review(project, PHASE1, "frontend", owner="@codi-frontend-specialist", state="approved")
-    (outcome,) = prs.merge(project, PHASE1, "frontend", strategy="rebase").outcomes
+    reviews.review(project, PHASE1, "frontend", owner="@codi-frontend-specialist", state="approved")
+    (outcome,) = reviews.merge(project, PHASE1, "frontend", strategy="rebase").outcomes
     assert outcome.merged is not None, outcome.refused
     new = origin_tip(sandbox, "frontend")
     replayed = git_in(bare, "log", "--reverse", "--format=%s|%an|%ae", f"{planted}..{new}").splitlines()
@@ -313,7 +315,7 @@ def test_approval_rules_a_shared_path_needs_every_owner(
         opened = prs.open_all(project, PHASE1)
         assert [(o.stream, o.repo, o.created) for o in opened] == [("backend", "backend", True)]
 
-        def view() -> prs.PrView:
+        def view() -> PrView:
             (only,) = prs.pr_status(project, PHASE1, "backend").rows
             return only
 
@@ -323,14 +325,14 @@ def test_approval_rules_a_shared_path_needs_every_owner(
             ("@codi-code-architect", ("openapi.yaml", "src/api/v1/auth.py"), ("openapi.yaml",), "pending"),
             ("@codi-frontend-specialist", ("openapi.yaml",), ("openapi.yaml",), "pending"),
         ]
-        prs.review(project, PHASE1, "backend", owner="@codi-code-architect", state="approved")
+        reviews.review(project, PHASE1, "backend", owner="@codi-code-architect", state="approved")
         assert view().approvals == (1, 2) and not view().approved
         assert (
-            prs.merge(project, PHASE1, "backend").outcomes[0].refused
+            reviews.merge(project, PHASE1, "backend").outcomes[0].refused
             == "needs approval by @codi-frontend-specialist"
         )
 
-        prs.review(
+        reviews.review(
             project,
             PHASE1,
             "backend",
@@ -341,23 +343,23 @@ def test_approval_rules_a_shared_path_needs_every_owner(
         blocked = view()
         assert blocked.blocked_by == ("@codi-frontend-specialist",) and not blocked.approved
         assert (
-            prs.merge(project, PHASE1, "backend").outcomes[0].refused
+            reviews.merge(project, PHASE1, "backend").outcomes[0].refused
             == "changes requested by @codi-frontend-specialist"
         )
 
-        prs.review(project, PHASE1, "backend", owner="@codi-frontend-specialist", state="approved")
+        reviews.review(project, PHASE1, "backend", owner="@codi-frontend-specialist", state="approved")
         assert view().approved and view().approvals == (2, 2)
 
         head = view().pr.head_sha or ""  # type: ignore[union-attr]
-        prs.record_check(project, PHASE1, "backend", head, "unit-tests", "failure", log="/tmp/unit.log")
+        reviews.record_check(project, PHASE1, "backend", head, "unit-tests", "failure", log="/tmp/unit.log")
         failing = view()
         assert failing.checks_state == "failure" and not failing.ready
         assert [(c.name, c.log) for c in failing.checks] == [("unit-tests", "/tmp/unit.log")]
-        assert prs.merge(project, PHASE1, "backend").outcomes[0].refused == "failing check(s): unit-tests"
-        prs.record_check(project, PHASE1, "backend", head, "unit-tests", "success")
+        assert reviews.merge(project, PHASE1, "backend").outcomes[0].refused == "failing check(s): unit-tests"
+        reviews.record_check(project, PHASE1, "backend", head, "unit-tests", "success")
         assert view().ready
 
-        report = prs.merge(project, PHASE1, "backend")
+        report = reviews.merge(project, PHASE1, "backend")
         assert report.strategy == "squash" and report.outcomes[0].merged is not None
         listed = prs.list_prs(project, PHASE1)
         (merged,) = listed.rows
@@ -370,8 +372,10 @@ def test_a_conflicting_pr_is_not_mergeable(sandbox: Path, project: Project) -> N
     plant_on_integration(sandbox, "infra", "README.md", "\nArchitecture: see the wiki\n", "docs: wiki link")
     (view,) = prs.pr_status(project, PHASE1, "docs", "infra").rows
     assert view.mergeable is False and not view.ready
-    prs.review(project, PHASE1, "docs", owner="@codi-documentation-writer", state="approved", repo="infra")
-    (outcome,) = prs.merge(project, PHASE1, "docs", repo="infra", force=True).outcomes
+    reviews.review(
+        project, PHASE1, "docs", owner="@codi-documentation-writer", state="approved", repo="infra"
+    )
+    (outcome,) = reviews.merge(project, PHASE1, "docs", repo="infra", force=True).outcomes
     assert outcome.refused == "conflicts with its base"
     with prs.session(project, PHASE1) as s:
         forge = s.forges.forge("infra")
@@ -401,23 +405,23 @@ def test_comments_are_kept(project: Project) -> None:
         comment = s.forges.forge("backend").comment_pr(
             s.forges.repo("backend"), view.pr, "Checkpoint 1: gates passed"
         )
-        record = s.store.pull_request("backend", view.pr.number)
+        record = forge_records.pull_request(s.store, "backend", view.pr.number)
         assert record is not None
-        assert [c.body for c in s.store.comments(record.id)] == ["Checkpoint 1: gates passed"]
+        assert [c.body for c in forge_records.comments(s.store, record.id)] == ["Checkpoint 1: gates passed"]
     assert comment.author == "coditect"
 
 
 def test_tags_are_pushed_once(sandbox: Path, project: Project) -> None:
     sha = origin_tip(sandbox, "root", "develop")
-    made = prs.release(project, PHASE1, "root", "v0.1.0-rc1", sha, title="Phase 1 RC1", notes="First cut")
+    made = reviews.release(project, PHASE1, "root", "v0.1.0-rc1", sha, title="Phase 1 RC1", notes="First cut")
     assert made.created
     bare = origin(sandbox, "root")
     assert git_in(bare, "rev-parse", "refs/tags/v0.1.0-rc1^{commit}") == sha
     assert git_in(bare, "cat-file", "-t", "refs/tags/v0.1.0-rc1") == "tag"  # annotated
-    assert not prs.release(project, PHASE1, "root", "v0.1.0-rc1", sha).created
+    assert not reviews.release(project, PHASE1, "root", "v0.1.0-rc1", sha).created
     other = git_in(bare, "rev-parse", "refs/heads/main")
     with pytest.raises(RefusedError):
-        prs.release(project, PHASE1, "root", "v0.1.0-rc1", other)
+        reviews.release(project, PHASE1, "root", "v0.1.0-rc1", other)
 
 
 def _events(project: Project):  # type: ignore[no-untyped-def]

@@ -1,26 +1,15 @@
-"""Helpers of the gating tests: a tiny one-repository project (fast to build, any number of streams), a
-snapshot that restores a tree in place, and ``coditect`` in a subprocess (the kill tests need a process to
-SIGKILL). Imported as ``gating_helpers`` (tests/gating is on sys.path)."""
+"""Helpers of the gating tests: a tiny one-repository project (fast to build, any number of streams) and a
+snapshot that restores a tree in place. The tests run ``coditect`` with ``helpers.coditect``, in a
+subprocess (the kill tests need a process to SIGKILL). Imported as ``gating_helpers`` (tests/gating is on
+sys.path)."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-# The lead wires ``gating_cmd`` into cli/app.py; until then (and harmlessly after) BOOT registers it.
-BOOT = textwrap.dedent("""\
-    import sys
-    from coditect_cli.cli import app, gating_cmd
-    gating_cmd.register(app.app)
-    app.main(sys.argv[1:])
-    """)
 
 GATE_PY = textwrap.dedent("""\
     import os, pathlib, sys
@@ -34,7 +23,7 @@ GATE_PY = textwrap.dedent("""\
         pid = os.getppid()
         while pid > 1:
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if b"gating_cmd" in fh.read():
+                if b"-m\\0coditect_cli" in fh.read():  # python -m coditect_cli (helpers.run_cli)
                     os.kill(pid, 9)
                     break
             with open(f"/proc/{pid}/stat") as fh:
@@ -128,7 +117,7 @@ class Tiny:
 def build_tiny(base: Path, n: int, *, shared: bool = False, open_prs: bool = True) -> Tiny:
     """The tiny project under ``base``, set up, every stream with one commit, its PR open and approved."""
     from coditect_cli.project import Project
-    from coditect_cli.services import prs
+    from coditect_cli.services import prs, reviews
     from coditect_cli.services.setup import setup
 
     origin, root = base / "origin.git", base / "proj"
@@ -161,41 +150,8 @@ def build_tiny(base: Path, n: int, *, shared: bool = False, open_prs: bool = Tru
     if open_prs:
         prs.open_all(project, "phase-1")
         for k in range(1, n + 1):
-            prs.review(project, "phase-1", f"s{k}", owner=f"@agent{k}", state="approved")
+            reviews.review(project, "phase-1", f"s{k}", owner=f"@agent{k}", state="approved")
     return tiny
-
-
-@dataclass
-class Result:
-    """One ``coditect`` subprocess: exit code (negative: killed by that signal), output, JSON data."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-    def data(self) -> dict[str, Any]:
-        payload: dict[str, Any] = json.loads(self.stdout)
-        return payload
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def coditect(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Result:
-    """``coditect ARGS`` in a subprocess from ``root`` (with the gating commands registered)."""
-    full = {k: v for k, v in os.environ.items() if k not in ("GH_TOKEN", "GITHUB_TOKEN", "NO_COLOR")}
-    full.update({"COLUMNS": "200", **(env or {})})
-    done = subprocess.run(
-        [sys.executable, "-c", BOOT, *args],
-        cwd=root,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    return Result(done.returncode, done.stdout, done.stderr)
 
 
 class Snapshot:

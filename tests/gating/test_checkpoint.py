@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pytest
 from conftest import MakeTiny
-from gating_helpers import Tiny, coditect, git
+from gating_helpers import Tiny, git
+from helpers import coditect
 from test_domain import run_search
 
 from coditect_cli.domain.gating import identify_bound, worst_case_runs
 from coditect_cli.errors import UsageError
 from coditect_cli.project import Project
-from coditect_cli.services import prs
+from coditect_cli.services import prs, reviews
 from coditect_cli.services.checkpoint import run_checkpoint
+from coditect_cli.state import forge_records
 from coditect_cli.state.store import Store
 
 INTEGRATION = "phase-1-integration"
@@ -55,7 +57,7 @@ def test_a_green_batch_lands_on_exactly_the_tested_commit(tiny: Tiny, socket_nam
     assert git(tiny.origin, "rev-parse", f"{tag}^{{commit}}") == tested
     # The local forge's PRs are merged with their staging commits, as its own merge would record them.
     with Store.open(tiny.root / ".git") as store:
-        records = store.pull_requests(repo="app")
+        records = forge_records.pull_requests(store, repo="app")
         assert [r.state for r in records] == ["merged"] * 3
         assert records[-1].merge_commit == tested and records[0].base_sha == start
         (row,) = store.query("SELECT status, report FROM gating_results WHERE kind = 'checkpoint'")
@@ -81,7 +83,7 @@ def test_dry_run_lists_the_steps_and_changes_nothing(tiny: Tiny, socket_name: st
     before = tiny.refs()
     done = coditect(tiny.root, "checkpoint", "1", "--dry-run", "--json", "--socket", socket_name)
     assert done.code == 0, done.output
-    data = done.data()["data"]
+    data = done.json()["data"]
     assert data["status"] == "planned" and [b["number"] for b in data["batch"]] == [1, 2, 3]
     assert [s["kind"] for s in data["steps"]] == [
         "pause",
@@ -103,9 +105,9 @@ def test_a_conflicting_pr_is_left_out_with_the_reason(make_tiny: MakeTiny, socke
     project = Project(tiny.root)
     prs.open_all(project, "phase-1")
     for k in (1, 2, 3):
-        prs.review(project, "phase-1", f"s{k}", owner=f"@agent{k}", state="approved")
+        reviews.review(project, "phase-1", f"s{k}", owner=f"@agent{k}", state="approved")
     for k in (1, 2):  # shared.txt needs both of its owners
-        prs.review(project, "phase-1", f"s{k}", owner=f"@agent{3 - k}", state="approved")
+        reviews.review(project, "phase-1", f"s{k}", owner=f"@agent{3 - k}", state="approved")
 
     result = run_checkpoint(project, "phase-1", 1, socket=socket_name)
     assert result.status == "passed" and [m["number"] for m in result.merged] == [1, 3]
@@ -115,9 +117,9 @@ def test_a_conflicting_pr_is_left_out_with_the_reason(make_tiny: MakeTiny, socke
     assert "(on top of #1)" in left["reason"]
     assert result.gate_runs == 1
     with Store.open(tiny.root / ".git") as store:
-        pr2 = store.pull_request("app", 2)
+        pr2 = forge_records.pull_request(store, "app", 2)
         assert pr2 is not None and pr2.state == "open"
-        (comment,) = store.comments(pr2.id)
+        (comment,) = forge_records.comments(store, pr2.id)
     assert comment.body.startswith("Checkpoint 1: #2 (feature/phase-1/s2/t2")
 
 
@@ -161,7 +163,7 @@ def test_a_red_integration_tip_fails_with_exit_3_and_moves_nothing(tiny: Tiny, s
     before = tiny.refs()
     done = coditect(tiny.root, "checkpoint", "1", "--json", "--socket", socket_name)
     assert done.code == 3, done.output
-    payload = done.data()
+    payload = done.json()
     assert payload["exit_code"] == 3 and payload["problems"][0]["code"] == "gates-failed"
     data = payload["data"]
     assert data["status"] == "failed" and data["merged"] == [] and data["tags"] == []

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from conftest import MakeTiny
 from fakegithub import FakeGitHub
-from gating_helpers import IDENTITY, Tiny, coditect, git
+from gating_helpers import IDENTITY, Tiny, git
+from helpers import coditect
 
 from coditect_cli.errors import RefusedError
 from coditect_cli.project import Project
@@ -142,7 +143,7 @@ def test_killed_after_the_merges_continue_does_not_merge_again(
     assert merges(fake) == ["1", "3"]
     done = coditect(tiny.root, "checkpoint", "--continue", "--json", "--socket", socket_name, env=env)
     assert done.code == 0, done.output
-    assert done.data()["data"]["status"] == "passed"
+    assert done.json()["data"]["status"] == "passed"
     assert merges(fake) == ["1", "3"]
 
 

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 from conftest import MakeTiny
-from gating_helpers import Tiny, coditect, git
+from gating_helpers import Tiny, git
+from helpers import coditect
 
 from coditect_cli.adapters.git import commit_file
 from coditect_cli.project import Project
 from coditect_cli.services.checkpoint import run_checkpoint
 from coditect_cli.services.merge_phase import merge_phase
+from coditect_cli.state import forge_records
 from coditect_cli.state.store import Store
 
 INTEGRATION = "phase-1-integration"
@@ -30,7 +32,7 @@ def test_refused_while_a_checkpoint_has_not_passed(tiny: Tiny, socket_name: str)
     before = tiny.refs()
     done = coditect(tiny.root, "merge-phase", "--land", "--json", "--socket", socket_name)
     assert done.code == 3, done.output
-    error = done.data()["error"]
+    error = done.json()["error"]
     assert error["message"] == "checkpoint(s) 1, 2 of phase phase-1 have not passed; not merging the phase"
     assert "--force" in error["hint"]
     assert tiny.refs() == before and tiny.gate_runs() == []
@@ -42,7 +44,7 @@ def test_forced_and_landed(tiny: Tiny, socket_name: str) -> None:
         tiny.root, "merge-phase", "--land", "--force", "demo day", "--json", "--socket", socket_name
     )
     assert done.code == 0, done.output
-    data = done.data()["data"]
+    data = done.json()["data"]
     assert (data["status"], data["forced"], data["missing_checkpoints"]) == ("landed", "demo day", [1, 2])
     assert [m["number"] for m in data["merged"]] == [1, 2, 3]
     # The gates and the suite ran on the staged batch, once.
@@ -67,7 +69,7 @@ def test_forced_and_landed(tiny: Tiny, socket_name: str) -> None:
     with Store.open(tiny.root / ".git") as store:
         (event,) = store.events(kind="force")
         assert event.detail == {"reason": "demo day", "missing_checkpoints": [1, 2]}
-        (land,) = store.pull_requests(repo="app", base="develop")
+        (land,) = forge_records.pull_requests(store, repo="app", base="develop")
         assert (land.state, land.merge_commit) == ("merged", landed)
     assert Path(data["report"]).is_file()
 
@@ -83,7 +85,7 @@ def test_proposed_only_after_the_checkpoints(tiny: Tiny, socket_name: str) -> No
     assert git(tiny.origin, "rev-parse", "develop") == develop
     assert git(tiny.origin, "rev-parse", "v0.1.0^{commit}") == git(tiny.origin, "rev-parse", INTEGRATION)
     with Store.open(tiny.root / ".git") as store:
-        (pr,) = store.pull_requests(repo="app", base="develop")
+        (pr,) = forge_records.pull_requests(store, repo="app", base="develop")
         assert (pr.state, pr.head) == ("open", INTEGRATION)
     assert all(git(tiny.origin, "branch", "--list", b) for b in FEATURES)
     assert "checkpoint 1" in result.notes_md
@@ -95,7 +97,7 @@ def test_a_failing_suite_lands_nothing(tiny: Tiny, socket_name: str) -> None:
     before = tiny.refs()
     done = coditect(tiny.root, "merge-phase", "--land", "--force", "x", "--json", "--socket", socket_name)
     assert done.code == 3, done.output
-    payload = done.data()
+    payload = done.json()
     assert payload["data"]["status"] == "failed" and payload["problems"][0]["code"] == "gates-failed"
     assert tiny.refs() == before
 
@@ -103,7 +105,7 @@ def test_a_failing_suite_lands_nothing(tiny: Tiny, socket_name: str) -> None:
 def test_killed_then_aborted_every_ref_is_back(tiny: Tiny, socket_name: str) -> None:
     before = tiny.refs()
     dry = coditect(tiny.root, "merge-phase", "--land", "--force", "x", "--dry-run", "--json")
-    kinds = [s["kind"] for s in dry.data()["data"]["steps"]]
+    kinds = [s["kind"] for s in dry.json()["data"]["steps"]]
     assert kinds == [
         "check",
         "pause",
@@ -133,10 +135,10 @@ def test_killed_then_aborted_every_ref_is_back(tiny: Tiny, socket_name: str) -> 
     assert git(tiny.origin, "branch", "--list", FEATURES[0]) == ""
     done = coditect(tiny.root, "merge-phase", "--abort", "--json", "--socket", socket_name)
     assert done.code == 0, done.output
-    assert done.data()["data"]["status"] == "aborted"
+    assert done.json()["data"]["status"] == "aborted"
     assert tiny.refs() == before
     with Store.open(tiny.root / ".git") as store:
-        assert [(p.base, p.state) for p in store.pull_requests(repo="app")] == [
+        assert [(p.base, p.state) for p in forge_records.pull_requests(store, repo="app")] == [
             (INTEGRATION, "open"),
             (INTEGRATION, "open"),
             (INTEGRATION, "open"),

@@ -16,10 +16,11 @@ import pytest
 from helpers import PHASE1_REPOS, build_phase1_sandbox, git_in, origin_of, repo_dir, stream_worktree
 
 from coditect_cli.project import Project
-from coditect_cli.services import prs
+from coditect_cli.services import prs, reviews
 from coditect_cli.services.checkpoint import run_checkpoint
 from coditect_cli.services.demo import _commit
 from coditect_cli.services.merge_phase import merge_phase
+from coditect_cli.state import forge_records
 from coditect_cli.state.store import Store
 
 PHASE = "phase-1"
@@ -83,7 +84,7 @@ def test_the_demo_scenario(isolated_git: Path, tmp_path: Path, socket: str) -> N
     commit(root, "docs", "root", "README.md", "\nSee the runbooks.\n", "docs: runbooks")
     prs.open_all(project, PHASE)
     for stream, owner in OWNERS.items():
-        prs.review(project, PHASE, stream, owner=owner, state="approved")
+        reviews.review(project, PHASE, stream, owner=owner, state="approved")
 
     first = run_checkpoint(project, PHASE, 1, socket=socket)
     assert first.status == "passed" and merged(first) == [("infra", 1), ("backend", 1)]
@@ -106,8 +107,8 @@ def test_the_demo_scenario(isolated_git: Path, tmp_path: Path, socket: str) -> N
     (view,) = status.rows
     assert view.checks_state == "failure" and not view.ready  # the head that broke the gates is marked
     with Store.open(root / ".git") as store:
-        record = store.pull_request("frontend", 1)
-        assert record is not None and "left out" in store.comments(record.id)[0].body
+        record = forge_records.pull_request(store, "frontend", 1)
+        assert record is not None and "left out" in forge_records.comments(store, record.id)[0].body
 
     # The stream fixes it: a new head, no failing check on it.
     worktree = stream_worktree(root, "frontend", "frontend")

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 from conftest import MakeTiny
-from gating_helpers import Snapshot, Tiny, coditect, git
+from gating_helpers import Snapshot, Tiny, git
+from helpers import coditect
 
 from coditect_cli.project import Project
 from coditect_cli.services.checkpoint import run_checkpoint
+from coditect_cli.state import forge_records
 from coditect_cli.state.store import Store
 
 INTEGRATION = "phase-1-integration"
@@ -37,7 +39,7 @@ def tiny(make_tiny: MakeTiny) -> tuple[Tiny, Snapshot]:
 def outcome(tiny: Tiny) -> dict[str, Any]:
     """What a finished checkpoint leaves, independent of commit dates: trees, tag, PR states, the record."""
     with Store.open(tiny.root / ".git") as store:
-        states = [(r.number, r.state) for r in store.pull_requests(repo="app")]
+        states = [(r.number, r.state) for r in forge_records.pull_requests(store, repo="app")]
         results = store.query("SELECT status FROM gating_results")
         journals = store.query("SELECT state FROM journals")
     tag = "refs/tags/checkpoint/phase-1/1"
@@ -80,7 +82,7 @@ def test_kill_at_every_step_then_continue(tiny: tuple[Tiny, Snapshot], socket_na
         assert killed.code == -signal.SIGKILL, (point, killed.output)
     final = coditect(made.root, "checkpoint", "--continue", "--json", "--socket", socket_name)
     assert final.code == 0, final.output
-    data = final.data()["data"]
+    data = final.json()["data"]
     assert data["status"] == "passed" and data["resumed"] and [x["number"] for x in data["left_out"]] == [2]
     assert outcome(made) == expected
     assert len(made.gate_runs()) == expected_runs  # no gate ran twice on a tree
@@ -111,7 +113,7 @@ def test_kill_at_a_step_then_abort_puts_every_ref_back(
 def outcome_after_abort(tiny: Tiny) -> dict[str, Any]:
     with Store.open(tiny.root / ".git") as store:
         return {
-            "prs": [r.state for r in store.pull_requests(repo="app")],
+            "prs": [r.state for r in forge_records.pull_requests(store, repo="app")],
             "journals": store.query("SELECT state FROM journals"),
             "results": store.query("SELECT status FROM gating_results"),
         }

@@ -45,6 +45,8 @@ from coditect_cli.domain.manifest import Manifest, Schedule
 from coditect_cli.errors import ExitCode, RefusedError, UnavailableError
 from coditect_cli.project import Project
 from coditect_cli.services import launch as svc
+from coditect_cli.services import streams as streams_svc
+from coditect_cli.services.session import prompt_path, resolve_socket
 
 T = TypeVar("T")
 PHASE1_SESSION = "coditect-coditect-rollout-master-phase-1"
@@ -338,7 +340,7 @@ def test_launch_sets_up_then_starts_one_pane_per_stream_in_its_worktree(launched
         env = data["env"]
         assert env["CODITECT_PHASE"] == "phase-1" and env["CODITECT_STREAM"] == stream
         assert env["CODITECT_WORKTREE"] == data["cwd"]
-        assert data["argv"] == [stream, str(svc.prompt_path(_common(root), "phase-1", stream))]
+        assert data["argv"] == [stream, str(prompt_path(_common(root), "phase-1", stream))]
     docs = report(launched.reports, "docs")["env"]
     assert json.loads(docs["CODITECT_WORKTREES"]) == {
         r: str(stream_worktree(root, "docs", r)) for r in ("root", "backend", "frontend", "infra")
@@ -355,9 +357,9 @@ def _common(root: Path) -> Path:
 
 def test_prompt_files_hold_the_day_and_the_socket_is_remembered(launched: Launched) -> None:
     root = launched.project.root
-    prompt = svc.prompt_path(_common(root), "phase-1", "frontend").read_text()
+    prompt = prompt_path(_common(root), "phase-1", "frontend").read_text()
     assert "## Today: phase day 3 of 10" in prompt and "[frontend-auth]" in prompt
-    assert svc.resolve_socket(_common(root), "phase-1", None) == launched.socket
+    assert resolve_socket(_common(root), "phase-1", None) == launched.socket
 
 
 def test_relaunch_restores_a_killed_pane_and_leaves_running_agents_alone(
@@ -399,7 +401,7 @@ def test_status_reports_panes_and_uncommitted_and_unpushed_work(launched: Launch
     (backend / "src" / "draft.py").write_text("x = 1\n")
     git_in(backend, "commit", "-q", "--allow-empty", "-m", "wip: local only")
     try:
-        result = svc.status(launched.project, None, socket=launched.socket)
+        result = streams_svc.status(launched.project, None, socket=launched.socket)
     finally:
         (backend / "src" / "draft.py").unlink()
         git_in(backend, "reset", "-q", "--hard", "HEAD~1")
@@ -429,7 +431,7 @@ def test_stop_refuses_to_remove_worktrees_with_work_then_removes_them_when_clean
     sha = git_in(docs_root, "rev-parse", "--short", "HEAD")
 
     with pytest.raises(RefusedError) as refused:
-        svc.stop(launched.project, None, socket=launched.socket, remove_worktrees=True)
+        streams_svc.stop(launched.project, None, socket=launched.socket, remove_worktrees=True)
     err = refused.value
     assert err.exit_code == ExitCode.REFUSED
     assert "?? opentofu/scratch.tf" in err.message and str(infra) in err.message
@@ -443,7 +445,7 @@ def test_stop_refuses_to_remove_worktrees_with_work_then_removes_them_when_clean
 
     (infra / "opentofu" / "scratch.tf").unlink()
     git_in(docs_root, "push", "-q")
-    result = svc.stop(launched.project, None, socket=launched.socket, remove_worktrees=True)
+    result = streams_svc.stop(launched.project, None, socket=launched.socket, remove_worktrees=True)
     assert result.killed and result.panes == 5 and len(result.removed) == 9
     assert panes_of(launched.socket, PHASE1_SESSION) == {}
     assert not (root / ".coditect" / "worktrees" / "phase-1").exists()
@@ -461,7 +463,7 @@ def test_scripted_agents_commit_in_their_own_areas_push_and_exit_zero(
 ) -> None:
     project = Project(build_phase1_sandbox(tmp_path / "sandbox"))
     result = do_launch(project, server.socket_name, monkeypatch, agent=scripted_agent_template(), day=1)
-    statuses = svc.wait_for_agents(project, None, timeout=60, socket=server.socket_name)
+    statuses = streams_svc.wait_for_agents(project, None, timeout=60, socket=server.socket_name)
     assert statuses == dict.fromkeys(STREAM_ORDER, 0), _logs(project)
     root = project.root
     for stream, repo, owned in [
@@ -478,7 +480,7 @@ def test_scripted_agents_commit_in_their_own_areas_push_and_exit_zero(
         assert git_in(wt, "status", "--porcelain") == ""
     notes = (stream_worktree(root, "infra", "infra") / "opentofu" / "infra-notes.md").read_text()
     assert "[infra-network] VPC, networking, Cloud SQL setup" in notes and "infra-runtime" not in notes
-    status = svc.status(project, None, socket=server.socket_name)
+    status = streams_svc.status(project, None, socket=server.socket_name)
     assert {s.stream: (s.state, s.exit_status) for s in status.streams} == dict.fromkeys(
         STREAM_ORDER, ("dead", 0)
     )
@@ -531,13 +533,13 @@ def test_dotted_names_literal_send_and_a_dead_agents_exit_status(
     sock = server.socket_name
 
     text = """say "hi" to 'them'; echo $HOME `id` && rm -rf / | tee x;"""
-    sent = svc.send(project, None, "api.v2", text, socket=sock)
+    sent = streams_svc.send(project, None, "api.v2", text, socket=sock)
     assert sent.delivered == ["api.v2"]
     got = retry_until(lambda: (typed / "api.v2.txt").read_text(), lambda t: t.endswith("\n"))
     assert got == text + "\n"
 
     statuses = retry_until(
-        lambda: {s.stream: s for s in svc.status(project, None, socket=sock).streams},
+        lambda: {s.stream: s for s in streams_svc.status(project, None, socket=sock).streams},
         lambda s: s["exit-7"].exit_status is not None,
     )
     assert (statuses["exit-7"].state, statuses["exit-7"].exit_status) == ("dead", 7)
@@ -545,7 +547,7 @@ def test_dotted_names_literal_send_and_a_dead_agents_exit_status(
     assert statuses["web-ui"].state == "running"
     assert statuses["api.v2"].worktrees[0].branch == "feature/rel-1.2/api.v2/api.v2"
 
-    everyone = svc.send(project, None, "all", "second line", socket=sock)
+    everyone = streams_svc.send(project, None, "all", "second line", socket=sock)
     assert everyone.delivered == ["api.v2", "web-ui"] and "exit-7" in everyone.skipped
     retry_until(lambda: (typed / "web-ui.txt").read_text(), lambda t: t == "second line\n")
 

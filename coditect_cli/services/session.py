@@ -1,0 +1,94 @@
+"""Where a phase's tmux session lives: its name, its socket, and the files its panes read and write.
+
+The socket a phase was launched on is kept in the state store's ``meta`` table (``tmux.socket:<phase>``,
+empty for the default server) so the commands run after ``streams launch`` find it.
+
+Files under ``<git-common-dir>/coditect/`` (shared by every worktree of the project):
+
+- ``prompts/<phase>/<stream>.md``: the prompt each agent reads;
+- ``panes/<phase>/<stream>.log``: everything the pane printed (``pipe-pane``); its modification time is the
+  pane's last output, which tmux 3.3 does not report per pane.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from coditect_cli.domain.launch import session_name
+from coditect_cli.domain.manifest import Manifest
+from coditect_cli.errors import UnavailableError
+from coditect_cli.project import Project
+
+PROMPTS_DIR = "prompts"
+LOGS_DIR = "panes"
+SOCKET_META = "tmux.socket:{phase}"
+
+
+def prompt_path(common: Path, phase: str, stream: str) -> Path:
+    """Where ``stream``'s prompt file is written."""
+    return common / "coditect" / PROMPTS_DIR / phase / f"{stream}.md"
+
+
+def log_path(common: Path, phase: str, stream: str) -> Path:
+    """Where ``stream``'s pane output is logged (``pipe-pane``)."""
+    return common / "coditect" / LOGS_DIR / phase / f"{stream}.log"
+
+
+def project_name(manifest: Manifest, project: Project) -> str:
+    """The project's name: the manifest's ``project``, else the root directory's name."""
+    return manifest.project or project.root.name
+
+
+def _store_path(common: Path) -> Path:
+    from coditect_cli.state.store import DB_NAME, STATE_DIR
+
+    return common / STATE_DIR / DB_NAME
+
+
+def resolve_socket(common: Path, phase: str, socket: str | None) -> str | None:
+    """The tmux socket name for ``phase``: ``socket``, else ``$CODITECT_TMUX_SOCKET``, else the one the
+    phase was launched on (from the store), else None (the default server)."""
+    from coditect_cli.adapters.tmux import SOCKET_ENV
+
+    if socket is not None:
+        return socket or None
+    if SOCKET_ENV in os.environ:
+        return os.environ[SOCKET_ENV] or None
+    if not _store_path(common).is_file():
+        return None
+    from coditect_cli.state.store import Store
+
+    with Store.open(common) as store:
+        return store.get_meta(SOCKET_META.format(phase=phase)) or None
+
+
+@dataclass(frozen=True)
+class PhaseSession:
+    """The tmux session of a phase: the manifest it runs, the project's common dir, its name and socket."""
+
+    manifest: Manifest
+    common: Path
+    name: str
+    socket: str | None
+
+    def not_running(self) -> UnavailableError:
+        """The error for "this session does not run", saying where it was looked for."""
+        where = f" on tmux socket {self.socket!r}" if self.socket else " on the default tmux server"
+        return UnavailableError(
+            f"no tmux session {self.name}{where}",
+            hint=f"start it with `coditect streams launch {self.manifest.phase}`"
+            + ("" if self.socket else " (or pass --socket NAME if it runs on another server)"),
+        )
+
+
+def phase_session(project: Project, phase: str | None, socket: str | None) -> PhaseSession:
+    """The session of ``phase`` (loads its manifest; ``socket`` as for :func:`resolve_socket`)."""
+    from coditect_cli.services.manifest import load
+    from coditect_cli.services.setup import project_common_dir
+
+    manifest = load(project, phase).manifest
+    common = project_common_dir(project)
+    sock = resolve_socket(common, manifest.phase, socket)
+    return PhaseSession(manifest, common, session_name(project_name(manifest, project), manifest.phase), sock)

@@ -1,0 +1,467 @@
+"""``streams status|send|stop``: the running streams of a phase, their panes and their worktrees.
+
+Panes are found by their ``@coditect_stream`` option in the session :mod:`coditect_cli.services.launch`
+created; the session's socket and the pane logs are located by :mod:`coditect_cli.services.session`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coditect_cli.domain.launch import PaneState, ordered_streams, panes_by_stream
+from coditect_cli.domain.manifest import Manifest
+from coditect_cli.errors import CoditectError, Location, Problem, RefusedError, UnavailableError, UsageError
+from coditect_cli.project import Project
+from coditect_cli.services.session import log_path, phase_session
+
+STATUS_GRACE = 2.0  # seconds a dead pane may lack its exit status before wait_for_agents reports None
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|\r")
+
+
+# ----------------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class WorktreeWork:
+    """A worktree's unsaved work: uncommitted changes and commits not on its upstream."""
+
+    repo: str
+    path: Path
+    exists: bool
+    branch: str | None = None
+    upstream: str | None = None
+    changes: tuple[str, ...] = ()  # `git status` short lines: "XY path"
+    unpushed: int = 0
+    commits: tuple[str, ...] = ()  # "<short sha> <subject>" of each unpushed commit (when listed)
+
+    @property
+    def clean(self) -> bool:
+        """No uncommitted change and nothing unpushed."""
+        return not self.changes and not self.unpushed
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "repo": self.repo,
+            "path": str(self.path),
+            "exists": self.exists,
+            "branch": self.branch,
+            "upstream": self.upstream,
+            "uncommitted": len(self.changes),
+            "unpushed": self.unpushed,
+            "changes": list(self.changes),
+            "commits": list(self.commits),
+        }
+
+
+@dataclass
+class StreamStatus:
+    """One stream in ``streams status``: its pane and its worktrees."""
+
+    stream: str
+    state: str  # "running", "dead" or "missing"
+    pane_id: str | None
+    window: str | None
+    exit_status: int | None
+    exit_signal: int | None
+    command: str | None
+    cwd: str | None
+    idle_seconds: float | None
+    last_line: str | None
+    worktrees: list[WorktreeWork]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "stream": self.stream,
+            "state": self.state,
+            "pane_id": self.pane_id,
+            "window": self.window,
+            "exit_status": self.exit_status,
+            "exit_signal": self.exit_signal,
+            "command": self.command,
+            "cwd": self.cwd,
+            "idle_seconds": None if self.idle_seconds is None else round(self.idle_seconds, 1),
+            "last_line": self.last_line,
+            "worktrees": [w.to_json() for w in self.worktrees],
+        }
+
+
+@dataclass
+class StatusResult:
+    """``streams status``: the session and every stream of the phase."""
+
+    phase: str
+    session: str
+    socket: str | None
+    exists: bool
+    streams: list[StreamStatus]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "phase": self.phase,
+            "session": self.session,
+            "socket": self.socket,
+            "exists": self.exists,
+            "streams": [s.to_json() for s in self.streams],
+        }
+
+
+@dataclass
+class SendResult:
+    """``streams send``: which panes got the text and which were skipped (and why)."""
+
+    phase: str
+    session: str
+    text: str
+    delivered: list[str]
+    skipped: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "phase": self.phase,
+            "session": self.session,
+            "text": self.text,
+            "delivered": self.delivered,
+            "skipped": self.skipped,
+        }
+
+
+@dataclass
+class StopResult:
+    """``streams stop``: the session ended (if it ran) and the worktrees removed (with --remove-worktrees)."""
+
+    phase: str
+    session: str
+    socket: str | None
+    killed: bool
+    panes: int
+    removed: list[Path]
+    kept: list[WorktreeWork]
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "phase": self.phase,
+            "session": self.session,
+            "socket": self.socket,
+            "killed": self.killed,
+            "panes": self.panes,
+            "removed_worktrees": [str(p) for p in self.removed],
+            "worktrees_with_work": [w.to_json() for w in self.kept if not w.clean],
+            "dry_run": self.dry_run,
+        }
+
+
+# ----------------------------------------------------------------------------------------------- worktrees
+
+
+def read_work(repo: str, path: Path, *, list_commits: bool = False) -> WorktreeWork:
+    """Uncommitted changes and unpushed commits of the worktree at ``path`` (1-2 git processes).
+
+    Unpushed means ahead of the upstream branch; a branch without upstream counts the commits on no other
+    branch and no remote-tracking branch.
+    """
+    from coditect_cli.adapters import proc
+
+    if not (path / ".git").exists():
+        return WorktreeWork(repo, path, exists=False)
+    git = ["git", "-C", str(path)]
+    out = proc.run([*git, "status", "--porcelain=v2", "--branch", "--untracked-files=all"]).stdout
+    branch: str | None = None
+    upstream: str | None = None
+    ahead = 0
+    changes: list[str] = []
+    for line in out.splitlines():
+        if line.startswith("# branch.head "):
+            head = line.removeprefix("# branch.head ")
+            branch = None if head == "(detached)" else head
+        elif line.startswith("# branch.upstream "):
+            upstream = line.removeprefix("# branch.upstream ")
+        elif line.startswith("# branch.ab "):
+            ahead = int(line.split()[2].lstrip("+"))
+        elif line.startswith("? "):
+            changes.append(f"?? {line[2:]}")
+        elif line[:2] in {"1 ", "2 ", "u "}:
+            parts = line.split(" ", {"1": 8, "2": 9, "u": 10}[line[0]])
+            changes.append(f"{parts[1].replace('.', ' ')} {parts[-1].split(chr(9))[0]}")
+    commits: tuple[str, ...] = ()
+    fmt = "--format=%h %s"
+    if upstream is not None:
+        unpushed = ahead
+        if list_commits and ahead:
+            commits = tuple(proc.run([*git, "log", fmt, "@{upstream}..HEAD"]).stdout.splitlines())
+    elif "# branch.oid (initial)" in out:
+        unpushed = 0
+    else:
+        exclude = [f"--exclude={branch}"] if branch else []
+        listed = proc.run([*git, "log", fmt, "HEAD", "--not", *exclude, "--branches", "--remotes"]).stdout
+        commits = tuple(listed.splitlines())
+        unpushed = len(commits)
+        if not list_commits:
+            commits = ()
+    return WorktreeWork(repo, path, True, branch, upstream, tuple(changes), unpushed, commits)
+
+
+def _worktrees(project: Project, manifest: Manifest) -> dict[str, list[tuple[str, Path]]]:
+    from coditect_cli.domain.plan import worktree_path
+
+    out: dict[str, list[tuple[str, Path]]] = {}
+    for pair in manifest.pairs():
+        out.setdefault(pair.stream.id, []).append((pair.repo.id, worktree_path(manifest, project.root, pair)))
+    return out
+
+
+def _last_line(log: Path) -> str | None:
+    try:
+        with log.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - 4096))
+            tail = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    lines = [_ANSI.sub("", line).strip() for line in tail.splitlines()]
+    lines = [line for line in lines if line]
+    return lines[-1][:200] if lines else None
+
+
+# ----------------------------------------------------------------------------------------------- status, send, stop
+
+
+def status(project: Project, phase: str | None, *, socket: str | None = None) -> StatusResult:
+    """Every stream's pane (alive or dead, current command, cwd, idle time) and worktrees (branch,
+    uncommitted and unpushed counts). One ``list-panes -a`` call for all panes."""
+    from coditect_cli.adapters.tmux import Tmux
+
+    s = phase_session(project, phase, socket)
+    rows = panes_by_stream(Tmux(s.socket).session_panes(s.name))
+    worktrees = _worktrees(project, s.manifest)
+    now = time.time()
+    out: list[StreamStatus] = []
+    for stream in ordered_streams(s.manifest):
+        row = rows.get(stream.id)
+        log = log_path(s.common, s.manifest.phase, stream.id)
+        idle: float | None = None
+        last: str | None = None
+        if row is not None and log.is_file():
+            idle = max(0.0, now - log.stat().st_mtime)
+            last = _last_line(log)
+        out.append(
+            StreamStatus(
+                stream=stream.id,
+                state="missing" if row is None else "dead" if row.dead else "running",
+                pane_id=row.pane_id if row else None,
+                window=row.window_name if row else None,
+                exit_status=row.dead_status if row and row.dead else None,
+                exit_signal=row.dead_signal if row and row.dead else None,
+                command=row.command if row else None,
+                cwd=(row.cwd or None) if row else None,
+                idle_seconds=idle,
+                last_line=last,
+                worktrees=[read_work(repo, path) for repo, path in worktrees[stream.id]],
+            )
+        )
+    return StatusResult(s.manifest.phase, s.name, s.socket, bool(rows), out)
+
+
+def send(
+    project: Project, phase: str | None, target: str, text: str, *, socket: str | None = None
+) -> SendResult:
+    """Type ``text`` literally into ``target``'s pane (a stream id, or ``all``), then press Enter."""
+    result = send_each(project, phase, {target: text}, socket=socket)
+    if not result.delivered:
+        reasons = "; ".join(f"{k}: {v}" for k, v in result.skipped.items())
+        raise UnavailableError(
+            f"nothing to send to: {reasons}",
+            hint=f"relaunch with `coditect streams launch {result.phase}`",
+        )
+    return result
+
+
+def send_each(
+    project: Project, phase: str | None, texts: Mapping[str, str], *, socket: str | None = None
+) -> SendResult:
+    """Type each stream's own text into its pane (key ``all``: every stream), reading the panes once.
+
+    Streams whose pane is missing or dead are skipped, with the reason.
+    """
+    from coditect_cli.adapters.tmux import Tmux
+
+    s = phase_session(project, phase, socket)
+    streams = [st.id for st in ordered_streams(s.manifest)]
+    unknown = [t for t in texts if t != "all" and t not in streams]
+    if unknown:
+        raise UsageError(
+            f"no stream {unknown[0]!r} in phase {s.manifest.phase} (streams: {', '.join(streams)}, or all)"
+        )
+    tmux = Tmux(s.socket)
+    rows = panes_by_stream(tmux.session_panes(s.name))
+    if not rows:
+        raise s.not_running()
+    wanted = {st: texts["all"] for st in streams} if "all" in texts else dict(texts)
+    delivered: list[str] = []
+    skipped: dict[str, str] = {}
+    for stream in (st for st in streams if st in wanted):
+        row = rows.get(stream)
+        if row is None:
+            skipped[stream] = "no pane"
+        elif row.dead:
+            skipped[stream] = (
+                f"the agent exited ({row.dead_status if row.dead_status is not None else 'signal'})"
+            )
+        else:
+            delivered.append(stream)
+    same = len(set(wanted.values())) == 1
+    if delivered and same:
+        tmux.send([rows[st].pane_id for st in delivered], next(iter(wanted.values())))
+    else:
+        for stream in delivered:
+            tmux.send([rows[stream].pane_id], wanted[stream])
+    text = next(iter(wanted.values())) if same and wanted else ""
+    return SendResult(s.manifest.phase, s.name, text, delivered, skipped)
+
+
+def _refusal(dirty: list[WorktreeWork]) -> RefusedError:
+    lines: list[str] = []
+    problems: list[Problem] = []
+    for w in dirty:
+        lines.append(f"  {w.path} ({w.repo}, {w.branch or 'detached HEAD'}):")
+        for change in w.changes:
+            lines.append(f"    uncommitted: {change}")
+            problems.append(Problem("uncommitted", f"uncommitted: {change}", Location(str(w.path))))
+        for commit in w.commits:
+            where = f"not on {w.upstream}" if w.upstream else "on no other branch or remote"
+            lines.append(f"    unpushed ({where}): {commit}")
+            problems.append(Problem("unpushed", f"unpushed: {commit}", Location(str(w.path))))
+    return RefusedError(
+        f"{len(dirty)} worktree(s) have work that removing them would put at risk; nothing was stopped "
+        "or removed:\n" + "\n".join(lines),
+        problems=tuple(problems),
+        hint="commit and push (or discard) that work, or stop without --remove-worktrees",
+    )
+
+
+def stop(
+    project: Project,
+    phase: str | None,
+    *,
+    socket: str | None = None,
+    remove_worktrees: bool = False,
+    dry_run: bool = False,
+) -> StopResult:
+    """End the phase's session (every pane); worktrees stay unless ``remove_worktrees``.
+
+    With ``remove_worktrees`` it first refuses (:class:`RefusedError`, exit 4, nothing stopped) while any
+    worktree has uncommitted files or unpushed commits, listing every one; otherwise it ends the session
+    and removes the worktrees with ``git worktree remove`` (which itself refuses a worktree that changed
+    meanwhile) and ``git worktree prune``.
+    """
+    from coditect_cli.adapters import proc
+    from coditect_cli.adapters.tmux import Tmux
+    from coditect_cli.state.lock import phase_lock
+    from coditect_cli.state.store import Store
+
+    s = phase_session(project, phase, socket)
+    tmux = Tmux(s.socket)
+    rows = tmux.session_panes(s.name)
+    works = [
+        read_work(repo, path, list_commits=remove_worktrees)
+        for entries in _worktrees(project, s.manifest).values()
+        for repo, path in entries
+    ]
+    existing = [w for w in works if w.exists]
+    dirty = [w for w in existing if not w.clean]
+    if remove_worktrees and dirty:
+        raise _refusal(dirty)
+    result = StopResult(s.manifest.phase, s.name, s.socket, bool(rows), len(rows), [], works, dry_run=dry_run)
+    if dry_run:
+        result.removed = [w.path for w in existing] if remove_worktrees else []
+        return result
+    with phase_lock(s.common, s.manifest.phase, "coditect streams stop"):
+        if rows:
+            tmux.kill_session(s.name)
+        if remove_worktrees:
+            repos = {r.id: (project.root / r.path).resolve() for r in s.manifest.repositories}
+            for w in existing:
+                proc.run(["git", "-C", str(repos[w.repo]), "worktree", "remove", str(w.path)])
+                result.removed.append(w.path)
+                _prune_empty_dirs(w.path.parent, stop_at=project.root)
+            for repo in sorted({w.repo for w in existing}):
+                proc.run(["git", "-C", str(repos[repo]), "worktree", "prune"])
+        with Store.open(s.common) as store:
+            store.record_event(
+                None,
+                "streams stop",
+                "stop",
+                phase=s.manifest.phase,
+                detail={"session": s.name, "killed": bool(rows), "removed": [str(p) for p in result.removed]},
+            )
+    return result
+
+
+def _prune_empty_dirs(directory: Path, *, stop_at: Path) -> None:
+    """Remove ``directory`` and its parents while they are empty, never reaching ``stop_at``."""
+    current = directory
+    while current != stop_at and stop_at in current.parents:
+        try:
+            current.rmdir()
+        except OSError:
+            return
+        current = current.parent
+
+
+def wait_for_agents(
+    project: Project,
+    phase: str | None,
+    timeout: float,
+    *,
+    socket: str | None = None,
+    poll: float = 0.05,
+    on_poll: Callable[[dict[str, PaneState]], None] | None = None,
+) -> dict[str, int | None]:
+    """Wait until every stream's pane is dead (its agent exited); return each stream's exit status.
+
+    A pane killed by a signal or missing altogether gives None. Polls ``list-panes`` every ``poll``
+    seconds (at most 0.1); raises :class:`CoditectError` naming the agents still running at ``timeout``.
+    """
+    from coditect_cli.adapters.tmux import Tmux
+
+    s = phase_session(project, phase, socket)
+    tmux = Tmux(s.socket)
+    streams = [st.id for st in ordered_streams(s.manifest)]
+    deadline = time.monotonic() + timeout
+    interval = min(max(poll, 0.005), 0.1)
+    unknown_since: dict[str, float] = {}
+    while True:
+        rows = panes_by_stream(tmux.session_panes(s.name))
+        if on_poll is not None:
+            on_poll(rows)
+        now = time.monotonic()
+        running: list[str] = []
+        for st in streams:
+            row = rows.get(st)
+            if row is None or row.finished:
+                continue
+            if row.dead:
+                # Dead without a status even after the adapter's reap: give tmux a moment, then accept it.
+                if now - unknown_since.setdefault(st, now) < STATUS_GRACE:
+                    running.append(st)
+                continue
+            running.append(st)
+        if not running:
+            return {st: (rows[st].dead_status if st in rows else None) for st in streams}
+        if now >= deadline:
+            raise CoditectError(
+                f"agents still running after {timeout:g}s: {', '.join(running)}",
+                hint=f"see them with `coditect streams status {s.manifest.phase}`",
+            )
+        time.sleep(interval)
