@@ -244,7 +244,7 @@ def _panes(
 ) -> tuple[dict[str, PaneState], bool]:
     """The phase's panes by stream (empty when tmux or the session is absent)."""
     from coditect_cli.adapters.tmux import Tmux
-    from coditect_cli.domain.launch import session_name
+    from coditect_cli.domain.launch import panes_by_stream, session_name
     from coditect_cli.errors import CoditectError
     from coditect_cli.services.session import project_name, resolve_socket
 
@@ -253,7 +253,7 @@ def _panes(
         rows = tmux.session_panes(session_name(project_name(manifest, project), manifest.phase))
     except CoditectError:
         return {}, False
-    return {row.stream: row for row in rows if row.stream}, bool(rows)
+    return panes_by_stream(rows), bool(rows)
 
 
 def commits_since(

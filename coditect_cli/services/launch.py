@@ -412,7 +412,7 @@ def run_headless(
         prompt_file.write_text(text, encoding="utf-8")
     codes: dict[str, int | None] = {}
     for pane in prepared.spec.panes:
-        log = pane.log or (common / "coditect" / "panes" / manifest.phase / f"{pane.stream}.log")
+        log = pane.log or log_path(common, manifest.phase, pane.stream)
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w", encoding="utf-8") as out:
             try:

@@ -188,18 +188,14 @@ def _since(
 ) -> tuple[str, float, dict[str, str]]:
     """When "yesterday" starts: the last earlier-day sync of this kind (and the branch tips it saw), else
     the previous workday's start (and no tips)."""
-    import json
-
+    from coditect_cli.state.coordination import previous_sync
     from coditect_cli.state.store import parse_time
 
-    rows = store.query(
-        "SELECT time, report FROM syncs WHERE phase = ? AND kind = ? AND day < ? ORDER BY id DESC LIMIT 1",
-        [phase, kind, day],
-    )
-    if rows:
-        moment = parse_time(rows[0][0])
-        tips = json.loads(rows[0][1] or "{}").get("tips", {})
-        return rows[0][0], moment.timestamp(), tips if isinstance(tips, dict) else {}
+    found = previous_sync(store, phase, kind, day)
+    if found:
+        time, report = found
+        tips = report.get("tips", {})
+        return time, parse_time(time).timestamp(), tips if isinstance(tips, dict) else {}
     start = dt.datetime.combine(previous_workday(manifest.schedule, today), dt.time.min).astimezone()
     return start.isoformat(), start.timestamp(), {}
 
@@ -243,7 +239,7 @@ def _sync(
 ) -> SyncResult:
     from coditect_cli.services.manifest import load_valid
     from coditect_cli.services.setup import project_common_dir
-    from coditect_cli.state.coordination import record_sync
+    from coditect_cli.state.coordination import record_sync, sync_time
     from coditect_cli.state.store import Store
 
     now = today or dt.date.today()
@@ -259,17 +255,13 @@ def _sync(
         if kind == "morning":
             since_text, since, tips = _since(store, manifest.phase, "morning", n, now, manifest)
         else:
-            rows = store.query(
-                "SELECT time FROM syncs WHERE phase = ? AND kind = 'morning' AND day = ? "
-                "ORDER BY id DESC LIMIT 1",
-                [manifest.phase, n],
-            )
-            midnight = dt.datetime.combine(now, dt.time.min).astimezone()
-            if rows:
+            morning_time = sync_time(store, manifest.phase, "morning", n)
+            if morning_time:
                 from coditect_cli.state.store import parse_time
 
-                since_text, since = rows[0][0], parse_time(rows[0][0]).timestamp()
+                since_text, since = morning_time, parse_time(morning_time).timestamp()
             else:
+                midnight = dt.datetime.combine(now, dt.time.min).astimezone()
                 since_text, since = midnight.isoformat(), midnight.timestamp()
     views = task_views(manifest, facts.tasks)
     sections: list[StreamDay] = []

@@ -120,3 +120,24 @@ def last_sync(store: Store, phase: str, kind: str) -> tuple[int, str] | None:
         "SELECT day, time FROM syncs WHERE phase = ? AND kind = ? ORDER BY id DESC LIMIT 1", [phase, kind]
     )
     return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+
+def previous_sync(store: Store, phase: str, kind: str, before_day: int) -> tuple[str, dict[str, Any]] | None:
+    """(time, report) of the latest ``kind`` sync of ``phase`` on a day before ``before_day``."""
+    rows = store.query(
+        "SELECT time, report FROM syncs WHERE phase = ? AND kind = ? AND day < ? ORDER BY id DESC LIMIT 1",
+        [phase, kind, before_day],
+    )
+    if not rows:
+        return None
+    report = json.loads(rows[0][1] or "{}")
+    return str(rows[0][0]), report if isinstance(report, dict) else {}
+
+
+def sync_time(store: Store, phase: str, kind: str, day: int) -> str | None:
+    """When the latest ``kind`` sync of ``day`` ran, if one did."""
+    rows = store.query(
+        "SELECT time FROM syncs WHERE phase = ? AND kind = ? AND day = ? ORDER BY id DESC LIMIT 1",
+        [phase, kind, day],
+    )
+    return str(rows[0][0]) if rows else None

@@ -150,8 +150,12 @@ def test_send_human_output_names_the_streams(alive: Launched, capsys: pytest.Cap
     result = cli(alive.root, ["sync", "morning", "--day", "3", "--send", "--socket", alive.socket], capsys)
     assert result.code == 0, result.output
     assert f"sent each stream's section to its pane: {', '.join(STREAM_ORDER)}" in result.stdout
-    got = received(alive.typed, "infra").lstrip("\0")
-    assert got.startswith("[coditect morning sync, day 3] ") and "Cloud Run services, Redis, IAM" in got
+    got = {s: received(alive.typed, s).lstrip("\0") for s in STREAM_ORDER}  # every pane, so none arrives late
+    assert all("[coditect morning sync, day 3] " in line for line in got.values()), got
+    assert (
+        got["infra"].startswith("[coditect morning sync, day 3] ")
+        and "Cloud Run services, Redis, IAM" in got["infra"]
+    )
 
 
 def test_without_send_nothing_is_typed(alive: Launched, capsys: pytest.CaptureFixture[str]) -> None:
