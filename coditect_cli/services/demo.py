@@ -65,11 +65,15 @@ class DemoResult:
         by_key = {stage.key: stage.data for stage in self.stages}
         lines: list[str] = []
         setup = by_key.get("setup") or {}
-        lines.append(f"setup: {len(setup.get('done', []))} step(s) across 4 repositories, 9 worktrees")
+        done = setup.get("done", [])
+        repos = len({step["repo"] for step in done if "repo" in step})
+        worktrees = sum(step["kind"] == "AddWorktree" for step in done)
+        lines.append(f"setup: {len(done)} step(s) across {repos} repositories, {worktrees} worktrees")
         launch = by_key.get("launch") or {}
         codes = launch.get("exit_codes", {})
         where = "tmux panes" if launch.get("launch") else "agents run without tmux"
-        lines.append(f"agents: {len(codes)} {where}, exit codes {codes}")
+        exits = ", ".join(f"{stream} {code}" for stream, code in codes.items())
+        lines.append(f"agents: {len(codes)} {where}, exit codes: {exits}")
         refused = [r for r in by_key.get("guard", []) if not r["committed"]]
         lines.append(f"ownership guard: {len(refused)} commit(s) refused outside a stream's paths")
         conflicts = by_key.get("conflicts") or {}

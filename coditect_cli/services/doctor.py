@@ -452,7 +452,7 @@ def _setup_check(phase: str, plan: Plan | None, why_not: str | None) -> Check:
     kinds = ", ".join(f"{n} {kind}" for kind, n in Counter(step.kind for step in plan.steps).items())
     return row(
         "warn",
-        f"not set up: {len(plan.steps)} step(s) pending ({kinds})",
+        f"setup incomplete: {len(plan.steps)} step(s) pending ({kinds})",
         f"run `coditect streams setup {phase}` (`coditect plan {phase}` lists the steps)",
     )
 

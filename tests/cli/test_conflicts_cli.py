@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
+from helpers import call_main, run_cli
 
-from coditect_cli.cli import app as cli_app
-from coditect_cli.cli import conflicts_cmd
 from coditect_cli.sandbox import build_sandbox
 from coditect_cli.services.demo import example_manifest
-
-# Registers `conflicts` on the app when app.py does not (yet): the same call the lead's wiring makes.
-BOOT = textwrap.dedent("""\
-    import sys
-    from coditect_cli.cli import app, conflicts_cmd
-    if not any((c.name or getattr(c.callback, "__name__", "")) == "conflicts" for c in app.app.registered_commands):
-        conflicts_cmd.register(app.app)
-    app.main(sys.argv[1:])
-    """)
 
 INTEGRATION = "phase-1-integration"
 BACKEND = "submodules/cloud/coditect-cloud-backend"
@@ -51,29 +38,6 @@ FEATURES = {  # the example manifest's feature branches, by repository path
 PAIRS = sum(len(b) * (len(b) - 1) // 2 + len(b) for b in FEATURES.values())  # 1 + 6 + 6 + 3
 
 
-class Result(NamedTuple):
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.stdout)
-        return data
-
-
-def _registered() -> bool:
-    return any(
-        (c.name or getattr(c.callback, "__name__", "")) == "conflicts"
-        for c in cli_app.app.registered_commands
-    )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _conflicts_command() -> None:
-    if not _registered():
-        conflicts_cmd.register(cli_app.app)
-
-
 def git(repo: Path, *args: str) -> str:
     done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
     assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
@@ -93,15 +57,6 @@ def commit_on(repo: Path, branch: str, files: dict[str, str]) -> None:
     finally:
         git(repo, "worktree", "remove", "--force", str(tree))
         shutil.rmtree(tree.parent, ignore_errors=True)
-
-
-def call(args: list[str], capsys: pytest.CaptureFixture[str]) -> Result:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        cli_app.main(args)
-    out, err = capsys.readouterr()
-    code = exc.value.code
-    return Result(code if isinstance(code, int) else 0, out, err)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +97,7 @@ def backend_pairs(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_clean_phase_exits_0(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    result = call(["--root", str(sandbox), "conflicts", "--json"], capsys)
+    result = call_main(["--root", str(sandbox), "conflicts", "--json"], capsys)
     assert result.code == 0, result.stdout + result.stderr
     envelope = result.json()
     assert envelope["command"] == "conflicts" and envelope["ok"] is True
@@ -156,7 +111,7 @@ def test_clean_phase_exits_0(sandbox: Path, capsys: pytest.CaptureFixture[str]) 
 def test_conflicting_streams_exit_3_with_the_paths(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plant_backend_conflict(sandbox)
     commit_on(sandbox / BACKEND, "feature/phase-1/docs/backend-api-docs", {"docs/extra.md": "# Extra\n"})
-    result = call(["--root", str(sandbox), "conflicts", "--json"], capsys)
+    result = call_main(["--root", str(sandbox), "conflicts", "--json"], capsys)
     assert result.code == 3, result.stdout
     envelope = result.json()
     assert envelope["exit_code"] == 3 and envelope["data"]["conflicts"] == 1
@@ -174,7 +129,7 @@ def test_human_output_shows_the_matrix_and_the_conflicting_paths(
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
     plant_backend_conflict(sandbox)
-    result = call(["--root", str(sandbox), "conflicts"], capsys)
+    result = call_main(["--root", str(sandbox), "conflicts"], capsys)
     assert result.code == 3
     out = result.stdout
     assert "backend (submodules/cloud/coditect-cloud-backend)" in out
@@ -190,7 +145,7 @@ def test_a_branch_conflicting_with_integration(sandbox: Path, capsys: pytest.Cap
     commit_on(
         backend, "feature/phase-1/backend/auth-service", {"openapi.yaml": "openapi: 3.1.0\n# feature\n"}
     )
-    result = call(["--root", str(sandbox), "conflicts", "--json"], capsys)
+    result = call_main(["--root", str(sandbox), "conflicts", "--json"], capsys)
     assert result.code == 3
     conflicting = [p for p in backend_pairs(result.json()["data"]) if p["conflict"]]
     assert [(p["a"], p["b"], p["paths"]) for p in conflicting] == [
@@ -202,7 +157,7 @@ def test_unknown_branch_exits_1_and_is_not_a_conflict(
     sandbox: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     git(sandbox / BACKEND, "branch", "-D", "feature/phase-1/docs/backend-api-docs")
-    result = call(["--root", str(sandbox), "conflicts", "--json"], capsys)
+    result = call_main(["--root", str(sandbox), "conflicts", "--json"], capsys)
     assert result.code == 1, result.stdout
     envelope = result.json()
     data = envelope["data"]
@@ -217,14 +172,14 @@ def test_unknown_branch_exits_1_and_is_not_a_conflict(
         "branch feature/phase-1/docs/backend-api-docs does not exist in repo backend "
         "(run `coditect streams setup`)"
     )
-    human = call(["--root", str(sandbox), "conflicts"], capsys)
+    human = call_main(["--root", str(sandbox), "conflicts"], capsys)
     assert human.code == 1 and "does not exist in repo backend" in human.stdout
 
 
 def test_unknown_branch_with_a_conflict_exits_3(sandbox: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plant_backend_conflict(sandbox)
     git(sandbox / BACKEND, "branch", "-D", "feature/phase-1/docs/backend-api-docs")
-    result = call(["--root", str(sandbox), "conflicts", "--json"], capsys)
+    result = call_main(["--root", str(sandbox), "conflicts", "--json"], capsys)
     assert result.code == 3
     assert sorted(p["code"] for p in result.json()["problems"]) == ["conflict", "unknown-ref"]
 
@@ -264,21 +219,13 @@ def _project(root: Path, streams: int) -> Path:
 
 
 def _git_calls(project: Path, shim_dir: Path, log: Path) -> tuple[int, list[str]]:
+    """Run ``coditect conflicts --json`` in a subprocess with the git-counting shim first on PATH."""
     log.write_text("", encoding="utf-8")
-    env = dict(os.environ)
-    env["PATH"] = f"{shim_dir}{os.pathsep}{env['PATH']}"
-    env["CODITECT_TEST_GIT_LOG"] = str(log)
-    done = subprocess.run(
-        [sys.executable, "-c", BOOT, "--root", str(project), "conflicts", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 3, done.stdout + done.stderr
-    assert json.loads(done.stdout)["data"]["conflicts"] == 1
-    return done.returncode, log.read_text(encoding="utf-8").splitlines()
+    env = {"PATH": f"{shim_dir}{os.pathsep}{os.environ['PATH']}", "CODITECT_TEST_GIT_LOG": str(log)}
+    done = run_cli(["--root", str(project), "conflicts", "--json"], env=env)
+    assert done.code == 3, done.output
+    assert done.json()["data"]["conflicts"] == 1
+    return done.code, log.read_text(encoding="utf-8").splitlines()
 
 
 def test_git_processes_do_not_grow_with_the_number_of_branches(tmp_path: Path, isolated_git: Path) -> None:

@@ -111,6 +111,12 @@ def test_demo_builds_validates_plans_and_rebuilds_with_json(demo_target: Path, i
         )
         assert tag.stdout.strip() == "tag", origin
     assert any(line.startswith("merge-phase: landed") for line in data["summary"])
+    done = data["setup"]["done"]
+    assert f"setup: {len(done)} step(s) across 4 repositories, 9 worktrees" in data["summary"]
+    assert (
+        "agents: 5 tmux panes, exit codes: infra 0, backend 0, frontend 0, deploy 0, docs 0"
+        in data["summary"]
+    )
 
 
 def test_demo_refuses_a_foreign_directory(tmp_path: Path, isolated_git: Path) -> None:

@@ -164,7 +164,7 @@ def test_not_set_up_warns_and_passes(
     found = checks(payload)
     setup = found["setup", PHASE1]
     assert setup["status"] == "warn"
-    assert setup["detail"].startswith("not set up:") and "AddWorktree" in setup["detail"]
+    assert setup["detail"].startswith("setup incomplete:") and "AddWorktree" in setup["detail"]
     assert "coditect streams setup phase-1" in setup["hint"]
     assert found["branches", f"{PHASE1}/backend"]["detail"] == "missing: phase-1-integration"
     assert found["worktree", PHASE1]["status"] == "warn", "one row, not nine, when no worktree exists"

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gating_helpers import Snapshot, Tiny, build_tiny
-
-MakeTiny = Callable[..., tuple[Tiny, Snapshot]]
+from gating_helpers import MakeTiny, Snapshot, Tiny, build_tiny
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,3 +166,7 @@ class Snapshot:
     def restore(self) -> None:
         shutil.rmtree(self.base)
         shutil.copytree(self.copy, self.base, symlinks=True)
+
+
+MakeTiny = Callable[..., tuple[Tiny, Snapshot]]
+"""The type of the ``make_tiny`` fixture (conftest.py): ``make_tiny(n, ...) -> (tiny, snapshot)``."""

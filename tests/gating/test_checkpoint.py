@@ -9,8 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import MakeTiny
-from gating_helpers import Tiny, git
+from gating_helpers import MakeTiny, Tiny, git
 from helpers import coditect
 from test_domain import run_search
 

@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import MakeTiny
 from fakegithub import FakeGitHub
-from gating_helpers import IDENTITY, Tiny, git
+from gating_helpers import IDENTITY, MakeTiny, Tiny, git
 from helpers import coditect
 
 from coditect_cli.errors import RefusedError

@@ -8,8 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import MakeTiny
-from gating_helpers import Tiny, git
+from gating_helpers import MakeTiny, Tiny, git
 from helpers import coditect
 
 from coditect_cli.adapters.git import commit_file

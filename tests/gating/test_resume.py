@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MakeTiny
-from gating_helpers import Snapshot, Tiny, git
+from gating_helpers import MakeTiny, Snapshot, Tiny, git
 from helpers import coditect
 
 from coditect_cli.project import Project
