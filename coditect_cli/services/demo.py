@@ -77,9 +77,13 @@ class DemoResult:
         refused = [r for r in by_key.get("guard", []) if not r["committed"]]
         lines.append(f"ownership guard: {len(refused)} commit(s) refused outside a stream's paths")
         conflicts = by_key.get("conflicts") or {}
-        lines.append(
-            f"conflicts predicted: {conflicts.get('conflicts', 0)} (resolved by backend before review)"
+        fixed = by_key.get("resolve") or {}
+        resolved = (
+            f" (resolved by {fixed['stream']} before review: {', '.join(fixed['resolved'])})"
+            if fixed.get("resolved")
+            else ""
         )
+        lines.append(f"conflicts predicted: {conflicts.get('conflicts', 0)}{resolved}")
         opened = (by_key.get("prs") or {}).get("opened", [])
         lines.append(f"pull requests opened: {len(opened)}, approved by their code owners")
         for n in (1, 2, 3, 4):

@@ -111,6 +111,7 @@ def test_demo_builds_validates_plans_and_rebuilds_with_json(demo_target: Path, i
         )
         assert tag.stdout.strip() == "tag", origin
     assert any(line.startswith("merge-phase: landed") for line in data["summary"])
+    assert "conflicts predicted: 1 (resolved by backend before review: openapi.yaml)" in data["summary"]
     done = data["setup"]["done"]
     assert f"setup: {len(done)} step(s) across 4 repositories, 9 worktrees" in data["summary"]
     assert (
