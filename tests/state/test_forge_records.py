@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from coditect_cli.state import StateError, Store
 from coditect_cli.state import forge_records as fr
 
 TOKEN = "ghp_" + "aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    common_dir = tmp_path / "project.git"
-    common_dir.mkdir()
-    with Store.open(common_dir) as opened:
-        yield opened
 
 
 def test_open_numbers_per_repository_and_is_idempotent(store: Store) -> None:

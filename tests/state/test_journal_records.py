@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from coditect_cli.domain.gating import RefMove
@@ -12,14 +9,6 @@ from coditect_cli.state import StateError, Store
 from coditect_cli.state import journal_records as jr
 
 A, B = "a" * 40, "b" * 40
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    common_dir = tmp_path / "project.git"
-    common_dir.mkdir()
-    with Store.open(common_dir) as opened:
-        yield opened
 
 
 def test_a_journal_round_trips_and_only_one_is_open_per_phase(store: Store) -> None:

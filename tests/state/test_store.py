@@ -20,13 +20,6 @@ TOKEN = "ghp_" + "aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6"  # the shape of a GitHub
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-@pytest.fixture
-def common_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "project.git"
-    path.mkdir()
-    return path
-
-
 def _raw(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(str(path), isolation_level=None)
 
