@@ -611,15 +611,12 @@ class _PhaseChecks:
 
     def _repositories(self, loaded: Loaded) -> dict[RepoId, RepoState]:
         """Each repository exists and is a git repository: read its state (a few git calls each)."""
-        from coditect_cli.adapters.git import is_work_tree, read_state
+        from coditect_cli.adapters.git import is_work_tree
         from coditect_cli.domain.manifest import RepoId
-        from coditect_cli.domain.plan import CODEOWNERS_PATH
+        from coditect_cli.services.setup import read_repo_state
 
         manifest = loaded.manifest
         phase = manifest.phase
-        integration = manifest.integration_branch
-        # The blobs setup compares CODEOWNERS with (as services.setup.read_context reads them): same call.
-        specs = [f"{integration}:{CODEOWNERS_PATH}", f"origin/{integration}:{CODEOWNERS_PATH}"]
         states: dict[RepoId, RepoState] = {}
         for i, repo in enumerate(manifest.repositories):
             row = _Row("repository", f"{phase}/{repo.id}", phase)
@@ -634,7 +631,7 @@ class _PhaseChecks:
                 self.checks.append(row("fail", f"{shown} is not a git repository ({where})", init))
                 continue
             try:
-                state = read_state(path, specs)
+                state = read_repo_state(path, manifest)
             except CoditectError as exc:
                 self.checks.append(
                     row("fail", f"cannot read {shown}: {exc.message}", f"`git -C {path} status`")

@@ -111,18 +111,23 @@ def _guard_current(ctx: Context, stream: StreamId, repo: RepoId, worktree: Path)
 
 def read_context(project: Project, phase: str | None) -> Context:
     """Validate the manifest and read every repository's state (a constant number of git calls each)."""
-    from coditect_cli.adapters.git import read_state
-
     checked = load_valid(project, phase)
     manifest = checked.loaded.manifest
     files = generate(manifest, manifest_label(checked))
-    integration = manifest.integration_branch
-    states: dict[RepoId, RepoState] = {}
-    for repo in manifest.repositories:
-        path = (project.root / repo.path).resolve()
-        specs = [f"{integration}:{CODEOWNERS_PATH}", f"origin/{integration}:{CODEOWNERS_PATH}"]
-        states[RepoId(repo.id)] = read_state(path, specs)
+    states = {
+        RepoId(repo.id): read_repo_state((project.root / repo.path).resolve(), manifest)
+        for repo in manifest.repositories
+    }
     return Context(checked, states, files)
+
+
+def read_repo_state(path: Path, manifest: Manifest) -> RepoState:
+    """One repository's state, with the integration branch's CODEOWNERS blobs (local and origin) that the
+    plan compares with the generated file."""
+    from coditect_cli.adapters.git import read_state
+
+    integration = manifest.integration_branch
+    return read_state(path, [f"{integration}:{CODEOWNERS_PATH}", f"origin/{integration}:{CODEOWNERS_PATH}"])
 
 
 def compute_plan(ctx: Context, *, push: bool = True) -> Plan:
