@@ -114,9 +114,12 @@ def plan_checks(manifest: Manifest) -> tuple[RepoChecks, ...]:
     """Per repository with at least one feature branch: every unordered pair of its feature branches,
     then each feature branch against the integration branch. Repositories keep the manifest's order."""
     integration = Lane(INTEGRATION, str(manifest.integration_branch))
-    by_repo: dict[str, list[Lane]] = {}
-    for pair in manifest.pairs():
-        by_repo.setdefault(pair.repo.id, []).append(Lane(pair.stream.id, str(pair.branch)))
+    from coditect_cli.domain.manifest import pairs_by_repo
+
+    by_repo = {
+        repo: [Lane(pair.stream.id, str(pair.branch)) for pair in group]
+        for repo, group in pairs_by_repo(manifest.pairs()).items()
+    }
     out: list[RepoChecks] = []
     for repo in manifest.repositories:
         lanes = tuple(by_repo.get(repo.id, ()))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from collections.abc import Iterable
 from typing import Annotated, Literal, NewType
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -325,3 +326,11 @@ class Pair(BaseModel):
     @property
     def key(self) -> str:
         return f"{self.stream.id}@{self.repo.id}"
+
+
+def pairs_by_repo(pairs: Iterable[Pair]) -> dict[str, list[Pair]]:
+    """``pairs`` grouped by repository id, in first-seen order (each group keeps the pairs' order)."""
+    out: dict[str, list[Pair]] = {}
+    for pair in pairs:
+        out.setdefault(pair.repo.id, []).append(pair)
+    return out

@@ -7,6 +7,7 @@ so a second run plans nothing and a run that stopped half-way plans the rest.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -142,10 +143,15 @@ class Plan:
         return not self.steps
 
     def by_repo(self) -> dict[str, list[Step]]:
-        out: dict[str, list[Step]] = {}
-        for step in self.steps:
-            out.setdefault(step.repo, []).append(step)
-        return out
+        return steps_by_repo(self.steps)
+
+
+def steps_by_repo(steps: Iterable[Step]) -> dict[str, list[Step]]:
+    """``steps`` grouped by repository id, in first-seen order (each group keeps the steps' order)."""
+    out: dict[str, list[Step]] = {}
+    for step in steps:
+        out.setdefault(step.repo, []).append(step)
+    return out
 
 
 def worktree_path(manifest: Manifest, root: Path, pair: Pair) -> Path:

@@ -68,9 +68,8 @@ def print_setup(console: Console, result: SetupResult, *, detailed: bool = False
         for i, step in enumerate(result.done, 1):
             console.print(f"[green]✓[/] [dim]{i:>2}[/] [bold]{step.repo}[/] {step.describe()}")
     else:
-        by_repo: dict[str, list[Step]] = {}
-        for step in result.done:
-            by_repo.setdefault(step.repo, []).append(step)
-        for repo, steps in by_repo.items():
+        from coditect_cli.domain.plan import steps_by_repo
+
+        for repo, steps in steps_by_repo(result.done).items():
             console.print(f"[green]✓[/] [bold]{repo:<9}[/] {_summary(steps)}")
     console.print(f"streams setup {result.plan.phase}: {len(result.done)} step(s) done.")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coditect_cli.domain.manifest import Manifest, Pair
+from coditect_cli.domain.manifest import Manifest, Pair, pairs_by_repo
 from coditect_cli.domain.prs import (
     OpenOutcome,
     OpenReport,
@@ -139,10 +139,7 @@ def _open_pairs(
 
     integration = s.manifest.integration_branch
     outcomes: list[OpenOutcome] = []
-    by_repo: dict[str, list[Pair]] = {}
-    for pair in pairs:
-        by_repo.setdefault(pair.repo.id, []).append(pair)
-    for repo_id, group in by_repo.items():
+    for repo_id, group in pairs_by_repo(pairs).items():
         fr = s.forges.repo(repo_id)
         forge = s.forges.forge(repo_id)
         kind = forge.kind
@@ -369,10 +366,7 @@ def stream_views(s: Session, pairs: Sequence[Pair], *, open_only: bool = False) 
     """For each pair: its open PR (else its latest one, unless ``open_only``) with details, or an empty view."""
     integration = s.manifest.integration_branch
     out: list[PrView] = []
-    by_repo: dict[str, list[Pair]] = {}
-    for pair in pairs:
-        by_repo.setdefault(pair.repo.id, []).append(pair)
-    for repo_id, group in by_repo.items():
+    for repo_id, group in pairs_by_repo(pairs).items():
         fr = s.forges.repo(repo_id)
         forge = s.forges.forge(repo_id)
         listed = forge.list_prs(fr, integration)
