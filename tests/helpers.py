@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import pytest
 
@@ -16,6 +18,8 @@ from coditect_cli.cli.app import main
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_MANIFEST = REPO_ROOT / "workstreams" / "phase-1.yaml"
 EXAMPLE_TEXT = EXAMPLE_MANIFEST.read_text(encoding="utf-8")
+
+T = TypeVar("T")
 
 
 class CliResult(NamedTuple):
@@ -107,6 +111,25 @@ def git_refs(repo: Path) -> str:
         text=True,
         check=True,
     ).stdout
+
+
+def retry_until(fetch: Callable[[], T], ok: Callable[[T], bool], timeout: float = 15.0) -> T:
+    """Poll ``fetch`` until ``ok`` holds (every 20 ms), failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if ok(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+        time.sleep(0.02)
+
+
+def kill_tmux_server(name: str) -> None:
+    """Stop the private tmux server ``name`` (if it runs) and remove its socket file."""
+    subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, check=False)
+    base = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+    (base / name).unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------- streams setup, guard and CODEOWNERS tests

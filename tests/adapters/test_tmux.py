@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 import pytest
+from helpers import retry_until
 from libtmux.server import Server
 
 from coditect_cli.adapters.tmux import (
@@ -30,21 +29,6 @@ from coditect_cli.adapters.tmux import (
     session_units,
 )
 from coditect_cli.domain.launch import AgentCommand, PaneSpec, PaneState, SessionSpec
-
-T = TypeVar("T")
-
-
-def retry_until(fetch: Callable[[], T], ok: Callable[[T], bool], timeout: float = 10.0) -> T:
-    """Poll ``fetch`` until ``ok`` holds (every 20 ms), failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
-        time.sleep(0.02)
-
 
 # A tiny agent: writes its environment and directory to OUT/<stream>.json, then waits (or exits with CODE).
 AGENT = """

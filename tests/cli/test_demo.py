@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import git_refs, run_cli
+from helpers import git_refs, kill_tmux_server, run_cli
 
 from coditect_cli.render.envelope import ENVELOPE_KEYS
 from coditect_cli.services.demo import demo_socket
@@ -21,11 +21,7 @@ def demo_target(tmp_path: Path) -> Iterator[Path]:
     """Where the demo builds its sandbox; its private tmux server is ended afterwards."""
     target = tmp_path / "demo"
     yield target
-    subprocess.run(
-        ["tmux", "-L", demo_socket(target / "coditect-rollout-master"), "kill-server"],
-        capture_output=True,
-        check=False,
-    )
+    kill_tmux_server(demo_socket(target / "coditect-rollout-master"))
 
 
 def _plan_steps(data: dict[str, Any]) -> list[dict[str, Any]]:

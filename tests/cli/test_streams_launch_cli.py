@@ -10,32 +10,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from helpers import CliResult, call_main
+from helpers import CliResult, call_main, retry_until
 from libtmux.server import Server
 
 from coditect_cli.adapters.tmux import Tmux
 from coditect_cli.errors import ExitCode
 
-T = TypeVar("T")
 SESSION = "coditect-cli-demo-p1"
-
-
-def retry_until(fetch: Callable[[], T], ok: Callable[[T], bool], timeout: float = 15.0) -> T:
-    """Poll ``fetch`` until ``ok`` holds (every 20 ms), failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
-        time.sleep(0.02)
 
 
 def project_with(tmp: Path, runs: dict[str, str]) -> Path:

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from daykit import kill_tmux_server
+from helpers import kill_tmux_server
 
 
 @pytest.fixture(scope="module", autouse=True)

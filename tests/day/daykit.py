@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -30,8 +29,6 @@ from helpers import PHASE1 as PHASE1
 from helpers import PHASE1_INTEGRATION as PHASE1_INTEGRATION
 
 from coditect_cli.project import Project
-
-T = TypeVar("T")
 
 STREAM_ORDER = ["infra", "backend", "frontend", "deploy", "docs"]
 SESSION = "coditect-coditect-rollout-master-phase-1"
@@ -167,18 +164,6 @@ def project(root: Path) -> Project:
     return Project(root)
 
 
-def retry_until(fetch: Callable[[], T], ok: Callable[[T], bool], timeout: float = 15.0) -> T:
-    """Poll ``fetch`` until ``ok`` holds (every 20 ms), failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
-        time.sleep(0.02)
-
-
 def store_rows(root: Path, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     """Rows of a query on the project's state store."""
     from coditect_cli.services.setup import project_common_dir
@@ -186,10 +171,3 @@ def store_rows(root: Path, sql: str, params: list[Any]) -> list[tuple[Any, ...]]
 
     with Store.open(project_common_dir(Project(root))) as store:
         return [tuple(r) for r in store.query(sql, params)]
-
-
-def kill_tmux_server(name: str) -> None:
-    """Stop the private tmux server ``name`` (if it runs) and remove its socket file."""
-    subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, check=False)
-    base = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
-    (base / name).unlink(missing_ok=True)

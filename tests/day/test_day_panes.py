@@ -28,10 +28,9 @@ from daykit import (
     cli_json,
     commit,
     edited_manifest,
-    kill_tmux_server,
     md_section,
-    retry_until,
 )
+from helpers import kill_tmux_server, retry_until
 
 from coditect_cli.adapters.tmux import Tmux
 from coditect_cli.project import Project

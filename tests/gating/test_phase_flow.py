@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import PHASE1_REPOS, build_phase1_sandbox, git_in, origin_of, repo_dir, stream_worktree
+from helpers import (
+    PHASE1_REPOS,
+    build_phase1_sandbox,
+    git_in,
+    kill_tmux_server,
+    origin_of,
+    repo_dir,
+    stream_worktree,
+)
 
 from coditect_cli.project import Project
 from coditect_cli.services import prs, reviews
@@ -37,7 +45,7 @@ OWNERS = {
 def socket() -> Iterator[str]:
     name = f"coditect-gating-flow-{uuid.uuid4().hex[:8]}"
     yield name
-    subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, check=False)
+    kill_tmux_server(name)
 
 
 def commit(root: Path, stream: str, repo: str, path: str, text: str, message: str) -> None:

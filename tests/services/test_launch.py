@@ -17,14 +17,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import pytest
-from helpers import build_phase1_sandbox, git_in, stream_worktree
+from helpers import build_phase1_sandbox, git_in, kill_tmux_server, retry_until, stream_worktree
 from libtmux.server import Server
 
 from coditect_cli.adapters.tmux import Tmux
@@ -48,20 +47,7 @@ from coditect_cli.services import launch as svc
 from coditect_cli.services import streams as streams_svc
 from coditect_cli.services.session import prompt_path, resolve_socket
 
-T = TypeVar("T")
 PHASE1_SESSION = "coditect-coditect-rollout-master-phase-1"
-
-
-def retry_until(fetch: Callable[[], T], ok: Callable[[T], bool], timeout: float = 15.0) -> T:
-    """Poll ``fetch`` until ``ok`` holds (every 20 ms), failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
-        time.sleep(0.02)
 
 
 def panes_of(socket: str, session: str) -> dict[str, Any]:
@@ -291,7 +277,7 @@ def tmux_socket() -> Iterator[str]:
     """A private tmux server (``tmux -L``) for a whole module; killed at the end."""
     name = f"coditect-test-{uuid.uuid4().hex[:10]}"
     yield name
-    subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, check=False)
+    kill_tmux_server(name)
 
 
 class Launched(NamedTuple):

@@ -94,13 +94,6 @@ class Child:
 
 
 @pytest.fixture
-def common_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "project.git"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[list[Child]]:
     children: list[Child] = []
     yield children
