@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +86,14 @@ def run(
     input: str | None = None,
     check: bool = True,
     timeout: float | None = None,
+    tied: bool = False,
 ) -> Completed:
-    """Run ``argv`` and return its output; raise CommandFailed on a non-zero exit when ``check``."""
+    """Run ``argv`` and return its output; raise CommandFailed on a non-zero exit when ``check``.
+
+    ``tied``: run it in a process group of its own, under :mod:`coditect_cli.adapters.tether`, which kills
+    that whole group when this process dies (even by SIGKILL), when the command ends (what it left running)
+    and on a timeout. For commands coditect does not control (gates): none of their processes outlives it.
+    """
     args = [str(a) for a in argv]
     program = args[0]
     resolved = which(program) if os.sep not in program else program
@@ -96,17 +103,30 @@ def run(
     if env:
         full_env.update(env)
     log.debug("$ %s%s", redact(shlex.join(args)), f"  (in {cwd})" if cwd else "")
+    command = [resolved, *args[1:]]
+    if tied:
+        command = [
+            sys.executable,
+            "-S",
+            str(Path(__file__).with_name("tether.py")),
+            str(os.getpid()),
+            "--",
+            *command,
+        ]
     try:
-        proc = subprocess.run(
-            [resolved, *args[1:]],
-            cwd=cwd,
-            env=full_env,
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        if tied:
+            proc = _run_tied(command, cwd, full_env, input, timeout)
+        else:
+            proc = subprocess.run(
+                command,
+                cwd=cwd,
+                env=full_env,
+                input=input,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
     except FileNotFoundError as exc:
         raise UnavailableError(f"cannot run `{program}`: {exc.strerror}") from exc
     except NotADirectoryError as exc:
@@ -117,3 +137,25 @@ def run(
     if check and proc.returncode != 0:
         raise CommandFailed(args, proc.returncode, redact(proc.stderr), cwd=str(cwd) if cwd else None)
     return done
+
+
+def _run_tied(
+    command: list[str], cwd: str | Path | None, env: dict[str, str], input: str | None, timeout: float | None
+) -> subprocess.CompletedProcess[str]:
+    """Run the tether: on a timeout it is asked (SIGTERM) to kill the command's group, then reaped."""
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as tether:
+        try:
+            out, err = tether.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            tether.terminate()
+            tether.communicate()
+            raise
+        return subprocess.CompletedProcess(command, tether.returncode, out, err)

@@ -366,13 +366,18 @@ def _short(sha: str | None) -> str:
     return "absent" if sha is None else sha[:12]
 
 
-def reconcile(steps: Sequence[StepRecord], actual: Mapping[tuple[str, str, str], str | None]) -> Reconciled:
+def reconcile(
+    steps: Sequence[StepRecord],
+    actual: Mapping[tuple[str, str, str], str | None],
+    undoing: int | None = None,
+) -> Reconciled:
     """Check every journaled ref against ``actual`` (its real value, None when absent).
 
     Per ref, the moves of done steps must all be in place: the ref is at the last one's ``new``. The first
     move of a pending step after them may have happened too (the process stopped before journaling it
-    done): then the ref is at that move's ``new``. Any other value means someone else moved the ref since,
-    and the journal cannot be trusted.
+    done): then the ref is at that move's ``new``. Step ``undoing`` is the one an interrupted ``--abort`` was
+    putting back (journaled before its first reverse move): each of its moves may be in place or put back.
+    Any other value means someone else moved the ref since, and the journal cannot be trusted.
     """
     out = Reconciled()
     chains: dict[tuple[str, str, str], list[tuple[StepRecord, int, RefMove]]] = {}
@@ -382,12 +387,26 @@ def reconcile(steps: Sequence[StepRecord], actual: Mapping[tuple[str, str, str],
         for i, move in enumerate(step.moves):
             chains.setdefault(move.key, []).append((step, i, move))
     for key, chain in chains.items():
+        value = actual.get(key)
+        mine = [c for c in chain if c[0].idx == undoing]
+        if mine:
+            # Before its reverse moves (all in place), between them, or after them (all put back).
+            values = [mine[0][2].old, *(m.new for _s, _i, m in mine)]
+            if value in values:
+                last = max(k for k, v in enumerate(values) if v == value)
+                out.applied.update((s.idx, i) for s, i, _m in mine[:last])
+                out.applied.update((s.idx, i) for s, i, _m in chain if s.state == "done" and s.idx != undoing)
+                continue
+            out.problems.append(
+                f"{chain[0][2].describe()} is at {_short(value)}, but the journal expects "
+                + " or ".join(dict.fromkeys(_short(v) for v in values))
+            )
+            continue
         done = [(s, i, m) for s, i, m in chain if s.state == "done"]
         for s, i, _m in done:
             out.applied.add((s.idx, i))
         current = done[-1][2].new if done else chain[0][2].old
         following = next((c for c in chain[len(done) :] if c[0].state == "pending"), None)
-        value = actual.get(key)
         if value == current:
             continue
         if following is not None and value == following[2].new:

@@ -30,6 +30,7 @@ from coditect_cli.services.gating import (
     passed_checkpoints,
     report_path,
     run_journaled,
+    write_report,
     write_result,
 )
 from coditect_cli.services.journal import Handler, Journal, StepContext, Undo
@@ -217,17 +218,19 @@ def _handlers(it: Integration, n: int) -> dict[str, Handler]:
         result = assemble(it.s, journal, it.notes)
         result.status = "passed" if journal.result_of("gate")["passed"] else "failed"
         result.report = str(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(checkpoint_markdown(result), encoding="utf-8")
-        write_result(it.s, journal, "checkpoint", n, result.status, result.to_json(), path)
+        written = write_report(it.notes, path, checkpoint_markdown(result))
+        result.report = written
+        write_result(
+            it.s, journal, "checkpoint", n, result.status, result.to_json(), Path(written) if written else None
+        )
         it.s.store.record_event(
             journal.run_id,
             "checkpoint",
             "checkpoint",
             phase=m.phase,
-            detail={"checkpoint": n, "status": result.status, "report": str(path)},
+            detail={"checkpoint": n, "status": result.status, "report": written},
         )
-        return {"path": str(path), "status": result.status}
+        return {"path": written, "status": result.status}
 
     def resume(ctx: StepContext) -> dict[str, Any]:
         outcome = "passed" if journal.result_of("gate")["passed"] else "failed (nothing was merged)"

@@ -394,6 +394,18 @@ def landed(journal: Journal, repo: str) -> str | None:
     return None if gated is None else str(gated["start"])
 
 
+def write_report(notes: list[str], path: Path, text: str) -> str | None:
+    """Write a run's report; return its path, or None (and a note why) when it cannot be written: the refs
+    have moved by then, so a read-only or dangling reports directory never fails (or blocks) the run."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        notes.append(f"could not write the report {path}: {exc.strerror or exc}; the result is in the store")
+        return None
+    return str(path)
+
+
 def report_path(project: Project, phase: str, name: str) -> Path:
     """``workstreams/reports/<phase>/<name>.md``."""
     return project.workstreams / "reports" / phase / f"{name}.md"
@@ -407,9 +419,12 @@ def mark_aborted(s: Session, journal: Journal) -> None:
     for step in journal.steps():
         if step.kind == "report" and step.result and step.result.get("path"):
             path = Path(str(step.result["path"]))
-            if path.is_file():
-                with path.open("a", encoding="utf-8") as fh:
-                    fh.write(f"\n**Aborted** at {utc_now()}: every ref this run moved was put back.\n")
+            try:
+                if path.is_file() and "**Aborted**" not in path.read_text(encoding="utf-8", errors="replace"):
+                    with path.open("a", encoding="utf-8") as fh:
+                        fh.write(f"\n**Aborted** at {utc_now()}: every ref this run moved was put back.\n")
+            except OSError:
+                pass  # the store says aborted; a report that cannot be written never blocks an abort
 
 
 class Steps(Protocol):
@@ -450,6 +465,12 @@ def run_journaled(
         else:
             journal = require_open(s.store, phase, command)
             journal.run_id = run_id
+            if resume == "continue" and journal.aborting:
+                raise RefusedError(
+                    f"an `--abort` of this `coditect {command}` began (journal {journal.id}): it cannot be "
+                    "continued any more",
+                    hint=f"finish putting it back with `coditect {command} --abort`",
+                )
         it.journal = journal
         for path in it.paths.values():
             remove_gate_worktrees(path, phase)

@@ -13,11 +13,15 @@ executor carries on with the first pending step; steps are idempotent (a move al
 a PR already merged is not merged again). ``--abort`` undoes every move of the done steps (and the moves a
 pending step already made), newest first, with the same compare-and-swap back to the old values, locally and
 on origin, and lets each step kind undo its bookkeeping (reopen PRs marked merged, mark a result aborted).
+Before putting a step back it journals that step as the one being undone, so an ``--abort`` killed between
+two reverse moves is resumed by ``--abort`` (the reconciliation accepts that step's refs both where the run
+moved them and where they were); such a run can no longer be continued.
 
 Test hook: ``CODITECT_TEST_KILL_AT=<index>[:<point>]`` makes the executor SIGKILL its own process at step
 ``index``: ``done`` (default: right after the step is journaled done), ``journaled`` (its moves journaled,
-not made) or ``moved`` (its moves made, the step not yet journaled done). Tests use it to stop a run at
-every step; it has no other use.
+not made) or ``moved`` (its moves made, the step not yet journaled done); during ``--abort``: ``undoing``
+(the step journaled as being undone, nothing put back yet), ``back<k>`` (its k-th reverse move made) and
+``undone``. Tests use it to stop a run at every step; it has no other use.
 """
 
 from __future__ import annotations
@@ -135,6 +139,27 @@ class Journal:
     def undone(self, idx: int) -> None:
         """Journal step ``idx`` undone (by ``--abort``)."""
         journal_records.step_undone(self.store, self.id, idx)
+
+    @property
+    def undoing(self) -> int | None:
+        """The step an ``--abort`` is putting back (journaled before its first reverse move), or None."""
+        value = self.info.args.get("undoing")
+        return None if value is None else int(value)
+
+    @property
+    def aborting(self) -> bool:
+        """Whether an ``--abort`` of this run began (only ``--abort`` may then resume it)."""
+        return bool(self.info.args.get("aborting"))
+
+    def mark_undoing(self, idx: int) -> None:
+        """Journal that ``--abort`` is about to put back step ``idx``'s moves."""
+        journal_records.update_journal_args(self.store, self.id, {"aborting": True, "undoing": idx})
+        self._reload()
+
+    def _reload(self) -> None:
+        info = journal_records.journal_info(self.store, self.id)
+        if info is not None:
+            self.info = info
 
     def finish(self, state: str) -> None:
         """Close the journal as ``done`` or ``aborted``."""
@@ -302,7 +327,7 @@ def check_refs(journal: Journal, paths: Mapping[str, Path]) -> set[tuple[int, in
     """Check the journal against the real refs; return the moves in place; RefusedError when they disagree."""
     steps = journal.steps()
     keys = {m.key for s in steps for m in s.moves}
-    found = reconcile(steps, read_refs(paths, keys) if keys else {})
+    found = reconcile(steps, read_refs(paths, keys) if keys else {}, journal.undoing)
     if found.problems:
         raise RefusedError(
             f"the journal of `coditect {journal.info.command}` ({journal.info.subject}) does not match the "
@@ -337,7 +362,7 @@ def abort(
     """Undo every step that started, newest first; return the moves put back (see the module docstring)."""
     applied = check_refs(journal, paths)
     steps = [s for s in journal.steps() if s.state == "done" or (s.state == "pending" and s.started)]
-    blocking = [why for s in steps if (why := irreversible(s)) is not None]
+    blocking = [] if journal.aborting else [why for s in steps if (why := irreversible(s)) is not None]
     if blocking:
         raise RefusedError(
             "this run cannot be undone: " + "; ".join(blocking),
@@ -345,29 +370,39 @@ def abort(
         )
     restored: list[RefMove] = []
     for step in reversed(steps):
+        # Journaled before the first reverse move: a kill from here on leaves a journal an `--abort` resumes
+        # (the reconciliation accepts this step's refs both where it moved them and put back).
+        journal.mark_undoing(step.idx)
+        kill_hook(step.idx, "undoing")
         handler = undo.get(step.kind)
         if handler is not None:
             handler(step)
         moves = [inverse(m) for i, m in enumerate(step.moves) if (step.idx, i) in applied]
         context = StepContext(journal, step, paths, f"{journal.info.command} --abort")
-        apply_moves(
-            paths,
-            list(reversed(moves)),
-            f"coditect: {journal.info.command} --abort",
-            on_moved=context._record,
-        )
+        back = 0
+
+        def moved(move: RefMove, step_idx: int = step.idx, record: Any = context._record) -> None:
+            nonlocal back
+            record(move)
+            back += 1
+            kill_hook(step_idx, f"back{back}")
+
+        apply_moves(paths, list(reversed(moves)), f"coditect: {journal.info.command} --abort", on_moved=moved)
         restored += reversed(moves)
         journal.undone(step.idx)
+        kill_hook(step.idx, "undone")
     journal.finish("aborted")
     return restored
 
 
 def require_open(store: Store, phase: str, command: str) -> Journal:
-    """The open journal of ``phase`` for ``command`` (``--continue`` / ``--abort``), else a UsageError."""
+    """The open journal of ``phase`` for ``command`` (``--continue`` / ``--abort``), else a UsageError that
+    says how the last run of ``command`` ended."""
     found = Journal.find_open(store, phase)
     if found is None:
         raise UsageError(
-            f"no interrupted `coditect {command}` in phase {phase}: nothing to continue or abort"
+            f"no interrupted `coditect {command}` in phase {phase}: nothing to continue or abort "
+            f"({last_run_text(store, phase, command)})"
         )
     if found.info.command != command:
         raise UsageError(
@@ -376,3 +411,25 @@ def require_open(store: Store, phase: str, command: str) -> Journal:
             hint=f"use `coditect {found.info.command} --continue` or `--abort`",
         )
     return found
+
+
+def last_run_text(store: Store, phase: str, command: str) -> str:
+    """How the last run of ``command`` in ``phase`` ended: ``the last one (checkpoint 2, journal 7) passed on
+    ...``, ``... was aborted ...``, or ``it never ran``."""
+    info = journal_records.last_journal(store, phase, command)
+    if info is None:
+        return f"`coditect {command}` never ran in this phase"
+    status = journal_records.gating_status(store, info.id)
+    if info.state == "aborted" or status == "aborted":
+        how = "was aborted"
+    elif status is not None:
+        how = status
+    else:
+        how = "ended without a result"
+    when = info.finished or info.started
+    return f"the last one ({info.subject or command}, journal {info.id}) {how} on {when}"
+
+
+def resume_command(journal: Journal) -> str:
+    """The command that resumes an interrupted run: ``--abort`` once an abort began, else ``--continue``."""
+    return f"coditect {journal.info.command} {'--abort' if journal.aborting else '--continue'}"

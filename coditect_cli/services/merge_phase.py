@@ -33,6 +33,7 @@ from coditect_cli.services.gating import (
     reopen,
     report_path,
     run_journaled,
+    write_report,
     write_result,
 )
 from coditect_cli.services.journal import Journal, StepContext
@@ -396,8 +397,8 @@ class _MergePhase:
         result = assemble(self.s, self.journal, self.it.notes)
         result.status = _status(self.journal)
         result.report = str(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(merge_phase_markdown(result), encoding="utf-8")
+        written = write_report(self.it.notes, path, merge_phase_markdown(result))
+        result.report = written
         write_result(
             self.s,
             self.journal,
@@ -405,9 +406,9 @@ class _MergePhase:
             None,
             "passed" if self.passed() else "failed",
             result.to_json(),
-            path,
+            Path(written) if written else None,
         )
-        return {"path": str(path), "status": result.status}
+        return {"path": written, "status": result.status}
 
 
 def _status(journal: Journal) -> str:

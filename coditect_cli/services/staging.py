@@ -95,7 +95,12 @@ class GateRunner:
             started = time.perf_counter()
             try:
                 done = proc.run(
-                    ["sh", "-c", spec.run], cwd=self.trees[repo], env=env, timeout=spec.timeout, check=False
+                    ["sh", "-c", spec.run],
+                    cwd=self.trees[repo],
+                    env=env,
+                    timeout=spec.timeout,
+                    check=False,
+                    tied=True,  # a killed run leaves no gate process behind
                 )
                 code, output = done.returncode, done.stdout + done.stderr
             except CoditectError as exc:  # a timeout, or no shell

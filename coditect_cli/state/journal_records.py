@@ -97,6 +97,30 @@ def finish_journal(store: Store, journal_id: int, state: str) -> None:
     )
 
 
+def update_journal_args(store: Store, journal_id: int, changes: Mapping[str, Any]) -> None:
+    """Merge ``changes`` into the arguments of journal ``journal_id`` (e.g. the step an abort is undoing)."""
+    with store.transaction():
+        rows = store.query("SELECT args FROM journals WHERE id = ?", [journal_id])
+        if not rows:
+            return
+        args = {**json.loads(rows[0][0]), **changes}
+        store.execute("UPDATE journals SET args = ? WHERE id = ?", (_json(args), journal_id))
+
+
+def last_journal(store: Store, phase: str, command: str) -> JournalInfo | None:
+    """The newest journal of ``command`` in ``phase`` (open or closed), or None."""
+    rows = store.query(
+        "SELECT id FROM journals WHERE phase = ? AND command = ? ORDER BY id DESC LIMIT 1", [phase, command]
+    )
+    return journal_info(store, int(rows[0][0])) if rows else None
+
+
+def gating_status(store: Store, journal_id: int) -> str | None:
+    """The recorded result status (passed, failed, aborted) of the run of journal ``journal_id``, or None."""
+    rows = store.query("SELECT status FROM gating_results WHERE journal_id = ?", [journal_id])
+    return str(rows[0][0]) if rows else None
+
+
 # ---------------------------------------------------------------------------------------------- steps
 
 

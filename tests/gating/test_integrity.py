@@ -1,0 +1,111 @@
+"""What a checkpoint (or merge-phase) never leaves behind, even when killed: a gate process, an abort that
+cannot be resumed, a crash because the reports directory cannot be written, a journal that says nothing about
+how the last run ended."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gating_helpers import MakeTiny, Snapshot, Tiny, git
+from helpers import coditect, retry_until
+
+from coditect_cli.state.store import Store
+
+INTEGRATION = "phase-1-integration"
+
+
+@pytest.fixture
+def tiny(make_tiny: MakeTiny) -> tuple[Tiny, Snapshot]:
+    return make_tiny(2)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_killed_checkpoint_leaves_no_gate_process(
+    tiny: tuple[Tiny, Snapshot], socket_name: str, tmp_path: Path
+) -> None:
+    made, _snapshot = tiny
+    pidfile = tmp_path / "gate.pid"
+    env = {k: v for k, v in os.environ.items() if k not in ("GH_TOKEN", "GITHUB_TOKEN")}
+    env["GATE_HANG"] = str(pidfile)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "coditect_cli", "checkpoint", "1", "--socket", socket_name],
+        cwd=made.root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        text = retry_until(lambda: pidfile.read_text() if pidfile.exists() else "", bool, timeout=60)
+        gate = int(text)
+        assert _alive(gate)
+    finally:
+        run.kill()  # SIGKILL: no handler of coditect's runs
+        run.wait()
+    retry_until(lambda: _alive(gate), lambda alive: not alive, timeout=15)
+    # The run is resumable as usual, and finishes.
+    done = coditect(made.root, "checkpoint", "--continue", "--socket", socket_name)
+    assert done.code == 0, done.output
+    assert "coditect-gate" not in git(made.root, "worktree", "list")
+
+
+@pytest.mark.parametrize("broken", ["dangling-symlink", "a-file"])
+def test_an_unwritable_reports_directory_never_fails_a_run(
+    tiny: tuple[Tiny, Snapshot], socket_name: str, tmp_path: Path, broken: str
+) -> None:
+    made, _snapshot = tiny
+    reports = made.root / "workstreams" / "reports"
+    if broken == "dangling-symlink":
+        reports.symlink_to(tmp_path / "nowhere")
+    else:
+        reports.write_text("not a directory\n")
+    # Killed just before its report step, then continued: the report cannot be written; the run finishes.
+    killed = coditect(
+        made.root, "checkpoint", "1", "--socket", socket_name, env={"CODITECT_TEST_KILL_AT": "5"}
+    )
+    assert killed.code == -signal.SIGKILL, killed.output
+    done = coditect(made.root, "checkpoint", "--continue", "--json", "--socket", socket_name)
+    assert done.code == 0, done.output
+    data = done.json()["data"]
+    assert data["status"] == "passed" and data["report"] is None
+    assert any("could not write the report" in note for note in data["notes"])
+    assert git(made.origin, "rev-parse", f"{INTEGRATION}^{{tree}}") == git(
+        made.origin, "rev-parse", "checkpoint/phase-1/1^{tree}"
+    )
+    with Store.open(made.root / ".git") as store:
+        assert store.query("SELECT status, report FROM gating_results") == [("passed", None)]
+        assert store.query("SELECT state FROM journals") == [("done",)]
+    # A second checkpoint, uninterrupted, passes the same way.
+    second = coditect(made.root, "checkpoint", "2", "--json", "--socket", socket_name)
+    assert second.code == 0, second.output
+    assert second.json()["data"]["report"] is None
+
+
+def test_nothing_to_continue_says_how_the_last_run_ended(tiny: tuple[Tiny, Snapshot], socket_name: str) -> None:
+    made, _snapshot = tiny
+    never = coditect(made.root, "checkpoint", "--continue", "--socket", socket_name)
+    assert never.code == 2
+    assert "nothing to continue or abort (`coditect checkpoint` never ran in this phase)" in never.stderr
+    assert coditect(made.root, "checkpoint", "1", "--socket", socket_name).code == 0
+    passed = coditect(made.root, "checkpoint", "--abort", "--socket", socket_name)
+    assert passed.code == 2
+    assert "the last one (checkpoint 1, journal 1) passed on " in passed.stderr
+    killed = coditect(made.root, "checkpoint", "2", "--socket", socket_name, env={"CODITECT_TEST_KILL_AT": "2"})
+    assert killed.code == -signal.SIGKILL
+    assert coditect(made.root, "checkpoint", "--abort", "--socket", socket_name).code == 0
+    aborted = coditect(made.root, "checkpoint", "--continue", "--socket", socket_name)
+    assert "the last one (checkpoint 2, journal 2) was aborted on " in aborted.stderr
+    merge = coditect(made.root, "merge-phase", "--continue", "--socket", socket_name)
+    assert "(`coditect merge-phase` never ran in this phase)" in merge.stderr
