@@ -379,7 +379,7 @@ def abort(
             handler(step)
         moves = [inverse(m) for i, m in enumerate(step.moves) if (step.idx, i) in applied]
         context = StepContext(journal, step, paths, f"{journal.info.command} --abort")
-        back = 0
+        back = len(step.moves) - len(moves)  # put back by an earlier, interrupted abort
 
         def moved(move: RefMove, step_idx: int = step.idx, record: Any = context._record) -> None:
             nonlocal back

@@ -54,7 +54,11 @@ def test_a_killed_checkpoint_leaves_no_gate_process(
     finally:
         run.kill()  # SIGKILL: no handler of coditect's runs
         run.wait()
-    retry_until(lambda: _alive(gate), lambda alive: not alive, timeout=15)
+    try:
+        retry_until(lambda: _alive(gate), lambda alive: not alive, timeout=15)
+    finally:
+        if _alive(gate):  # the test failed: leave nothing running
+            os.kill(gate, signal.SIGKILL)
     # The run is resumable as usual, and finishes.
     done = coditect(made.root, "checkpoint", "--continue", "--socket", socket_name)
     assert done.code == 0, done.output

@@ -109,6 +109,49 @@ def test_kill_at_a_step_then_abort_puts_every_ref_back(
         assert again.status == "passed" and [m["number"] for m in again.merged] == [1, 3]
 
 
+# Every point an --abort can stop at, newest step first: the step journaled as being undone, each of its
+# reverse moves made (land and tag move origin's ref and the local one), the step journaled undone.
+ABORT_POINTS = [
+    point
+    for i in reversed(range(len(STEPS)))
+    for point in [
+        f"{i}:undoing",
+        *([f"{i}:back1", f"{i}:back2"] if STEPS[i] in ("land", "tag") else []),
+        f"{i}:undone",
+    ]
+]
+
+
+def test_an_abort_killed_after_each_of_its_reverse_moves_is_resumed(
+    tiny: tuple[Tiny, Snapshot], socket_name: str
+) -> None:
+    made, _snapshot = tiny
+    before = made.refs()
+    killed = coditect(
+        made.root, "checkpoint", "1", "--socket", socket_name, env={"CODITECT_TEST_KILL_AT": "7"}
+    )
+    assert killed.code == -signal.SIGKILL, killed.output
+    assert made.refs() != before
+    for point in ABORT_POINTS:
+        stopped = coditect(
+            made.root, "checkpoint", "--abort", "--socket", socket_name, env={"CODITECT_TEST_KILL_AT": point}
+        )
+        assert stopped.code == -signal.SIGKILL, (point, stopped.output)
+        if point == "3:back1":
+            # Half put back: it cannot be continued any more, only aborted.
+            refused = coditect(made.root, "checkpoint", "--continue", "--socket", socket_name)
+            assert refused.code == 4 and "finish putting it back with `coditect checkpoint --abort`" in (
+                refused.stderr
+            ), refused.output
+    final = coditect(made.root, "checkpoint", "--abort", "--json", "--socket", socket_name)
+    assert final.code == 0, final.output
+    assert final.json()["data"]["status"] == "aborted"
+    assert made.refs() == before
+    found = outcome_after_abort(made)
+    assert found["prs"] == ["open", "open", "open"] and found["journals"] == [("aborted",)]
+    assert found["results"] == [("aborted",)]
+
+
 def outcome_after_abort(tiny: Tiny) -> dict[str, Any]:
     with Store.open(tiny.root / ".git") as store:
         return {
