@@ -10,6 +10,7 @@ Run as a script by its path (never imported by coditect): it must start fast and
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -20,10 +21,8 @@ PR_SET_PDEATHSIG = 1
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def main(argv: list[str]) -> int:
@@ -49,7 +48,7 @@ def main(argv: list[str]) -> int:
         child = subprocess.Popen(
             command,
             start_new_session=True,
-            preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, stops),  # noqa: PLW1509
+            preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, stops),
         )
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)

@@ -221,7 +221,13 @@ def _handlers(it: Integration, n: int) -> dict[str, Handler]:
         written = write_report(it.notes, path, checkpoint_markdown(result))
         result.report = written
         write_result(
-            it.s, journal, "checkpoint", n, result.status, result.to_json(), Path(written) if written else None
+            it.s,
+            journal,
+            "checkpoint",
+            n,
+            result.status,
+            result.to_json(),
+            Path(written) if written else None,
         )
         it.s.store.record_event(
             journal.run_id,

@@ -297,40 +297,14 @@ def store_check(common: Path, display: Callable[[Path], str] = str) -> Check:
     return row("ok", f"schema version {version} (current), {tables} tables")
 
 
-def _lock_held(path: Path) -> bool | None:
-    """Whether a process holds the flock on ``path`` now (None when it cannot be told).
-
-    A shared lock, tried without waiting and released at once, conflicts only with an exclusive holder.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not Unix
-        return None
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return None
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
 def lock_check(common: Path, phase: str) -> Check:
     """The phase lock: free, held by a running command, or a holder record a dead command left behind."""
-    from coditect_cli.state.lock import holder_path, lock_path, read_holder
+    from coditect_cli.state.lock import holder_path, lock_held, lock_path, read_holder
 
     row = _Row("lock", phase, phase)
     lock_file = lock_path(common, phase)
     holder = read_holder(common, phase)
-    held = _lock_held(lock_file) if lock_file.exists() else False
+    held = lock_held(lock_file) if lock_file.exists() else False
     find_it = f"find the process with `fuser -v {lock_file}`"
     if holder is None:
         return (
@@ -351,6 +325,43 @@ def lock_check(common: Path, phase: str) -> Check:
         f"stale lock: {holder.describe()} is gone and left its record (harmless: the lock is free)",
         f"remove {holder_path(common, phase)} to silence this",
     )
+
+
+def run_check(common: Path, phase: str) -> Check:
+    """An interrupted ``checkpoint`` or ``merge-phase`` (an open journal; read-only), with its resume command."""
+    import json
+    import sqlite3
+
+    from coditect_cli.services.journal import interrupted_text
+    from coditect_cli.state.journal_records import JournalInfo
+    from coditect_cli.state.lock import lock_held, lock_path
+    from coditect_cli.state.store import DB_NAME, STATE_DIR
+
+    row = _Row("run", phase, phase)
+    path = common / STATE_DIR / DB_NAME
+    ok = row("ok", "no interrupted checkpoint or merge-phase")
+    if not path.exists():
+        return ok
+    live = path.with_name(path.name + "-wal").exists()
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?{'mode=ro' if live else 'immutable=1'}", uri=True, timeout=2)
+        try:
+            rows = conn.execute(
+                "SELECT id, run_id, command, phase, subject, args, state, started, finished FROM journals "
+                "WHERE phase = ? AND state = 'open'",
+                [phase],
+            ).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return ok  # no journal table yet (an older store), or unreadable: the store check says which
+    if not rows:
+        return ok
+    r = rows[0]
+    info = JournalInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8])
+    running = lock_held(lock_path(common, phase))
+    message, hint = interrupted_text(info, running)
+    return row("ok" if running else "warn", message, hint)
 
 
 def _manifest_check(
@@ -605,6 +616,7 @@ class _PhaseChecks:
         self.checks.extend(_worktree_checks(manifest, self.project.root, states, plan))
         if self.common is not None:
             self.checks.append(lock_check(self.common, manifest.phase))
+            self.checks.append(run_check(self.common, manifest.phase))
         self.checks.append(_forge_check(manifest, states, self.token_for))
         self.checks.append(_agents_check(self.project, manifest, self.common))
         return manifest.phase

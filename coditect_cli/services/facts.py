@@ -112,6 +112,7 @@ def gather(
     """Read the phase's branches, PRs, panes, tasks and blockers."""
     from coditect_cli.adapters.changes import changed_since
     from coditect_cli.domain.conflicts import plan_checks
+    from coditect_cli.services.journal import interrupted_note
     from coditect_cli.services.manifest import load_valid
     from coditect_cli.services.setup import project_common_dir
     from coditect_cli.state.coordination import open_blocks, task_states
@@ -201,6 +202,9 @@ def gather(
         tasks = task_states(store, manifest.phase)
         blocks = open_blocks(store, manifest.phase)
         checkpoints = checkpoint_statuses(store, manifest.phase)
+        interrupted = interrupted_note(store, manifest.phase, common)
+    if interrupted is not None:
+        notes.append(interrupted)
     panes, session = _panes(project, manifest, common, socket)
     return PhaseFacts(
         manifest, project, branches, prs, panes, session, tasks, blocks, notes, graphs, checkpoints

@@ -430,6 +430,29 @@ def last_run_text(store: Store, phase: str, command: str) -> str:
     return f"the last one ({info.subject or command}, journal {info.id}) {how} on {when}"
 
 
-def resume_command(journal: Journal) -> str:
+def resume_command(info: JournalInfo) -> str:
     """The command that resumes an interrupted run: ``--abort`` once an abort began, else ``--continue``."""
-    return f"coditect {journal.info.command} {'--abort' if journal.aborting else '--continue'}"
+    return f"coditect {info.command} {'--abort' if info.args.get('aborting') else '--continue'}"
+
+
+def interrupted_text(info: JournalInfo, running: bool | None) -> tuple[str, str]:
+    """What ``doctor`` and ``status`` say about the open journal ``info``: (message, hint)."""
+    what = f"`coditect {info.command}` ({info.subject or 'no subject'}, journal {info.id}, started {info.started})"
+    if running:
+        return f"{what} is running", "let it finish"
+    hint = f"resume it with `{resume_command(info)}`"
+    if not info.args.get("aborting"):
+        hint += f" (or `coditect {info.command} --abort` puts back every ref it moved)"
+    return f"{what} was interrupted", hint
+
+
+def interrupted_note(store: Store, phase: str, common_dir: Path) -> str | None:
+    """A note about the open journal of ``phase`` (interrupted, or running now), or None."""
+    from coditect_cli.state.lock import lock_held, lock_path
+
+    journal_id = journal_records.open_journal_id(store, phase)
+    info = None if journal_id is None else journal_records.journal_info(store, journal_id)
+    if info is None:
+        return None
+    message, hint = interrupted_text(info, lock_held(lock_path(common_dir, phase)))
+    return f"{message}: {hint}"

@@ -109,6 +109,32 @@ def read_holder(common_dir: Path, phase: str) -> LockHolder | None:
         return None
 
 
+def lock_held(path: Path) -> bool | None:
+    """Whether a process holds the flock on ``path`` now (None when it cannot be told).
+
+    A shared lock, tried without waiting and released at once, conflicts only with an exclusive holder.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not Unix
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 def _write_holder(path: Path, holder: LockHolder) -> None:
     # Write then rename, so a waiting process never reads half a record.
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")

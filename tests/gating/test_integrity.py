@@ -97,7 +97,9 @@ def test_an_unwritable_reports_directory_never_fails_a_run(
     assert second.json()["data"]["report"] is None
 
 
-def test_nothing_to_continue_says_how_the_last_run_ended(tiny: tuple[Tiny, Snapshot], socket_name: str) -> None:
+def test_nothing_to_continue_says_how_the_last_run_ended(
+    tiny: tuple[Tiny, Snapshot], socket_name: str
+) -> None:
     made, _snapshot = tiny
     never = coditect(made.root, "checkpoint", "--continue", "--socket", socket_name)
     assert never.code == 2
@@ -106,10 +108,45 @@ def test_nothing_to_continue_says_how_the_last_run_ended(tiny: tuple[Tiny, Snaps
     passed = coditect(made.root, "checkpoint", "--abort", "--socket", socket_name)
     assert passed.code == 2
     assert "the last one (checkpoint 1, journal 1) passed on " in passed.stderr
-    killed = coditect(made.root, "checkpoint", "2", "--socket", socket_name, env={"CODITECT_TEST_KILL_AT": "2"})
+    killed = coditect(
+        made.root, "checkpoint", "2", "--socket", socket_name, env={"CODITECT_TEST_KILL_AT": "2"}
+    )
     assert killed.code == -signal.SIGKILL
     assert coditect(made.root, "checkpoint", "--abort", "--socket", socket_name).code == 0
     aborted = coditect(made.root, "checkpoint", "--continue", "--socket", socket_name)
     assert "the last one (checkpoint 2, journal 2) was aborted on " in aborted.stderr
     merge = coditect(made.root, "merge-phase", "--continue", "--socket", socket_name)
     assert "(`coditect merge-phase` never ran in this phase)" in merge.stderr
+
+
+def test_doctor_and_status_name_an_interrupted_run_and_its_resume_command(
+    tiny: tuple[Tiny, Snapshot], socket_name: str
+) -> None:
+    made, _snapshot = tiny
+    doctor = coditect(made.root, "doctor", "--json")
+    (run,) = [c for c in doctor.json()["data"]["checks"] if c["check"] == "run"]
+    assert run["status"] == "ok"
+    killed = coditect(
+        made.root, "checkpoint", "1", "--socket", socket_name, env={"CODITECT_TEST_KILL_AT": "3"}
+    )
+    assert killed.code == -signal.SIGKILL
+    doctor = coditect(made.root, "doctor", "--json")
+    (run,) = [c for c in doctor.json()["data"]["checks"] if c["check"] == "run"]
+    assert run["status"] == "warn"
+    assert run["detail"].startswith("`coditect checkpoint` (checkpoint 1, journal 1, started ")
+    assert run["detail"].endswith("was interrupted")
+    assert run["hint"].startswith("resume it with `coditect checkpoint --continue`")
+    status = coditect(made.root, "status", "--json", "--socket", socket_name)
+    assert status.code == 0, status.output
+    (note,) = [n for n in status.json()["data"]["notes"] if "was interrupted" in n]
+    assert "resume it with `coditect checkpoint --continue`" in note
+    shown = coditect(made.root, "status", "--socket", socket_name)
+    assert "coditect checkpoint --continue" in shown.stdout
+    # Once an abort began, only --abort resumes it.
+    stopped = coditect(
+        made.root, "checkpoint", "--abort", "--socket", socket_name, env={"CODITECT_TEST_KILL_AT": "3:back1"}
+    )
+    assert stopped.code == -signal.SIGKILL
+    doctor = coditect(made.root, "doctor", "--json")
+    (run,) = [c for c in doctor.json()["data"]["checks"] if c["check"] == "run"]
+    assert run["hint"] == "resume it with `coditect checkpoint --abort`"
