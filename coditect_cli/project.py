@@ -41,6 +41,9 @@ class Project:
                 candidate = self.workstreams / f"{phase}{suffix}"
                 if candidate.is_file():
                     return candidate
+            declared = self._declaring(phase)
+            if declared is not None:
+                return declared
             known = ", ".join(p.stem for p in self.manifests()) or "none"
             raise UsageError(
                 f"no manifest for phase {phase!r} in {self.display(self.workstreams)}/ "
@@ -59,6 +62,24 @@ class Project:
                 hint=f"for example `coditect validate {found[0].stem}`",
             )
         return found[0]
+
+    def _declaring(self, phase: str) -> Path | None:
+        """The manifest whose ``phase:`` is ``phase`` although its file is named otherwise.
+
+        Commands find a phase by its file name or by the name it declares (the name the store, branches and
+        sessions use), so a renamed manifest works everywhere.
+        """
+        from coditect_cli.domain.loader import parse_yaml
+        from coditect_cli.errors import ManifestError
+
+        for path in self.manifests():
+            try:
+                data, _ = parse_yaml(path.read_text(encoding="utf-8"), path.name)
+            except (ManifestError, OSError, UnicodeDecodeError):
+                continue
+            if isinstance(data, dict) and data.get("phase") == phase:
+                return path
+        return None
 
     def display(self, path: Path) -> str:
         """``path`` as users should see it: relative to the current directory when it is below it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -78,11 +79,15 @@ doctor_cmd.register(app)
 
 
 def _report(err: CoditectError, args: list[str], app_ctx: AppContext) -> int:
-    if app_ctx.json or "--json" in args:
-        from coditect_cli.render.envelope import dumps, envelope
+    if _wants_json(args, app_ctx):
+        if not app_ctx.emitted:
+            from coditect_cli.render.envelope import envelope, write_envelope
 
-        payload = envelope(app_ctx.command, problems=err.problems, exit_code=err.exit_code, error=err)
-        sys.stdout.write(dumps(payload) + "\n")
+            write_envelope(
+                envelope(
+                    _command_name(args, app_ctx), problems=err.problems, exit_code=err.exit_code, error=err
+                )
+            )
     else:
         from coditect_cli.render.console import make_console, print_problems
 
@@ -94,7 +99,52 @@ def _report(err: CoditectError, args: list[str], app_ctx: AppContext) -> int:
     return int(err.exit_code)
 
 
-def _framework_exit(exc: BaseException) -> int | None:
+def _wants_json(args: list[str], app_ctx: AppContext) -> bool:
+    if app_ctx.json:
+        return True
+    options = args[: args.index("--")] if "--" in args else args
+    return "--json" in options
+
+
+def _command_name(args: list[str], app_ctx: AppContext) -> str:
+    """The command the arguments name (``sync morning``), also when parsing them failed."""
+    if app_ctx.command != "coditect":
+        return app_ctx.command
+    group: object = typer.main.get_command(app)
+    words: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg == "--root":
+            skip = True
+            continue
+        if arg.startswith("-"):
+            continue
+        commands = getattr(group, "commands", None)  # a click Group (typer may vendor click)
+        if not isinstance(commands, dict) or arg not in commands:
+            break
+        words.append(arg)
+        group = commands[arg]
+    return " ".join(words) or "coditect"
+
+
+def _fail(
+    args: list[str], app_ctx: AppContext, code: str, message: str, exit_code: int, hint: str | None
+) -> int:
+    """Report a failure that is no CoditectError: one envelope under --json, else a line on stderr."""
+    if _wants_json(args, app_ctx):
+        if not app_ctx.emitted:
+            from coditect_cli.render.envelope import error_envelope, write_envelope
+
+            write_envelope(error_envelope(_command_name(args, app_ctx), code, message, exit_code, hint))
+    else:
+        sys.stderr.write(f"{message}\n" + (f"({hint})\n" if hint else ""))
+    return exit_code
+
+
+def _framework_exit(exc: BaseException, args: list[str], app_ctx: AppContext) -> int | None:
     """The exit code for click's (or typer's vendored click's) own exceptions; None for anything else.
 
     typer >= 0.29 vendors click with its own exception classes, older typer uses click's: match by name.
@@ -103,13 +153,19 @@ def _framework_exit(exc: BaseException) -> int | None:
     if "Exit" in names:
         return int(getattr(exc, "exit_code", 0) or 0)
     if "Abort" in names:
-        sys.stderr.write("interrupted\n")
-        return 130
+        return _fail(args, app_ctx, "interrupted", "interrupted", 130, None)
     if "ClickException" in names:
+        usage = "UsageError" in names
+        exit_code = int(ExitCode.USAGE) if usage else int(getattr(exc, "exit_code", 1))
+        if _wants_json(args, app_ctx):
+            message = str(getattr(exc, "format_message", lambda: str(exc))())
+            name = _command_name(args, app_ctx)
+            hint = f"see `coditect {name} --help`" if name != "coditect" else "see `coditect --help`"
+            return _fail(args, app_ctx, "usage" if usage else "error", message, exit_code, hint)
         show = getattr(exc, "show", None)
         if callable(show):
             show()
-        return int(ExitCode.USAGE) if "UsageError" in names else int(getattr(exc, "exit_code", 1))
+        return exit_code
     return None
 
 
@@ -137,10 +193,22 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return front + rest
 
 
+def _tolerant_output() -> None:
+    """Write characters the terminal's encoding lacks (``PYTHONIOENCODING=ascii``, ``LANG=C``) as
+    replacements instead of crashing on them."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if callable(reconfigure):
+            # A closed or detached stream: there is nothing to print on anyway.
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="replace")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and map every outcome to a documented exit code."""
+    _tolerant_output()
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
-    app_ctx = AppContext(json="--json" in args)
+    app_ctx = AppContext(json=_wants_json(args, AppContext()))
     try:
         result = typer.main.get_command(app).main(
             args=args, prog_name="coditect", standalone_mode=False, obj=app_ctx
@@ -149,10 +217,9 @@ def main(argv: list[str] | None = None) -> None:
     except CoditectError as err:
         code = _report(err, args, app_ctx)
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        code = 130
+        code = _fail(args, app_ctx, "interrupted", "interrupted", 130, None)
     except Exception as exc:  # the last line of defence: never a traceback for users
-        framework = _framework_exit(exc)
+        framework = _framework_exit(exc, args, app_ctx)
         if framework is not None:
             code = framework
         else:
@@ -162,9 +229,12 @@ def main(argv: list[str] | None = None) -> None:
                 traceback.print_exc()
             from coditect_cli.adapters.proc import redact
 
-            sys.stderr.write(
-                f"internal error: {type(exc).__name__}: {redact(str(exc))}\n"
-                "(run with --verbose for the traceback; please report it)\n"
+            code = _fail(
+                args,
+                app_ctx,
+                "internal",
+                f"internal error: {type(exc).__name__}: {redact(str(exc))}",
+                int(ExitCode.ERROR),
+                "run with --verbose for the traceback; please report it",
             )
-            code = int(ExitCode.ERROR)
     sys.exit(code)

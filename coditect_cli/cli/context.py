@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ class AppContext:
     verbose: bool = False
     root: Path | None = None
     command: str = "coditect"
+    emitted: bool = False  # the JSON envelope was printed: nothing else may be, even on a later error
     _console: Console | None = field(default=None, repr=False)
 
     @property
@@ -58,11 +58,10 @@ class AppContext:
         """Print a command's result (JSON envelope or human form) and end with ``exit_code``."""
         problems = tuple(problems)
         if self.json:
-            from coditect_cli.render.envelope import dumps, envelope
+            from coditect_cli.render.envelope import envelope, write_envelope
 
-            sys.stdout.write(
-                dumps(envelope(command, data=data, problems=problems, exit_code=exit_code)) + "\n"
-            )
+            write_envelope(envelope(command, data=data, problems=problems, exit_code=exit_code))
+            self.emitted = True
         else:
             human(self.console)
         if exit_code != ExitCode.OK:

@@ -7,8 +7,12 @@ from typing import Annotated
 import typer
 
 from coditect_cli.cli.context import JsonOpt, PhaseArg, use
+from coditect_cli.domain.limits import MAX_DAY
 
-DayOpt = Annotated[int | None, typer.Option("--day", help="The phase day (default: from the schedule).")]
+DayOpt = Annotated[
+    int | None,
+    typer.Option("--day", min=1, max=MAX_DAY, help="The phase day (default: from the schedule)."),
+]
 SocketOpt = Annotated[
     str | None,
     typer.Option("--socket", "-L", help="tmux socket name (default: the one the phase was launched on)."),
@@ -150,7 +154,8 @@ def status(
     day: DayOpt = None,
     watch: Annotated[bool, typer.Option("--watch", help="Refresh in place until Ctrl-C.")] = False,
     interval: Annotated[
-        float, typer.Option("--interval", help="Seconds between refreshes with --watch.")
+        float,
+        typer.Option("--interval", min=0.1, max=3600.0, help="Seconds between refreshes with --watch."),
     ] = 2.0,
     socket: SocketOpt = None,
     as_json: JsonOpt = False,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from coditect_cli.cli.context import DryRunOpt, JsonOpt, PhaseArg, use
+from coditect_cli.domain.limits import MAX_CHECKPOINT
 from coditect_cli.errors import Problem, UsageError
 
 if TYPE_CHECKING:
@@ -37,7 +38,10 @@ def _resume(cont: bool, abort: bool) -> Resume | None:
 
 def checkpoint(
     ctx: typer.Context,
-    n: Annotated[int | None, typer.Argument(help="The checkpoint's number (as in the manifest).")] = None,
+    n: Annotated[
+        int | None,
+        typer.Argument(min=1, max=MAX_CHECKPOINT, help="The checkpoint's number (as in the manifest)."),
+    ] = None,
     phase: PhaseArg = None,
     cont: ContinueOpt = False,
     abort: AbortOpt = False,

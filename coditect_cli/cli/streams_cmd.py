@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from coditect_cli.cli.context import DryRunOpt, JsonOpt, PhaseArg, use
+from coditect_cli.domain.limits import MAX_DAY
 
 streams = typer.Typer(help="Set up and run the workstreams of a phase.", no_args_is_help=True)
 
@@ -64,7 +65,9 @@ def launch(
     ] = None,
     day: Annotated[
         int | None,
-        typer.Option("--day", min=1, help="Phase day for the prompts (default: from the schedule)."),
+        typer.Option(
+            "--day", min=1, max=MAX_DAY, help="Phase day for the prompts (default: from the schedule)."
+        ),
     ] = None,
     socket: SocketOpt = None,
     no_push: Annotated[bool, typer.Option("--no-push", help="Set up without pushing to origin.")] = False,

@@ -19,6 +19,18 @@ from coditect_cli.errors import Location, ManifestError, Problem
 
 YamlPath = tuple[str | int, ...]
 
+# Bounds on what a manifest may cost to read. A manifest of 10,000 streams is about 2 MB and 200,000 nodes;
+# an alias "bomb" (a few hundred bytes whose aliases expand to billions of nodes) or a document nested
+# thousands of levels deep (libyaml's composer recurses and crashes the process) is refused before it is
+# built, naming the line.
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_NODES = 500_000  # after alias expansion
+MAX_DEPTH = 64
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_COLLECTION_START = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_COLLECTION_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
 
 @dataclass(frozen=True)
 class Source:
@@ -93,7 +105,11 @@ class _Composer:
     def _build_collection(self, node: yaml.Node, path: YamlPath) -> Any:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
+            merged: list[tuple[yaml.Node, yaml.Node]] = []
             for key_node, value_node in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    merged.extend(self._merge_sources(value_node))
+                    continue
                 key = self.build_scalar_key(key_node)
                 if key in out:
                     self.problems.append(
@@ -108,8 +124,46 @@ class _Composer:
                 child: YamlPath = (*path, key)
                 self.lines[child] = key_node.start_mark.line + 1
                 out[key] = self.build(value_node, child)
+            # YAML merge keys (`<<: *defaults`): keys written in the mapping win, then the sources in order.
+            for key_node, value_node in merged:
+                key = self.build_scalar_key(key_node)
+                if key in out:
+                    continue
+                child = (*path, key)
+                self.lines[child] = key_node.start_mark.line + 1
+                out[key] = self.build(value_node, child)
             return out
         return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+
+    def _merge_sources(self, node: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
+        """The (key, value) pairs a ``<<`` merge brings in: a mapping, or a sequence of mappings."""
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        pairs: list[tuple[yaml.Node, yaml.Node]] = []
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                self.problems.append(
+                    Problem(
+                        "yaml-merge",
+                        "a merge key `<<` takes a mapping (or a list of mappings), usually an alias *name",
+                        Location(self.display, source.start_mark.line + 1),
+                    )
+                )
+                continue
+            if id(source) in self._open:
+                self.problems.append(
+                    Problem(
+                        "yaml-recursive-alias",
+                        "a merge key `<<` merges a mapping into itself (a cycle)",
+                        Location(self.display, source.start_mark.line + 1),
+                    )
+                )
+                continue
+            for key_node, value_node in source.value:
+                if key_node.tag == _MERGE_TAG:
+                    pairs.extend(self._merge_sources(value_node))
+                else:
+                    pairs.append((key_node, value_node))
+        return pairs
 
     def build_scalar_key(self, node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
@@ -128,20 +182,98 @@ class _Composer:
         return key if isinstance(key, str) else str(key)
 
 
+def _line_of(mark: Any) -> int:
+    return mark.line + 1 if mark is not None else 0
+
+
+def _too_large(display: str, line: int, what: str) -> ManifestError:
+    return ManifestError(
+        f"{display}: manifest too large",
+        problems=(Problem("yaml-too-large", what, Location(display, line)),),
+    )
+
+
+def _check_depth(text: str, display: str, loader: type) -> bool:
+    """Refuse nesting deeper than MAX_DEPTH by reading the event stream (which does not recurse).
+
+    Return whether the document uses aliases.
+    """
+    depth = 0
+    aliases = False
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.AliasEvent):
+            aliases = True
+        if isinstance(event, _COLLECTION_START):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _too_large(
+                    display,
+                    _line_of(event.start_mark),
+                    f"mappings and lists are nested more than {MAX_DEPTH} levels deep",
+                )
+        elif isinstance(event, _COLLECTION_END):
+            depth -= 1
+    return aliases
+
+
+def _check_expansion(root: yaml.Node, display: str) -> None:
+    """Refuse a document whose aliases expand to more than MAX_NODES nodes (an alias bomb).
+
+    Each distinct node's expanded size is computed once, so this costs the size of the file, not of the
+    expansion. The line named is that of the first node whose expansion passes the bound.
+    """
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            sizes[id(node)] = 1
+            continue
+        if not expanded:
+            if id(node) in sizes or id(node) in visiting:
+                continue
+            visiting.add(id(node))
+            stack.append((node, True))
+            # An alias back to a node being expanded is a cycle: the composer reports it; count it as one.
+            stack.extend((c, False) for c in children if id(c) not in sizes and id(c) not in visiting)
+            continue
+        visiting.discard(id(node))
+        total = 1 + sum(sizes.get(id(c), 1) for c in children)
+        if total > MAX_NODES:
+            raise _too_large(
+                display,
+                _line_of(node.start_mark),
+                f"aliases expand this node to more than {MAX_NODES:,} values (an alias bomb?); "
+                "write the values out or use fewer nested aliases",
+            )
+        sizes[id(node)] = total
+
+
 def parse_yaml(text: str, display: str) -> tuple[Any, Source]:
-    """Parse ``text``; raise ManifestError with file:line on syntax errors or duplicate keys."""
+    """Parse ``text``; raise ManifestError with file:line on syntax errors, duplicate keys, or a document
+    too large, too deep or expanding too far through aliases."""
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise _too_large(display, 0, f"the manifest is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MB")
+    # libyaml's C parser when present (10x faster on large manifests); the pure-Python one otherwise.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        # libyaml's C parser when present (10x faster on large manifests); the pure-Python one otherwise.
-        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        aliases = _check_depth(text, display, loader)
+        node = yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 0
         what = exc.problem or "invalid YAML"
         if exc.context:
             what = f"{what} ({exc.context})"
         raise ManifestError(
             f"{display}: invalid YAML",
-            problems=(Problem("yaml-syntax", f"YAML syntax error: {what}", Location(display, line)),),
+            problems=(
+                Problem("yaml-syntax", f"YAML syntax error: {what}", Location(display, _line_of(mark))),
+            ),
         ) from None
     except yaml.YAMLError as exc:
         raise ManifestError(
@@ -152,11 +284,12 @@ def parse_yaml(text: str, display: str) -> tuple[Any, Source]:
     if node is None:
         data: Any = None
     else:
+        if aliases:
+            _check_expansion(node, display)
         try:
             data = composer.build(node, ())
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else 0
+            line = _line_of(getattr(exc, "problem_mark", None))
             raise ManifestError(
                 f"{display}: invalid YAML",
                 problems=(Problem("yaml-value", f"cannot read value: {exc}", Location(display, line)),),
@@ -224,7 +357,13 @@ def load_manifest(path: Path, display: str | None = None) -> Loaded:
     """Read and type-check the manifest at ``path``; raise ManifestError listing every problem."""
     shown = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)  # never read a huge file whole just to refuse it
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise _too_large(
+                shown, 0, f"the manifest is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MB"
+            )
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ManifestError(f"{shown}: no such manifest") from None
     except (OSError, UnicodeDecodeError) as exc:

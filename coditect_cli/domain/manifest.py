@@ -7,11 +7,14 @@ by :mod:`coditect_cli.domain.validate`, which also has the file system and git a
 from __future__ import annotations
 
 import datetime as _dt
+import posixpath
 import re
 from collections.abc import Iterable
-from typing import Annotated, Literal, NewType
+from typing import Annotated, Any, ClassVar, Literal, NewType
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from coditect_cli.domain.limits import MAX_CHECKPOINT, MAX_DAY, MAX_TERMINAL, MAX_TIMEOUT
 
 StreamId = NewType("StreamId", str)
 RepoId = NewType("RepoId", str)
@@ -31,15 +34,81 @@ WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 Strategy = Literal["squash", "merge", "rebase"]
 
 
+# Control characters (C0, DEL, C1) and the Unicode line separators: a NUL crashes every system call that
+# takes the string, an escape sequence rewrites the terminal, a newline typed into a pane runs a second
+# line. Multi-line fields (a prompt, a gate's shell script) may hold newlines and tabs, nothing else.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def control_character_problem(value: str, *, multiline: bool = False) -> str | None:
+    """Why ``value`` cannot be used (it holds a control character), or None when it can."""
+    found = (_CONTROL_MULTILINE if multiline else _CONTROL).search(value)
+    if found is None:
+        return None
+    char = found.group()
+    allowed = " (only newlines and tabs are allowed here)" if multiline else ""
+    return f"{value!r} contains the control character U+{ord(char):04X}{allowed}"
+
+
+def _check_text(value: Any, multiline: bool) -> None:
+    if isinstance(value, str):
+        reason = control_character_problem(value, multiline=multiline)
+        if reason:
+            raise ValueError(reason)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _check_text(item, multiline)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, False)
+            _check_text(item, multiline)
+
+
+def worktrees_problem(value: str) -> str | None:
+    """Why ``value`` cannot be the worktrees folder (relative to the project root), or None when it can.
+
+    It must name a folder strictly inside the project and outside ``.git``: the worktrees are created
+    there and removed from there, so a path that leaves the project would put checkouts (and their removal)
+    elsewhere on the disk.
+    """
+    if value.startswith("~"):
+        return (
+            f"worktrees: {value!r} starts with '~' (no home expansion here); give a path inside the project"
+        )
+    if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
+        return f"worktrees: {value!r} is absolute; give a folder relative to the project root"
+    if "\\" in value:
+        return f"worktrees: {value!r} contains a backslash; use '/'"
+    norm = posixpath.normpath(value) if value else "."
+    if norm == ".":
+        return f"worktrees: {value!r} is the project root itself; name a folder inside it"
+    parts = norm.split("/")
+    if parts[0] == "..":
+        return f"worktrees: {value!r} leads outside the project"
+    if ".git" in parts:
+        return f"worktrees: {value!r} is inside a '.git' folder"
+    return None
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    # Fields whose text may span lines (newlines and tabs); every other string is one line.
+    _MULTILINE: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        _check_text(value, info.field_name in cls._MULTILINE)
+        return value
 
 
 class DayRange(_Model):
     """An inclusive range of phase days, written ``3`` or ``"3-4"`` in YAML."""
 
-    first: int = Field(ge=1)
-    last: int = Field(ge=1)
+    first: int = Field(ge=1, le=MAX_DAY, strict=True)
+    last: int = Field(ge=1, le=MAX_DAY, strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -73,8 +142,10 @@ class Schedule(_Model):
     """When the phase runs: its first day, how many working days, and which weekdays count."""
 
     start: _dt.date
-    days: int = Field(ge=1, le=366)
-    slack: int = Field(default=0, ge=0, le=366, description="Extra days checkpoints may use past `days`.")
+    days: int = Field(ge=1, le=366, strict=True)
+    slack: int = Field(
+        default=0, ge=0, le=366, strict=True, description="Extra days checkpoints may use past `days`."
+    )
     workdays: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
 
     @field_validator("workdays")
@@ -139,10 +210,12 @@ class Repository(_Model):
 class Gate(_Model):
     """A quality-gate command, run by a shell in a worktree of ``repo`` (default: the stream's first)."""
 
+    _MULTILINE: ClassVar[frozenset[str]] = frozenset({"run"})
+
     name: Identifier
     run: str = Field(min_length=1)
     repo: Identifier | None = None
-    timeout: int = Field(default=1800, ge=1)
+    timeout: int = Field(default=1800, ge=1, le=MAX_TIMEOUT, strict=True, description="Seconds.")
 
 
 class Work(_Model):
@@ -165,8 +238,10 @@ class Deliverable(_Model):
 class Stream(_Model):
     """One workstream: one terminal, one agent, one feature branch per repository it works in."""
 
+    _MULTILINE: ClassVar[frozenset[str]] = frozenset({"prompt"})
+
     id: Identifier
-    terminal: int = Field(ge=1, le=99)
+    terminal: int = Field(ge=1, le=MAX_TERMINAL, strict=True)
     name: str = Field(min_length=1)
     agent: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     owner: str | None = Field(default=None, pattern=r"^@[A-Za-z0-9][A-Za-z0-9._/-]*$|^[^@\s]+@[^@\s]+$")
@@ -222,8 +297,8 @@ class Shared(_Model):
 class Checkpoint(_Model):
     """An integration checkpoint: on ``day``, merge the ready PRs of ``streams`` if the gates pass."""
 
-    id: int = Field(ge=1)
-    day: int = Field(ge=1)
+    id: int = Field(ge=1, le=MAX_CHECKPOINT, strict=True)
+    day: int = Field(ge=1, le=MAX_DAY, strict=True)
     title: str = Field(min_length=1)
     streams: tuple[Identifier, ...] = Field(min_length=1)
     gates: tuple[Gate, ...] = ()
@@ -264,6 +339,21 @@ class Manifest(_Model):
     streams: tuple[Stream, ...] = Field(min_length=1)
     checkpoints: tuple[Checkpoint, ...] = ()
     merge: Merge = Merge()
+
+    @field_validator("worktrees")
+    @classmethod
+    def _worktrees(cls, value: str) -> str:
+        reason = worktrees_problem(value)
+        if reason:
+            raise ValueError(reason)
+        return posixpath.normpath(value)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: object) -> object:
+        if isinstance(value, bool):  # YAML reads `yes`/`true` as True, which equals 1
+            raise ValueError(f"the manifest version is the number 1 (got {value!r})")
+        return value
 
     # -- derived views -------------------------------------------------------------------------------
     def repository(self, repo_id: str) -> Repository:

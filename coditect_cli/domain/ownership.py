@@ -8,7 +8,9 @@ translation of GitHub's CODEOWNERS patterns, so what coditect checks is what Git
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from codeowners import path_to_regex
 from coditect_cli.domain.manifest import Manifest, RepoId, StreamId
@@ -93,12 +95,21 @@ class RepoOwnership:
 
     def owners(self, path: str) -> Owners:
         """The owners of ``path``: the shared rule's streams when one matches, else every matching stream."""
-        shared = [r for r in self.rules if r.shared and r.matches(path)]
+        candidates = [r for key in _path_keys(path) for r in self._by_key.get(key, ())]
+        shared = [r for r in candidates if r.shared and r.matches(path)]
         if shared:
             return Owners(frozenset(s for r in shared for s in r.streams), True)
         return Owners(
-            frozenset(s for r in self.rules if not r.shared and r.matches(path) for s in r.streams), False
+            frozenset(s for r in candidates if not r.shared and r.matches(path) for s in r.streams), False
         )
+
+    @cached_property
+    def _by_key(self) -> dict[str, list[Rule]]:
+        # Rules by the folder every path they match lies in, so owners() tests a handful, not all of them.
+        out: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            out.setdefault(_rule_key(rule.pattern), []).append(rule)
+        return out
 
     def stream_rules(self) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if not r.shared)
@@ -136,6 +147,52 @@ def ownership(manifest: Manifest) -> dict[RepoId, RepoOwnership]:
         for repo, rs in rules.items()
     }
     return {repo: RepoOwnership(repo, rs) for repo, rs in ordered.items()}
+
+
+def literal_prefix(pattern: str) -> str:
+    """The text every path ``pattern`` matches starts with: the pattern up to its first wildcard.
+
+    Owned paths are anchored at the repository root, so two patterns can only meet when one's literal
+    prefix starts the other's.
+    """
+    cut = min((i for i, ch in enumerate(pattern) if ch in "*?"), default=len(pattern))
+    return pattern[:cut]
+
+
+def _rule_key(pattern: str) -> str:
+    """The folder (``""`` or ending in ``/``) that holds every path ``pattern`` matches.
+
+    A pattern without wildcards (``docs`` or ``docs/``) matches that path and everything below it.
+    """
+    if literal_prefix(pattern) == pattern:
+        return pattern.rstrip("/") + "/"
+    return _literal_dir(pattern)
+
+
+def _path_keys(path: str) -> list[str]:
+    """The keys of :func:`_rule_key` a rule matching ``path`` can have: every folder above it, and itself."""
+    keys = [""]
+    keys.extend(path[: i + 1] for i, ch in enumerate(path) if ch == "/")
+    keys.append(path.rstrip("/") + "/")
+    return keys
+
+
+def overlap_candidates(rules: Sequence[Rule]) -> list[tuple[int, int]]:
+    """Index pairs ``(i, j)``, ``i < j``, of ``rules`` whose patterns may overlap, in order.
+
+    Sorting by literal prefix puts every pattern that extends a prefix right after it, so this costs
+    n log n plus the pairs it returns, not n squared (patterns starting with a wildcard still meet all).
+    """
+    prefixes = [literal_prefix(r.pattern) for r in rules]
+    order = sorted(range(len(rules)), key=prefixes.__getitem__)
+    out: list[tuple[int, int]] = []
+    for a, i in enumerate(order):
+        for j in order[a + 1 :]:
+            if not prefixes[j].startswith(prefixes[i]):
+                break
+            out.append((min(i, j), max(i, j)))
+    out.sort()
+    return out
 
 
 def _literal_dir(pattern: str) -> str:

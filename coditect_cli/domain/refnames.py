@@ -61,3 +61,32 @@ def directory_file_clash(names: list[str]) -> tuple[str, str] | None:
             if not other.startswith(name):
                 break
     return None
+
+
+class BranchSet:
+    """Branch names of one repository, added one at a time, that git can all hold at once.
+
+    :meth:`add` is O(depth of the name): it keeps every name and every directory some name implies.
+    """
+
+    def __init__(self, names: list[str] | tuple[str, ...] = ()):
+        self._names: set[str] = set()
+        self._dirs: dict[str, str] = {}  # "a/b" -> a name below it ("a/b/c")
+        for name in names:
+            self.add(name)
+
+    def add(self, name: str) -> tuple[str, str] | None:
+        """Add ``name``; return the clash (``(directory, name below it)``) instead when there is one."""
+        if name in self._names:
+            return None
+        if name in self._dirs:
+            return name, self._dirs[name]
+        parts = name.split("/")
+        prefixes = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        for prefix in prefixes:
+            if prefix in self._names:
+                return prefix, name
+        self._names.add(name)
+        for prefix in prefixes:
+            self._dirs.setdefault(prefix, name)
+        return None

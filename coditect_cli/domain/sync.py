@@ -310,7 +310,11 @@ def section_lines(report: SyncReport, s: StreamDay) -> list[str]:
         lines.append(f"✅ Pushed today: {'; '.join(c.subject for c in s.commits) or 'no commits'}")
         lines.append(f"🧪 Tests added/changed: {', '.join(s.tests_changed) or 'none'}")
         if s.gates:
-            gates = ", ".join(f"{g['name']} {'✅' if g['passed'] else '❌'}" for g in s.gates)
+            gates = ", ".join(
+                f"{g['name']} {'✅' if g['passed'] else '❌'}"
+                + (f" ({g['error']})" if g.get("error") else "")
+                for g in s.gates
+            )
             lines.append(f"🚦 Gates: {gates}")
         lines.append(f"🎯 Tomorrow: {'; '.join(_task_text(t) for t in s.tomorrow) or 'no deliverable due'}")
         lines.append(f"⚠️ Risks: {'; '.join(s.risks) or 'None'}")

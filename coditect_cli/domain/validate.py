@@ -15,8 +15,14 @@ from pathlib import Path
 from coditect_cli.domain.graph import find_cycle
 from coditect_cli.domain.loader import Loaded, Source
 from coditect_cli.domain.manifest import Gate, Manifest, RepoId
-from coditect_cli.domain.ownership import RepoOwnership, owned_path_problem, ownership, rules_overlap
-from coditect_cli.domain.refnames import directory_file_clash, ref_name_problem
+from coditect_cli.domain.ownership import (
+    RepoOwnership,
+    overlap_candidates,
+    owned_path_problem,
+    ownership,
+    rules_overlap,
+)
+from coditect_cli.domain.refnames import BranchSet, ref_name_problem
 from coditect_cli.domain.repo import RepoReader, TrackedFiles
 from coditect_cli.errors import Problem
 
@@ -68,6 +74,7 @@ class _Checker:
     reader: RepoReader | None
     problems: list[Problem] = field(default_factory=list)
     repo_summaries: list[RepoSummary] = field(default_factory=list)
+    _tracked: dict[Path, TrackedFiles] = field(default_factory=dict)
 
     # -- helpers ----------------------------------------------------------------------------------------
     def error(self, code: str, message: str, *path: str | int) -> None:
@@ -282,14 +289,28 @@ class _Checker:
                     "merge",
                     "tag",
                 )
+        # The integration branch is where streams merge before the phase lands on develop (or the merge
+        # target): were it one of them, checkpoints would move the target branch itself.
+        for what, name, where in (
+            ("base branch", m.branches.base, ("branches", "base")),
+            ("develop branch", m.branches.develop, ("branches", "develop")),
+            ("merge target", m.merge.target, ("merge", "target")),
+        ):
+            if name == m.integration_branch:
+                self.error(
+                    "integration-is-target",
+                    f"the integration branch {name!r} is also the {what} ({'.'.join(where)}); "
+                    "the phase needs its own integration branch",
+                    "branches",
+                    "integration",
+                )
         # Branches living in one repository must not clash as directory and file (a/b vs a/b/c).
-        per_repo: dict[str, list[str]] = defaultdict(
-            lambda: [m.branches.base, m.branches.develop, m.integration_branch]
+        per_repo: dict[str, BranchSet] = defaultdict(
+            lambda: BranchSet([m.branches.base, m.branches.develop, m.integration_branch])
         )
         for i, s in enumerate(m.streams):
             for j, w in enumerate(s.work):
-                per_repo[w.repo].append(m.feature_branch(s, w))
-                clash = directory_file_clash(per_repo[w.repo])
+                clash = per_repo[w.repo].add(m.feature_branch(s, w))
                 if clash:
                     self.error(
                         "branch-clash",
@@ -301,12 +322,12 @@ class _Checker:
                         j,
                         "topic",
                     )
-                    per_repo[w.repo].pop()
 
     def check_repository_paths(self) -> dict[RepoId, Path]:
         """Check each repository path; return the ones that are usable work trees."""
         usable: dict[RepoId, Path] = {}
         seen: dict[str, str] = {}
+        seen_resolved: dict[Path, str] = {}
         root = self.root.resolve()
         for i, r in enumerate(self.manifest.repositories):
             where = ("repositories", i, "path")
@@ -340,6 +361,16 @@ class _Checker:
                     *where,
                 )
                 continue
+            if full in seen_resolved:
+                self.error(
+                    "duplicate-repository",
+                    f"repositories {seen_resolved[full]!r} and {r.id!r} are the same directory "
+                    f"({norm} resolves through a link to the path of {seen_resolved[full]!r}); "
+                    "register each repository once",
+                    *where,
+                )
+                continue
+            seen_resolved[full] = r.id
             if self.reader is None:
                 continue
             if not full.is_dir():
@@ -356,6 +387,63 @@ class _Checker:
             else:
                 usable[RepoId(r.id)] = full
         return usable
+
+    def check_worktrees(self, nested: dict[str, str]) -> None:
+        """The worktrees folder is a folder of the project (also after links), outside every nested repository.
+
+        ``nested`` maps the root-relative path of every repository below the root (the manifest's and the
+        submodules git knows) to its name. The model has already refused absolute, escaping and ``.git`` paths.
+        """
+        folder = self.manifest.worktrees
+        root = self.root.resolve()
+        full = (root / folder).resolve()
+        if full == root or root not in full.parents:
+            self.error(
+                "worktrees-outside",
+                f"worktrees: {folder!r} leads outside the project (through a link); give a folder inside it",
+                "worktrees",
+            )
+            return
+        inside = full.relative_to(root).as_posix()
+        if ".git" in inside.split("/"):
+            self.error(
+                "worktrees-in-git",
+                f"worktrees: {folder!r} leads into a '.git' folder (through a link)",
+                "worktrees",
+            )
+            return
+        for path, name in sorted(nested.items()):
+            if any(f == path or f.startswith(path + "/") for f in (folder, inside)):
+                self.error(
+                    "worktrees-in-repository",
+                    f"worktrees: {folder!r} is inside {name} ({path}); worktrees there would be untracked "
+                    "files of that repository; choose a folder outside it",
+                    "worktrees",
+                )
+                return
+
+    def nested_repositories(self, usable: dict[RepoId, Path]) -> dict[str, str]:
+        """Root-relative paths of the repositories below the root: the manifest's, and the submodules
+        (gitlinks) of the usable ones."""
+        root = self.root.resolve()
+        out: dict[str, str] = {}
+        for r in self.manifest.repositories:
+            norm = posixpath.normpath(r.path.replace("\\", "/"))
+            if norm != ".":
+                out[norm] = f"repository {r.id!r}"
+        for path in usable.values():
+            base = path.relative_to(root).as_posix() if path != root else ""
+            for link in self.tracked(path).gitlinks:
+                where = f"{base}/{link}" if base else link
+                out.setdefault(where, f"the submodule {where!r}")
+        return out
+
+    def tracked(self, path: Path) -> TrackedFiles:
+        """The tracked files at ``path`` (read once per run)."""
+        assert self.reader is not None
+        if path not in self._tracked:
+            self._tracked[path] = self.reader.tracked_files(path)
+        return self._tracked[path]
 
     def check_owned_paths(self) -> None:
         m = self.manifest
@@ -409,36 +497,40 @@ class _Checker:
         reported: set[tuple[str, str, str, str]] = set()
         for repo, own in rules.items():
             stream_rules = own.stream_rules()
-            for a_index, a in enumerate(stream_rules):
-                for b in stream_rules[a_index + 1 :]:
-                    if a.streams == b.streams or not rules_overlap(a, b):
-                        continue
-                    # Overlap inside a path declared shared by both streams is the point of `shared`.
-                    both = set(a.streams) | set(b.streams)
-                    if any(
-                        set(sh.streams) >= both and (rules_overlap(sh, a) and rules_overlap(sh, b))
-                        for sh in own.shared_rules()
-                    ):
-                        continue
-                    key = (repo, a.pattern, b.pattern, ",".join(sorted(both)))
-                    if key in reported:
-                        continue
-                    reported.add(key)
+            shared_rules = own.shared_rules()
+            for a_index, b_index in overlap_candidates(stream_rules):
+                a, b = stream_rules[a_index], stream_rules[b_index]
+                if a.streams == b.streams or not rules_overlap(a, b):
+                    continue
+                # Overlap inside a path declared shared by both streams is the point of `shared`.
+                both = set(a.streams) | set(b.streams)
+                if any(
+                    set(sh.streams) >= both and (rules_overlap(sh, a) and rules_overlap(sh, b))
+                    for sh in shared_rules
+                ):
+                    continue
+                key = (repo, a.pattern, b.pattern, ",".join(sorted(both)))
+                if key in reported:
+                    continue
+                reported.add(key)
+                self.error(
+                    "ownership-overlap",
+                    f"in repository {repo!r}, {a.pattern!r} of stream {a.streams[0]!r} overlaps "
+                    f"{b.pattern!r} of stream {b.streams[0]!r}; split the paths or declare them `shared`",
+                    *self._owns_location(b.streams[0], repo, b.pattern),
+                )
+            combined = (*shared_rules, *stream_rules)
+            for sh_index, r_index in overlap_candidates(combined):
+                if sh_index >= len(shared_rules) or r_index < len(shared_rules):
+                    continue
+                sh, r = combined[sh_index], combined[r_index]
+                if r.streams[0] not in sh.streams and rules_overlap(sh, r):
                     self.error(
                         "ownership-overlap",
-                        f"in repository {repo!r}, {a.pattern!r} of stream {a.streams[0]!r} overlaps "
-                        f"{b.pattern!r} of stream {b.streams[0]!r}; split the paths or declare them `shared`",
-                        *self._owns_location(b.streams[0], repo, b.pattern),
+                        f"in repository {repo!r}, {r.pattern!r} of stream {r.streams[0]!r} overlaps the "
+                        f"shared path {sh.pattern!r} of {', '.join(sh.streams)}",
+                        *self._owns_location(r.streams[0], repo, r.pattern),
                     )
-            for sh in own.shared_rules():
-                for r in stream_rules:
-                    if r.streams[0] not in sh.streams and rules_overlap(sh, r):
-                        self.error(
-                            "ownership-overlap",
-                            f"in repository {repo!r}, {r.pattern!r} of stream {r.streams[0]!r} overlaps the "
-                            f"shared path {sh.pattern!r} of {', '.join(sh.streams)}",
-                            *self._owns_location(r.streams[0], repo, r.pattern),
-                        )
 
     def check_tracked_files(self, usable: dict[RepoId, Path], rules: dict[RepoId, RepoOwnership]) -> None:
         assert self.reader is not None
@@ -446,7 +538,7 @@ class _Checker:
         # Repository paths nested in another repository (submodules) are not that repository's files.
         for repo_id, path in usable.items():
             own = rules.get(repo_id, RepoOwnership(repo_id, ()))
-            tracked: TrackedFiles = self.reader.tracked_files(path)
+            tracked = self.tracked(path)
             unowned: list[str] = []
             overlaps: dict[tuple[str, ...], list[str]] = defaultdict(list)
             for f in tracked.files:
@@ -509,6 +601,7 @@ def validate(loaded: Loaded, root: Path, reader: RepoReader | None) -> Validatio
     checker.check_pattern_overlap(rules)
     if reader is not None:
         checker.check_tracked_files(usable, rules)
+    checker.check_worktrees(checker.nested_repositories(usable))
     return ValidationReport(
         phase=m.phase,
         manifest=loaded.source.display,

@@ -15,6 +15,7 @@ _STATE_STYLE = {
     "running": "green",
     "dead": "yellow",
     "missing": "red",
+    "unavailable": "yellow",
     "planned": "cyan",
 }
 
@@ -79,7 +80,9 @@ def print_status(console: Console, result: StatusResult) -> None:
     """A table: one row per stream and worktree."""
     from rich.table import Table
 
-    if not result.exists:
+    if result.panes_unavailable:
+        console.print(f"[yellow]panes unavailable: {result.panes_unavailable}[/]; worktrees below")
+    elif not result.exists:
         console.print(
             f"no tmux session {result.session}" + (f" on socket {result.socket}" if result.socket else "")
         )
@@ -120,12 +123,19 @@ def print_send(console: Console, result: SendResult) -> None:
 def print_stop(console: Console, result: StopResult) -> None:
     """What was ended and removed."""
     prefix = "Dry run: would end" if result.dry_run else "ended"
-    if result.killed:
+    if result.panes_unavailable:
+        console.print(f"[yellow]session not checked: {result.panes_unavailable}[/]")
+    elif result.killed:
         console.print(f"{prefix} session {result.session} ({result.panes} pane(s))")
     else:
         console.print(f"no session {result.session} was running")
     for path in result.removed:
         console.print(f"{'would remove' if result.dry_run else 'removed'} worktree {path}")
+        ignored = result.ignored.get(path, ())
+        if ignored:
+            shown = ", ".join(ignored[:10]) + (f" and {len(ignored) - 10} more" if len(ignored) > 10 else "")
+            verb = "would delete" if result.dry_run else "deleted"
+            console.print(f"  {verb} with it {len(ignored)} git-ignored file(s)/folder(s): {shown}")
     if not result.removed:
         unsaved = [w for w in result.kept if w.exists and not w.clean]
         kept = sum(1 for w in result.kept if w.exists)

@@ -10,15 +10,18 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coditect_cli.domain.launch import PaneState, ordered_streams, panes_by_stream
 from coditect_cli.domain.manifest import Manifest
 from coditect_cli.errors import CoditectError, Location, Problem, RefusedError, UnavailableError, UsageError
 from coditect_cli.project import Project
 from coditect_cli.services.session import log_path, phase_session
+
+if TYPE_CHECKING:
+    from coditect_cli.adapters.tmux import Tmux
 
 STATUS_GRACE = 2.0  # seconds a dead pane may lack its exit status before wait_for_agents reports None
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|\r")
@@ -102,6 +105,7 @@ class StatusResult:
     socket: str | None
     exists: bool
     streams: list[StreamStatus]
+    panes_unavailable: str | None = None  # why panes could not be read (tmux missing); worktrees still are
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -110,6 +114,7 @@ class StatusResult:
             "session": self.session,
             "socket": self.socket,
             "exists": self.exists,
+            "panes_unavailable": self.panes_unavailable,
             "streams": [s.to_json() for s in self.streams],
         }
 
@@ -147,6 +152,8 @@ class StopResult:
     removed: list[Path]
     kept: list[WorktreeWork]
     dry_run: bool = False
+    panes_unavailable: str | None = None  # why the session could not be read or ended (tmux missing)
+    ignored: dict[Path, tuple[str, ...]] = field(default_factory=dict)  # removed worktree -> ignored files
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -157,6 +164,8 @@ class StopResult:
             "killed": self.killed,
             "panes": self.panes,
             "removed_worktrees": [str(p) for p in self.removed],
+            "ignored_files_removed": {str(p): list(files) for p, files in self.ignored.items() if files},
+            "panes_unavailable": self.panes_unavailable,
             "worktrees_with_work": [w.to_json() for w in self.kept if not w.clean],
             "dry_run": self.dry_run,
         }
@@ -221,6 +230,35 @@ def _worktrees(project: Project, manifest: Manifest) -> dict[str, list[tuple[str
     return out
 
 
+def ignored_files(path: Path) -> tuple[str, ...]:
+    """The git-ignored files and folders of the worktree at ``path`` (a folder wholly ignored is one
+    entry, ``build/``): what removing the worktree deletes besides its tracked files."""
+    from coditect_cli.adapters import proc
+
+    listed = proc.run(
+        [
+            "git",
+            "-C",
+            str(path),
+            "ls-files",
+            "-z",
+            "--others",
+            "--ignored",
+            "--exclude-standard",
+            "--directory",
+        ]
+    ).stdout
+    return tuple(sorted(name for name in listed.split("\0") if name))
+
+
+def _panes(tmux: Tmux, session: str) -> tuple[list[PaneState], str | None]:
+    """The session's panes, or none and the reason when tmux itself is unavailable (not installed)."""
+    try:
+        return tmux.session_panes(session), None
+    except UnavailableError as exc:
+        return [], exc.message
+
+
 def _last_line(log: Path) -> str | None:
     try:
         with log.open("rb") as fh:
@@ -243,7 +281,8 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
     from coditect_cli.adapters.tmux import Tmux
 
     s = phase_session(project, phase, socket)
-    rows = panes_by_stream(Tmux(s.socket).session_panes(s.name))
+    panes, unavailable = _panes(Tmux(s.socket), s.name)
+    rows = panes_by_stream(panes)
     worktrees = _worktrees(project, s.manifest)
     now = time.time()
     out: list[StreamStatus] = []
@@ -258,7 +297,15 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
         out.append(
             StreamStatus(
                 stream=stream.id,
-                state="missing" if row is None else "dead" if row.dead else "running",
+                state=(
+                    "unavailable"
+                    if unavailable
+                    else "missing"
+                    if row is None
+                    else "dead"
+                    if row.dead
+                    else "running"
+                ),
                 pane_id=row.pane_id if row else None,
                 window=row.window_name if row else None,
                 exit_status=row.dead_status if row and row.dead else None,
@@ -270,7 +317,7 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
                 worktrees=[read_work(repo, path) for repo, path in worktrees[stream.id]],
             )
         )
-    return StatusResult(s.manifest.phase, s.name, s.socket, bool(rows), out)
+    return StatusResult(s.manifest.phase, s.name, s.socket, bool(rows), out, unavailable)
 
 
 def send(
@@ -372,7 +419,7 @@ def stop(
 
     s = phase_session(project, phase, socket)
     tmux = Tmux(s.socket)
-    rows = tmux.session_panes(s.name)
+    rows, unavailable = _panes(tmux, s.name)
     works = [
         read_work(repo, path, list_commits=remove_worktrees)
         for entries in _worktrees(project, s.manifest).values()
@@ -382,7 +429,21 @@ def stop(
     dirty = [w for w in existing if not w.clean]
     if remove_worktrees and dirty:
         raise _refusal(dirty)
-    result = StopResult(s.manifest.phase, s.name, s.socket, bool(rows), len(rows), [], works, dry_run=dry_run)
+    result = StopResult(
+        s.manifest.phase,
+        s.name,
+        s.socket,
+        bool(rows),
+        len(rows),
+        [],
+        works,
+        dry_run=dry_run,
+        panes_unavailable=unavailable,
+    )
+    if remove_worktrees:
+        # `git worktree remove` deletes ignored files (build output, node_modules...) with the worktree:
+        # say which, before (dry run) and after.
+        result.ignored = {w.path: ignored_files(w.path) for w in existing}
     if dry_run:
         result.removed = [w.path for w in existing] if remove_worktrees else []
         return result

@@ -400,6 +400,19 @@ def _run_gates(project: Project, manifest: Manifest, day: int) -> dict[str, list
                 continue
             worktree = worktree_path(manifest, project.root, pair)
             log = logs / f"{stream.id}-{gate.name}.log"
+            if not (worktree / ".git").exists():
+                # Deleted by hand (or never set up): nothing to run the gate in; say so for this stream.
+                out.setdefault(stream.id, []).append(
+                    {
+                        "name": gate.name,
+                        "repo": pair.repo.id,
+                        "passed": False,
+                        "exit_code": None,
+                        "log": None,
+                        "error": f"no worktree at {worktree}; run `coditect streams setup {manifest.phase}`",
+                    }
+                )
+                continue
             with log.open("w", encoding="utf-8") as fh:
                 try:
                     code = subprocess.run(

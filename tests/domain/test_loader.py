@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
+
 import pytest
 from helpers import EXAMPLE_TEXT, line_of, replace_once
 
@@ -218,3 +221,203 @@ def test_impossible_date_is_a_manifest_error() -> None:
 def test_recursive_alias_is_a_manifest_error() -> None:
     p = only(load_error("a: &x [*x]\n"))
     assert p.location is not None and p.location.line == 1
+
+
+# -- hostile documents: bounded before they are built ----------------------------------------------------
+
+
+def alias_bomb() -> str:
+    """A "billion laughs": each of 9 levels lists 9 aliases of the one before (9^9 values in 342 bytes)."""
+    names = "abcdefghi"
+    lines = ["a: &a [" + ",".join(['"lol"'] * 9) + "]"]
+    for prev, name in itertools.pairwise(names):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused_naming_the_line_where_it_explodes() -> None:
+    text = alias_bomb()
+    assert len(text) < 350
+    problem = only(load_error(text), "yaml-too-large")
+    # The first level whose expansion passes the bound: 9**6 = 531,441 values > MAX_NODES (500,000).
+    assert problem.location is not None
+    assert problem.location.line == line_of(text, "f: &f")
+    assert "alias" in problem.message
+
+
+def test_alias_bomb_inside_a_manifest_is_refused() -> None:
+    lines = [f"  {line}" for line in alias_bomb().splitlines()]
+    text = replace_once(EXAMPLE_TEXT, "schedule:", "bomb:\n" + "\n".join(lines) + "\nschedule:")
+    problem = only(load_error(text), "yaml-too-large")
+    assert problem.location is not None and problem.location.line == line_of(text, "  f: &f")
+
+
+def test_aliases_within_the_bound_still_work() -> None:
+    # 3 levels of 9: 729 values, well within the bound; aliases are legitimate YAML.
+    text = replace_once(
+        EXAMPLE_TEXT, "\ntitle:", "\nx-small: &small [1, 2]\nx-more: [*small, *small]\ntitle:"
+    )
+    err = load_error(text)  # the extra top-level keys are unknown: the document itself was read
+    assert {p.code for p in err.problems} == {"schema.extra_forbidden"}
+
+
+def test_deep_nesting_is_refused_before_the_parser_recurses() -> None:
+    # 100,000 levels crash libyaml's composer (a segmentation fault); the depth is checked on events first.
+    text = "a: " + "[" * 100_000 + "]" * 100_000 + "\n"
+    problem = only(load_error(text), "yaml-too-large")
+    assert "nested" in problem.message and problem.location is not None and problem.location.line == 1
+
+
+def test_a_document_larger_than_the_bound_is_refused_unread(tmp_path: Path) -> None:
+    from coditect_cli.domain.loader import MAX_MANIFEST_BYTES, load_manifest
+
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * MAX_MANIFEST_BYTES + "\n", encoding="utf-8")
+    with pytest.raises(ManifestError) as exc:
+        load_manifest(big, "big.yaml")
+    assert [p.code for p in exc.value.problems] == ["yaml-too-large"]
+    assert exc.value.problems[0].location is not None
+
+
+def test_merge_keys_are_accepted_and_written_keys_win() -> None:
+    text = replace_once(
+        EXAMPLE_TEXT,
+        "streams:\n  - id: infra\n",
+        "streams:\n  - &infra_defaults\n    id: infra\n",
+    )
+    # The docs stream takes everything from infra's mapping except what it writes itself.
+    docs_at = text.index("  - id: docs\n")
+    text = (
+        text[:docs_at]
+        + (
+            "  - <<: *infra_defaults\n"
+            "    id: docs2\n"
+            "    terminal: 6\n"
+            "    work: [{repo: root, topic: more-docs, owns: [extra/]}]\n"
+            "    deliverables: []\n"
+        )
+        + text[docs_at:]
+    )
+    loaded = load_manifest_text(text, NAME)
+    docs2 = loaded.manifest.stream("docs2")
+    infra = loaded.manifest.stream("infra")
+    assert docs2.terminal == 6 and docs2.agent == infra.agent and docs2.name == infra.name
+    assert docs2.gates == infra.gates
+    # A merged key's line is the line it is written on (in the anchored mapping).
+    index = [s.id for s in loaded.manifest.streams].index("docs2")
+    assert loaded.source.locate("streams", index, "agent") == loaded.source.locate("streams", 0, "agent")
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("a: &x {b: 1}\nc: {<<: 3}\n", "yaml-merge"),
+        ("a: &x {<<: *x}\n", "yaml-recursive-alias"),
+    ],
+    ids=["merge-of-a-scalar", "merge-into-itself"],
+)
+def test_bad_merge_keys_are_located_errors(text: str, code: str) -> None:
+    assert only(load_error(text), code).location is not None
+
+
+# -- every string field: no NUL, no control characters; every number bounded -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle"),
+    [
+        (
+            "path: submodules/cloud/coditect-cloud-backend",
+            'path: "submodules/cloud/coditect-cloud-backend\\0"',
+            "\\0",
+        ),
+        ('title: "Docker multi-stage build"', 'title: "Docker\\nbuild"', "Docker\\n"),
+        ('title: "Docker multi-stage build"', 'title: "Docker \\e[2J build"', "Docker \\e"),
+        ("name: Deployment", 'name: "Deploy\\x07ment"', "Deploy\\x07"),
+        ("develop: develop", 'develop: "dev\\0elop"', "dev\\0"),
+    ],
+    ids=["nul-in-repo-path", "newline-in-title", "escape-in-title", "bell-in-name", "nul-in-branch"],
+)
+def test_control_characters_are_refused_at_their_line(old: str, new: str, needle: str) -> None:
+    text = replace_once(EXAMPLE_TEXT, old, new)
+    problem = only(load_error(text))
+    assert problem.location is not None and problem.location.line == line_of(text, needle)
+    assert "control character" in problem.message
+
+
+def test_a_prompt_and_a_gate_script_may_span_lines_but_hold_no_other_control_character() -> None:
+    multi = replace_once(
+        EXAMPLE_TEXT,
+        'manifests-valid, run: "python3 ci/check.py kubernetes"',
+        'manifests-valid, run: "set -e\\n\\tpython3 ci/check.py kubernetes"',
+    )
+    load_manifest_text(multi, NAME)
+    nul = replace_once(
+        EXAMPLE_TEXT,
+        'manifests-valid, run: "python3 ci/check.py kubernetes"',
+        'manifests-valid, run: "python3 ci/check.py\\0 kubernetes"',
+    )
+    assert "control character" in only(load_error(nul)).message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle", "fragment"),
+    [
+        ("terminal: 1\n", "terminal: yes\n", "terminal: yes", "valid integer"),
+        ("terminal: 1\n", "terminal: 1.0e+30\n", "terminal: 1.0e+30", "valid integer"),
+        ("  - id: 1\n", "  - id: 1.0e+30\n", "id: 1.0e+30", "valid integer"),
+        ("  - id: 1\n", "  - id: 100000000000000000000\n", "id: 1000000", "less than or equal"),
+        ("    day: 3\n", "    day: 99999999999999999999\n", "day: 9999", "less than or equal"),
+        ("version: 1", "version: true", "version: true", "the number 1"),
+    ],
+    ids=[
+        "terminal-yes",
+        "terminal-float",
+        "checkpoint-id-float",
+        "checkpoint-id-huge",
+        "checkpoint-day-huge",
+        "version-true",
+    ],
+)
+def test_numbers_are_strict_and_bounded(old: str, new: str, needle: str, fragment: str) -> None:
+    text = replace_once(EXAMPLE_TEXT, old, new)
+    problem = only(load_error(text))
+    assert problem.location is not None and problem.location.line == line_of(text, needle)
+    assert fragment in problem.message
+
+
+def test_gate_timeout_is_bounded() -> None:
+    text = replace_once(
+        EXAMPLE_TEXT,
+        'manifests-valid, run: "python3 ci/check.py kubernetes"',
+        'manifests-valid, run: "python3 ci/check.py kubernetes", timeout: 1.0e+30',
+    )
+    problem = only(load_error(text))
+    assert problem.location is not None and problem.location.line == line_of(text, "timeout: 1.0e+30")
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("/tmp/wt", "absolute"),
+        ("~/wt", "'~'"),
+        ("../wt", "outside the project"),
+        ("a/../../wt", "outside the project"),
+        ('""', "project root itself"),
+        (".", "project root itself"),
+        ("a/..", "project root itself"),
+        (".git/wt", "'.git'"),
+        ("sub/.git/wt", "'.git'"),
+        ("C:/wt", "absolute"),
+    ],
+)
+def test_worktrees_folder_must_stay_inside_the_project(value: str, fragment: str) -> None:
+    text = replace_once(EXAMPLE_TEXT, "schedule:", f"worktrees: {value}\nschedule:")
+    problem = only(load_error(text))
+    assert problem.location is not None and problem.location.line == line_of(text, "worktrees:")
+    assert fragment in problem.message
+
+
+def test_worktrees_folder_is_normalised() -> None:
+    text = replace_once(EXAMPLE_TEXT, "schedule:", "worktrees: ./wt/x/\nschedule:")
+    assert load_manifest_text(text, NAME).manifest.worktrees == "wt/x"

@@ -1,0 +1,11 @@
+"""Bounds on every number a manifest or a command line may give, so no accepted value overflows later.
+
+Kept free of imports: the command-line layer uses them for its options without loading the model.
+"""
+
+from __future__ import annotations
+
+MAX_DAY = 1000  # phase days (a phase is at most 366 days plus 366 of slack)
+MAX_TIMEOUT = 7 * 24 * 3600  # a gate's timeout, in seconds
+MAX_TERMINAL = 9999
+MAX_CHECKPOINT = 9999
