@@ -10,8 +10,7 @@ from coditect_cli.cli.context import JsonOpt, PhaseArg, use
 from coditect_cli.domain.limits import MAX_DAY
 
 DayOpt = Annotated[
-    int | None,
-    typer.Option("--day", min=1, max=MAX_DAY, help="The phase day (default: from the schedule)."),
+    int | None, typer.Option("--day", help=f"The phase day, 1 to {MAX_DAY} (default: from the schedule).")
 ]
 SocketOpt = Annotated[
     str | None,

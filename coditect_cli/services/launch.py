@@ -34,6 +34,7 @@ from coditect_cli.domain.launch import (
     session_name,
     stream_worktrees,
 )
+from coditect_cli.domain.limits import MAX_DAY
 from coditect_cli.domain.manifest import Manifest
 from coditect_cli.errors import CoditectError, Problem, UnavailableError, UsageError
 from coditect_cli.project import Project
@@ -181,8 +182,8 @@ def prepare(
     """The session spec of ``manifest`` (every pane) and each stream's prompt, computed without side effects."""
     from coditect_cli.domain.plan import worktree_path
 
-    if day is not None and day < 1:
-        raise UsageError(f"--day must be 1 or more, not {day}")
+    if day is not None and not 1 <= day <= MAX_DAY:
+        raise UsageError(f"--day must be 1 to {MAX_DAY}, not {day}")
     the_day = day if day is not None else phase_day(manifest.schedule, today or _dt.date.today())
     paths = {pair.key: worktree_path(manifest, project.root, pair) for pair in manifest.pairs()}
     streams = ordered_streams(manifest)

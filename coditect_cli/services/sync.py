@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coditect_cli.domain.limits import MAX_DAY
 from coditect_cli.domain.manifest import Manifest, Stream
 from coditect_cli.domain.schedule import checkpoints_due, date_of, due_on, phase_day, previous_workday
 from coditect_cli.domain.sync import (
@@ -52,6 +53,8 @@ def resolve_day(manifest: Manifest, day: int | None, today: dt.date) -> int:
     if day is not None:
         if day < 1:
             raise UsageError(f"--day must be 1 or more (got {day})")
+        if day > MAX_DAY:
+            raise UsageError(f"--day must be at most {MAX_DAY} (got {day})")
         return day
     n = phase_day(manifest.schedule, today)
     if n == 0:

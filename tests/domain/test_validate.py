@@ -422,3 +422,115 @@ def test_unknown_phase(shared_sandbox: Path, isolated_git: Path, capsys: pytest.
     assert result.code == 2
     assert "no manifest for phase 'nosuchphase'" in result.output
     assert "phase-1" in result.output
+
+
+# -- hostile layouts: worktrees, links, branch roles -----------------------------------------------------
+
+
+@pytest.fixture
+def link(shared_sandbox: Path) -> Iterator[Callable[[str, Path], None]]:
+    """Create symlinks in the shared sandbox's root (removed again afterwards)."""
+    made: list[Path] = []
+
+    def make(name: str, target: Path) -> None:
+        path = shared_sandbox / name
+        path.symlink_to(target, target_is_directory=True)
+        made.append(path)
+
+    yield make
+    for path in made:
+        path.unlink()
+
+
+def test_one_repository_under_two_ids_through_a_link(
+    plant: Plant, link: Callable[[str, Path], None], shared_sandbox: Path
+) -> None:
+    link("backend-link", shared_sandbox / "submodules" / "cloud" / "coditect-cloud-backend")
+    text = replace_once(
+        EXAMPLE_TEXT,
+        "  - id: frontend\n    path: submodules/cloud/coditect-cloud-frontend\n",
+        "  - id: frontend\n    path: submodules/cloud/coditect-cloud-frontend\n"
+        "  - id: backend2\n    path: backend-link\n",
+    )
+    line = assert_problem(plant(text), line_of(text, "path: backend-link"), "'backend'", "'backend2'")
+    assert "[duplicate-repository]" in line
+
+
+def test_worktrees_inside_a_repository_of_the_phase(plant: Plant) -> None:
+    text = replace_once(
+        EXAMPLE_TEXT, "\nschedule:", "\nworktrees: submodules/cloud/coditect-cloud-infra/wt\nschedule:"
+    )
+    line = assert_problem(plant(text), line_of(text, "worktrees:"), "inside repository 'infra'")
+    assert "[worktrees-in-repository]" in line
+
+
+def test_worktrees_inside_a_submodule_git_knows_but_the_manifest_does_not_list(plant: Plant) -> None:
+    # The frontend submodule is no repository of this manifest: git's gitlinks still say it is one.
+    text = replace_once(
+        EXAMPLE_TEXT, "  - id: frontend\n    path: submodules/cloud/coditect-cloud-frontend\n", ""
+    )
+    text = replace_once(
+        text, "\nschedule:", "\nworktrees: submodules/cloud/coditect-cloud-frontend/wt\nschedule:"
+    )
+    assert_problem(
+        plant(text), line_of(text, "worktrees:"), "the submodule 'submodules/cloud/coditect-cloud-frontend'"
+    )
+
+
+def test_worktrees_leading_outside_through_a_link(
+    plant: Plant, link: Callable[[str, Path], None], tmp_path: Path
+) -> None:
+    link("elsewhere", tmp_path)
+    text = replace_once(EXAMPLE_TEXT, "\nschedule:", "\nworktrees: elsewhere/wt\nschedule:")
+    line = assert_problem(plant(text), line_of(text, "worktrees:"), "leads outside the project")
+    assert "[worktrees-outside]" in line
+
+
+def test_worktrees_in_an_ordinary_folder_is_valid(plant: Plant) -> None:
+    text = replace_once(EXAMPLE_TEXT, "\nschedule:", "\nworktrees: build/worktrees\nschedule:")
+    result = plant(text)
+    assert result.code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "what"),
+    [
+        ("  target: develop\n", '  target: "phase-1-integration"\n', "merge target"),
+        ("  develop: develop\n", '  develop: "phase-1-integration"\n', "develop branch"),
+    ],
+    ids=["merge-target", "develop"],
+)
+def test_integration_branch_must_not_be_the_target(plant: Plant, old: str, new: str, what: str) -> None:
+    text = replace_once(EXAMPLE_TEXT, old, new)
+    line = assert_problem(plant(text), line_of(text, "integration:"), f"also the {what}")
+    assert "[integration-is-target]" in line
+
+
+def test_merge_keys_in_a_manifest_validate(plant: Plant) -> None:
+    text = replace_once(
+        EXAMPLE_TEXT,
+        '{name: manifests-valid, run: "python3 ci/check.py kubernetes"}',
+        '{<<: {timeout: 600}, name: manifests-valid, run: "python3 ci/check.py kubernetes"}',
+    )
+    result = plant(text)
+    assert result.code == 0, result.output
+
+
+def test_a_manifest_named_otherwise_than_its_phase_is_found_by_either_name(
+    shared_sandbox: Path, isolated_git: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coditect_cli.project import Project
+
+    target = shared_sandbox / "workstreams" / "renamed.yaml"
+    original = shared_sandbox / "workstreams" / "phase-1.yaml"
+    moved = shared_sandbox / "phase-1.yaml.moved"
+    original.rename(moved)
+    try:
+        target.write_text(EXAMPLE_TEXT, encoding="utf-8")
+        project = Project(shared_sandbox)
+        assert project.manifest_path("phase-1") == target  # services look it up by its declared phase
+        assert project.manifest_path("renamed") == target
+        assert call_main(["--root", str(shared_sandbox), "validate", "phase-1"], capsys).code == 0
+    finally:
+        target.unlink(missing_ok=True)
+        moved.rename(original)
