@@ -104,6 +104,13 @@ class UnavailableError(CoditectError):
     code = "unavailable"
 
 
+class PermissionDenied(CoditectError):
+    """The forge answered, and refused: the token lacks a permission (exit 1, not 5: nothing is down)."""
+
+    exit_code = ExitCode.ERROR
+    code = "permission-denied"
+
+
 class CommandFailed(CoditectError):
     """An external command (git, tmux, a gate) failed; carries the command line and its stderr."""
 

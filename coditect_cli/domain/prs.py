@@ -78,6 +78,7 @@ class PrView:
     mergeable: bool | None = None
     files: tuple[str, ...] | None = None
     unowned: tuple[str, ...] = ()
+    forge_blockers: tuple[str, ...] = ()
 
     @property
     def blocked_by(self) -> tuple[str, ...]:
@@ -113,14 +114,23 @@ class PrView:
         return summarize_checks(self.checks)
 
     @property
+    def gating_checks_state(self) -> str:
+        """The checks that decide readiness, in one word: all of them, except the ones the forge's branch rules
+        say are not required (on GitHub a failing non-required check does not block a merge; a pending required
+        one does, and is among ``forge_blockers``)."""
+        return summarize_checks(c for c in self.checks if c.required is not False)
+
+    @property
     def ready(self) -> bool:
-        """Open, approved, mergeable and no failing check: what a checkpoint may merge."""
+        """Open, approved, mergeable, no failing check that counts, nothing the forge's rules block on: what a
+        checkpoint may merge."""
         return (
             self.pr is not None
             and self.pr.state == "open"
             and self.approved
             and self.mergeable is True
-            and self.checks_state != "failure"
+            and self.gating_checks_state != "failure"
+            and not self.forge_blockers
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -142,7 +152,9 @@ class PrView:
             "mergeable": self.mergeable,
             "files": None if self.files is None else list(self.files),
             "unowned": list(self.unowned),
+            "forge_blockers": list(self.forge_blockers),
             "ready": self.ready,
+            "not_ready": not_ready_reason(self) if self.pr is not None and self.pr.state == "open" else None,
         }
 
 
@@ -440,12 +452,34 @@ def not_ready_reason(view: PrView) -> str | None:
         return "its changed files are unknown, so are the owners it needs"
     if view.blocked_by:
         return f"changes requested by {', '.join(view.blocked_by)}"
-    missing = [n.owner for n in view.needs if n.state != "approved"]
+    missing = [n for n in view.needs if n.state != "approved"]
     if missing:
-        return f"needs approval by {', '.join(missing)}"
-    if view.checks_state == "failure":
-        failed = [c.name for c in view.checks if c.status == "failure"]
+        return _missing_approvals(view.needs, missing)
+    if view.gating_checks_state == "failure":
+        failed = [c.name for c in view.checks if c.status == "failure" and c.required is not False]
         return f"failing check(s): {', '.join(failed)}"
     if view.mergeable is False:
         return "conflicts with its base"
+    if view.forge_blockers:
+        return f"{view.forge} forge: " + "; ".join(view.forge_blockers)
     return None
+
+
+def _missing_approvals(needs: Sequence[OwnerNeed], missing: Sequence[OwnerNeed]) -> str:
+    """Which rule each missing approval comes from: the code-owner rule (some changed path has no approving
+    owner: GitHub's rule too, where any one code owner of a file suffices), or coditect's shared-path rule
+    (every owning stream approves a shared path, even when another of its owners already did)."""
+    approved = {n.owner for n in needs if n.state == "approved"}
+    covered = {p for n in needs if n.owner in approved for p in n.paths}
+    owner_rule = [n.owner for n in missing if not n.paths or set(n.paths) - covered]
+    shared_rule = [n.owner for n in missing if n.owner not in owner_rule]
+    parts = []
+    if owner_rule:
+        parts.append(f"needs approval by {', '.join(owner_rule)}")
+    if shared_rule:
+        paths = sorted({p for n in missing if n.owner in shared_rule for p in n.shared_paths})
+        parts.append(
+            f"needs approval by {', '.join(shared_rule)} (coditect's shared-path rule: every owning stream "
+            f"approves {', '.join(paths)}; GitHub's rule, any one code owner, is met)"
+        )
+    return "; ".join(parts)

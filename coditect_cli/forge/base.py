@@ -68,6 +68,8 @@ class PullRequest:
     created: str | None = None
     updated: str | None = None
     merged: str | None = None
+    author: str | None = None
+    draft: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """This value as JSON (for the ``--json`` envelope)."""
@@ -84,6 +86,8 @@ class PullRequest:
             "created": self.created,
             "updated": self.updated,
             "merged": self.merged,
+            "author": self.author,
+            "draft": self.draft,
         }
 
 
@@ -117,17 +121,29 @@ class Review:
 
 @dataclass(frozen=True)
 class Check:
-    """One check result on a commit (a gate run, a CI status or check run)."""
+    """One check result on a commit (a gate run, a CI status or check run).
+
+    ``required`` says whether the base branch's protection requires it: True or False when the forge knows its
+    rules, None when it does not (the local forge; coditect's own gate results, which always count).
+    """
 
     name: str
     status: CheckStatus
     time: str | None = None
     log: str | None = None
     url: str | None = None
+    required: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         """This value as JSON (for the ``--json`` envelope)."""
-        return {"name": self.name, "status": self.status, "time": self.time, "log": self.log, "url": self.url}
+        return {
+            "name": self.name,
+            "status": self.status,
+            "time": self.time,
+            "log": self.log,
+            "url": self.url,
+            "required": self.required,
+        }
 
 
 @dataclass(frozen=True)
@@ -135,7 +151,9 @@ class PrDetails:
     """What a pull request's status needs beyond the list: reviews, checks, mergeability, changed files.
 
     ``mergeable`` is None when the forge does not know (yet, or any more: merged and closed PRs). ``files``
-    is None when the forge could not list them.
+    is None when the forge could not list them. ``blockers`` are the forge's own reasons not to merge it now
+    (on GitHub: branch protection and rulesets — draft, required checks, required reviews, an out-of-date
+    branch), each a sentence naming the rule.
     """
 
     number: int
@@ -144,6 +162,7 @@ class PrDetails:
     checks: tuple[Check, ...] = ()
     mergeable: bool | None = None
     files: tuple[str, ...] | None = None
+    blockers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,6 +207,53 @@ class Release:
     def to_json(self) -> dict[str, Any]:
         """This value as JSON (for the ``--json`` envelope)."""
         return {"tag": self.tag, "sha": self.sha, "created": self.created, "url": self.url}
+
+
+@dataclass(frozen=True)
+class BranchRules:
+    """What a forge enforces on a branch (GitHub: branch protection and rulesets, merged).
+
+    ``read`` lists where the rules came from (``protection``, ``rulesets``, ``repository``); ``notes`` says
+    what could not be read (a 403 for a token without admin rights, say). ``merge_methods`` is None when any
+    method is allowed.
+    """
+
+    branch: str
+    read: tuple[str, ...] = ()
+    required_checks: tuple[str, ...] = ()
+    strict: bool = False
+    required_approvals: int = 0
+    code_owner_reviews: bool = False
+    merge_queue: bool = False
+    merge_methods: tuple[MergeStrategy, ...] | None = None
+    linear_history: bool = False
+    notes: tuple[str, ...] = ()
+
+    @property
+    def known(self) -> bool:
+        """Whether branch protection or rulesets could be read (else readiness keeps coditect's own rules)."""
+        return "protection" in self.read or "rulesets" in self.read
+
+    def allows(self, strategy: MergeStrategy) -> bool:
+        """Whether merging with ``strategy`` is allowed (linear history forbids merge commits)."""
+        if self.linear_history and strategy == "merge":
+            return False
+        return self.merge_methods is None or strategy in self.merge_methods
+
+    def to_json(self) -> dict[str, Any]:
+        """This value as JSON (for the ``--json`` envelope)."""
+        return {
+            "branch": self.branch,
+            "read": list(self.read),
+            "required_checks": list(self.required_checks),
+            "strict": self.strict,
+            "required_approvals": self.required_approvals,
+            "code_owner_reviews": self.code_owner_reviews,
+            "merge_queue": self.merge_queue,
+            "merge_methods": None if self.merge_methods is None else list(self.merge_methods),
+            "linear_history": self.linear_history,
+            "notes": list(self.notes),
+        }
 
 
 # ------------------------------------------------------------------------------------------------ capabilities
@@ -283,6 +349,20 @@ class Releaser(Protocol):
         """Tag ``sha`` as ``tag`` on origin (idempotent: the same tag on the same commit is reported, not redone)."""
 
 
+class RulesReader(Protocol):
+    """Reads what the forge enforces on a branch (only forges that have such rules implement it)."""
+
+    def branch_rules(self, repo: ForgeRepo, branch: str) -> BranchRules:
+        """``branch``'s protection and rulesets, read once per run."""
+
+
+class TeamReader(Protocol):
+    """Resolves team owners (``@org/team``) to their members (only forges with teams implement it)."""
+
+    def team_members(self, repo: ForgeRepo, team: str) -> frozenset[str] | None:
+        """The lower-case logins of ``team``'s members, or None when they cannot be read."""
+
+
 class Forge(
     ProposalFinder,
     ProposalLister,
@@ -339,6 +419,22 @@ def latest_verdicts(reviews: Iterable[Review]) -> dict[str, ReviewState]:
 def verdict_of(verdicts: Mapping[str, ReviewState], owner: str) -> ReviewState | None:
     """``owner``'s standing verdict in ``verdicts`` (from :func:`latest_verdicts`), or None."""
     return verdicts.get(owner.strip().lstrip("@").lower())
+
+
+def is_team(owner: str) -> bool:
+    """Whether a CODEOWNERS owner is a team (``@org/team``) rather than a user or an e-mail address."""
+    return owner.startswith("@") and "/" in owner
+
+
+def team_reviews(reviews: Sequence[Review], members: Mapping[str, frozenset[str]]) -> list[Review]:
+    """``reviews`` plus, for each team in ``members`` (``@org/team`` → member logins), every review by one of
+    its members again as the team's: a team owner is satisfied by any one member, as on GitHub."""
+    out = list(reviews)
+    for team, logins in members.items():
+        for review in reviews:
+            if review.reviewer.strip().lstrip("@").lower() in logins:
+                out.append(Review(team, review.state, review.time, review.body, review.head_sha))
+    return sorted(out, key=lambda r: r.time or "")
 
 
 def summarize_checks(checks: Iterable[Check]) -> ChecksSummary:

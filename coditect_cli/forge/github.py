@@ -1,39 +1,64 @@
-"""The GitHub forge, with PyGithub (imported inside the functions that use it: ~0.2 s we only pay when used).
+"""The GitHub forge: GitHub's REST and GraphQL APIs through PyGithub's HTTP layer (imported inside the functions
+that use it: ~0.2 s we only pay when used).
 
-PyGithub's defaults are tuned for scripts, not for a CLI a person waits on; this module changes four:
+PyGithub's ``Requester`` carries authentication, timeouts, bounded retries and logging; the requests and the
+answers are handled here as GitHub sends them (JSON), because GitHub's real behaviour is what matters:
 
-* **No sleeps between calls.** PyGithub waits 1 s between writes (``seconds_between_writes``) and 0.25 s between
-  requests; both are 0 here.
-* **No blind retry of writes.** Its default retry repeats POST on 5xx, so a 502 returned *after* GitHub created
-  a pull request would create a second one. Here urllib3 retries GET only (5xx, timeouts, dropped
-  connections; bounded, with capped exponential backoff), and every write is "find, then create": when a
-  create answers 5xx or times out, the forge looks again before anything else and reports what exists.
-  GraphQL queries are POSTs but read-only: they get the same bounded retries from a loop here.
-* **No unbounded rate-limit sleeps.** A 403/429 with ``x-ratelimit-remaining: 0`` (primary) or ``retry-after``
-  (secondary) becomes an :class:`~coditect_cli.errors.UnavailableError` (exit 5) naming the reset time.
+* **Writes are paced, never blindly retried.** Content-creating requests (a PR, a review, a comment, a status,
+  a merge, a release) are sent at least ``write_interval`` seconds apart (GitHub asks for about one second;
+  ``CODITECT_GITHUB_WRITE_INTERVAL``). urllib3 retries GET only (5xx, timeouts, dropped connections; bounded,
+  capped exponential backoff); every write is "find, then create": when a create answers 5xx or times out, the
+  forge looks again before anything else and reports what exists. GraphQL queries are POSTs but read-only:
+  they get the same bounded retries from a loop here.
+* **Limits are reported, not slept on.** A primary rate limit (``x-ratelimit-remaining: 0``, or a GraphQL
+  ``RATE_LIMITED`` error inside an HTTP 200) names its reset time; a secondary limit its ``retry-after`` or,
+  without one, GitHub's guidance (wait at least a minute, then back off): :class:`UnavailableError`, exit 5.
+  A 403 for a missing permission is :class:`PermissionDenied` (exit 1): GitHub is up, the token is not enough.
+* **GitHub's rules are read, not guessed.** Branch protection and rulesets of a base branch are read once per
+  run (:meth:`GitHubForge.branch_rules`): required checks (pending ones block, failing non-required ones do
+  not), required and code-owner reviews (``reviewDecision``), drafts, ``mergeStateStatus``, the merge queue
+  (merges go through ``enqueuePullRequest``), allowed merge methods and linear history.
+* **No ``GET /user`` dependence.** App installation tokens and Actions' ``GITHUB_TOKEN`` get 403 there; the
+  token's account is then asked of GraphQL's ``viewer``, and when that fails too GitHub itself decides who a
+  review is from.
+* **Conditional requests.** GETs send the ETag of the last answer (kept in ``cache_dir`` across commands); a
+  304 costs no rate limit and the cached body is used.
 * **The token stays secret.** It lives in a :class:`~coditect_cli.forge.select.Secret`, is revealed only to
   PyGithub's ``Auth.Token``, and a logging filter masks it (and anything token-shaped) in PyGithub's and
   urllib3's ``--verbose`` lines; error messages are built from status codes and GitHub's own messages.
 
 Requests per command: listing the PRs into a base branch is one paginated ``GET /pulls?base=…&state=all&
-per_page=100``; the reviews, checks (commit statuses and check runs), mergeability and changed files of up to
-:data:`DETAILS_BATCH` PRs come from one GraphQL query. ``pr list`` over N streams in one repository therefore
-costs two requests, where REST would need a reviews, a status and a PR call per stream (3N + 1).
+per_page=100``; the reviews, checks, mergeability, state and changed files of up to :data:`DETAILS_BATCH` PRs
+come from one GraphQL query; the base's rules cost three GETs (repository, protection, rulesets) once per run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 from coditect_cli.adapters.proc import redact
-from coditect_cli.errors import CheckFailed, CoditectError, UnavailableError, UsageError
+from coditect_cli.errors import (
+    CheckFailed,
+    CoditectError,
+    PermissionDenied,
+    RefusedError,
+    UnavailableError,
+    UsageError,
+)
 from coditect_cli.forge.base import (
+    STRATEGIES,
+    BranchRules,
     Check,
     CheckStatus,
     Comment,
@@ -47,14 +72,13 @@ from coditect_cli.forge.base import (
     Release,
     Review,
     ReviewState,
+    is_team,
     pr_state,
     same_owner,
 )
 
 if TYPE_CHECKING:
     from github import Github
-    from github.PullRequest import PullRequest as RawPull
-    from github.Repository import Repository as RawRepo
 
     from coditect_cli.forge.select import Secret
 
@@ -92,23 +116,39 @@ _STATUS_STATES: dict[str, CheckStatus] = {
     "expected": "pending",
 }
 _GOOD_CONCLUSIONS = frozenset({"SUCCESS", "NEUTRAL", "SKIPPED"})
+_RATE_LIMIT_TYPES = frozenset({"RATE_LIMITED", "RATE_LIMIT"})
+_METHOD_FIELDS: tuple[tuple[MergeStrategy, str], ...] = (
+    ("squash", "allow_squash_merge"),
+    ("merge", "allow_merge_commit"),
+    ("rebase", "allow_rebase_merge"),
+)
+_GHOST = "ghost"  # GitHub's name for a deleted account (a review's ``user`` is then null)
+_SELF_REVIEW = re.compile(r"(can ?not|cannot) (approve|request changes on) your own pull request", re.I)
 
 
 @dataclass(frozen=True)
 class GitHubOptions:
     """Client settings. A safe call makes at most ``1 + retries`` attempts of ``timeout`` (whole) seconds each, pausing
-    0, ``2·backoff``, ``4·backoff``… (each at most ``backoff_max``) in between."""
+    0, ``2·backoff``, ``4·backoff``… (each at most ``backoff_max``) in between. Content-creating writes are sent
+    ``write_interval`` s apart; a merge whose base moved meanwhile ("Base branch was modified") is tried
+    ``base_retries`` more times; a merge queue is watched every ``queue_poll`` s for at most ``queue_wait`` s.
+    ``cache_dir`` keeps ETags and bodies for conditional requests across commands (None: this run only)."""
 
     timeout: int = 15
     retries: int = 3
     backoff: float = 0.5
     backoff_max: float = 4.0
     per_page: int = 100
+    write_interval: float = 1.0
+    base_retries: int = 3
+    queue_wait: float = 1800.0
+    queue_poll: float = 10.0
+    cache_dir: Path | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> GitHubOptions:
-        """Defaults, overridden by ``CODITECT_GITHUB_TIMEOUT``, ``CODITECT_GITHUB_RETRIES`` and
-        ``CODITECT_GITHUB_BACKOFF`` when set."""
+    def from_env(cls, env: Mapping[str, str] | None = None, cache_dir: Path | None = None) -> GitHubOptions:
+        """Defaults, overridden by ``CODITECT_GITHUB_TIMEOUT``, ``_RETRIES``, ``_BACKOFF``, ``_WRITE_INTERVAL``,
+        ``_QUEUE_WAIT`` and ``_QUEUE_POLL`` when set."""
         environ = os.environ if env is None else env
 
         def number(name: str, default: float) -> float:
@@ -127,6 +167,10 @@ class GitHubOptions:
             timeout=max(1, round(number("CODITECT_GITHUB_TIMEOUT", cls.timeout))),
             retries=int(number("CODITECT_GITHUB_RETRIES", cls.retries)),
             backoff=number("CODITECT_GITHUB_BACKOFF", cls.backoff),
+            write_interval=number("CODITECT_GITHUB_WRITE_INTERVAL", cls.write_interval),
+            queue_wait=number("CODITECT_GITHUB_QUEUE_WAIT", cls.queue_wait),
+            queue_poll=number("CODITECT_GITHUB_QUEUE_POLL", cls.queue_poll),
+            cache_dir=cache_dir,
         )
 
     @property
@@ -167,11 +211,16 @@ def _adopt_pygithub_logging() -> None:
     pygithub.setLevel(logging.NOTSET)
 
 
-def _iso(moment: datetime | None) -> str | None:
+def _iso(text: Any) -> str | None:
+    """A GitHub timestamp (``2026-12-03T14:00:00Z``) the way the store writes times; None stays None."""
     from coditect_cli.state.store import format_time
 
-    if moment is None:
+    if not text:
         return None
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return str(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return format_time(moment)
@@ -181,10 +230,30 @@ def _lower(headers: Mapping[str, Any] | None) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in (headers or {}).items()}
 
 
+def _login(user: Any) -> str:
+    """``@login`` of a user object; a deleted account (``null``) is GitHub's ``@ghost``."""
+    login = user.get("login") if isinstance(user, Mapping) else None
+    return f"@{login or _GHOST}"
+
+
+def _reset_text(headers: Mapping[str, str], now: float) -> str:
+    reset = headers.get("x-ratelimit-reset", "").strip()
+    if reset.isdigit():
+        at_epoch = int(reset)
+        at = datetime.fromtimestamp(at_epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        minutes = max(0, round((at_epoch - now) / 60))
+        return f"it resets at {at} (in {minutes} min)"
+    return "wait a few minutes"
+
+
 def rate_limit_error(
     status: int, headers: Mapping[str, Any] | None, message: str, doing: str
 ) -> UnavailableError | None:
-    """The error for a rate-limited answer (None when ``status``/``headers`` are not a rate limit)."""
+    """The error for a rate-limited answer (None when ``status``/``headers`` are not a rate limit).
+
+    Secondary limits (bursts, concurrency, too many writes) come with ``retry-after`` or, without it, a message
+    saying "secondary rate limit": GitHub asks to wait at least a minute then, and to back off further.
+    """
     if status not in (403, 429):
         return None
     h = _lower(headers)
@@ -197,21 +266,41 @@ def rate_limit_error(
             f"GitHub's secondary rate limit was hit while {doing}: retry after {seconds} s (at {at})",
             hint="GitHub limits bursts of requests; wait, then run the command again",
         )
-    if h.get("x-ratelimit-remaining") == "0" or "rate limit" in message.lower():
-        reset = h.get("x-ratelimit-reset", "").strip()
-        if reset.isdigit():
-            at_epoch = int(reset)
-            at = datetime.fromtimestamp(at_epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            minutes = max(0, round((at_epoch - now) / 60))
-            when = f"it resets at {at} (in {minutes} min)"
-        else:
-            when = "wait a few minutes"
+    lowered = message.lower()
+    if "secondary rate limit" in lowered or (
+        "rate limit" in lowered and h.get("x-ratelimit-remaining") not in (None, "0")
+    ):
+        return UnavailableError(
+            f"GitHub's secondary rate limit was hit while {doing} (no retry-after given): wait at least a "
+            "minute before trying again",
+            hint="GitHub asks to wait at least one minute, then to back off further if it happens again",
+        )
+    if h.get("x-ratelimit-remaining") == "0" or "rate limit" in lowered:
         limit = h.get("x-ratelimit-limit")
         used = f" ({limit} requests per hour)" if limit else ""
         return UnavailableError(
-            f"GitHub's API rate limit{used} is exhausted while {doing}; {when}",
+            f"GitHub's API rate limit{used} is exhausted while {doing}; {_reset_text(h, now)}",
             hint="run the command again after the reset",
         )
+    return None
+
+
+def graphql_rate_limit_error(headers: Mapping[str, Any] | None, message: str, doing: str) -> UnavailableError:
+    """A GraphQL ``RATE_LIMITED`` error (GitHub sends it with HTTP 200): the reset from the headers."""
+    h = _lower(headers)
+    return UnavailableError(
+        f"GitHub's GraphQL rate limit is exhausted while {doing} ({message.strip() or 'RATE_LIMITED'}); "
+        f"{_reset_text(h, time.time())}",
+        hint="run the command again after the reset",
+    )
+
+
+def _next_link(headers: Mapping[str, Any]) -> str | None:
+    link = _lower(headers).get("link", "")
+    for part in link.split(","):
+        match = re.search(r'<([^>]+)>\s*;\s*rel="next"', part)
+        if match:
+            return match.group(1)
     return None
 
 
@@ -228,8 +317,15 @@ class GitHubForge:
         self._gh: Github | None = None
         self._filter: _Redactor | None = None
         self._lists: dict[tuple[str, str], list[PullRequest]] = {}
-        self._raw: dict[tuple[str, int], RawPull] = {}
+        self._node_ids: dict[tuple[str, int], str] = {}
+        self._rules: dict[tuple[str, str], BranchRules] = {}
+        self._teams: dict[str, frozenset[str] | None] = {}
         self._viewer: str | None = None
+        self._viewer_read = False
+        self._etags: dict[str, tuple[str, dict[str, str], Any]] = {}
+        self._last_write = 0.0
+        self.conditional_hits = 0
+        """GETs answered 304 (unchanged: served from the cache, free of rate limit) in this run."""
 
     def __repr__(self) -> str:
         return f"GitHubForge({self.api_url!r})"
@@ -266,7 +362,7 @@ class GitHubForge:
                 retry=retry,
                 per_page=o.per_page,
                 seconds_between_requests=0,
-                seconds_between_writes=0,
+                seconds_between_writes=0,  # paced here, for content-creating writes only (not GraphQL reads)
                 user_agent="coditect",
                 lazy=True,
             )
@@ -282,10 +378,11 @@ class GitHubForge:
                 logging.getLogger(name).removeFilter(self._filter)
             self._filter = None
 
-    def _repo(self, repo: ForgeRepo) -> RawRepo:
+    @staticmethod
+    def _slug(repo: ForgeRepo) -> str:
         if not repo.slug:
             raise UsageError(f"repository {repo.id!r} has no GitHub owner/name (origin: {repo.origin_url})")
-        return self._client().get_repo(repo.slug)  # lazy: no request
+        return repo.slug
 
     def _clean(self, text: str) -> str:
         value = self._token.reveal()
@@ -302,25 +399,40 @@ class GitHubForge:
             return exc.status >= 500
         return isinstance(exc, (Timeout, ConnectionError))
 
+    @staticmethod
+    def _status(exc: BaseException) -> int | None:
+        from github.GithubException import GithubException
+
+        return exc.status if isinstance(exc, GithubException) else None
+
+    @staticmethod
+    def _message(exc: BaseException) -> str:
+        """GitHub's message of a failed request, with its ``errors`` entries ("" for other failures)."""
+        from github.GithubException import GithubException
+
+        if not isinstance(exc, GithubException):
+            return ""
+        data = exc.data if isinstance(exc.data, dict) else {}
+        message = str(data.get("message") or exc.message or "")
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors:
+            parts = [
+                str(e.get("message") or e.get("code") or e) if isinstance(e, dict) else str(e) for e in errors
+            ]
+            message += " (" + "; ".join(parts) + ")"
+        return message
+
     def _error(self, exc: BaseException, doing: str) -> CoditectError | None:
         """The CLI error for ``exc`` raised while ``doing``, or None when it is not a GitHub/HTTP failure."""
         from github.GithubException import GithubException
         from requests.exceptions import ConnectionError, RequestException, Timeout
 
         if isinstance(exc, GithubException):
-            data = exc.data if isinstance(exc.data, dict) else {}
-            message = str(data.get("message") or exc.message or "")
+            message = self._message(exc)
             limited = rate_limit_error(exc.status, exc.headers, message, doing)
             if limited is not None:
                 return limited
             detail = self._clean(message) or f"HTTP {exc.status}"
-            errors = data.get("errors")
-            if isinstance(errors, list) and errors:
-                parts = [
-                    str(e.get("message") or e.get("code") or e) if isinstance(e, dict) else str(e)
-                    for e in errors
-                ]
-                detail += " (" + "; ".join(self._clean(p) for p in parts) + ")"
             if exc.status == 401:
                 return UnavailableError(
                     f"GitHub refused the token while {doing}: {detail}",
@@ -334,7 +446,12 @@ class GitHubForge:
             if exc.status >= 500:
                 return UnavailableError(f"GitHub answered {exc.status} while {doing}: {detail}")
             if exc.status == 403:
-                return UnavailableError(f"GitHub refused (403) while {doing}: {detail}")
+                return PermissionDenied(
+                    f"GitHub refused (403) {doing}: {detail}",
+                    hint="the token lacks a permission: a classic token needs `repo` (and `read:org` for team "
+                    "owners); a fine-grained or app token needs Pull requests, Contents and Commit statuses: "
+                    "write (Administration: read to see branch protection)",
+                )
             return CoditectError(f"GitHub rejected {doing} ({exc.status}): {detail}")
         host = self.api_url.split("://", 1)[-1].split("/", 1)[0]
         tries = f"{1 + self.options.retries} attempt(s)"
@@ -348,6 +465,11 @@ class GitHubForge:
                 f"cannot reach GitHub ({host}) while {doing}: {self._clean(type(exc).__name__)}"
             )
         return None
+
+    def _raise(self, exc: Exception, doing: str) -> Exception:
+        """What to raise for ``exc``: its CLI error, or ``exc`` itself when it is not a GitHub failure."""
+        error = self._error(exc, doing)
+        return exc if error is None else error
 
     def _call(self, doing: str, fn: Callable[[], T]) -> T:
         """Run one GitHub interaction; failures become CLI errors (reads were retried by urllib3 already)."""
@@ -376,86 +498,235 @@ class GitHubForge:
                 min(self.options.backoff * 2 ** (attempt - 1), self.options.backoff_max) if attempt > 1 else 0
             )
 
-    def _convert(self, repo_id: str, raw: RawPull) -> PullRequest:
-        merged_at = raw.merged_at
-        state = pr_state("merged" if merged_at else ("closed" if raw.state == "closed" else "open"))
-        return PullRequest(
-            repo=repo_id,
-            number=raw.number,
-            base=raw.base.ref,
-            head=raw.head.ref,
-            title=raw.title,
-            state=state,
-            head_sha=raw.head.sha,
-            body=raw.body or "",
-            merge_commit=raw.merge_commit_sha if merged_at else None,
-            url=raw.html_url,
-            created=_iso(raw.created_at),
-            updated=_iso(raw.updated_at),
-            merged=_iso(merged_at),
+    def _pace(self) -> None:
+        """Wait until ``write_interval`` s have passed since the last content-creating write (GitHub's guidance)."""
+        wait = self._last_write + self.options.write_interval - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+
+    def _write(self, verb: str, path: str, payload: Mapping[str, Any]) -> Any:
+        """A content-creating write: paced, sent once (never retried here). Raises PyGithub's exceptions."""
+        self._pace()
+        try:
+            return self._client().requester.requestJsonAndCheck(verb, path, input=dict(payload))[1]
+        finally:
+            self._last_write = time.monotonic()
+
+    # ---------------------------------------------------------------------------------- conditional GETs
+
+    def _cache_file(self, key: str) -> Path | None:
+        if self.options.cache_dir is None:
+            return None
+        return self.options.cache_dir / (hashlib.sha1(key.encode()).hexdigest() + ".json")
+
+    def _cached(self, key: str) -> tuple[str, dict[str, str], Any] | None:
+        if key in self._etags:
+            return self._etags[key]
+        path = self._cache_file(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+            found = (str(entry["etag"]), dict(entry["headers"]), entry["body"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        self._etags[key] = found
+        return found
+
+    def _remember_etag(self, key: str, etag: str, headers: dict[str, str], body: Any) -> None:
+        self._etags[key] = (etag, headers, body)
+        path = self._cache_file(key)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"etag": etag, "headers": headers, "body": body}), encoding="utf-8")
+            tmp.replace(path)
+        except OSError:
+            pass  # a cache that cannot be written costs requests, nothing else
+
+    def _get(self, url: str, params: Mapping[str, Any] | None = None) -> tuple[dict[str, str], Any]:
+        """``GET url`` (relative to the API base, or a ``Link`` URL) with ``If-None-Match`` when an ETag is known;
+        a 304 answers from the cache."""
+        requester = self._client().requester
+        key = url + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
+        cached = self._cached(key)
+        headers = {"If-None-Match": cached[0]} if cached else None
+        got_headers, data = requester.requestJsonAndCheck(
+            "GET", url, parameters=dict(params) if params else None, headers=headers
         )
+        h = _lower(got_headers)
+        if cached is not None and data is None:  # 304 Not Modified: an empty body
+            self.conditional_hits += 1
+            return cached[1], cached[2]
+        etag = h.get("etag")
+        if etag:
+            self._remember_etag(key, etag, {k: v for k, v in h.items() if k == "link"}, data)
+        return h, data
 
-    def _raw_pr(self, repo: ForgeRepo, pr: PullRequest) -> RawPull:
-        key = (repo.slug or "", pr.number)
-        if key not in self._raw:
-            self._raw[key] = self._call(
-                f"reading #{pr.number} of {repo.slug}", lambda: self._repo(repo).get_pull(pr.number)
+    def _pages(self, path: str, params: Mapping[str, Any], key: str | None = None) -> list[Any]:
+        """Every item of a paginated list (``key``: the list's field when the answer is an object)."""
+        items: list[Any] = []
+        url: str | None = path
+        query: Mapping[str, Any] | None = {**params, "per_page": self.options.per_page}
+        while url is not None:
+            headers, data = self._get(url, query)
+            chunk = (data or {}).get(key) if key else data
+            items += list(chunk or [])
+            url, query = _next_link(headers), None
+        return items
+
+    # ---------------------------------------------------------------------------------- GraphQL
+
+    def _graphql(
+        self, doing: str, query: str, variables: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], list[Any]]:
+        """A GraphQL request: its ``data`` and its NOT_FOUND errors (a PR missing from a batch loses only itself).
+
+        Rate limits (HTTP 200 with a ``RATE_LIMITED`` error) become :class:`UnavailableError` with the reset
+        time; any other error is a :class:`CoditectError` naming GitHub's messages.
+        """
+        requester = self._client().requester
+
+        def ask() -> tuple[dict[str, Any], Any]:
+            return requester.requestJsonAndCheck(
+                "POST", requester.graphql_url, input={"query": query, "variables": dict(variables)}
             )
-        return self._raw[key]
 
-    def viewer(self) -> str:
-        """The login of the token's account (``GET /user``, once)."""
+        headers, body = self._safe_post(doing, ask)
+        body = body if isinstance(body, dict) else {}
+        errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
+        limited = [e for e in errors if str(e.get("type")) in _RATE_LIMIT_TYPES]
+        if limited:
+            raise graphql_rate_limit_error(headers, str(limited[0].get("message") or ""), doing)
+        missing = [e for e in errors if str(e.get("type")) == "NOT_FOUND"]
+        others = [e for e in errors if e not in missing]
+        data = body.get("data")
+        if others or not isinstance(data, dict):
+            text = "; ".join(
+                self._clean(str(e.get("message") or e.get("type") or e)) for e in others or errors
+            )
+            if missing and not others:
+                raise UnavailableError(f"GitHub answered NOT_FOUND while {doing}: {text}")
+            if any(str(e.get("type")) == "FORBIDDEN" for e in others):
+                raise PermissionDenied(f"GitHub refused {doing}: {text}")
+            raise CoditectError(f"GitHub's GraphQL API failed while {doing}: {text or 'no data'}")
+        return data, missing
+
+    # ---------------------------------------------------------------------------------- identity
+
+    def viewer(self) -> str | None:
+        """The login of the token's account, or None when GitHub will not say (asked once per run).
+
+        ``GET /user`` first; an app installation token or Actions' ``GITHUB_TOKEN`` gets 403 (or 404) there, so
+        GraphQL's ``viewer`` second; when both fail the identity is unknown, and GitHub decides.
+        """
+        if self._viewer_read:
+            return self._viewer
+        self._viewer_read = True
+        try:
+            _h, data = self._client().requester.requestJsonAndCheck("GET", "/user")
+            self._viewer = str((data or {}).get("login") or "") or None
+        except Exception as exc:
+            if self._status(exc) not in (403, 404):
+                raise self._raise(exc, "reading the token's account") from None
         if self._viewer is None:
-            self._viewer = self._call("reading the token's account", lambda: self._client().get_user().login)
+            try:
+                data, _missing = self._graphql(
+                    "asking GraphQL who the token is", "query { viewer { login } }", {}
+                )
+                self._viewer = str((data.get("viewer") or {}).get("login") or "") or None
+            except CoditectError:
+                self._viewer = None
+        if self._viewer is None:
+            self.notes.append(
+                "GitHub does not say which account the token is (an app or Actions token): reviews are "
+                "submitted as whatever account GitHub assigns"
+            )
         return self._viewer
 
-    # ------------------------------------------------------------------------------------------ proposals
+    # ---------------------------------------------------------------------------------- proposals
+
+    def _convert(self, repo: ForgeRepo, raw: Mapping[str, Any]) -> PullRequest:
+        merged_at = raw.get("merged_at")
+        state = pr_state("merged" if merged_at else ("closed" if raw.get("state") == "closed" else "open"))
+        number = int(raw["number"])
+        if raw.get("node_id"):
+            self._node_ids[(self._slug(repo), number)] = str(raw["node_id"])
+        head, base = raw.get("head") or {}, raw.get("base") or {}
+        return PullRequest(
+            repo=repo.id,
+            number=number,
+            base=str(base.get("ref")),
+            head=str(head.get("ref")),
+            title=str(raw.get("title") or ""),
+            state=state,
+            head_sha=head.get("sha"),
+            body=str(raw.get("body") or ""),
+            merge_commit=raw.get("merge_commit_sha") if merged_at else None,
+            url=raw.get("html_url"),
+            created=_iso(raw.get("created_at")),
+            updated=_iso(raw.get("updated_at")),
+            merged=_iso(merged_at),
+            author=_login(raw.get("user")),
+            draft=bool(raw.get("draft")),
+        )
+
+    def _read_pr(self, repo: ForgeRepo, number: int) -> PullRequest:
+        slug = self._slug(repo)
+        return self._call(
+            f"reading #{number} of {slug}",
+            lambda: self._convert(
+                repo, self._client().requester.requestJsonAndCheck("GET", f"/repos/{slug}/pulls/{number}")[1]
+            ),
+        )
 
     def list_prs(self, repo: ForgeRepo, base: str) -> list[PullRequest]:
         """Every PR into ``base``: one paginated ``GET /pulls?base=…&state=all`` (cached for the command)."""
-        key = (repo.slug or "", base)
+        slug = self._slug(repo)
+        key = (slug, base)
         if key not in self._lists:
 
             def fetch() -> list[PullRequest]:
-                out: list[PullRequest] = []
-                for raw in self._repo(repo).get_pulls(state="all", base=base):
-                    pr = self._convert(repo.id, raw)
-                    self._raw[(key[0], pr.number)] = raw
-                    out.append(pr)
-                return sorted(out, key=lambda p: p.number)
+                raw = self._pages(f"/repos/{slug}/pulls", {"base": base, "state": "all"})
+                return sorted((self._convert(repo, r) for r in raw), key=lambda p: p.number)
 
-            self._lists[key] = self._call(f"listing the pull requests into {base} of {repo.slug}", fetch)
+            self._lists[key] = self._call(f"listing the pull requests into {base} of {slug}", fetch)
         return list(self._lists[key])
 
     def find_pr(self, repo: ForgeRepo, base: str, head: str) -> PullRequest | None:
         """The open PR of ``head`` into ``base``: a fresh ``GET /pulls?head=owner:head&base=…``."""
-        owner = (repo.slug or "/").split("/", 1)[0]
+        slug = self._slug(repo)
+        owner = slug.split("/", 1)[0]
 
         def fetch() -> PullRequest | None:
-            for raw in self._repo(repo).get_pulls(state="open", base=base, head=f"{owner}:{head}"):
-                pr = self._convert(repo.id, raw)
-                self._raw[(repo.slug or "", pr.number)] = raw
+            raw = self._pages(
+                f"/repos/{slug}/pulls", {"base": base, "head": f"{owner}:{head}", "state": "open"}
+            )
+            for item in raw:
+                pr = self._convert(repo, item)
                 if pr.head == head:
                     return pr
             return None
 
-        return self._call(f"looking for the pull request of {head} in {repo.slug}", fetch)
+        return self._call(f"looking for the pull request of {head} in {slug}", fetch)
 
     def open_pr(self, repo: ForgeRepo, spec: ProposalSpec) -> Opened:
         """Find, then create. A create that fails with 5xx or a timeout is followed by a fresh find: GitHub may
         have created the PR before failing, and a second POST would duplicate it."""
         from github.GithubException import GithubException
 
+        slug = self._slug(repo)
         existing = next(
             (p for p in self.list_prs(repo, spec.base) if p.head == spec.head and p.state == "open"), None
         )
         if existing is not None:
             return Opened(existing, False)
-        doing = f"opening the pull request of {spec.head} in {repo.slug}"
+        doing = f"opening the pull request of {spec.head} in {slug}"
+        payload = {"base": spec.base, "head": spec.head, "title": spec.title, "body": spec.body}
         try:
-            raw = self._repo(repo).create_pull(
-                base=spec.base, head=spec.head, title=spec.title, body=spec.body
-            )
+            raw = self._write("POST", f"/repos/{slug}/pulls", payload)
         except Exception as exc:
             duplicate = (
                 isinstance(exc, GithubException)
@@ -463,10 +734,7 @@ class GitHubForge:
                 and "already exists" in str(exc.data).lower()
             )
             if not (self._transient(exc) or duplicate):
-                error = self._error(exc, doing)
-                if error is None:
-                    raise
-                raise error from None
+                raise self._raise(exc, doing) from None
             found = self.find_pr(repo, spec.base, spec.head)
             if found is None:
                 error = self._error(exc, doing)
@@ -476,13 +744,12 @@ class GitHubForge:
                 raise error from None
             if not duplicate:
                 self.notes.append(
-                    f"GitHub failed while creating the PR of {spec.head} in {repo.slug}, but it exists "
+                    f"GitHub failed while creating the PR of {spec.head} in {slug}, but it exists "
                     f"(#{found.number}): not created twice"
                 )
             self._remember(repo, spec.base, found)
             return Opened(found, not duplicate)
-        pr = self._convert(repo.id, raw)
-        self._raw[(repo.slug or "", pr.number)] = raw
+        pr = self._convert(repo, raw)
         self._remember(repo, spec.base, pr)
         return Opened(pr, True)
 
@@ -493,144 +760,423 @@ class GitHubForge:
                 [p for p in self._lists[key] if p.number != pr.number] + [pr], key=lambda p: p.number
             )
 
-    def pr_details(self, repo: ForgeRepo, prs: Sequence[PullRequest]) -> dict[int, PrDetails]:
-        """One GraphQL query per :data:`DETAILS_BATCH` PRs: reviews, checks, mergeability, changed files."""
-        out: dict[int, PrDetails] = {}
-        if not repo.slug:
-            raise UsageError(f"repository {repo.id!r} has no GitHub owner/name")
-        owner, name = repo.slug.split("/", 1)
-        numbers = list(dict.fromkeys(p.number for p in prs))
-        for start in range(0, len(numbers), DETAILS_BATCH):
-            batch = numbers[start : start + DETAILS_BATCH]
-            query = details_query(batch)
+    # ---------------------------------------------------------------------------------- rules
 
-            def ask(query: str = query) -> dict[str, Any]:
-                return self._client().requester.graphql_query(query, {"owner": owner, "name": name})[1]
+    def branch_rules(self, repo: ForgeRepo, branch: str) -> BranchRules:
+        """``branch``'s branch protection and active rulesets, and the repository's merge methods, merged;
+        read once per run (``GET /repos/o/r``, ``…/branches/b/protection``, ``…/rules/branches/b``).
 
-            data = self._safe_post(
-                f"reading reviews and checks of {len(batch)} pull request(s) of {repo.slug}", ask
+        A 404 on protection means "not protected"; a 403 (reading protection needs admin rights) is noted and
+        the rulesets (readable with read access) still count.
+        """
+        slug = self._slug(repo)
+        key = (slug, branch)
+        if key in self._rules:
+            return self._rules[key]
+        read: list[str] = []
+        notes: list[str] = []
+        required: dict[str, None] = {}
+        strict = linear = queue = code_owners = False
+        approvals = 0
+        methods: set[MergeStrategy] | None = None
+        quoted = quote(branch, safe="")
+
+        def optional(what: str, path: str) -> Any:
+            try:
+                return self._get(path)[1]
+            except Exception as exc:
+                status = self._status(exc)
+                if status == 404:
+                    return None
+                if (
+                    status == 403
+                    and rate_limit_error(403, getattr(exc, "headers", None), self._message(exc), what) is None
+                ):
+                    notes.append(
+                        f"cannot read the {what} of {branch} in {slug} (403: the token lacks the permission)"
+                    )
+                    return None
+                raise self._raise(exc, f"reading the {what} of {branch} in {slug}") from None
+
+        meta = optional("repository settings", f"/repos/{slug}")
+        if isinstance(meta, dict) and any(k in meta for k in ("allow_squash_merge", "allow_merge_commit")):
+            read.append("repository")
+            methods = {strategy for strategy, field in _METHOD_FIELDS if meta.get(field, True)}
+        protection = optional("branch protection", f"/repos/{slug}/branches/{quoted}/protection")
+        if isinstance(protection, dict):
+            read.append("protection")
+            checks = protection.get("required_status_checks") or {}
+            for name in checks.get("contexts") or []:
+                required[str(name)] = None
+            for item in checks.get("checks") or []:
+                required[str(item.get("context"))] = None
+            strict = strict or bool(checks.get("strict"))
+            reviews = protection.get("required_pull_request_reviews") or {}
+            approvals = max(approvals, int(reviews.get("required_approving_review_count") or 0))
+            code_owners = code_owners or bool(reviews.get("require_code_owner_reviews"))
+            linear = linear or bool((protection.get("required_linear_history") or {}).get("enabled"))
+        elif protection is None and not notes:
+            pass  # not protected
+        rules = optional("rulesets", f"/repos/{slug}/rules/branches/{quoted}")
+        if isinstance(rules, list):
+            read.append("rulesets")
+            for rule in rules:
+                kind = str(rule.get("type"))
+                params = rule.get("parameters") or {}
+                if kind == "required_status_checks":
+                    for item in params.get("required_status_checks") or []:
+                        required[str(item.get("context"))] = None
+                    strict = strict or bool(params.get("strict_required_status_checks_policy"))
+                elif kind == "pull_request":
+                    approvals = max(approvals, int(params.get("required_approving_review_count") or 0))
+                    code_owners = code_owners or bool(params.get("require_code_owner_review"))
+                    allowed = params.get("allowed_merge_methods")
+                    if allowed:
+                        mine = {m for m in STRATEGIES if m in {str(a).lower() for a in allowed}}
+                        methods = mine if methods is None else methods & mine
+                elif kind == "merge_queue":
+                    queue = True
+                elif kind == "required_linear_history":
+                    linear = True
+        found = BranchRules(
+            branch=branch,
+            read=tuple(read),
+            required_checks=tuple(required),
+            strict=strict,
+            required_approvals=approvals,
+            code_owner_reviews=code_owners,
+            merge_queue=queue,
+            merge_methods=None if methods is None else tuple(m for m in STRATEGIES if m in methods),
+            linear_history=linear,
+            notes=tuple(notes),
+        )
+        self.notes += [n for n in notes if n not in self.notes]
+        self._rules[key] = found
+        return found
+
+    def team_members(self, repo: ForgeRepo, team: str) -> frozenset[str] | None:
+        """The members of ``@org/team`` (``GET /orgs/{org}/teams/{team}/members``, paginated), lower-case; None
+        (and a note) when the token cannot read them."""
+        key = team.strip().lstrip("@").lower()
+        if key in self._teams:
+            return self._teams[key]
+        org, _, slug = key.partition("/")
+        try:
+            members = self._pages(f"/orgs/{org}/teams/{slug}/members", {})
+            found: frozenset[str] | None = frozenset(str(m.get("login")).lower() for m in members if m)
+        except Exception as exc:
+            if self._status(exc) not in (403, 404):
+                raise self._raise(exc, f"reading the members of {team}") from None
+            found = None
+            self.notes.append(
+                f"cannot read the members of {team} (a token needs read:org, or Members: read): its approvals "
+                "are not counted"
             )
-            nodes = (data.get("data") or {}).get("repository") or {}
-            for number in batch:
-                node = nodes.get(f"pr{number}")
-                if node is not None:
-                    out[number] = self._details(repo, number, node)
+        self._teams[key] = found
+        return found
+
+    # ---------------------------------------------------------------------------------- details
+
+    def pr_details(self, repo: ForgeRepo, prs: Sequence[PullRequest]) -> dict[int, PrDetails]:
+        """One GraphQL query per :data:`DETAILS_BATCH` PRs: reviews, checks, state, mergeability, changed files;
+        judged against the base branch's rules. A PR GitHub cannot find is left out (with a note), not the
+        batch; mergeability GitHub has not computed yet is asked once more."""
+        out: dict[int, PrDetails] = {}
+        slug = self._slug(repo)
+        owner, name = slug.split("/", 1)
+        bases = {p.number: p.base for p in prs}
+        numbers = list(dict.fromkeys(p.number for p in prs))
+        nodes: dict[int, Mapping[str, Any]] = {}
+        for start in range(0, len(numbers), DETAILS_BATCH):
+            nodes.update(self._detail_nodes(slug, owner, name, numbers[start : start + DETAILS_BATCH]))
+        open_numbers = {p.number for p in prs if p.state == "open"}
+        unknown = [n for n, node in nodes.items() if n in open_numbers and node.get("mergeable") == "UNKNOWN"]
+        if unknown:  # GitHub computes mergeability in the background: the first read often says UNKNOWN
+            time.sleep(min(self.options.backoff, self.options.backoff_max))
+            nodes.update(self._detail_nodes(slug, owner, name, unknown))
+        for number, node in nodes.items():
+            rules = self.branch_rules(repo, bases[number]) if bases.get(number) else None
+            out[number] = self._details(repo, number, node, rules)
         return out
 
-    def _details(self, repo: ForgeRepo, number: int, node: Mapping[str, Any]) -> PrDetails:
+    def _detail_nodes(
+        self, slug: str, owner: str, name: str, batch: Sequence[int]
+    ) -> dict[int, Mapping[str, Any]]:
+        data, missing = self._graphql(
+            f"reading reviews and checks of {len(batch)} pull request(s) of {slug}",
+            details_query(batch),
+            {"owner": owner, "name": name},
+        )
+        repository = data.get("repository")
+        if repository is None:
+            raise UnavailableError(
+                f"GitHub cannot find {slug} (GraphQL NOT_FOUND): it does not exist, or the token cannot see it"
+            )
+        out: dict[int, Mapping[str, Any]] = {}
+        for number in batch:
+            node = repository.get(f"pr{number}")
+            if node is None:
+                self.notes.append(
+                    f"GitHub did not find #{number} of {slug}: its reviews and checks are unknown"
+                )
+                continue
+            out[number] = node
+            rollup = self._rollup(node)
+            contexts = rollup.get("contexts") or {}
+            page = contexts.get("pageInfo") or {}
+            if page.get("hasNextPage"):
+                more = self._more_contexts(
+                    slug, owner, name, str(rollup.get("_oid")), str(page.get("endCursor"))
+                )
+                contexts["nodes"] = list(contexts.get("nodes") or []) + more
+        del missing  # reported per PR above
+        return out
+
+    @staticmethod
+    def _rollup(node: Mapping[str, Any]) -> dict[str, Any]:
+        commits = (node.get("commits") or {}).get("nodes") or []
+        commit = (commits[0].get("commit") or {}) if commits else {}
+        rollup = commit.get("statusCheckRollup") or {}
+        return {**rollup, "_oid": commit.get("oid")} if rollup else {}
+
+    def _more_contexts(self, slug: str, owner: str, name: str, oid: str, cursor: str) -> list[Any]:
+        """The check contexts of commit ``oid`` after the first 100 (a failing check must not hide there)."""
+        out: list[Any] = []
+        after: str | None = cursor
+        while after:
+            data, _missing = self._graphql(
+                f"reading more checks of {oid[:12]} in {slug}",
+                CONTEXTS_QUERY,
+                {"owner": owner, "name": name, "oid": oid, "after": after},
+            )
+            obj = (data.get("repository") or {}).get("object") or {}
+            contexts = ((obj.get("statusCheckRollup") or {}).get("contexts")) or {}
+            out += list(contexts.get("nodes") or [])
+            page = contexts.get("pageInfo") or {}
+            after = str(page.get("endCursor")) if page.get("hasNextPage") else None
+        return out
+
+    def _details(
+        self, repo: ForgeRepo, number: int, node: Mapping[str, Any], rules: BranchRules | None
+    ) -> PrDetails:
         reviews: list[Review] = []
         for item in (node.get("reviews") or {}).get("nodes") or []:
             state = _REVIEW_STATES.get(str(item.get("state")))
             if state is None:
                 continue  # dismissed or pending reviews do not count
-            login = ((item.get("author") or {}).get("login")) or "ghost"
             commit = (item.get("commit") or {}).get("oid")
-            reviews.append(Review(f"@{login}", state, item.get("submittedAt"), "", commit))
+            reviews.append(
+                Review(_login(item.get("author")), state, _iso(item.get("submittedAt")), "", commit)
+            )
+        enforced = rules is not None and rules.known
+        wanted = set(rules.required_checks) if rules is not None else set()
+        seen: dict[str, CheckStatus] = {}
         checks: list[Check] = []
-        commits = (node.get("commits") or {}).get("nodes") or []
-        rollup = ((commits[0].get("commit") or {}).get("statusCheckRollup") if commits else None) or {}
-        for ctx in (rollup.get("contexts") or {}).get("nodes") or []:
+        for ctx in (self._rollup(node).get("contexts") or {}).get("nodes") or []:
             if ctx.get("__typename") == "CheckRun":
+                raw_name = str(ctx.get("name"))
                 if str(ctx.get("status")) != "COMPLETED":
                     status: CheckStatus = "pending"
                 else:
                     status = "success" if str(ctx.get("conclusion")) in _GOOD_CONCLUSIONS else "failure"
-                checks.append(
-                    Check(str(ctx.get("name")), status, ctx.get("completedAt"), None, ctx.get("detailsUrl"))
-                )
+                name, when, url = raw_name, ctx.get("completedAt"), ctx.get("detailsUrl")
             else:
+                raw_name = str(ctx.get("context"))
                 status = _STATUS_STATES.get(str(ctx.get("state", "")).lower(), "pending")
-                name = str(ctx.get("context")).removeprefix(STATUS_CONTEXT_PREFIX)
-                checks.append(Check(name, status, ctx.get("createdAt"), None, ctx.get("targetUrl")))
+                name, when, url = (
+                    raw_name.removeprefix(STATUS_CONTEXT_PREFIX),
+                    ctx.get("createdAt"),
+                    ctx.get("targetUrl"),
+                )
+            ours = raw_name.startswith(STATUS_CONTEXT_PREFIX)
+            required = None if (ours and raw_name not in wanted) or not enforced else raw_name in wanted
+            seen[raw_name] = status
+            checks.append(Check(name, status, _iso(when), None, url, required))
         mergeable = {"MERGEABLE": True, "CONFLICTING": False}.get(str(node.get("mergeable")))
         files_node = node.get("files") or {}
         files: tuple[str, ...] | None = tuple(str(f.get("path")) for f in files_node.get("nodes") or [])
         if files is not None and int(files_node.get("totalCount") or 0) > len(files):
             files = self._all_files(repo, number)
-        return PrDetails(number, node.get("headRefOid"), tuple(reviews), tuple(checks), mergeable, files)
+        blockers: list[str] = []
+        if node.get("isDraft"):
+            blockers.append("it is a draft (GitHub does not merge drafts)")
+        if enforced and rules is not None:
+            waiting = [
+                f"{c} ({seen.get(c, 'missing')})" for c in rules.required_checks if seen.get(c) != "success"
+            ]
+            if waiting:
+                blockers.append(f"required check(s) of {rules.branch} not passed yet: {', '.join(waiting)}")
+            decision = str(node.get("reviewDecision") or "")
+            if decision == "REVIEW_REQUIRED":
+                who = " including the code owners" if rules.code_owner_reviews else ""
+                many = max(1, rules.required_approvals)
+                blockers.append(
+                    f"GitHub's rule: {rules.branch} requires {many} approving review(s){who} "
+                    "(reviewDecision REVIEW_REQUIRED)"
+                )
+            elif decision == "CHANGES_REQUESTED":
+                blockers.append(
+                    "GitHub's rule: a reviewer requested changes (reviewDecision CHANGES_REQUESTED)"
+                )
+            merge_state = str(node.get("mergeStateStatus") or "")
+            if merge_state == "BEHIND" and rules.strict:
+                blockers.append(f"behind {rules.branch}, whose protection requires branches to be up to date")
+            if merge_state == "BLOCKED" and not blockers:
+                blockers.append(
+                    "GitHub reports the merge blocked by the branch's rules (mergeStateStatus BLOCKED)"
+                )
+        return PrDetails(
+            number, node.get("headRefOid"), tuple(reviews), tuple(checks), mergeable, files, tuple(blockers)
+        )
 
     def _all_files(self, repo: ForgeRepo, number: int) -> tuple[str, ...]:
         """Every changed file of a large PR (``GET /pulls/n/files``, paginated; GitHub stops at 3000)."""
-
-        def fetch() -> tuple[str, ...]:
-            raw = self._raw.get((repo.slug or "", number)) or self._repo(repo).get_pull(number)
-            return tuple(f.filename for f in raw.get_files())
-
-        return self._call(f"listing the files of #{number} of {repo.slug}", fetch)
+        slug = self._slug(repo)
+        return self._call(
+            f"listing the files of #{number} of {slug}",
+            lambda: tuple(
+                str(f.get("filename")) for f in self._pages(f"/repos/{slug}/pulls/{number}/files", {})
+            ),
+        )
 
     # ------------------------------------------------------------------------------------------ reviews
 
     def reviews(self, repo: ForgeRepo, pr: PullRequest) -> list[Review]:
-        """Every review of ``pr`` (``GET /pulls/n/reviews``), dismissed and pending ones left out."""
+        """Every review of ``pr`` (``GET /pulls/n/reviews``, paginated), dismissed and pending ones left out; a
+        deleted reviewer (``user: null``) is ``@ghost``."""
+        slug = self._slug(repo)
 
         def fetch() -> list[Review]:
             out: list[Review] = []
-            for raw in self._raw_pr(repo, pr).get_reviews():
-                state = _REVIEW_STATES.get(raw.state)
+            for raw in self._pages(f"/repos/{slug}/pulls/{pr.number}/reviews", {}):
+                state = _REVIEW_STATES.get(str(raw.get("state")))
                 if state is not None:
                     out.append(
                         Review(
-                            f"@{raw.user.login}", state, _iso(raw.submitted_at), raw.body or "", raw.commit_id
+                            _login(raw.get("user")),
+                            state,
+                            _iso(raw.get("submitted_at")),
+                            str(raw.get("body") or ""),
+                            raw.get("commit_id"),
                         )
                     )
             return out
 
-        return self._call(f"reading the reviews of #{pr.number} of {repo.slug}", fetch)
+        return self._call(f"reading the reviews of #{pr.number} of {slug}", fetch)
 
     def review_pr(
         self, repo: ForgeRepo, pr: PullRequest, reviewer: str, state: ReviewState, body: str
     ) -> Review:
-        """Submit a review as the token's account, which must be ``reviewer`` (teams: GitHub checks membership)."""
+        """Submit a review of ``pr``'s head commit as the token's account, which must be ``reviewer`` (or, for a
+        team owner, one of its members) and must not be the PR's author: GitHub refuses self-approval (422)."""
+        from github.GithubException import GithubException
+
+        slug = self._slug(repo)
         login = self.viewer()
-        if reviewer.startswith("@") and "/" not in reviewer and not same_owner(reviewer, login):
-            raise UsageError(
-                f"on GitHub a review is given by the token's account (@{login}), not by {reviewer}",
-                hint=f"review as @{login}, or with a token of {reviewer}",
-            )
-        text = body or f"{state.replace('_', ' ').capitalize()} by {reviewer} (coditect)."
-        raw = self._call(
-            f"reviewing #{pr.number} of {repo.slug}",
-            lambda: self._raw_pr(repo, pr).create_review(body=text, event=_EVENTS[state]),
+        hint = (
+            f"approve with the code owner's own token: GH_TOKEN=<{reviewer}'s token> coditect pr approve "
+            f"... --as {reviewer}"
         )
-        return Review(f"@{login}", state, _iso(raw.submitted_at), text, raw.commit_id)
+        if login is not None:
+            if is_team(reviewer):
+                members = self.team_members(repo, reviewer)
+                if members is not None and login.lower() not in members:
+                    raise UsageError(
+                        f"on GitHub a review is given by the token's account (@{login}), which is not a member "
+                        f"of {reviewer}",
+                        hint=hint,
+                    )
+            elif reviewer.startswith("@") and not same_owner(reviewer, login):
+                raise UsageError(
+                    f"on GitHub a review is given by the token's account (@{login}), not by {reviewer}",
+                    hint=hint,
+                )
+            if pr.author and same_owner(pr.author, login) and state != "commented":
+                raise UsageError(
+                    f"GitHub does not let @{login} review its own pull request #{pr.number} of {slug} "
+                    f"(the token that opened it); approvals must come from the code owner {reviewer}",
+                    hint=hint,
+                )
+        text = body or f"{state.replace('_', ' ').capitalize()} by {reviewer} (coditect)."
+        payload: dict[str, Any] = {"body": text, "event": _EVENTS[state]}
+        if pr.head_sha:
+            payload["commit_id"] = pr.head_sha  # the approval is of the head that was looked at
+        doing = f"reviewing #{pr.number} of {slug}"
+        try:
+            raw = self._write("POST", f"/repos/{slug}/pulls/{pr.number}/reviews", payload)
+        except Exception as exc:
+            if (
+                isinstance(exc, GithubException)
+                and exc.status == 422
+                and _SELF_REVIEW.search(self._message(exc))
+            ):
+                raise UsageError(
+                    f"GitHub does not let the token's account review its own pull request #{pr.number} of "
+                    f"{slug}: {self._clean(self._message(exc))}",
+                    hint=hint,
+                ) from None
+            raise self._raise(exc, doing) from None
+        return Review(
+            _login(raw.get("user")),
+            state,
+            _iso(raw.get("submitted_at")),
+            text,
+            raw.get("commit_id") or pr.head_sha,
+        )
 
     # ------------------------------------------------------------------------------------------ checks
 
     def checks(self, repo: ForgeRepo, sha: str) -> list[Check]:
-        """The commit statuses of ``sha`` (``GET /commits/{sha}/status``)."""
+        """Every commit status (``GET /commits/{sha}/status``, every page: the latest per context) and check run
+        (``GET /commits/{sha}/check-runs``, every page) of ``sha``."""
+        slug = self._slug(repo)
 
         def fetch() -> list[Check]:
-            combined = self._repo(repo).get_commit(sha).get_combined_status()
             out: list[Check] = []
-            for status in combined.statuses:
-                name = status.context.removeprefix(STATUS_CONTEXT_PREFIX)
+            for status in self._pages(f"/repos/{slug}/commits/{sha}/status", {}, key="statuses"):
+                name = str(status.get("context")).removeprefix(STATUS_CONTEXT_PREFIX)
                 out.append(
                     Check(
                         name,
-                        _STATUS_STATES.get(status.state, "pending"),
-                        _iso(status.updated_at),
+                        _STATUS_STATES.get(str(status.get("state")), "pending"),
+                        _iso(status.get("updated_at")),
                         None,
-                        status.target_url,
+                        status.get("target_url"),
+                    )
+                )
+            for run in self._pages(f"/repos/{slug}/commits/{sha}/check-runs", {}, key="check_runs"):
+                if run.get("status") != "completed":
+                    state: CheckStatus = "pending"
+                else:
+                    state = (
+                        "success" if str(run.get("conclusion")).upper() in _GOOD_CONCLUSIONS else "failure"
+                    )
+                out.append(
+                    Check(
+                        str(run.get("name")),
+                        state,
+                        _iso(run.get("completed_at")),
+                        None,
+                        run.get("details_url"),
                     )
                 )
             return out
 
-        return self._call(f"reading the checks of {sha[:12]} in {repo.slug}", fetch)
+        return self._call(f"reading the checks of {sha[:12]} in {slug}", fetch)
 
     def record_check(
         self, repo: ForgeRepo, sha: str, name: str, status: CheckStatus, log: str | None = None
     ) -> Check:
         """A commit status ``coditect/<name>`` (``POST /statuses/{sha}``; a repeat only updates it)."""
+        slug = self._slug(repo)
         payload = {
             "state": status,
             "context": f"{STATUS_CONTEXT_PREFIX}{name}",
             "description": f"gate {name}: {status}",
         }
         self._call(
-            f"recording check {name} on {sha[:12]} in {repo.slug}",
-            lambda: self._client().requester.requestJsonAndCheck(
-                "POST", f"/repos/{repo.slug}/statuses/{sha}", input=payload
-            ),
+            f"recording check {name} on {sha[:12]} in {slug}",
+            lambda: self._write("POST", f"/repos/{slug}/statuses/{sha}", payload),
         )
         return Check(name, status, None, log)
 
@@ -646,12 +1192,18 @@ class GitHubForge:
         body: str | None = None,
         expected_head: str | None = None,
     ) -> Merged:
-        """``PUT /pulls/n/merge`` with ``sha`` = ``expected_head``; after a 5xx the PR is read again first."""
+        """``PUT /pulls/n/merge`` with ``sha`` = ``expected_head``. After a 5xx the PR is read again first; a
+        "Base branch was modified" 405 (another merge into the same base just landed: what a checkpoint's chain
+        of merges meets) is retried a bounded number of times; a branch that requires the merge queue gets the
+        PR enqueued and its merge group awaited."""
         from github.GithubException import GithubException
 
         if pr.state == "merged":
             return Merged(pr, pr.merge_commit or "", strategy, already=True)
-        raw = self._raw_pr(repo, pr)
+        slug = self._slug(repo)
+        rules = self.branch_rules(repo, pr.base)
+        if rules.merge_queue:
+            return self._through_queue(repo, pr, strategy, expected_head)
         arguments: dict[str, Any] = {"merge_method": strategy}
         if title:
             arguments["commit_title"] = title if strategy == "merge" else f"{title} (#{pr.number})"
@@ -659,98 +1211,235 @@ class GitHubForge:
             arguments["commit_message"] = body
         if expected_head:
             arguments["sha"] = expected_head
-        doing = f"merging #{pr.number} of {repo.slug}"
-        try:
-            result = raw.merge(**arguments)
-        except Exception as exc:
-            if isinstance(exc, GithubException) and exc.status in (405, 409):
-                message = self._clean(
-                    str((exc.data or {}).get("message") if isinstance(exc.data, dict) else exc.data)
-                )
-                raise CheckFailed(f"GitHub will not merge #{pr.number} of {repo.slug}: {message}") from None
-            if self._transient(exc):
-                again = self._call(
-                    f"re-reading #{pr.number} of {repo.slug}", lambda: self._repo(repo).get_pull(pr.number)
-                )
-                if again.merged:
-                    merged_pr = self._convert(repo.id, again)
-                    return Merged(merged_pr, merged_pr.merge_commit or "", strategy)
-            error = self._error(exc, doing)
-            if error is None:
-                raise
-            raise error from None
-        if not result.merged:
-            raise CheckFailed(
-                f"GitHub did not merge #{pr.number} of {repo.slug}: {self._clean(result.message or '')}"
+        doing = f"merging #{pr.number} of {slug}"
+        attempt = 0
+        while True:
+            try:
+                result = self._write("PUT", f"/repos/{slug}/pulls/{pr.number}/merge", arguments)
+                break
+            except Exception as exc:
+                message = self._clean(self._message(exc))
+                if (
+                    isinstance(exc, GithubException)
+                    and exc.status == 405
+                    and "merge queue" in message.lower()
+                ):
+                    return self._through_queue(repo, pr, strategy, expected_head)
+                if (
+                    isinstance(exc, GithubException)
+                    and exc.status == 405
+                    and "base branch was modified" in message.lower()
+                    and attempt < self.options.base_retries
+                ):
+                    attempt += 1
+                    time.sleep(min(self.options.backoff * 2 ** (attempt - 1), self.options.backoff_max))
+                    continue
+                if isinstance(exc, GithubException) and exc.status in (405, 409):
+                    raise CheckFailed(f"GitHub will not merge #{pr.number} of {slug}: {message}") from None
+                if self._transient(exc):
+                    again = self._read_pr(repo, pr.number)
+                    if again.state == "merged":
+                        return Merged(again, again.merge_commit or "", strategy)
+                raise self._raise(exc, doing) from None
+        if attempt:
+            self.notes.append(
+                f"#{pr.number} of {slug}: GitHub said its base was modified {attempt} time(s); merged on retry"
             )
-        now = _iso(datetime.now(timezone.utc))
-        merged_pr = replace(pr, state="merged", merge_commit=result.sha, merged=now, updated=now)
-        return Merged(merged_pr, result.sha, strategy)
+        if not result.get("merged"):
+            raise CheckFailed(
+                f"GitHub did not merge #{pr.number} of {slug}: {self._clean(str(result.get('message') or ''))}"
+            )
+        now = _iso(datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        merged_pr = replace(pr, state="merged", merge_commit=result.get("sha"), merged=now, updated=now)
+        return Merged(merged_pr, str(result.get("sha")), strategy)
+
+    def _through_queue(
+        self, repo: ForgeRepo, pr: PullRequest, strategy: MergeStrategy, expected_head: str | None
+    ) -> Merged:
+        """Enqueue ``pr`` (GraphQL ``enqueuePullRequest``) and wait, at most ``queue_wait`` s, until its merge
+        group merged it (or GitHub took it out of the queue: its merge group failed)."""
+        slug = self._slug(repo)
+        owner, name = slug.split("/", 1)
+        node_id = self._node_ids.get((slug, pr.number))
+        if node_id is None:
+            self._read_pr(repo, pr.number)
+            node_id = self._node_ids.get((slug, pr.number))
+        if not node_id:
+            raise UnavailableError(
+                f"GitHub did not give the node id of #{pr.number} of {slug}: cannot enqueue it"
+            )
+        variables: dict[str, Any] = {"id": node_id}
+        if expected_head:
+            variables["head"] = expected_head
+        self._pace()
+        try:
+            data, _missing = self._graphql(
+                f"enqueueing #{pr.number} of {slug} in the merge queue", ENQUEUE_MUTATION, variables
+            )
+        finally:
+            self._last_write = time.monotonic()
+        entry = ((data.get("enqueuePullRequest") or {}).get("mergeQueueEntry")) or {}
+        deadline = time.monotonic() + self.options.queue_wait
+        state = str(entry.get("state") or "QUEUED")
+        while True:
+            data, _missing = self._graphql(
+                f"watching #{pr.number} of {slug} in the merge queue",
+                QUEUE_QUERY,
+                {"owner": owner, "name": name, "number": pr.number},
+            )
+            node = (data.get("repository") or {}).get("pullRequest") or {}
+            if node.get("merged"):
+                commit = str((node.get("mergeCommit") or {}).get("oid") or "")
+                self.notes.append(
+                    f"#{pr.number} of {slug} merged through GitHub's merge queue (the queue's merge method applies)"
+                )
+                now = _iso(datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                return Merged(
+                    replace(pr, state="merged", merge_commit=commit, merged=now, updated=now),
+                    commit,
+                    strategy,
+                )
+            queued = node.get("mergeQueueEntry")
+            if queued is None or str(node.get("state")) != "OPEN":
+                raise CheckFailed(
+                    f"GitHub's merge queue took #{pr.number} of {slug} out without merging it (last state: {state}; "
+                    "its merge group's checks failed, or it conflicted)"
+                )
+            state = str(queued.get("state") or state)
+            if time.monotonic() >= deadline:
+                raise UnavailableError(
+                    f"#{pr.number} of {slug} is still in GitHub's merge queue ({state}) after "
+                    f"{self.options.queue_wait:g} s",
+                    hint="run the command again with --continue once the queue merged it "
+                    "(CODITECT_GITHUB_QUEUE_WAIT sets the wait)",
+                )
+            time.sleep(self.options.queue_poll)
 
     def comment_pr(self, repo: ForgeRepo, pr: PullRequest, body: str) -> Comment:
         """``POST /issues/n/comments``."""
+        slug = self._slug(repo)
         raw = self._call(
-            f"commenting on #{pr.number} of {repo.slug}",
-            lambda: self._raw_pr(repo, pr).create_issue_comment(body),
+            f"commenting on #{pr.number} of {slug}",
+            lambda: self._write("POST", f"/repos/{slug}/issues/{pr.number}/comments", {"body": body}),
         )
-        return Comment(raw.id, f"@{raw.user.login}", raw.body, _iso(raw.created_at), raw.html_url)
+        return Comment(
+            int(raw.get("id") or 0),
+            _login(raw.get("user")),
+            str(raw.get("body") or ""),
+            _iso(raw.get("created_at")),
+            raw.get("html_url"),
+        )
 
     # ------------------------------------------------------------------------------------------ releases
 
+    def _tag_commit(self, repo: ForgeRepo, tag: str) -> str | None:
+        """The commit tag ``tag`` points at on GitHub (annotated tags peeled), or None when there is no such tag."""
+        slug = self._slug(repo)
+        requester = self._client().requester
+        try:
+            _h, ref = requester.requestJsonAndCheck(
+                "GET", f"/repos/{slug}/git/ref/tags/{quote(tag, safe='')}"
+            )
+        except Exception as exc:
+            if self._status(exc) == 404:
+                return None
+            raise self._raise(exc, f"reading tag {tag} of {slug}") from None
+        obj = (ref or {}).get("object") or {}
+        for _depth in range(5):
+            if obj.get("type") != "tag":
+                break
+            url = f"/repos/{slug}/git/tags/{obj.get('sha')}"
+            try:
+                _h, tagged = requester.requestJsonAndCheck("GET", url)
+            except Exception as exc:
+                raise self._raise(exc, f"reading tag {tag} of {slug}") from None
+            obj = (tagged or {}).get("object") or {}
+        return str(obj.get("sha")) if obj.get("sha") else None
+
     def release(self, repo: ForgeRepo, tag: str, sha: str, title: str, notes: str = "") -> Release:
-        """A GitHub release (and its tag) on ``sha``; an existing release of ``tag`` is reported as it is."""
-        from github.GithubException import UnknownObjectException
+        """A GitHub release of ``tag`` on ``sha``. GitHub ignores ``target_commitish`` when the tag exists
+        already, so the tag is read first: on another commit the release is refused (no release on a commit
+        that was not the one asked for); the commit reported is the tag's."""
+        slug = self._slug(repo)
+        doing = f"releasing {tag} of {slug}"
+        tagged = self._tag_commit(repo, tag)
+        if tagged is not None and tagged != sha:
+            raise RefusedError(
+                f"tag {tag} of {slug} already points at {tagged[:12]}, not {sha[:12]}: GitHub would publish the "
+                "release there (it ignores target_commitish for an existing tag)",
+                hint="check which commit the tag should be on; coditect never moves a tag",
+            )
 
         def existing() -> Release | None:
             try:
-                found = self._repo(repo).get_release(tag)
-            except UnknownObjectException:
-                return None
-            return Release(tag, sha, False, found.html_url)
+                _h, found = self._client().requester.requestJsonAndCheck(
+                    "GET", f"/repos/{slug}/releases/tags/{quote(tag, safe='')}"
+                )
+            except Exception as exc:
+                if self._status(exc) == 404:
+                    return None
+                raise
+            return Release(tag, tagged or sha, False, (found or {}).get("html_url"))
 
-        doing = f"releasing {tag} of {repo.slug}"
         before = self._call(doing, existing)
         if before is not None:
             return before
+        payload: dict[str, Any] = {"tag_name": tag, "name": title, "body": notes}
+        if tagged is None:
+            payload["target_commitish"] = sha
         try:
-            created = self._repo(repo).create_git_release(
-                tag=tag, name=title, message=notes, target_commitish=sha
-            )
+            created = self._write("POST", f"/repos/{slug}/releases", payload)
         except Exception as exc:
             if self._transient(exc):
                 after = self._call(doing, existing)
                 if after is not None:
-                    return Release(tag, sha, True, after.url)
-            error = self._error(exc, doing)
-            if error is None:
-                raise
-            raise error from None
-        return Release(tag, sha, True, created.html_url)
+                    return Release(tag, after.sha, True, after.url)
+            raise self._raise(exc, doing) from None
+        return Release(tag, tagged or sha, True, created.get("html_url"))
 
 
 _FRAGMENT = """
+fragment coditectContexts on StatusCheckRollupContextConnection {
+  pageInfo { hasNextPage endCursor }
+  nodes {
+    __typename
+    ... on StatusContext { context state targetUrl createdAt }
+    ... on CheckRun { name status conclusion detailsUrl completedAt }
+  }
+}
 fragment coditectPr on PullRequest {
   number
   headRefOid
+  isDraft
   mergeable
+  mergeStateStatus
+  reviewDecision
   files(first: 100) { totalCount nodes { path } }
   reviews(last: 100) { nodes { author { login } state submittedAt commit { oid } } }
   commits(last: 1) {
-    nodes {
-      commit {
-        oid
-        statusCheckRollup {
-          state
-          contexts(first: 100) {
-            nodes {
-              __typename
-              ... on StatusContext { context state targetUrl createdAt }
-              ... on CheckRun { name status conclusion detailsUrl completedAt }
-            }
-          }
-        }
-      }
+    nodes { commit { oid statusCheckRollup { state contexts(first: 100) { ...coditectContexts } } } }
+  }
+}
+"""
+
+CONTEXTS_QUERY = """query CoditectContexts($owner: String!, $name: String!, $oid: GitObjectID!, $after: String) {
+  repository(owner: $owner, name: $name) {
+    object(oid: $oid) {
+      ... on Commit { statusCheckRollup { contexts(first: 100, after: $after) { ...coditectContexts } } }
     }
+  }
+}
+""" + _FRAGMENT.split("fragment coditectPr", 1)[0]
+"""The check contexts of one commit after a cursor (the details query reads the first 100)."""
+
+ENQUEUE_MUTATION = """mutation CoditectEnqueue($id: ID!, $head: GitObjectID) {
+  enqueuePullRequest(input: {pullRequestId: $id, expectedHeadOid: $head}) { mergeQueueEntry { id state position } }
+}
+"""
+
+QUEUE_QUERY = """query CoditectQueue($owner: String!, $name: String!, $number: Int!) {
+  repository(owner: $owner, name: $name) {
+    pullRequest(number: $number) { state merged mergeCommit { oid } mergeQueueEntry { state position } }
   }
 }
 """

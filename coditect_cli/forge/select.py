@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -278,12 +279,14 @@ def open_forges(
     *,
     env: Mapping[str, str] | None = None,
     github_factory: Callable[[str, Token], Forge] | None = None,
+    cache_dir: Path | None = None,
 ) -> Iterator[Forges]:
     """Choose and open the forge of every repository in ``repos`` (closed when the block ends).
 
     ``local_factory`` builds the local forge (once, when a repository needs it); ``github_factory`` builds a
     GitHub forge for an API base and a token (default: :class:`~coditect_cli.forge.github.GitHubForge`).
-    Tokens are looked up once per host.
+    Tokens are looked up once per host. ``cache_dir`` keeps the GitHub forge's conditional-request cache (ETags
+    and bodies) across commands.
     """
     tokens: dict[str, Token | None] = {}
 
@@ -295,7 +298,7 @@ def open_forges(
     if github_factory is None:
         from coditect_cli.forge.github import GitHubForge, GitHubOptions
 
-        options = GitHubOptions.from_env(env)
+        options = GitHubOptions.from_env(env, cache_dir)
 
         def github_factory(api: str, token: Token) -> Forge:
             return GitHubForge(api, token.secret, options)

@@ -155,7 +155,13 @@ def _print_view(console: Console, view: PrView) -> None:
         console.print("  checks: [dim]none recorded[/]")
     console.print(f"  mergeable: {mergeable_cell(view)}")
     if pr.state == "open":
-        console.print("  [green]ready to merge[/]" if view.ready else "  [yellow]not ready[/]")
+        from coditect_cli.domain.prs import not_ready_reason
+
+        reason = not_ready_reason(view)
+        if view.ready:
+            console.print("  [green]ready to merge[/]")
+        else:
+            console.print(f"  [yellow]not ready[/]{': ' + escape(reason) if reason else ''}")
 
 
 def print_status(console: Console, report: StatusReport) -> None:

@@ -27,7 +27,7 @@ from coditect_cli.domain.prs import (
     proposal_text,
 )
 from coditect_cli.errors import RefusedError, UsageError
-from coditect_cli.forge.base import ForgeRepo, PrDetails, ProposalSpec, PullRequest
+from coditect_cli.forge.base import ForgeRepo, PrDetails, ProposalSpec, PullRequest, Review
 from coditect_cli.forge.select import Forges
 from coditect_cli.project import Project
 from coditect_cli.state.store import Store
@@ -91,7 +91,14 @@ def session(
         repos[repo.id] = ForgeRepo(repo.id, path, url or None)
     with (
         Store.open(common) as store,
-        open_forges(manifest.forge, manifest.forge_url, repos, lambda: LocalForge(store), env=env) as forges,
+        open_forges(
+            manifest.forge,
+            manifest.forge_url,
+            repos,
+            lambda: LocalForge(store),
+            env=env,
+            cache_dir=common / "coditect" / "github-cache",
+        ) as forges,
     ):
         yield Session(project, manifest, forges, store, common)
 
@@ -301,6 +308,7 @@ def _views(
         pair = pairs_by_branch.get(pr.head)
         info = details.get(pr.number) or PrDetails(pr.number, pr.head_sha)
         needs, unowned = owner_needs(s.manifest, repo_id, info.files or (), pair.stream.id if pair else None)
+        counted = _with_team_reviews(forge, fr, [n.owner for n in needs], info.reviews)
         views.append(
             PrView(
                 stream=pair.stream.id if pair else None,
@@ -309,15 +317,35 @@ def _views(
                 base=pr.base,
                 forge=forge.kind,
                 pr=pr,
-                needs=judge(needs, info.reviews),
+                needs=judge(needs, counted),
                 reviews=info.reviews,
                 checks=info.checks,
                 mergeable=info.mergeable if pr.state == "open" else None,
                 files=info.files,
                 unowned=tuple(unowned),
+                forge_blockers=info.blockers,
             )
         )
     return views
+
+
+def _with_team_reviews(
+    forge: object, repo: ForgeRepo, owners: Sequence[str], reviews: Sequence[Review]
+) -> Sequence[Review]:
+    """``reviews``, plus each team owner's (``@org/team``) verdict given by any one of its members, on a forge
+    that can read team membership (GitHub); elsewhere a team is matched by name only."""
+    from coditect_cli.forge.base import is_team, team_reviews
+
+    teams = [o for o in dict.fromkeys(owners) if is_team(o)]
+    read = getattr(forge, "team_members", None)
+    if not teams or not callable(read) or not reviews:
+        return reviews
+    members: dict[str, frozenset[str]] = {}
+    for team in teams:
+        found = read(repo, team)
+        if found:
+            members[team] = found
+    return team_reviews(reviews, members) if members else reviews
 
 
 def _prefetch(s: Session) -> None:

@@ -166,7 +166,9 @@ def collect(it: Integration, streams: Sequence[str], repos: Sequence[str]) -> di
     for view in stream_views(it.s, pairs, open_only=True):
         if view.pr is None or view.stream is None:
             continue
-        reason = not_ready_reason(view) or ("checks pending" if view.checks_state == "pending" else None)
+        reason = not_ready_reason(view) or (
+            "checks pending" if view.gating_checks_state == "pending" else None
+        )
         if reason is not None:
             not_ready.append(
                 {

@@ -175,7 +175,7 @@ def on_github(isolated_git: Path, tmp_path: Path) -> Iterator[tuple[Path, FakeGi
 
 def test_github_open_list_and_the_token_stays_secret(on_github: tuple[Path, FakeGitHub]) -> None:
     root, fake = on_github
-    env = {"GH_TOKEN": fake.token, "CODITECT_GITHUB_RETRIES": "1"}
+    env = {"GH_TOKEN": fake.token, "CODITECT_GITHUB_RETRIES": "1", "CODITECT_GITHUB_WRITE_INTERVAL": "0"}
     opened = coditect(root, "--verbose", "pr", "open", "backend", env=env)
     assert opened.code == 0, opened.output
     assert "opened backend #1: [phase-1] Backend: auth-service" in opened.stdout
@@ -204,7 +204,9 @@ def test_github_open_list_and_the_token_stays_secret(on_github: tuple[Path, Fake
     assert [n["owner"] for n in row["needs"]] == ["@codi-code-architect"]
     # One list per repository, one GraphQL query for the repository that has PRs.
     assert fake.count("GET", r"/repos/acme/\w+/pulls") == 4 and fake.count("POST", "/api/graphql") == 1
-    assert fake.count() == 5
+    # ...and that repository's integration branch rules, once: settings, protection, rulesets.
+    assert fake.count(path=r"/repos/acme/backend(/branches/.*/protection|/rules/branches/.*)?") == 3
+    assert fake.count() == 8
 
     other = coditect(root, "pr", "approve", "backend", "--as", "@codi-code-architect", env=env)
     assert other.code == 2 and "given by the token's account (@coditect-bot)" in other.stderr, other.output

@@ -7,6 +7,15 @@ a list item has on GitHub, and only the single-PR GET carries ``merged``/``merge
 headers, sends the ``x-ratelimit-*`` headers, checks the token, and records every request so tests and the
 benchmark can count them.
 
+It behaves as GitHub does where coditect met the difference: an account cannot approve its own pull request
+(422), a deleted reviewer's ``user`` is null, a PR's ``mergeable`` is null until computed, statuses and check runs
+are paginated (GraphQL contexts too, 100 per page), GraphQL errors come with HTTP 200 (``RATE_LIMITED``, and
+``NOT_FOUND`` for one PR of a batch), branch protection and rulesets are enforced on merges (405s: required
+checks, reviews, merge methods, linear history, "Base branch was modified", "Changes must be made through the
+merge queue"), a merge queue merges enqueued PRs after a few polls, teams have members, a release on an
+existing tag ignores ``target_commitish``, ``GET /user`` answers 403 to app and Actions tokens, and GETs carry
+ETags and answer ``If-None-Match`` with 304.
+
 Faults are injected per method and path pattern: an error status without side effects, an error status *after*
 the request was carried out (the "502 after create" case), or a sleep longer than the client's timeout.
 Branch heads come from a bare git repository (``git_dir``) when one is given, else from a dict.
@@ -39,6 +48,8 @@ DEFAULT_TOKEN = "ghp_FakeToken0123456789abcdefghijklmnopqrs"
 DOCS = "https://docs.github.com/rest"
 
 _ids = itertools.count(1000)
+_SETTING = {"squash": "allow_squash_merge", "merge": "allow_merge_commit", "rebase": "allow_rebase_merge"}
+_METHOD_NAME = {"squash": "Squash merges", "merge": "Merge commits", "rebase": "Rebase merges"}
 
 
 def _now() -> str:
@@ -58,6 +69,7 @@ class Recorded:
     query: str
     status: int
     seconds: float
+    at: float = 0.0  # time.monotonic() when the request arrived
 
 
 @dataclass
@@ -93,7 +105,25 @@ class FakeRepo:
     releases: list[dict[str, Any]] = field(default_factory=list)
     refs: dict[str, str] = field(default_factory=dict)
     files: dict[int, list[str]] = field(default_factory=dict)
+    tag_objects: dict[str, dict[str, str]] = field(default_factory=dict)  # annotated tag sha -> its object
     mergeable: dict[int, bool | None] = field(default_factory=dict)
+    unknown_mergeable: dict[int, int] = field(default_factory=dict)  # reads answering null/UNKNOWN first
+    protection: dict[str, dict[str, Any]] = field(default_factory=dict)  # branch -> classic protection
+    rulesets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # branch -> active rules
+    protection_status: int | None = None  # e.g. 403: the token cannot read protection (needs admin)
+    settings: dict[str, bool] = field(
+        default_factory=lambda: {
+            "allow_squash_merge": True,
+            "allow_merge_commit": True,
+            "allow_rebase_merge": True,
+        }
+    )
+    base_modified: dict[int, int] = field(
+        default_factory=dict
+    )  # merges answering 405 "Base branch was modified"
+    queue: dict[int, dict[str, Any]] = field(default_factory=dict)  # number -> merge queue entry
+    queue_fail: set[int] = field(default_factory=set)  # PRs whose merge group fails
+    behind: set[int] = field(default_factory=set)  # PRs GitHub reports BEHIND their base
     # git_dir mode: the branch heads read once per request, diffs and merges by (base, head) commit.
     _heads: dict[str, str] | None = None
     _diffs: dict[tuple[str, str], list[str]] = field(default_factory=dict)
@@ -174,6 +204,12 @@ class FakeGitHub:
     def __init__(self, token: str = DEFAULT_TOKEN, *, login: str = "coditect-bot") -> None:
         self.token = token
         self.login = login
+        self.tokens: dict[str, tuple[str, str]] = {token: (login, "user")}  # token -> (login, kind)
+        self.teams: dict[str, list[str]] = {}  # "org/team" -> member logins
+        self.queue_polls = 2  # queue reads before an enqueued PR's merge group finishes
+        self.graphql_faults: list[dict[str, Any]] = []  # errors answered with HTTP 200
+        self._actor = login
+        self._kind = "user"
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
@@ -190,6 +226,11 @@ class FakeGitHub:
             ("GET", f"{p}/user", self._user),
             ("GET", f"{p}/rate_limit", self._rate),
             ("GET", repo, self._repo_get),
+            ("GET", f"{repo}/branches/<path:branch>/protection", self._protection_get),
+            ("GET", f"{repo}/rules/branches/<path:branch>", self._rules_get),
+            ("GET", f"{p}/orgs/<org>/teams/<team>/members", self._team_members),
+            ("GET", f"{repo}/git/tags/<sha>", self._tag_object_get),
+            ("POST", f"{repo}/git/tags", self._tag_object_create),
             ("GET", f"{repo}/pulls", self._pulls_list),
             ("POST", f"{repo}/pulls", self._pulls_create),
             ("GET", f"{repo}/pulls/<int:number>", self._pull_get),
@@ -203,6 +244,7 @@ class FakeGitHub:
             ("GET", f"{repo}/issues/<int:number>/comments", self._comments_list),
             ("POST", f"{repo}/issues/<int:number>/comments", self._comments_create),
             ("GET", f"{repo}/releases/tags/<path:tag>", self._release_get),
+            ("GET", f"{repo}/releases", self._releases_list),
             ("POST", f"{repo}/releases", self._release_create),
             ("GET", f"{repo}/git/ref/<path:ref>", self._ref_get),
             ("POST", f"{repo}/git/refs", self._ref_create),
@@ -270,22 +312,105 @@ class FakeGitHub:
         return repo
 
     def add_pull(
-        self, full_name: str, head: str, base: str, title: str = "", *, state: str = "open"
+        self,
+        full_name: str,
+        head: str,
+        base: str,
+        title: str = "",
+        *,
+        state: str = "open",
+        draft: bool = False,
+        author: str | None = None,
     ) -> dict[str, Any]:
-        """Seed a pull request directly (no request recorded)."""
+        """Seed a pull request directly (no request recorded), opened by ``author`` (default: the token's)."""
         with self._lock:
             repo = self.repos[full_name]
             if repo.git_dir is None and head not in repo.branches:
                 repo.branches[head] = _fake_sha(full_name, head)
             if repo.git_dir is None and base not in repo.branches:
                 repo.branches[base] = _fake_sha(full_name, base)
-            return self._new_pull(repo, head, base, title or f"PR of {head}", "", state=state)
+            pull = self._new_pull(repo, head, base, title or f"PR of {head}", "", state=state)
+            pull["draft"] = draft
+            if author is not None:
+                pull["user"] = author
+            return pull
 
-    def add_review(self, full_name: str, number: int, login: str, state: str, body: str = "") -> None:
-        """Seed a review by ``login`` (APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED)."""
+    def add_review(self, full_name: str, number: int, login: str | None, state: str, body: str = "") -> None:
+        """Seed a review by ``login`` (APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED); None: a deleted account
+        (GitHub then sends ``user: null``)."""
         with self._lock:
             repo = self.repos[full_name]
             self._new_review(repo, number, login, state, body)
+
+    def add_token(self, token: str, login: str, kind: str = "user") -> None:
+        """Accept ``token`` as ``login``'s. ``kind``: ``user`` (a personal or fine-grained token), ``app`` (an app
+        installation: ``GET /user`` answers 403, GraphQL ``viewer`` works) or ``actions`` (Actions'
+        ``GITHUB_TOKEN``: both refuse)."""
+        with self._lock:
+            self.tokens[token] = (login, kind)
+
+    def add_team(self, team: str, members: list[str]) -> None:
+        """Team ``org/team`` with ``members`` (logins)."""
+        with self._lock:
+            self.teams[team.lstrip("@").lower()] = list(members)
+
+    def protect(
+        self,
+        full_name: str,
+        branch: str,
+        *,
+        checks: tuple[str, ...] = (),
+        strict: bool = False,
+        approvals: int = 0,
+        code_owners: bool = False,
+        linear: bool = False,
+    ) -> None:
+        """Classic branch protection of ``branch`` (as ``GET …/protection`` returns it)."""
+        with self._lock:
+            api = f"{self.base_url}/repos/{full_name}/branches/{branch}/protection"
+            rules: dict[str, Any] = {"url": api}
+            if checks or strict:
+                rules["required_status_checks"] = {
+                    "url": f"{api}/required_status_checks",
+                    "strict": strict,
+                    "contexts": list(checks),
+                    "checks": [{"context": c, "app_id": None} for c in checks],
+                }
+            if approvals or code_owners:
+                rules["required_pull_request_reviews"] = {
+                    "url": f"{api}/required_pull_request_reviews",
+                    "dismiss_stale_reviews": False,
+                    "require_code_owner_reviews": code_owners,
+                    "required_approving_review_count": approvals,
+                    "require_last_push_approval": False,
+                }
+            rules["required_linear_history"] = {"enabled": linear}
+            rules["enforce_admins"] = {"url": f"{api}/enforce_admins", "enabled": False}
+            self.repos[full_name].protection[branch] = rules
+
+    def add_rule(self, full_name: str, branch: str, kind: str, **parameters: Any) -> None:
+        """An active ruleset rule on ``branch`` (``GET …/rules/branches/b``): ``merge_queue``, ``pull_request``,
+        ``required_status_checks``, ``required_linear_history``…"""
+        with self._lock:
+            rule: dict[str, Any] = {
+                "type": kind,
+                "ruleset_source_type": "Repository",
+                "ruleset_source": full_name,
+                "ruleset_id": next(_ids),
+            }
+            if parameters:
+                rule["parameters"] = parameters
+            self.repos[full_name].rulesets.setdefault(branch, []).append(rule)
+
+    def graphql_error(
+        self, error_type: str, message: str, *, times: int = 1, headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer the next ``times`` GraphQL requests with HTTP 200 and ``{"errors": [{"type": error_type}]}``
+        (what GitHub does for ``RATE_LIMITED``)."""
+        with self._lock:
+            self.graphql_faults.append(
+                {"type": error_type, "message": message, "times": times, "headers": dict(headers or {})}
+            )
 
     def add_check_run(self, full_name: str, sha: str, name: str, status: str, conclusion: str | None) -> None:
         """Seed a check run (status queued/in_progress/completed; conclusion success/failure/…)."""
@@ -343,14 +468,22 @@ class FakeGitHub:
             },
         )
 
-    def secondary_rate_limit(self, method: str, path: str, *, retry_after: int = 60, times: int = 1) -> Fault:
-        """GitHub's secondary limit: 403 with ``retry-after``."""
+    def secondary_rate_limit(
+        self, method: str, path: str, *, retry_after: int | None = 60, times: int = 1
+    ) -> Fault:
+        """GitHub's secondary limit: 403 with ``retry-after`` (None: without it, as GitHub sometimes answers; the
+        primary limit's headers then still show requests remaining)."""
+        headers = (
+            {"retry-after": str(retry_after)}
+            if retry_after is not None
+            else {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4321", "x-ratelimit-used": "679"}
+        )
         return self.fail(
             method,
             path,
             status=403,
             times=times,
-            headers={"retry-after": str(retry_after)},
+            headers=headers,
             body={
                 "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try "
                 "again. If you reach out to GitHub Support for help, please include the request ID.",
@@ -382,6 +515,7 @@ class FakeGitHub:
 
     def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
+        arrived = time.monotonic()
         started = time.perf_counter()
         response = self._dispatch(request)
         with self._lock:
@@ -392,6 +526,7 @@ class FakeGitHub:
                     request.query_string.decode(),
                     response.status_code,
                     time.perf_counter() - started,
+                    arrived,
                 )
             )
         return response(environ, start_response)
@@ -407,7 +542,9 @@ class FakeGitHub:
 
     def _dispatch(self, request: Request) -> Response:
         auth = request.headers.get("Authorization", "")
-        if auth not in (f"token {self.token}", f"Bearer {self.token}"):
+        scheme, _, given = auth.partition(" ")
+        who = self.tokens.get(given) if scheme in ("token", "Bearer") else None
+        if who is None:
             return self._json({"message": "Bad credentials", "documentation_url": DOCS}, 401)
         with self._lock:
             for repo in self.repos.values():
@@ -420,6 +557,7 @@ class FakeGitHub:
         try:
             endpoint, args = self._map.bind_to_environ(request.environ).match()
             with self._lock:
+                self._actor, self._kind = who
                 response = self._routes[endpoint](request, **args)
         except NotFound:
             response = self._json({"message": "Not Found", "documentation_url": DOCS}, 404)
@@ -427,6 +565,16 @@ class FakeGitHub:
             response = self._json({"message": exc.description or "error"}, exc.code or 500)
         if fault is not None and fault.status is not None and fault.after:
             return self._fault_response(fault)
+        if request.method == "GET" and response.status_code == 200:
+            etag = 'W/"' + hashlib.sha1(response.get_data()).hexdigest() + '"'
+            response.headers["ETag"] = etag
+            if request.headers.get("If-None-Match") == etag:
+                self.rate_used -= 1  # GitHub: a 304 to a conditional request costs no rate limit
+                unchanged = Response(status=304)
+                for key in ("ETag", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"):
+                    if key in response.headers:
+                        unchanged.headers[key] = response.headers[key]
+                return unchanged
         return response
 
     def _fault_response(self, fault: Fault) -> Response:
@@ -502,6 +650,7 @@ class FakeGitHub:
             "url": f"{self.base_url}/repos/{repo.full_name}",
             "default_branch": "main",
             "visibility": "private",
+            **repo.settings,
         }
 
     def _repo(self, owner: str, name: str) -> FakeRepo:
@@ -531,7 +680,8 @@ class FakeGitHub:
             "head_sha": repo.sha_of(head),
             "created_at": now,
             "updated_at": now,
-            "user": self.login,
+            "user": self._actor,
+            "draft": False,
         }
         repo.pulls[number] = pull
         return pull
@@ -598,17 +748,17 @@ class FakeGitHub:
             },
             "author_association": "OWNER",
             "auto_merge": None,
-            "draft": False,
+            "draft": bool(pull.get("draft")),
         }
         if full:
-            mergeable = repo.is_mergeable(n) if pull["state"] == "open" else None
+            mergeable = self._mergeable_now(repo, pull)
             files = repo.changed_files(n)
             data.update(
                 merged=pull["merged"],
                 mergeable=mergeable,
                 rebaseable=mergeable,
                 mergeable_state={True: "clean", False: "dirty", None: "unknown"}[mergeable],
-                merged_by=self._user_json(self.login) if pull["merged"] else None,
+                merged_by=self._user_json(pull.get("merged_by") or self.login) if pull["merged"] else None,
                 comments=len(repo.comments.get(n, [])),
                 review_comments=0,
                 maintainer_can_modify=False,
@@ -619,7 +769,19 @@ class FakeGitHub:
             )
         return data
 
-    def _new_review(self, repo: FakeRepo, number: int, login: str, state: str, body: str) -> dict[str, Any]:
+    def _mergeable_now(self, repo: FakeRepo, pull: dict[str, Any]) -> bool | None:
+        """``mergeable`` as GitHub answers it: null for merged/closed PRs, and while not computed yet."""
+        n = pull["number"]
+        if pull["state"] != "open":
+            return None
+        if repo.unknown_mergeable.get(n, 0) > 0:
+            repo.unknown_mergeable[n] -= 1
+            return None
+        return repo.is_mergeable(n)
+
+    def _new_review(
+        self, repo: FakeRepo, number: int, login: str | None, state: str, body: str, commit: str | None = None
+    ) -> dict[str, Any]:
         pull = repo.pulls[number]
         review = {
             "id": next(_ids),
@@ -627,7 +789,7 @@ class FakeGitHub:
             "state": state,
             "body": body,
             "submitted_at": _now(),
-            "commit_id": repo.sha_of(pull["head"]) or pull["head_sha"],
+            "commit_id": commit or repo.sha_of(pull["head"]) or pull["head_sha"],
         }
         repo.reviews.setdefault(number, []).append(review)
         return review
@@ -637,7 +799,7 @@ class FakeGitHub:
         return {
             "id": review["id"],
             "node_id": f"PRR_{review['id']}",
-            "user": self._user_json(review["login"]),
+            "user": self._user_json(review["login"]) if review["login"] else None,
             "body": review["body"],
             "state": review["state"],
             "html_url": f"{self.root_url}/{repo.full_name}/pull/{number}#pullrequestreview-{review['id']}",
@@ -663,7 +825,7 @@ class FakeGitHub:
             "context": status["context"],
             "created_at": status["created_at"],
             "updated_at": status["created_at"],
-            "creator": self._user_json(self.login),
+            "creator": self._user_json(status.get("creator") or self.login),
         }
 
     def _latest_statuses(self, repo: FakeRepo, sha: str) -> list[dict[str, Any]]:
@@ -675,7 +837,11 @@ class FakeGitHub:
     # ------------------------------------------------------------------------------------------ REST endpoints
 
     def _user(self, request: Request) -> Response:
-        return self._json({**self._user_json(self.login), "name": "Coditect Bot", "email": None})
+        if self._kind != "user":  # app installation tokens and Actions' GITHUB_TOKEN
+            return self._json(
+                {"message": "Resource not accessible by integration", "documentation_url": DOCS}, 403
+            )
+        return self._json({**self._user_json(self._actor), "name": "Coditect Bot", "email": None})
 
     def _rate(self, request: Request) -> Response:
         core = {
@@ -688,6 +854,26 @@ class FakeGitHub:
 
     def _repo_get(self, request: Request, owner: str, name: str) -> Response:
         return self._json(self._repo_json(self._repo(owner, name)))
+
+    def _protection_get(self, request: Request, owner: str, name: str, branch: str) -> Response:
+        repo = self._repo(owner, name)
+        if repo.protection_status == 403:
+            return self._json(
+                {"message": "Resource not accessible by integration", "documentation_url": DOCS}, 403
+            )
+        if branch not in repo.protection:
+            return self._json({"message": "Branch not protected", "documentation_url": DOCS}, 404)
+        return self._json(repo.protection[branch])
+
+    def _rules_get(self, request: Request, owner: str, name: str, branch: str) -> Response:
+        repo = self._repo(owner, name)
+        return self._paginate(request, list(repo.rulesets.get(branch, [])))
+
+    def _team_members(self, request: Request, org: str, team: str) -> Response:
+        members = self.teams.get(f"{org}/{team}".lower())
+        if members is None:
+            raise NotFound()
+        return self._paginate(request, [self._user_json(m) for m in members])
 
     def _pulls_list(self, request: Request, owner: str, name: str) -> Response:
         repo = self._repo(owner, name)
@@ -768,7 +954,18 @@ class FakeGitHub:
             return self._json(
                 {"message": "Unprocessable Entity", "errors": ["Can not approve a closed pull request"]}, 422
             )
-        review = self._new_review(repo, number, self.login, state, str(body.get("body") or ""))
+        if repo.pulls[number]["user"] == self._actor and state in ("APPROVED", "CHANGES_REQUESTED"):
+            verb = "approve" if state == "APPROVED" else "request changes on"
+            return self._json(
+                {
+                    "message": "Unprocessable Entity",
+                    "errors": [f"Can not {verb} your own pull request"],
+                    "documentation_url": f"{DOCS}/pulls/reviews#create-a-review-for-a-pull-request",
+                },
+                422,
+            )
+        commit = body.get("commit_id")
+        review = self._new_review(repo, number, self._actor, state, str(body.get("body") or ""), commit)
         return self._json(self._review_json(repo, number, review))
 
     def _files_list(self, request: Request, owner: str, name: str, number: int) -> Response:
@@ -792,6 +989,99 @@ class FakeGitHub:
         ]
         return self._paginate(request, items)
 
+    def rules_of(self, repo: FakeRepo, branch: str) -> dict[str, Any]:
+        """The protection and ruleset rules in force on ``branch``, merged (what the merge endpoint enforces)."""
+        out: dict[str, Any] = {
+            "checks": [],
+            "strict": False,
+            "approvals": 0,
+            "code_owners": False,
+            "linear": False,
+            "queue": None,
+            "methods": None,
+        }
+        classic = repo.protection.get(branch)
+        if classic:
+            checks = classic.get("required_status_checks") or {}
+            out["checks"] += list(checks.get("contexts") or [])
+            out["strict"] = bool(checks.get("strict"))
+            reviews = classic.get("required_pull_request_reviews") or {}
+            out["approvals"] = int(reviews.get("required_approving_review_count") or 0)
+            out["code_owners"] = bool(reviews.get("require_code_owner_reviews"))
+            out["linear"] = bool((classic.get("required_linear_history") or {}).get("enabled"))
+        for rule in repo.rulesets.get(branch, []):
+            params = rule.get("parameters") or {}
+            if rule["type"] == "required_status_checks":
+                out["checks"] += [c["context"] for c in params.get("required_status_checks") or []]
+                out["strict"] = out["strict"] or bool(params.get("strict_required_status_checks_policy"))
+            elif rule["type"] == "pull_request":
+                out["approvals"] = max(
+                    out["approvals"], int(params.get("required_approving_review_count") or 0)
+                )
+                out["code_owners"] = out["code_owners"] or bool(params.get("require_code_owner_review"))
+                if params.get("allowed_merge_methods"):
+                    out["methods"] = [str(m).lower() for m in params["allowed_merge_methods"]]
+            elif rule["type"] == "merge_queue":
+                out["queue"] = params
+            elif rule["type"] == "required_linear_history":
+                out["linear"] = True
+        return out
+
+    def _check_states(self, repo: FakeRepo, sha: str) -> dict[str, str]:
+        """Each check context of ``sha`` and its state: SUCCESS, FAILURE or PENDING."""
+        out: dict[str, str] = {}
+        for status in self._latest_statuses(repo, sha):
+            out[status["context"]] = {"success": "SUCCESS", "pending": "PENDING"}.get(
+                status["state"], "FAILURE"
+            )
+        for run in repo.check_runs.get(sha, []):
+            if run["status"] != "completed":
+                out[run["name"]] = "PENDING"
+            else:
+                good = run["conclusion"] in ("success", "neutral", "skipped")
+                out[run["name"]] = "SUCCESS" if good else "FAILURE"
+        return out
+
+    def _review_decision(self, repo: FakeRepo, pull: dict[str, Any]) -> str | None:
+        rules = self.rules_of(repo, pull["base"])
+        if not rules["approvals"] and not rules["code_owners"]:
+            return None
+        latest: dict[str, str] = {}
+        for review in repo.reviews.get(pull["number"], []):
+            if review["state"] in ("APPROVED", "CHANGES_REQUESTED") and review["login"]:
+                latest[review["login"]] = review["state"]
+        if "CHANGES_REQUESTED" in latest.values():
+            return "CHANGES_REQUESTED"
+        approved = sum(1 for v in latest.values() if v == "APPROVED")
+        return "APPROVED" if approved >= max(1, rules["approvals"]) else "REVIEW_REQUIRED"
+
+    def _merge_refusal(self, repo: FakeRepo, pull: dict[str, Any], method: str) -> str | None:
+        """Why GitHub would refuse to merge ``pull`` with ``method`` now (405), or None."""
+        rules = self.rules_of(repo, pull["base"])
+        if pull.get("draft"):
+            return "Pull Request is still a draft"
+        allowed = {m for m in ("squash", "merge", "rebase") if repo.settings.get(_SETTING[m], True)}
+        if rules["methods"] is not None:
+            allowed &= set(rules["methods"])
+        if method not in allowed:
+            return f"{_METHOD_NAME[method]} are not allowed on this repository."
+        if rules["linear"] and method == "merge":
+            return "This branch must not contain merge commits."
+        head = repo.sha_of(pull["head"]) or pull["head_sha"] or ""
+        states = self._check_states(repo, head)
+        for context in rules["checks"]:
+            if states.get(context) != "SUCCESS":
+                word = "expected" if context not in states or states[context] == "PENDING" else "failing"
+                return f'Required status check "{context}" is {word}.'
+        decision = self._review_decision(repo, pull)
+        if decision == "REVIEW_REQUIRED":
+            return "At least 1 approving review is required by reviewers with write access."
+        if decision == "CHANGES_REQUESTED":
+            return "Changes have been requested on this pull request."
+        if rules["strict"] and pull["number"] in repo.behind:
+            return "Head branch is out of date. Review and try the merge again."
+        return None
+
     def _merge(self, request: Request, owner: str, name: str, number: int) -> Response:
         repo = self._repo(owner, name)
         if number not in repo.pulls:
@@ -800,6 +1090,19 @@ class FakeGitHub:
         body = request.get_json(force=True) or {}
         if pull["state"] != "open":
             return self._json({"message": "Pull Request is not mergeable", "documentation_url": DOCS}, 405)
+        if self.rules_of(repo, pull["base"])["queue"] is not None:
+            return self._json(
+                {"message": "Changes must be made through the merge queue", "documentation_url": DOCS}, 405
+            )
+        if repo.base_modified.get(number, 0) > 0:
+            repo.base_modified[number] -= 1
+            return self._json(
+                {
+                    "message": "Base branch was modified. Review and try the merge again.",
+                    "documentation_url": DOCS,
+                },
+                405,
+            )
         head_sha = repo.sha_of(pull["head"]) or pull["head_sha"]
         if body.get("sha") and body["sha"] != head_sha:
             return self._json(
@@ -817,7 +1120,16 @@ class FakeGitHub:
                 {"message": "Validation Failed", "errors": [{"field": "merge_method", "code": "invalid"}]},
                 422,
             )
-        sha = _fake_sha(repo.full_name, number, method, head_sha)
+        refusal = self._merge_refusal(repo, pull, method)
+        if refusal is not None:
+            return self._json({"message": refusal, "documentation_url": DOCS}, 405)
+        sha = self.merge_now(repo, pull, method)
+        return self._json({"sha": sha, "merged": True, "message": "Pull Request successfully merged"})
+
+    def merge_now(self, repo: FakeRepo, pull: dict[str, Any], method: str) -> str:
+        """Merge ``pull`` (no checks): mark it merged, move the base (without git), return the merge commit."""
+        head_sha = repo.sha_of(pull["head"]) or pull["head_sha"]
+        sha = _fake_sha(repo.full_name, pull["number"], method, head_sha)
         now = _now()
         pull.update(
             state="closed",
@@ -828,10 +1140,11 @@ class FakeGitHub:
             merge_commit_sha=sha,
             head_sha=head_sha,
             merge_method=method,
+            merged_by=self._actor,
         )
         if repo.git_dir is None:
             repo.branches[pull["base"]] = sha
-        return self._json({"sha": sha, "merged": True, "message": "Pull Request successfully merged"})
+        return sha
 
     def _combined_status(self, request: Request, owner: str, name: str, ref: str) -> Response:
         repo = self._repo(owner, name)
@@ -843,17 +1156,21 @@ class FakeGitHub:
             if states & {"failure", "error"}
             else ("pending" if "pending" in states or not states else "success")
         )
-        return self._json(
-            {
-                "state": overall,
-                "statuses": [self._status_json(repo, s) for s in statuses],
-                "sha": sha,
-                "total_count": len(statuses),
-                "repository": self._repo_json(repo),
-                "commit_url": f"{self.base_url}/repos/{repo.full_name}/commits/{sha}",
-                "url": f"{self.base_url}/repos/{repo.full_name}/commits/{sha}/status",
-            }
+        paged = self._paginate(request, [self._status_json(repo, s) for s in statuses])
+        paged.set_data(
+            json.dumps(
+                {
+                    "state": overall,
+                    "statuses": json.loads(paged.get_data()),
+                    "sha": sha,
+                    "total_count": len(statuses),
+                    "repository": self._repo_json(repo),
+                    "commit_url": f"{self.base_url}/repos/{repo.full_name}/commits/{sha}",
+                    "url": f"{self.base_url}/repos/{repo.full_name}/commits/{sha}/status",
+                }
+            )
         )
+        return paged
 
     def _check_runs(self, request: Request, owner: str, name: str, ref: str) -> Response:
         repo = self._repo(owner, name)
@@ -873,7 +1190,10 @@ class FakeGitHub:
             }
             for r in repo.check_runs.get(sha, [])
         ]
-        return self._json({"total_count": len(runs), "check_runs": runs})
+        paged = self._paginate(request, runs)
+        data = json.loads(paged.get_data())
+        paged.set_data(json.dumps({"total_count": len(runs), "check_runs": data}))
+        return paged
 
     def _status_create(self, request: Request, owner: str, name: str, sha: str) -> Response:
         repo = self._repo(owner, name)
@@ -884,6 +1204,7 @@ class FakeGitHub:
             )
         status = {
             "id": next(_ids),
+            "creator": self._actor,
             "sha": sha,
             "state": body["state"],
             "context": body.get("context") or "default",
@@ -923,7 +1244,7 @@ class FakeGitHub:
         comment = {
             "id": next(_ids),
             "body": str(body.get("body") or ""),
-            "login": self.login,
+            "login": self._actor,
             "created_at": _now(),
         }
         repo.comments.setdefault(number, []).append(comment)
@@ -948,7 +1269,7 @@ class FakeGitHub:
             "prerelease": False,
             "created_at": release["created_at"],
             "published_at": release["created_at"],
-            "author": self._user_json(self.login),
+            "author": self._user_json(release.get("author") or self.login),
             "assets": [],
         }
 
@@ -979,9 +1300,71 @@ class FakeGitHub:
             "body": body.get("body"),
             "created_at": _now(),
         }
+        # GitHub: target_commitish is "unused if the Git tag already exists"; the release is on the tag's commit.
+        if self._tag_ref(repo, f"refs/tags/{tag}") is None:
+            target = str(body.get("target_commitish") or "main")
+            repo.refs[f"refs/tags/{tag}"] = repo.sha_of(target) or target
+        release["author"] = self._actor
         repo.releases.append(release)
-        repo.refs.setdefault(f"refs/tags/{tag}", str(release["target_commitish"]))
         return self._json(self._release_json(repo, release), 201)
+
+    def _releases_list(self, request: Request, owner: str, name: str) -> Response:
+        repo = self._repo(owner, name)
+        return self._paginate(request, [self._release_json(repo, r) for r in reversed(repo.releases)])
+
+    def _tag_ref(self, repo: FakeRepo, ref: str) -> tuple[str, str] | None:
+        """(object sha, object type) of tag ref ``ref``: seeded, or read from the bare repository."""
+        if ref in repo.refs:
+            sha = repo.refs[ref]
+            return sha, "tag" if sha in repo.tag_objects else "commit"
+        if repo.git_dir is not None:
+            out = repo._git("for-each-ref", "--format=%(objectname) %(objecttype)", ref).stdout.split()
+            if len(out) == 2:
+                return out[0], out[1]
+        return None
+
+    def _tag_object_get(self, request: Request, owner: str, name: str, sha: str) -> Response:
+        repo = self._repo(owner, name)
+        if sha in repo.tag_objects:
+            target = repo.tag_objects[sha]
+        elif repo.git_dir is not None and repo._git("cat-file", "-t", sha).stdout.strip() == "tag":
+            header = repo._git("cat-file", "-p", sha).stdout.split("\n\n", 1)[0].splitlines()
+            fields = dict(line.split(" ", 1) for line in header if " " in line)
+            target = {
+                "sha": fields.get("object", ""),
+                "type": fields.get("type", "commit"),
+                "tag": fields.get("tag", ""),
+            }
+        else:
+            raise NotFound()
+        api = f"{self.base_url}/repos/{repo.full_name}/git"
+        return self._json(
+            {
+                "node_id": f"TAG_{sha[:8]}",
+                "tag": target.get("tag", ""),
+                "sha": sha,
+                "url": f"{api}/tags/{sha}",
+                "message": "",
+                "tagger": {"name": "coditect", "email": "coditect@example.invalid", "date": _now()},
+                "object": {
+                    "type": target["type"],
+                    "sha": target["sha"],
+                    "url": f"{api}/commits/{target['sha']}",
+                },
+                "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None},
+            }
+        )
+
+    def _tag_object_create(self, request: Request, owner: str, name: str) -> Response:
+        repo = self._repo(owner, name)
+        body = request.get_json(force=True) or {}
+        sha = _fake_sha("tag", body.get("tag"), body.get("object"))
+        repo.tag_objects[sha] = {
+            "sha": str(body.get("object")),
+            "type": str(body.get("type") or "commit"),
+            "tag": str(body.get("tag")),
+        }
+        return self._tag_object_get(request, owner, name, sha)
 
     def _ref_json(self, repo: FakeRepo, ref: str, sha: str) -> dict[str, Any]:
         return {
@@ -998,6 +1381,11 @@ class FakeGitHub:
     def _ref_get(self, request: Request, owner: str, name: str, ref: str) -> Response:
         repo = self._repo(owner, name)
         full = f"refs/{ref}"
+        found = self._tag_ref(repo, full) if full.startswith("refs/tags/") else None
+        if found is not None:
+            data = self._ref_json(repo, full, found[0])
+            data["object"]["type"] = found[1]
+            return self._json(data)
         if full in repo.refs:
             return self._json(self._ref_json(repo, full, repo.refs[full]))
         raise NotFound()
@@ -1014,42 +1402,70 @@ class FakeGitHub:
     # ------------------------------------------------------------------------------------------ GraphQL
 
     _ALIAS = re.compile(r"(\w+)\s*:\s*pullRequest\(\s*number:\s*(\d+)\s*\)")
+    PAGE = 100  # contexts per page, as GitHub's ``first: 100``
+
+    def _graphql_response(self, data: Any, errors: list[dict[str, Any]] | None = None) -> Response:
+        body: dict[str, Any] = {"data": data}
+        if errors:
+            body["errors"] = errors
+        response = self._json(body)
+        response.headers["x-ratelimit-resource"] = "graphql"
+        return response
 
     def _graphql(self, request: Request) -> Response:
         payload = request.get_json(force=True) or {}
         query = str(payload.get("query", ""))
         variables = payload.get("variables") or {}
+        for fault in self.graphql_faults:
+            if fault["times"] > 0:
+                fault["times"] -= 1
+                response = self._json({"errors": [{"type": fault["type"], "message": fault["message"]}]})
+                for key, value in fault["headers"].items():
+                    response.headers[key] = value
+                return response
+        if "viewer" in query and "repository" not in query:
+            if self._kind == "actions":
+                return self._json(
+                    {"errors": [{"type": "FORBIDDEN", "message": "Resource not accessible by integration"}]}
+                )
+            return self._graphql_response({"viewer": {"login": self._actor}})
+        if "enqueuePullRequest" in query:
+            return self._graphql_enqueue(variables)
         if "repository(owner: $owner, name: $name)" not in query:
             return self._json({"errors": [{"message": "the fake GitHub answers only coditect's queries"}]})
         repo = self.repos.get(f"{variables.get('owner')}/{variables.get('name')}")
         if repo is None:
-            return self._json(
-                {
-                    "data": {"repository": None},
-                    "errors": [
-                        {
-                            "type": "NOT_FOUND",
-                            "path": ["repository"],
-                            "message": "Could not resolve to a Repository.",
-                        }
-                    ],
-                }
+            return self._graphql_response(
+                {"repository": None},
+                [
+                    {
+                        "type": "NOT_FOUND",
+                        "path": ["repository"],
+                        "message": "Could not resolve to a Repository.",
+                    }
+                ],
             )
+        if "object(oid: $oid)" in query:
+            return self._graphql_contexts(repo, str(variables.get("oid")), variables.get("after"))
+        if "pullRequest(number: $number)" in query:
+            return self._graphql_queue_state(repo, int(variables.get("number") or 0))
         out: dict[str, Any] = {}
+        errors: list[dict[str, Any]] = []
         for alias, number in self._ALIAS.findall(query):
             pull = repo.pulls.get(int(number))
             out[alias] = None if pull is None else self._graphql_pull(repo, pull)
-        response = self._json({"data": {"repository": out}})
-        response.headers["x-ratelimit-resource"] = "graphql"
-        return response
+            if pull is None:
+                errors.append(
+                    {
+                        "type": "NOT_FOUND",
+                        "path": ["repository", alias],
+                        "locations": [{"line": 3, "column": 5}],
+                        "message": f"Could not resolve to a PullRequest with the number of {number}.",
+                    }
+                )
+        return self._graphql_response({"repository": out}, errors)
 
-    def _graphql_pull(self, repo: FakeRepo, pull: dict[str, Any]) -> dict[str, Any]:
-        n = pull["number"]
-        head = (
-            pull["head_sha"] if pull["state"] == "closed" else (repo.sha_of(pull["head"]) or pull["head_sha"])
-        )
-        mergeable = repo.is_mergeable(n) if pull["state"] == "open" else None
-        files = repo.changed_files(n)
+    def _contexts(self, repo: FakeRepo, sha: str) -> list[dict[str, Any]]:
         contexts: list[dict[str, Any]] = [
             {
                 "__typename": "StatusContext",
@@ -1058,7 +1474,7 @@ class FakeGitHub:
                 "targetUrl": s["target_url"],
                 "createdAt": s["created_at"],
             }
-            for s in self._latest_statuses(repo, head or "")
+            for s in self._latest_statuses(repo, sha)
         ]
         contexts += [
             {
@@ -1069,8 +1485,29 @@ class FakeGitHub:
                 "detailsUrl": r["html_url"],
                 "completedAt": r["completed_at"],
             }
-            for r in repo.check_runs.get(head or "", [])
+            for r in repo.check_runs.get(sha, [])
         ]
+        return contexts
+
+    def _context_page(self, contexts: list[dict[str, Any]], after: Any) -> dict[str, Any]:
+        start = int(str(after)) if after else 0
+        chunk = contexts[start : start + self.PAGE]
+        more = start + self.PAGE < len(contexts)
+        return {"pageInfo": {"hasNextPage": more, "endCursor": str(start + len(chunk))}, "nodes": chunk}
+
+    def _graphql_contexts(self, repo: FakeRepo, oid: str, after: Any) -> Response:
+        contexts = self._contexts(repo, oid)
+        rollup = {"contexts": self._context_page(contexts, after)} if contexts else None
+        return self._graphql_response({"repository": {"object": {"statusCheckRollup": rollup}}})
+
+    def _graphql_pull(self, repo: FakeRepo, pull: dict[str, Any]) -> dict[str, Any]:
+        n = pull["number"]
+        head = (
+            pull["head_sha"] if pull["state"] == "closed" else (repo.sha_of(pull["head"]) or pull["head_sha"])
+        )
+        mergeable = self._mergeable_now(repo, pull)
+        files = repo.changed_files(n)
+        contexts = self._contexts(repo, head or "")
         rollup = None
         if contexts:
             states = {c.get("state") or c.get("conclusion") or "PENDING" for c in contexts}
@@ -1078,17 +1515,32 @@ class FakeGitHub:
                 "state": "FAILURE"
                 if states & {"FAILURE", "ERROR"}
                 else ("PENDING" if "PENDING" in states else "SUCCESS"),
-                "contexts": {"nodes": contexts},
+                "contexts": self._context_page(contexts, None),
             }
+        if pull["state"] != "open":
+            merge_state = "UNKNOWN"
+        elif pull.get("draft"):
+            merge_state = "DRAFT"
+        elif mergeable is None:
+            merge_state = "UNKNOWN"
+        elif mergeable is False:
+            merge_state = "DIRTY"
+        elif self._merge_refusal(repo, pull, self._allowed_method(repo, pull)) is not None:
+            merge_state = "BEHIND" if n in repo.behind else "BLOCKED"
+        else:
+            merge_state = "CLEAN"
         return {
             "number": n,
             "headRefOid": head,
+            "isDraft": bool(pull.get("draft")),
             "mergeable": {True: "MERGEABLE", False: "CONFLICTING", None: "UNKNOWN"}[mergeable],
+            "mergeStateStatus": merge_state,
+            "reviewDecision": self._review_decision(repo, pull),
             "files": {"totalCount": len(files), "nodes": [{"path": p} for p in files[:100]]},
             "reviews": {
                 "nodes": [
                     {
-                        "author": {"login": r["login"]},
+                        "author": {"login": r["login"]} if r["login"] else None,
                         "state": r["state"],
                         "submittedAt": r["submitted_at"],
                         "commit": {"oid": r["commit_id"]},
@@ -1098,3 +1550,60 @@ class FakeGitHub:
             },
             "commits": {"nodes": [{"commit": {"oid": head, "statusCheckRollup": rollup}}]},
         }
+
+    def _allowed_method(self, repo: FakeRepo, pull: dict[str, Any]) -> str:
+        methods = self.rules_of(repo, pull["base"])["methods"]
+        for method in ("squash", "merge", "rebase"):
+            if repo.settings.get(_SETTING[method], True) and (methods is None or method in methods):
+                return method
+        return "merge"
+
+    def _graphql_enqueue(self, variables: dict[str, Any]) -> Response:
+        node_id = str(variables.get("id") or "")
+        for repo in self.repos.values():
+            for pull in repo.pulls.values():
+                if f"PR_{pull['id']}" != node_id:
+                    continue
+                head = repo.sha_of(pull["head"]) or pull["head_sha"]
+                if variables.get("head") and variables["head"] != head:
+                    return self._json(
+                        {"errors": [{"type": "UNPROCESSABLE", "message": "Head ref was modified"}]}
+                    )
+                entry = {"id": f"MQE_{pull['id']}", "state": "QUEUED", "position": len(repo.queue) + 1}
+                entry["polls"] = self.queue_polls
+                repo.queue[pull["number"]] = entry
+                shown = {k: v for k, v in entry.items() if k != "polls"}
+                return self._graphql_response({"enqueuePullRequest": {"mergeQueueEntry": shown}})
+        return self._graphql_response(
+            {"enqueuePullRequest": None},
+            [
+                {
+                    "type": "NOT_FOUND",
+                    "message": f"Could not resolve to a node with the global id of '{node_id}'",
+                }
+            ],
+        )
+
+    def _graphql_queue_state(self, repo: FakeRepo, number: int) -> Response:
+        pull = repo.pulls.get(number)
+        if pull is None:
+            return self._graphql_response({"repository": {"pullRequest": None}})
+        entry = repo.queue.get(number)
+        if entry is not None:
+            entry["polls"] -= 1
+            entry["state"] = "AWAITING_CHECKS"
+            if entry["polls"] <= 0:
+                del repo.queue[number]
+                if number not in repo.queue_fail:
+                    params = self.rules_of(repo, pull["base"])["queue"] or {}
+                    self.merge_now(repo, pull, str(params.get("merge_method") or "MERGE").lower())
+                entry = None
+        node = {
+            "state": "MERGED" if pull["merged"] else pull["state"].upper(),
+            "merged": bool(pull["merged"]),
+            "mergeCommit": {"oid": pull["merge_commit_sha"]} if pull["merged"] else None,
+            "mergeQueueEntry": None
+            if entry is None
+            else {"state": entry["state"], "position": entry["position"]},
+        }
+        return self._graphql_response({"repository": {"pullRequest": node}})

@@ -15,7 +15,7 @@ from coditect_cli.forge.select import Secret
 SLUG = "acme/app"
 BASE = "phase-1-integration"
 # Fast failure for tests: 2 s per attempt, two retries of safe calls, almost no backoff.
-FAST = GitHubOptions(timeout=2, retries=2, backoff=0.01, backoff_max=0.05)
+FAST = GitHubOptions(timeout=2, retries=2, backoff=0.01, backoff_max=0.05, write_interval=0, queue_poll=0.01)
 
 
 @pytest.fixture

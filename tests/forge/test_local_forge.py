@@ -329,7 +329,8 @@ def test_approval_rules_a_shared_path_needs_every_owner(
         assert view().approvals == (1, 2) and not view().approved
         assert (
             reviews.merge(project, PHASE1, "backend").outcomes[0].refused
-            == "needs approval by @codi-frontend-specialist"
+            == "needs approval by @codi-frontend-specialist (coditect's shared-path rule: every owning stream "
+            "approves openapi.yaml; GitHub's rule, any one code owner, is met)"
         )
 
         reviews.review(

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fakegithub import FakeGitHub
+from fakegithub import FakeGitHub, FakeRepo
 from gating_helpers import IDENTITY, MakeTiny, Tiny, git
 from helpers import coditect
 
@@ -35,13 +35,10 @@ class MergingGitHub(FakeGitHub):
         super().__init__()
         self.tamper: set[int] = set()
 
-    def _merge(self, request: Any, owner: str, name: str, number: int) -> Any:
-        repo = self._repo(owner, name)
-        pull = repo.pulls.get(number)
-        base = repo.sha_of(pull["base"]) if pull else None
-        response = super()._merge(request, owner, name, number)
-        if response.status_code != 200 or repo.git_dir is None or pull is None or base is None:
-            return response
+    def merge_now(self, repo: FakeRepo, pull: dict[str, Any], method: str) -> str:
+        base = repo.sha_of(pull["base"])
+        assert repo.git_dir is not None and base is not None
+        head = repo.sha_of(pull["head"]) or pull["head_sha"]
 
         def bare(*args: str, input: str | None = None) -> str:
             done = subprocess.run(
@@ -54,14 +51,15 @@ class MergingGitHub(FakeGitHub):
             )
             return done.stdout.strip()
 
-        tree = bare("merge-tree", "--write-tree", base, pull["head_sha"]).splitlines()[0]
-        if number in self.tamper:
+        tree = bare("merge-tree", "--write-tree", base, head).splitlines()[0]
+        if pull["number"] in self.tamper:
             tree = bare("rev-parse", f"{base}^{{tree}}")  # a merge that lost the PR's changes
-        commit = bare("commit-tree", tree, "-p", base, input=f"{pull['title']} (#{number})\n")
+        commit = bare("commit-tree", tree, "-p", base, input=f"{pull['title']} (#{pull['number']})\n")
         bare("update-ref", f"refs/heads/{pull['base']}", commit, base)
+        super().merge_now(repo, pull, method)
         pull["merge_commit_sha"] = commit
         repo.forget_heads()
-        return self._json({"sha": commit, "merged": True, "message": "Pull Request successfully merged"})
+        return commit
 
 
 @pytest.fixture
@@ -77,7 +75,7 @@ def on_github(make_tiny: MakeTiny) -> Iterator[tuple[Tiny, MergingGitHub, dict[s
         manifest = tiny.root / "workstreams" / "phase-1.yaml"
         text = manifest.read_text(encoding="utf-8")
         manifest.write_text(text.replace("forge: local", f"forge: github\nforge_url: {fake.base_url}"))
-        env = {"GH_TOKEN": fake.token, "CODITECT_GITHUB_RETRIES": "1"}
+        env = {"GH_TOKEN": fake.token, "CODITECT_GITHUB_RETRIES": "1", "CODITECT_GITHUB_WRITE_INTERVAL": "0"}
         opened = prs.open_all(Project(tiny.root), "phase-1", env=env)
         assert [o.forge for o in opened] == ["github"] * 3
         for k in (1, 2, 3):
