@@ -7,6 +7,7 @@ clean error), and 5xx on writes (never retried blindly).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import replace
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from fakegithub import FakeGitHub
 
-from coditect_cli.errors import CheckFailed, CoditectError, ExitCode, UnavailableError, UsageError
+from coditect_cli.errors import CheckFailed, CoditectError, ExitCode, UnavailableError
 from coditect_cli.forge.base import ForgeRepo, ProposalSpec, PullRequest
 from coditect_cli.forge.github import DETAILS_BATCH, GitHubForge, GitHubOptions
 from coditect_cli.forge.select import Secret
@@ -115,7 +116,7 @@ def test_content_creating_writes_are_paced_reads_are_not(fake: FakeGitHub, repo:
         paced.close()
     creates = [r.at for r in fake.requests if r.method == "POST" and r.path.endswith(PULLS)]
     assert len(creates) == 3
-    assert all(b - a >= 0.3 for a, b in zip(creates, creates[1:])), creates
+    assert all(b - a >= 0.3 for a, b in itertools.pairwise(creates)), creates
     graphql = [r.at for r in fake.requests if r.path.endswith("/graphql")]
     assert len(graphql) == 2  # reads: sent when needed, not paced (the server saw both)
 

@@ -156,3 +156,39 @@ def test_a_tree_mismatch_stops_and_cannot_be_undone(
     with pytest.raises(RefusedError) as refused:
         run_checkpoint(Project(tiny.root), "phase-1", None, socket=socket_name, env=env, resume="abort")
     assert "#1, #3 of app were merged on github" in refused.value.message
+
+
+def test_a_merge_queue_on_the_integration_branch_merges_through_it_and_the_tree_is_verified(
+    on_github: tuple[Tiny, MergingGitHub, dict[str, str]], socket_name: str
+) -> None:
+    tiny, fake, env = on_github
+    fake.add_rule(SLUG, INTEGRATION, "merge_queue", merge_method="SQUASH", grouping_strategy="ALLGREEN")
+    fake.reset_log()
+    queued = {**env, "CODITECT_GITHUB_QUEUE_POLL": "0.01"}
+    result = run_checkpoint(Project(tiny.root), "phase-1", 1, socket=socket_name, env=queued)
+    assert result.status == "passed" and [x["number"] for x in result.left_out] == [2]
+    assert merges(fake) == []  # never a PUT: the rules said the queue
+    enqueued = [r for r in fake.requests if r.path.endswith("/graphql")]
+    assert enqueued, "the queue was never asked"
+    pulls = {p["number"]: p for p in fake.pulls(SLUG)}
+    assert (pulls[1]["merged"], pulls[2]["merged"], pulls[3]["merged"]) == (True, False, True)
+    tip = git(tiny.origin, "rev-parse", INTEGRATION)
+    assert tip == pulls[3]["merge_commit_sha"]
+    assert git(tiny.origin, "rev-parse", f"{tip}^{{tree}}") == result.repos["app"]["tree"]
+
+
+def test_a_required_check_pending_on_github_keeps_a_pr_out_of_the_checkpoint(
+    on_github: tuple[Tiny, MergingGitHub, dict[str, str]], socket_name: str
+) -> None:
+    tiny, fake, env = on_github
+    fake.protect(SLUG, INTEGRATION, checks=("ci/build",))
+    heads = {p["number"]: fake.repos[SLUG].sha_of(p["head"]) for p in fake.pulls(SLUG)}
+    for number, sha in heads.items():
+        fake.add_check_run(SLUG, sha or "", "lint", "completed", "failure")  # not required: does not block
+        if number != 3:
+            fake.add_check_run(SLUG, sha or "", "ci/build", "completed", "success")
+    result = run_checkpoint(Project(tiny.root), "phase-1", 1, socket=socket_name, env=env)
+    assert result.status == "passed"
+    assert merges(fake) == ["1"]
+    reasons = {x["number"]: x["reason"] for x in result.not_ready}
+    assert "required check(s) of phase-1-integration not passed yet: ci/build (missing)" in reasons[3]
