@@ -320,6 +320,7 @@ class GitHubForge:
         self._node_ids: dict[tuple[str, int], str] = {}
         self._rules: dict[tuple[str, str], BranchRules] = {}
         self._teams: dict[str, frozenset[str] | None] = {}
+        self._settings: dict[str, Any] = {}
         self._viewer: str | None = None
         self._viewer_read = False
         self._etags: dict[str, tuple[str, dict[str, str], Any]] = {}
@@ -798,7 +799,9 @@ class GitHubForge:
                     return None
                 raise self._raise(exc, f"reading the {what} of {branch} in {slug}") from None
 
-        meta = optional("repository settings", f"/repos/{slug}")
+        if slug not in self._settings:  # one read per repository, whatever the number of branches
+            self._settings[slug] = optional("repository settings", f"/repos/{slug}")
+        meta = self._settings[slug]
         if isinstance(meta, dict) and any(k in meta for k in ("allow_squash_merge", "allow_merge_commit")):
             read.append("repository")
             methods = {strategy for strategy, field in _METHOD_FIELDS if meta.get(field, True)}

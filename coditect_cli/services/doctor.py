@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from coditect_cli.domain.plan import Plan
     from coditect_cli.domain.repo import RepoState
     from coditect_cli.domain.validate import ValidationReport
+    from coditect_cli.forge.base import BranchRules
     from coditect_cli.forge.select import Token
 
 Status = Literal["ok", "warn", "fail", "skip"]
@@ -564,6 +565,81 @@ def _forge_check(manifest: Manifest, states: dict[RepoId, RepoState], token_for:
     return row("ok", detail)
 
 
+def _github_rules_checks(
+    manifest: Manifest, states: dict[RepoId, RepoState], token_for: TokenFor
+) -> list[Check]:
+    """On GitHub: the protection and rulesets of each repository's integration and target branches (read once
+    each), and a warning where the manifest's merge strategy is not allowed there."""
+    from dataclasses import replace
+
+    from coditect_cli.forge.base import ForgeRepo
+    from coditect_cli.forge.github import GitHubForge, GitHubOptions
+    from coditect_cli.forge.select import choose
+
+    out: list[Check] = []
+    clients: dict[str, GitHubForge] = {}
+    strategy = manifest.merge.strategy
+    try:
+        for repo_id, state in states.items():
+            try:
+                choice = choose(manifest.forge, manifest.forge_url, state.origin_url, token_for, repo=repo_id)
+            except CoditectError:
+                continue  # the forge check reports it
+            if (
+                choice.kind != "github"
+                or choice.token is None
+                or choice.remote is None
+                or choice.api_url is None
+            ):
+                continue
+            if choice.api_url not in clients:
+                # A health check, not a command: one attempt of at most 5 s per request.
+                quick = replace(GitHubOptions.from_env(), retries=0, timeout=5)
+                clients[choice.api_url] = GitHubForge(choice.api_url, choice.token.secret, quick)
+            forge = clients[choice.api_url]
+            fr = ForgeRepo(repo_id, Path("."), state.origin_url, choice.remote.slug)
+            for branch in dict.fromkeys((manifest.integration_branch, manifest.merge.target)):
+                row = _Row("github-rules", f"{repo_id} {branch}", manifest.phase)
+                try:
+                    rules = forge.branch_rules(fr, branch)
+                except CoditectError as exc:
+                    out.append(row("warn", f"cannot read the rules of {branch}: {exc.message}", exc.hint))
+                    continue
+                out.append(_rules_row(row, rules, strategy))
+    finally:
+        for client in clients.values():
+            client.close()
+    return out
+
+
+def _rules_row(row: _Row, rules: BranchRules, strategy: str) -> Check:
+    parts: list[str] = []
+    if not rules.known:
+        parts.append("no protection or rulesets could be read")
+    if rules.required_checks:
+        strict = " (branch must be up to date)" if rules.strict else ""
+        parts.append(f"required checks: {', '.join(rules.required_checks)}{strict}")
+    if rules.required_approvals or rules.code_owner_reviews:
+        owners = " incl. code owners" if rules.code_owner_reviews else ""
+        parts.append(f"{rules.required_approvals} approving review(s){owners}")
+    if rules.merge_queue:
+        parts.append("merge queue (merges are enqueued)")
+    if rules.linear_history:
+        parts.append("linear history")
+    if rules.merge_methods is not None:
+        parts.append(f"merge methods: {', '.join(rules.merge_methods) or 'none'}")
+    detail = "; ".join(parts) or "not protected"
+    detail += f" [read: {', '.join(rules.read) or 'nothing'}]"
+    hint = "; ".join(rules.notes) or None
+    if strategy in ("squash", "merge", "rebase") and not rules.allows(strategy):  # type: ignore[arg-type]
+        return row(
+            "warn",
+            f"the manifest's merge strategy {strategy!r} is not allowed on {rules.branch}: {detail}",
+            "change `merge.strategy` in the manifest to an allowed method, or the repository's settings",
+        )
+    return row("warn" if rules.notes else "ok", detail, hint)
+
+
 def _agents_check(project: Project, manifest: Manifest, common: Path | None) -> Check:
     """Every stream's agent program (streams running ``shell`` aside) is on PATH, as ``streams launch`` sees it."""
     from coditect_cli.services.launch import missing_programs, prepare
@@ -618,6 +694,7 @@ class _PhaseChecks:
             self.checks.append(lock_check(self.common, manifest.phase))
             self.checks.append(run_check(self.common, manifest.phase))
         self.checks.append(_forge_check(manifest, states, self.token_for))
+        self.checks.extend(_github_rules_checks(manifest, states, self.token_for))
         self.checks.append(_agents_check(self.project, manifest, self.common))
         return manifest.phase
 

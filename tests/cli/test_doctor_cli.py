@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakegithub import FakeGitHub
 from helpers import (
     EXAMPLE_TEXT,
     PHASE1,
+    PHASE1_INTEGRATION,
     build_phase1_sandbox,
     call_main,
     git_in,
@@ -420,6 +422,44 @@ def test_token_source_is_reported_never_its_value(set_up: Path, isolated_git: Pa
     forge = checks(json.loads(without.stdout))["forge", PHASE1]
     assert forge["status"] == "warn", "auto falls back to the local forge for a GitHub origin"
     assert "no token found for github.com" in forge["detail"]
+
+
+def test_github_branch_rules_are_reported_and_a_disallowed_strategy_warns(
+    set_up: Path, isolated_git: Path
+) -> None:
+    repo = set_up / BACKEND
+    url = git_in(repo, "remote", "get-url", "origin")
+    manifest = set_up / "workstreams" / "phase-1.yaml"
+    text = manifest.read_text(encoding="utf-8")
+    with FakeGitHub() as fake:
+        fake.add_repo("acme/backend", branches={PHASE1_INTEGRATION: "1" * 40, "develop": "2" * 40})
+        fake.protect("acme/backend", PHASE1_INTEGRATION, checks=("ci/build",), approvals=1, code_owners=True)
+        fake.add_rule("acme/backend", "develop", "pull_request", allowed_merge_methods=["merge"])
+        fake.add_rule("acme/backend", "develop", "merge_queue", merge_method="MERGE")
+        git_in(repo, "remote", "set-url", "origin", f"{fake.root_url}/acme/backend.git")
+        manifest.write_text(text.replace("forge: auto", f"forge: auto\nforge_url: {fake.base_url}", 1))
+        try:
+            run = run_cli(
+                ["doctor", PHASE1, "--json"], cwd=set_up, env={"GH_TOKEN": fake.token, "GITHUB_TOKEN": ""}
+            )
+        finally:
+            git_in(repo, "remote", "set-url", "origin", url)
+            manifest.write_text(text, encoding="utf-8")
+        reads = fake.count("GET")
+    assert fake.token not in run.output
+    found = checks(json.loads(run.stdout))
+    integration = found["github-rules", f"backend {PHASE1_INTEGRATION}"]
+    assert integration["status"] == "ok", integration
+    assert "required checks: ci/build; 1 approving review(s) incl. code owners" in integration["detail"]
+    develop = found["github-rules", "backend develop"]
+    assert develop["status"] == "warn", develop
+    assert "merge strategy 'squash' is not allowed on develop" in develop["detail"]
+    assert "merge queue" in develop["detail"] and "merge methods: merge" in develop["detail"]
+    assert reads == 5  # settings once per repository run, protection and rulesets per branch
+    assert [k for k in found if k[0] == "github-rules"] == [
+        ("github-rules", f"backend {PHASE1_INTEGRATION}"),
+        ("github-rules", "backend develop"),
+    ]
 
 
 def test_forge_github_without_a_github_origin_fails(
