@@ -29,7 +29,8 @@ answers are handled here as GitHub sends them (JSON), because GitHub's real beha
 
 Requests per command: listing the PRs into a base branch is one paginated ``GET /pulls?base=…&state=all&
 per_page=100``; the reviews, checks, mergeability, state and changed files of up to :data:`DETAILS_BATCH` PRs
-come from one GraphQL query; the base's rules cost three GETs (repository, protection, rulesets) once per run.
+come from one GraphQL query (with the repository's allowed merge methods); the base's rules cost two more GETs
+(protection, rulesets) once per run.
 """
 
 from __future__ import annotations
@@ -915,6 +916,13 @@ class GitHubForge:
             raise UnavailableError(
                 f"GitHub cannot find {slug} (GraphQL NOT_FOUND): it does not exist, or the token cannot see it"
             )
+        if slug not in self._settings and "squashMergeAllowed" in repository:
+            # The repository's merge methods came with the details: no REST read of the settings needed.
+            self._settings[slug] = {
+                "allow_squash_merge": bool(repository.get("squashMergeAllowed")),
+                "allow_merge_commit": bool(repository.get("mergeCommitAllowed")),
+                "allow_rebase_merge": bool(repository.get("rebaseMergeAllowed")),
+            }
         out: dict[int, Mapping[str, Any]] = {}
         for number in batch:
             node = repository.get(f"pr{number}")
@@ -1454,6 +1462,7 @@ def details_query(numbers: Sequence[int]) -> str:
     return (
         "query CoditectPullRequests($owner: String!, $name: String!) {\n"
         "  repository(owner: $owner, name: $name) {\n"
+        "    squashMergeAllowed mergeCommitAllowed rebaseMergeAllowed\n"
         f"{fields}\n"
         "  }\n"
         "}\n" + _FRAGMENT

@@ -204,9 +204,9 @@ def test_github_open_list_and_the_token_stays_secret(on_github: tuple[Path, Fake
     assert [n["owner"] for n in row["needs"]] == ["@codi-code-architect"]
     # One list per repository, one GraphQL query for the repository that has PRs.
     assert fake.count("GET", r"/repos/acme/\w+/pulls") == 4 and fake.count("POST", "/api/graphql") == 1
-    # ...and that repository's integration branch rules, once: settings, protection, rulesets.
-    assert fake.count(path=r"/repos/acme/backend(/branches/.*/protection|/rules/branches/.*)?") == 3
-    assert fake.count() == 8
+    # ...and that repository's integration branch rules, once: protection and rulesets.
+    assert fake.count(path=r"/repos/acme/backend(/branches/.*/protection|/rules/branches/.*)") == 2
+    assert fake.count() == 7
 
     other = coditect(root, "pr", "approve", "backend", "--as", "@codi-code-architect", env=env)
     assert other.code == 2 and "given by the token's account (@coditect-bot)" in other.stderr, other.output

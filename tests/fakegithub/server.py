@@ -201,9 +201,15 @@ class _QuietHandler(WSGIRequestHandler):
 class FakeGitHub:
     """The fake server. Use as a context manager (or ``start``/``stop``); ``base_url`` is the API base."""
 
-    def __init__(self, token: str = DEFAULT_TOKEN, *, login: str = "coditect-bot") -> None:
+    def __init__(
+        self, token: str = DEFAULT_TOKEN, *, login: str = "coditect-bot", real_merges: bool = False
+    ) -> None:
         self.token = token
         self.login = login
+        self.real_merges = (
+            real_merges  # with a git_dir: merges are real squash commits on the bare base branch
+        )
+        self.tamper: set[int] = set()  # real merges of these PRs lose their changes (a forge merging wrongly)
         self.tokens: dict[str, tuple[str, str]] = {token: (login, "user")}  # token -> (login, kind)
         self.teams: dict[str, list[str]] = {}  # "org/team" -> member logins
         self.queue_polls = 2  # queue reads before an enqueued PR's merge group finishes
@@ -1127,9 +1133,12 @@ class FakeGitHub:
         return self._json({"sha": sha, "merged": True, "message": "Pull Request successfully merged"})
 
     def merge_now(self, repo: FakeRepo, pull: dict[str, Any], method: str) -> str:
-        """Merge ``pull`` (no checks): mark it merged, move the base (without git), return the merge commit."""
+        """Merge ``pull`` (no checks): mark it merged, move the base, return the merge commit. Without git the
+        commit is made up; with ``real_merges`` it is a squash commit of the PR on the bare repository's base."""
         head_sha = repo.sha_of(pull["head"]) or pull["head_sha"]
         sha = _fake_sha(repo.full_name, pull["number"], method, head_sha)
+        if self.real_merges and repo.git_dir is not None:
+            sha = self._squash(repo, pull, head_sha)
         now = _now()
         pull.update(
             state="closed",
@@ -1145,6 +1154,34 @@ class FakeGitHub:
         if repo.git_dir is None:
             repo.branches[pull["base"]] = sha
         return sha
+
+    def _squash(self, repo: FakeRepo, pull: dict[str, Any], head: str) -> str:
+        base = repo.sha_of(pull["base"])
+        assert base is not None, f"{pull['base']} is not in {repo.git_dir}"
+        identity = {
+            f"GIT_{who}_{what}": value
+            for who in ("AUTHOR", "COMMITTER")
+            for what, value in (("NAME", "Fake GitHub"), ("EMAIL", "noreply@github.invalid"))
+        }
+
+        def bare(*args: str, input: str | None = None) -> str:
+            done = subprocess.run(
+                ["git", "--git-dir", str(repo.git_dir), *args],
+                capture_output=True,
+                text=True,
+                input=input,
+                env={"PATH": "/usr/bin:/bin", **identity},
+                check=True,
+            )
+            return done.stdout.strip()
+
+        tree = bare("merge-tree", "--write-tree", base, head).splitlines()[0]
+        if pull["number"] in self.tamper:
+            tree = bare("rev-parse", f"{base}^{{tree}}")  # a merge that lost the PR's changes
+        commit = bare("commit-tree", tree, "-p", base, input=f"{pull['title']} (#{pull['number']})\n")
+        bare("update-ref", f"refs/heads/{pull['base']}", commit, base)
+        repo.forget_heads()
+        return commit
 
     def _combined_status(self, request: Request, owner: str, name: str, ref: str) -> Response:
         repo = self._repo(owner, name)
@@ -1463,6 +1500,12 @@ class FakeGitHub:
                         "message": f"Could not resolve to a PullRequest with the number of {number}.",
                     }
                 )
+        if "squashMergeAllowed" in query:
+            out.update(
+                squashMergeAllowed=repo.settings["allow_squash_merge"],
+                mergeCommitAllowed=repo.settings["allow_merge_commit"],
+                rebaseMergeAllowed=repo.settings["allow_rebase_merge"],
+            )
         return self._graphql_response({"repository": out}, errors)
 
     def _contexts(self, repo: FakeRepo, sha: str) -> list[dict[str, Any]]:

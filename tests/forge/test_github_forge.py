@@ -157,10 +157,12 @@ def test_details_come_from_one_graphql_query_per_batch(
 
     details = forge.pr_details(repo, prs)
     assert fake.count("POST", "/api/graphql") == 2
-    # ...and the base's rules, read once: repository settings, branch protection, rulesets.
-    assert fake.count("GET") == 3 and fake.count() == 5
+    # ...and the base's rules, read once: branch protection and rulesets (the merge methods came with the query).
+    assert fake.count("GET") == 2 and fake.count() == 4
     forge.pr_details(repo, prs)
-    assert fake.count("GET") == 3 and fake.count("POST", "/api/graphql") == 4
+    assert fake.count("GET") == 2 and fake.count("POST", "/api/graphql") == 4
+    assert forge.branch_rules(repo, BASE).merge_methods == ("squash", "merge", "rebase")
+    assert fake.count("GET") == 2
     one = details[1]
     assert one.files == ("openapi.yaml", "src/api/v1/auth.py")
     assert [(r.reviewer, r.state) for r in one.reviews] == [

@@ -11,6 +11,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 GATE_PY = textwrap.dedent("""\
     import os, pathlib, sys
@@ -158,6 +159,19 @@ def build_tiny(base: Path, n: int, *, shared: bool = False, open_prs: bool = Tru
         for k in range(1, n + 1):
             reviews.review(project, "phase-1", f"s{k}", owner=f"@agent{k}", state="approved")
     return tiny
+
+
+def move_to_github(tiny: Tiny, fake: Any, slug: str) -> Any:
+    """Put ``tiny``'s origin on the fake GitHub ``fake`` as ``slug`` (git still reaches the bare origin through
+    ``url.<bare>.insteadOf``) and switch its manifest to ``forge: github``; returns the fake's repository."""
+    repo = fake.add_repo(slug, git_dir=tiny.origin)
+    url = f"{fake.root_url}/{slug}.git"
+    git(tiny.root, "config", "remote.origin.url", url)
+    git(tiny.root, "config", f"url.{tiny.origin}.insteadOf", url)
+    manifest = tiny.root / "workstreams" / "phase-1.yaml"
+    text = manifest.read_text(encoding="utf-8")
+    manifest.write_text(text.replace("forge: local", f"forge: github\nforge_url: {fake.base_url}"))
+    return repo
 
 
 class Snapshot:

@@ -10,13 +10,11 @@ reach the same bare origin through ``url.<bare>.insteadOf``.
 from __future__ import annotations
 
 import signal
-import subprocess
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from fakegithub import FakeGitHub, FakeRepo
-from gating_helpers import IDENTITY, MakeTiny, Tiny, git
+from fakegithub import FakeGitHub
+from gating_helpers import MakeTiny, Tiny, git, move_to_github
 from helpers import coditect
 
 from coditect_cli.errors import RefusedError
@@ -32,34 +30,7 @@ class MergingGitHub(FakeGitHub):
     """The fake GitHub, whose merges are real squash commits on the bare origin's base branch."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.tamper: set[int] = set()
-
-    def merge_now(self, repo: FakeRepo, pull: dict[str, Any], method: str) -> str:
-        base = repo.sha_of(pull["base"])
-        assert repo.git_dir is not None and base is not None
-        head = repo.sha_of(pull["head"]) or pull["head_sha"]
-
-        def bare(*args: str, input: str | None = None) -> str:
-            done = subprocess.run(
-                ["git", "--git-dir", str(repo.git_dir), *args],
-                capture_output=True,
-                text=True,
-                input=input,
-                env={"PATH": "/usr/bin:/bin", **IDENTITY},
-                check=True,
-            )
-            return done.stdout.strip()
-
-        tree = bare("merge-tree", "--write-tree", base, head).splitlines()[0]
-        if pull["number"] in self.tamper:
-            tree = bare("rev-parse", f"{base}^{{tree}}")  # a merge that lost the PR's changes
-        commit = bare("commit-tree", tree, "-p", base, input=f"{pull['title']} (#{pull['number']})\n")
-        bare("update-ref", f"refs/heads/{pull['base']}", commit, base)
-        super().merge_now(repo, pull, method)
-        pull["merge_commit_sha"] = commit
-        repo.forget_heads()
-        return commit
+        super().__init__(real_merges=True)
 
 
 @pytest.fixture
@@ -68,13 +39,7 @@ def on_github(make_tiny: MakeTiny) -> Iterator[tuple[Tiny, MergingGitHub, dict[s
     approved by their code owners."""
     tiny, _snapshot = make_tiny(3, open_prs=False, bad=2)
     with MergingGitHub() as fake:
-        fake.add_repo(SLUG, git_dir=tiny.origin)
-        url = f"{fake.root_url}/{SLUG}.git"
-        git(tiny.root, "config", "remote.origin.url", url)
-        git(tiny.root, "config", f"url.{tiny.origin}.insteadOf", url)
-        manifest = tiny.root / "workstreams" / "phase-1.yaml"
-        text = manifest.read_text(encoding="utf-8")
-        manifest.write_text(text.replace("forge: local", f"forge: github\nforge_url: {fake.base_url}"))
+        move_to_github(tiny, fake, SLUG)
         env = {"GH_TOKEN": fake.token, "CODITECT_GITHUB_RETRIES": "1", "CODITECT_GITHUB_WRITE_INTERVAL": "0"}
         opened = prs.open_all(Project(tiny.root), "phase-1", env=env)
         assert [o.forge for o in opened] == ["github"] * 3
