@@ -582,7 +582,7 @@ class GitHubForge:
     # ---------------------------------------------------------------------------------- GraphQL
 
     def _graphql(
-        self, doing: str, query: str, variables: Mapping[str, Any]
+        self, doing: str, query: str, variables: Mapping[str, Any], *, mutation: bool = False
     ) -> tuple[dict[str, Any], list[Any]]:
         """A GraphQL request: its ``data`` and its NOT_FOUND errors (a PR missing from a batch loses only itself).
 
@@ -596,7 +596,8 @@ class GitHubForge:
                 "POST", requester.graphql_url, input={"query": query, "variables": dict(variables)}
             )
 
-        headers, body = self._safe_post(doing, ask)
+        # A query is read-only: retried like a GET. A mutation is a write: sent once, like every write.
+        headers, body = self._call(doing, ask) if mutation else self._safe_post(doing, ask)
         body = body if isinstance(body, dict) else {}
         errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
         limited = [e for e in errors if str(e.get("type")) in _RATE_LIMIT_TYPES]
@@ -1285,7 +1286,10 @@ class GitHubForge:
         self._pace()
         try:
             data, _missing = self._graphql(
-                f"enqueueing #{pr.number} of {slug} in the merge queue", ENQUEUE_MUTATION, variables
+                f"enqueueing #{pr.number} of {slug} in the merge queue",
+                ENQUEUE_MUTATION,
+                variables,
+                mutation=True,
             )
         finally:
             self._last_write = time.monotonic()

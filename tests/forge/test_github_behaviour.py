@@ -276,6 +276,16 @@ def test_a_branch_that_requires_the_merge_queue_is_merged_through_it(
     assert not fake.repos[SLUG].pulls[2]["merged"]
 
 
+def test_a_failed_enqueue_is_a_write_not_retried(fake: FakeGitHub, forge: GitHubForge, repo: ForgeRepo) -> None:
+    fake.add_rule(SLUG, BASE, "merge_queue", merge_method="SQUASH")
+    fake.add_pull(SLUG, "feature/a", BASE)
+    pr = only(forge, repo)
+    fake.fail("POST", "/api/graphql", status=502, times=5)
+    with pytest.raises(UnavailableError):
+        forge.merge_pr(repo, pr, "squash")
+    assert fake.count("POST", "/api/graphql") == 1 and fake.repos[SLUG].queue == {}
+
+
 def test_a_merge_queue_405_enqueues_and_the_wait_is_bounded(fake: FakeGitHub, repo: ForgeRepo) -> None:
     fake.add_rule(SLUG, BASE, "merge_queue", merge_method="MERGE")
     fake.fail("GET", r"/repos/acme/app/rules/branches/.*", status=404)  # rules unknown: GitHub's 405 tells
