@@ -276,7 +276,9 @@ def test_a_branch_that_requires_the_merge_queue_is_merged_through_it(
     assert not fake.repos[SLUG].pulls[2]["merged"]
 
 
-def test_a_failed_enqueue_is_a_write_not_retried(fake: FakeGitHub, forge: GitHubForge, repo: ForgeRepo) -> None:
+def test_a_failed_enqueue_is_a_write_not_retried(
+    fake: FakeGitHub, forge: GitHubForge, repo: ForgeRepo
+) -> None:
     fake.add_rule(SLUG, BASE, "merge_queue", merge_method="SQUASH")
     fake.add_pull(SLUG, "feature/a", BASE)
     pr = only(forge, repo)
