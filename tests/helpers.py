@@ -157,6 +157,11 @@ GOLDEN_CODEOWNERS = REPO_ROOT / "codeowners"
 WORKTREES_EXCLUDE = "/.coditect/worktrees/"
 
 
+# Global git options that switch every hook off for one command: how a test (or a user going around the
+# ownership guard on purpose) commits a violation; ``--no-verify`` alone no longer gets past the guard.
+NO_HOOKS = ("-c", f"core.hooksPath={os.devnull}")
+
+
 def git_in(repo: Path, *args: str, check: bool = True, strip: bool = True) -> str:
     """``git -C repo args...``'s stdout (stripped unless ``strip`` is False); asserts success when ``check``."""
     done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
@@ -224,7 +229,7 @@ def assert_streams_set_up(root: Path, *, pushed: bool = True) -> None:
     top level is the worktree and whose ownership guard is installed. The root excludes the worktrees and is
     clean. With ``pushed``, every branch is on origin with upstream tracking.
     """
-    from coditect_cli.domain.guard import HOOK_MARKER
+    from coditect_cli.domain.guard import GUARD_SCRIPT, HOOK_MARKER
 
     for rid in PHASE1_REPOS:
         repo = repo_dir(root, rid)
@@ -245,10 +250,12 @@ def assert_streams_set_up(root: Path, *, pushed: bool = True) -> None:
             assert git_in(worktree, "rev-parse", "--show-toplevel") == str(worktree)
             assert git_in(worktree, "status", "--porcelain") == "", worktree
             hooks = git_in(worktree, "config", "--worktree", "--get", "core.hooksPath")
-            hook = Path(hooks) / "pre-commit"
-            assert hook.is_file() and os.access(hook, os.X_OK), hook
-            text = hook.read_text(encoding="utf-8")
-            assert HOOK_MARKER in text and f'STREAM = "{stream}"' in text and f'REPO = "{rid}"' in text
+            for name in ("pre-commit", "reference-transaction", "commit-msg", "pre-push", GUARD_SCRIPT):
+                hook = Path(hooks) / name
+                assert hook.is_file() and os.access(hook, os.X_OK), hook
+                assert HOOK_MARKER in hook.read_text(encoding="utf-8"), hook
+            text = (Path(hooks) / GUARD_SCRIPT).read_text(encoding="utf-8")
+            assert f'STREAM = "{stream}"' in text and f'REPO = "{rid}"' in text
         if pushed:
             origin = origin_of(repo)
             assert origin is not None

@@ -501,7 +501,7 @@ def _worktree_checks(
 def _worktree_check(
     phase: str, pair: Pair, path: Path, state: RepoState, stale_guards: set[Path], compared: bool
 ) -> Check:
-    from coditect_cli.domain.guard import HOOK_MARKER
+    from coditect_cli.domain.guard import GUARD_SCRIPT, HOOK_MARKER
     from coditect_cli.services.setup import HOOKS_DIR, worktree_git_dir
 
     row = _Row("worktree", f"{phase}/{pair.stream.id}/{pair.repo.id}", phase)
@@ -532,9 +532,17 @@ def _worktree_check(
     if branch != pair.branch:
         on = f"on {branch}" if branch else "on a detached HEAD"
         return row("warn", f"{on}, not {pair.branch}", f"{setup} (switches it when it is clean)")
-    hook = gitdir / HOOKS_DIR / "pre-commit" if gitdir is not None else None
-    if hook is None or not hook.is_file() or HOOK_MARKER not in hook.read_text(encoding="utf-8"):
-        return row("warn", f"on {branch}; the ownership guard is not installed", setup)
+    hooks = gitdir / HOOKS_DIR if gitdir is not None else None
+    missing = [
+        name
+        for name in (GUARD_SCRIPT, "pre-commit", "reference-transaction")
+        if hooks is None
+        or not (hooks / name).is_file()
+        or HOOK_MARKER not in (hooks / name).read_text(encoding="utf-8")
+    ]
+    if missing:
+        detail = "is not installed" if len(missing) == 3 else f"is incomplete ({', '.join(missing)} missing)"
+        return row("warn", f"on {branch}; the ownership guard {detail}", setup)
     if path in stale_guards:
         return row("warn", f"on {branch}; the ownership guard is out of date", setup)
     return row("ok", f"on {branch}, ownership guard installed" + ("" if compared else " (not compared)"))

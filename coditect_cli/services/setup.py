@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coditect_cli.domain.codeowners import CodeownersFile, generate
-from coditect_cli.domain.guard import hook_script
+from coditect_cli.domain.guard import CHAIN_RECORD, GUARD_SCRIPT, hook_files
 from coditect_cli.domain.manifest import Manifest, RepoId, StreamId
 from coditect_cli.domain.plan import (
     CODEOWNERS_PATH,
@@ -31,7 +31,14 @@ from coditect_cli.domain.plan import (
     worktree_path,
 )
 from coditect_cli.domain.repo import RepoState
-from coditect_cli.errors import CoditectError, CommandFailed, RefusedError, UnavailableError
+from coditect_cli.errors import (
+    CoditectError,
+    CommandFailed,
+    Location,
+    Problem,
+    RefusedError,
+    UnavailableError,
+)
 from coditect_cli.project import Project
 from coditect_cli.services.manifest import Checked, load_valid, manifest_label
 
@@ -80,33 +87,40 @@ def worktree_git_dir(worktree: Path) -> Path | None:
     return gitdir if gitdir.is_absolute() else (worktree / gitdir).resolve()
 
 
-def _chained_hook(state: RepoState) -> str | None:
-    """The repository's own pre-commit hook (its ``core.hooksPath`` when set), which the guard runs after."""
-    if state.hooks_path:
-        hooks = Path(os.path.expanduser(state.hooks_path))
-        hooks = hooks if hooks.is_absolute() else state.path / hooks
-    else:
-        hooks = state.git_common_dir / "hooks"
-    hook = hooks / "pre-commit"
-    return str(hook) if hook.is_file() and os.access(hook, os.X_OK) else None
+def chained_hooks_dir(state: RepoState) -> str:
+    """The hooks directory the repository used before coditect, which the guard's scripts chain to.
+
+    Its ``core.hooksPath`` when set (``~`` expanded; a relative one, husky-style, stays relative: git and the
+    scripts resolve it in the worktree the hook runs in), else ``hooks/`` in the common dir. When that is
+    already a coditect hooks directory, the directory it recorded: re-running setup never chains to itself.
+    """
+    if not state.hooks_path:
+        return str(state.git_common_dir / "hooks")
+    chain = os.path.expanduser(state.hooks_path)
+    record = Path(chain) / CHAIN_RECORD
+    if Path(chain).is_absolute() and (Path(chain) / GUARD_SCRIPT).is_file() and record.is_file():
+        return record.read_text(encoding="utf-8").strip() or str(state.git_common_dir / "hooks")
+    return chain
 
 
-def expected_hook(ctx: Context, stream: StreamId, repo: RepoId) -> str:
-    """The guard hook text ``stream``'s worktree in ``repo`` should have."""
-    return hook_script(ctx.manifest, stream, repo, _chained_hook(ctx.states[repo]))
+def expected_hooks(ctx: Context, stream: StreamId, repo: RepoId) -> dict[str, str]:
+    """The files the guard's hooks directory of ``stream``'s worktree in ``repo`` should hold."""
+    return hook_files(ctx.manifest, stream, repo, chained_hooks_dir(ctx.states[repo]))
 
 
 def _guard_current(ctx: Context, stream: StreamId, repo: RepoId, worktree: Path) -> bool:
     gitdir = worktree_git_dir(worktree)
     if gitdir is None:
         return False
-    hook = gitdir / HOOKS_DIR / "pre-commit"
+    hooks = gitdir / HOOKS_DIR
     config = gitdir / "config.worktree"
-    if not hook.is_file() or not config.is_file():
+    if not config.is_file() or str(hooks) not in config.read_text(encoding="utf-8"):
         return False
-    return hook.read_text(encoding="utf-8") == expected_hook(ctx, stream, repo) and str(
-        hook.parent
-    ) in config.read_text(encoding="utf-8")
+    for name, text in expected_hooks(ctx, stream, repo).items():
+        path = hooks / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            return False
+    return True
 
 
 def read_context(project: Project, phase: str | None) -> Context:
@@ -254,14 +268,28 @@ class Executor:
         repo.run("worktree", "add", "--quiet", str(step.path), step.branch)
 
     def _do_SwitchWorktree(self, step: SwitchWorktree) -> None:
-        from coditect_cli.adapters.git import Git, is_dirty
+        from coditect_cli.adapters.git import Git
+        from coditect_cli.services.streams import read_work
 
-        dirty = is_dirty(step.path)
-        if dirty:
+        work = read_work(step.repo, step.path, list_commits=True)
+        on = f"on {work.branch}" if work.branch else "on a detached HEAD"
+        if work.changes:
             raise RefusedError(
-                f"worktree {step.path} is on {step.current} with uncommitted changes; "
+                f"worktree {step.path} is {on} with uncommitted changes; "
                 f"setup will not switch it to {step.branch}",
-                hint="commit or stash there, then run setup again:\n  " + "\n  ".join(dirty),
+                hint="commit or stash there, then run setup again:\n  " + "\n  ".join(work.changes),
+            )
+        if work.branch is None and work.commits:
+            # Switching away would leave these commits reachable from the reflog only.
+            raise RefusedError(
+                f"worktree {step.path} is {on} with {len(work.commits)} commit(s) on no branch and no "
+                f"remote; setup will not switch it to {step.branch}:\n  " + "\n  ".join(work.commits),
+                problems=tuple(
+                    Problem("unreachable", f"on no branch: {commit}", Location(str(step.path)))
+                    for commit in work.commits
+                ),
+                hint=f"keep them on a branch first (`git -C {step.path} branch <name>`, or cherry-pick them "
+                f"onto {step.branch}), then run setup again",
             )
         Git(step.path).run("switch", "--quiet", step.branch)
 
@@ -277,9 +305,10 @@ class Executor:
             raise CoditectError(f"{step.path} is not a linked worktree; cannot install the ownership guard")
         hooks = gitdir / HOOKS_DIR
         hooks.mkdir(exist_ok=True)
-        hook = hooks / "pre-commit"
-        hook.write_text(expected_hook(self.ctx, step.stream, step.repo), encoding="utf-8")
-        hook.chmod(0o755)
+        for name, text in expected_hooks(self.ctx, step.stream, step.repo).items():
+            path = hooks / name
+            path.write_text(text, encoding="utf-8")
+            path.chmod(0o644 if name == CHAIN_RECORD else 0o755)
         config = gitdir / "config.worktree"
         if config.exists():
             Git(step.path).run("config", "--worktree", "core.hooksPath", str(hooks))

@@ -289,7 +289,7 @@ def test_worktree_problems_warn(
     deploy = stream_worktree(set_up, "deploy", "backend")
     infra_git, docs_git = worktree_git_dir(infra), worktree_git_dir(docs)
     assert infra_git is not None and docs_git is not None
-    hook = infra_git / HOOKS_DIR / "pre-commit"
+    hook = infra_git / HOOKS_DIR / "reference-transaction"
     hook_text = hook.read_text(encoding="utf-8")
     merge_head = docs_git / "MERGE_HEAD"
     branch = git_in(deploy, "symbolic-ref", "--short", "HEAD")
@@ -306,7 +306,7 @@ def test_worktree_problems_warn(
     assert code == 0, "worktree problems are warnings"
     found = checks(payload)
     assert found["worktree", f"{PHASE1}/infra/infra"]["detail"].endswith(
-        "the ownership guard is not installed"
+        "the ownership guard is incomplete (reference-transaction missing)"
     )
     assert found["worktree", f"{PHASE1}/docs/backend"]["detail"].startswith("a merge is in progress")
     assert found["worktree", f"{PHASE1}/deploy/backend"]["detail"] == f"on a detached HEAD, not {branch}"

@@ -135,6 +135,44 @@ def test_a_directory_in_the_way_of_a_worktree_is_refused_then_setup_resumes(
     assert_streams_set_up(root, pushed=True)
 
 
+def test_a_worktree_on_a_detached_commit_of_its_own_is_not_switched_away_from_it(
+    isolated_git: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Switching would leave the commit reachable from the reflog only: refused (exit 4), the commit named."""
+    root = build_phase1_sandbox(tmp_path / "sandbox")
+    setup_with_cwd(root)
+    worktree = stream_worktree(root, "backend", "backend")
+    branch = git_in(worktree, "symbolic-ref", "--short", "HEAD")
+    git_in(worktree, "switch", "-q", "--detach")
+    (worktree / "src" / "api" / "v1" / "auth.py").write_text("# made on a detached HEAD\n", encoding="utf-8")
+    git_in(worktree, "commit", "-q", "-am", "auth work on a detached HEAD")
+    lost = git_in(worktree, "log", "-1", "--format=%h %s")
+    detached = git_in(worktree, "rev-parse", "HEAD")
+
+    code, out, err = cli(root, ["--json", "streams", "setup"], capsys)
+    assert code == 4, err
+    payload = json.loads(out)
+    assert payload["ok"] is False
+    message = payload["error"]["message"]
+    assert (
+        f"worktree {worktree} is on a detached HEAD with 1 commit(s) on no branch and no remote; "
+        f"setup will not switch it to {branch}:\n  {lost}" in message
+    )
+    assert [(p["code"], p["message"]) for p in payload["problems"]] == [
+        ("unreachable", f"on no branch: {lost}")
+    ]
+    assert git_in(worktree, "rev-parse", "HEAD") == detached
+    assert git_in(worktree, "symbolic-ref", "-q", "HEAD", check=False) == ""
+
+    # Kept on a branch, the commit is safe: setup switches the worktree back to the stream's branch.
+    git_in(worktree, "branch", "keep/detached-work")
+    code, out, err = cli(root, ["--json", "streams", "setup"], capsys)
+    assert code == 0, err
+    assert done_kinds(out) == ["SwitchWorktree", "InstallGuard"]
+    assert git_in(worktree, "symbolic-ref", "--short", "HEAD") == branch
+    assert git_in(worktree, "rev-parse", "keep/detached-work") == detached
+
+
 def test_a_dirty_worktree_is_not_switched_to_its_streams_new_branch(
     isolated_git: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,7 +7,7 @@ the local forge) carries one planted problem per stream, so each stream's blocke
 - backend: its day-3 task ``backend-orgs`` waits for ``infra-runtime`` (not done), and a code owner
   requested changes on its PR;
 - frontend: declared blocked with ``coditect block ... --on backend``;
-- deploy: edits backend's README.md (owned by docs) with ``--no-verify`` — an ownership violation — on the
+- deploy: edits backend's README.md (owned by docs) with every hook off — an ownership violation — on the
   same line docs edits there — a predicted conflict between two feature branches;
 - docs: its root branch is one commit behind the integration branch, whose new commit edits the line docs
   edits — a predicted conflict with integration.

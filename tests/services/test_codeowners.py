@@ -12,6 +12,7 @@ import pytest
 from helpers import (
     EXAMPLE_MANIFEST,
     GOLDEN_CODEOWNERS,
+    NO_HOOKS,
     PHASE1_INTEGRATION,
     PHASE1_PAIRS,
     PHASE1_REPOS,
@@ -262,7 +263,7 @@ def test_codeowners_check_clean_then_shared_then_a_violation(
     deploy_wt = stream_worktree(set_up, "deploy", "backend")
     (deploy_wt / "src" / "api" / "v1" / "auth.py").write_text("# deploy was here\n", encoding="utf-8")
     done = subprocess.run(
-        ["git", "-C", str(deploy_wt), "commit", "-q", "--no-verify", "-am", "outside my paths"],
+        ["git", "-C", str(deploy_wt), *NO_HOOKS, "commit", "-q", "-am", "outside my paths"],
         capture_output=True,
         text=True,
         check=False,

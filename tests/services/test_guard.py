@@ -1,8 +1,9 @@
 """The ownership guard (pre-commit hook) that ``streams setup`` installs in each stream's worktree.
 
 Real commits in a real sandbox: owned paths pass, foreign and unowned paths are refused (nothing is
-committed), shared paths pass with a note, ``--no-verify`` bypasses, the repository's own pre-commit hook is
-chained, and the hook is scoped to the stream worktrees (the main checkouts are not guarded and keep working).
+committed), shared paths pass with a note, ``--no-verify`` skips only the early check (the ref update is still
+refused), the repository's own hooks are chained, and the hooks are scoped to the stream worktrees (the main
+checkouts are not guarded and keep working). Merges, rebases and the like: test_guard_landing.py.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from helpers import (
     assert_streams_set_up,
     build_phase1_sandbox,
     git_in,
+    origin_of,
     repo_dir,
     setup_with_cwd,
     stream_worktree,
 )
 
-from coditect_cli.domain.guard import HOOK_MARKER
+from coditect_cli.domain.guard import CHAIN_RECORD, GUARD_SCRIPT, HOOK_MARKER, HOOK_NAMES
 
 
 class Sandbox:
@@ -52,7 +54,9 @@ def sandbox(isolated_git_module: Path, tmp_path_factory: pytest.TempPathFactory)
     yield Sandbox(root, marker)
 
 
-def commit(worktree: Path, files: dict[str, str | None], *options: str) -> subprocess.CompletedProcess[str]:
+def commit(
+    worktree: Path, files: dict[str, str | None], *options: str, message: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Write (or, for None, delete) ``files`` in ``worktree``, stage everything and try to commit."""
     for rel, text in files.items():
         path = worktree / rel
@@ -63,7 +67,7 @@ def commit(worktree: Path, files: dict[str, str | None], *options: str) -> subpr
             path.write_text(text, encoding="utf-8")
     git_in(worktree, "add", "-A")
     return subprocess.run(
-        ["git", "-C", str(worktree), "commit", "-q", "-m", f"touch {', '.join(files)}", *options],
+        ["git", "-C", str(worktree), "commit", "-q", "-m", message or f"touch {', '.join(files)}", *options],
         capture_output=True,
         text=True,
         check=False,
@@ -161,11 +165,25 @@ def test_deleting_a_file_the_stream_does_not_own_is_refused(backend_wt: Path) ->
     assert (backend_wt / "Dockerfile").is_file()
 
 
-def test_no_verify_bypasses_the_guard(sandbox: Sandbox, backend_wt: Path) -> None:
+def test_no_verify_skips_the_pre_commit_check_but_not_the_ref_update_check(
+    sandbox: Sandbox, backend_wt: Path
+) -> None:
+    """The issue's gate-neutering commit: ``--no-verify`` skips pre-commit; reference-transaction still runs."""
     runs = len(sandbox.chained_runs())
-    passed(backend_wt, {"Dockerfile": "FROM python:3.12-slim\n# bypassed\n"}, "--no-verify")
-    assert git_in(backend_wt, "log", "-1", "--format=%s") == "touch Dockerfile"
-    assert sandbox.chained_runs()[runs:] == []
+    head = git_in(backend_wt, "rev-parse", "HEAD")
+    done = commit(backend_wt, {"ci/check.py": "import sys\nsys.exit(0)\n"}, "--no-verify")
+    try:
+        assert done.returncode != 0, done.stdout
+        assert git_in(backend_wt, "rev-parse", "HEAD") == head
+        branch = git_in(backend_wt, "symbolic-ref", "--short", "HEAD")
+        assert (
+            f"coditect: refused to move {branch}: stream backend may not land commits changing these files "
+            "in backend (phase phase-1):" in done.stderr
+        )
+        assert "  ci/check.py  owned by no stream  (changed by " in done.stderr
+        assert sandbox.chained_runs()[runs:] == []  # --no-verify: the repository's pre-commit did not run
+    finally:
+        discard(backend_wt)
 
 
 # ------------------------------------------------------------------------------------- other streams, repos
@@ -252,7 +270,7 @@ def test_linked_worktrees_and_main_checkouts_keep_their_own_top_level(sandbox: S
     assert git_in(sandbox.root, "status", "--porcelain") == ""
 
 
-def test_the_hook_is_per_worktree_and_embeds_the_stream_and_the_chained_hook(sandbox: Sandbox) -> None:
+def test_the_hooks_are_per_worktree_and_chain_the_repositorys_hooks_directory(sandbox: Sandbox) -> None:
     backend = repo_dir(sandbox.root, "backend")
     common = Path(git_in(backend, "rev-parse", "--path-format=absolute", "--git-common-dir"))
     paths = {}
@@ -260,19 +278,16 @@ def test_the_hook_is_per_worktree_and_embeds_the_stream_and_the_chained_hook(san
         worktree = stream_worktree(sandbox.root, stream, "backend")
         hooks = Path(git_in(worktree, "config", "--worktree", "--get", "core.hooksPath"))
         paths[stream] = hooks
-        text = (hooks / "pre-commit").read_text(encoding="utf-8")
-        assert text.startswith("#!/usr/bin/env python3\n" + HOOK_MARKER)
-        assert f'STREAM = "{stream}"' in text
-        assert f"chained = {str(common / 'hooks' / 'pre-commit')!r}" in text
-        assert os.access(hooks / "pre-commit", os.X_OK)
+        guard = (hooks / GUARD_SCRIPT).read_text(encoding="utf-8")
+        assert guard.startswith("#!/usr/bin/env python3\n" + HOOK_MARKER)
+        assert f'STREAM = "{stream}"' in guard
+        for name in HOOK_NAMES:
+            assert os.access(hooks / name, os.X_OK), name
+            text = (hooks / name).read_text(encoding="utf-8")
+            assert text.startswith("#!/bin/sh\n" + HOOK_MARKER), name
+            assert f"hook={common / 'hooks'}/{name}\n" in text, name
+        assert (hooks / CHAIN_RECORD).read_text(encoding="utf-8") == f"{common / 'hooks'}\n"
     assert len(set(paths.values())) == 3
-    # A repository without a hook of its own chains nothing.
-    infra_hook = Path(
-        git_in(
-            stream_worktree(sandbox.root, "infra", "infra"), "config", "--worktree", "--get", "core.hooksPath"
-        )
-    )
-    assert "chained = None" in (infra_hook / "pre-commit").read_text(encoding="utf-8")
 
 
 def test_a_hook_configured_with_core_hookspath_is_chained_too(isolated_git: Path, tmp_path: Path) -> None:
@@ -288,3 +303,114 @@ def test_a_hook_configured_with_core_hookspath_is_chained_too(isolated_git: Path
     passed(worktree, {"src/main.tsx": "// changed\n"})
     assert marker.is_file(), "the repository's own pre-commit hook did not run in the stream worktree"
     assert marker.read_text(encoding="utf-8").splitlines() == [str(worktree)]
+
+
+def write_hook(hooks: Path, name: str, body: str) -> None:
+    hooks.mkdir(parents=True, exist_ok=True)
+    (hooks / name).write_text("#!/bin/sh\n" + body, encoding="utf-8")
+    (hooks / name).chmod(0o755)
+
+
+def test_the_repositorys_commit_msg_pre_push_and_reference_transaction_hooks_still_run(
+    isolated_git: Path, tmp_path: Path
+) -> None:
+    """Hooks of every name are chained, with their arguments and stdin, and their exit codes count.
+
+    They are added after setup: the guard's scripts look for them when they run.
+    """
+    root = build_phase1_sandbox(tmp_path / "sandbox")
+    setup_with_cwd(root)
+    backend = repo_dir(root, "backend")
+    common = Path(git_in(backend, "rev-parse", "--path-format=absolute", "--git-common-dir"))
+    log = tmp_path / "hooks.log"
+    write_hook(
+        common / "hooks",
+        "commit-msg",
+        "grep -qE '^[A-Z]+-[0-9]+ ' \"$1\" && exit 0\necho 'commit-msg: start with a ticket (ABC-123)' >&2\nexit 1\n",
+    )
+    write_hook(common / "hooks", "pre-push", f'echo "pre-push $*" >> "{log}"\ncat >> "{log}"\nexit 7\n')
+    write_hook(common / "hooks", "reference-transaction", f'echo "rt $1" >> "{log}"\ncat >> "{log}"\n')
+    worktree = stream_worktree(root, "backend", "backend")
+    branch = git_in(worktree, "symbolic-ref", "--short", "HEAD")
+    head = git_in(worktree, "rev-parse", "HEAD")
+
+    (worktree / "src" / "api" / "v1" / "auth.py").write_text("# auth\n", encoding="utf-8")
+    git_in(worktree, "add", "-A")
+    done = subprocess.run(
+        ["git", "-C", str(worktree), "commit", "-q", "-m", "add auth"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "commit-msg: start with a ticket (ABC-123)" in done.stderr
+    assert git_in(worktree, "rev-parse", "HEAD") == head
+    assert not log.exists()  # refused before any ref moved
+
+    git_in(worktree, "commit", "-q", "-m", "AUTH-1 add auth")
+    new = git_in(worktree, "rev-parse", "HEAD")
+    assert log.read_text(encoding="utf-8").splitlines() == [
+        "rt prepared",
+        f"{head} {new} HEAD",
+        f"{head} {new} refs/heads/{branch}",
+        "rt committed",
+        f"{head} {new} HEAD",
+        f"{head} {new} refs/heads/{branch}",
+    ]
+    log.unlink()
+
+    origin = str(origin_of(backend))
+    done = subprocess.run(
+        ["git", "-C", str(worktree), "push", "-q", "origin", branch],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert git_in(Path(origin), "rev-parse", f"refs/heads/{branch}") == head  # the push was refused
+    assert log.read_text(encoding="utf-8").splitlines()[:2] == [
+        f"pre-push origin {origin}",
+        f"refs/heads/{branch} {new} refs/heads/{branch} {head}",
+    ]
+
+
+def test_a_husky_style_relative_hooks_path_runs_each_worktrees_own_hooks(
+    isolated_git: Path, tmp_path: Path
+) -> None:
+    """``core.hooksPath = .husky`` is relative: git (and the guard's scripts) resolve it in the worktree the
+    hook runs in, so a stream worktree runs the hooks its own branch carries. Setup records that path: run
+    again, even with ``core.hooksPath`` pointing at a coditect hooks directory, it does not chain to itself."""
+    root = build_phase1_sandbox(tmp_path / "sandbox")
+    frontend = repo_dir(root, "frontend")
+    marker = tmp_path / "husky-ran"
+    write_hook(
+        frontend / ".husky",
+        "commit-msg",
+        f'echo "$PWD $0" >> "{marker}"\n'
+        "grep -qE '^(feat|fix|chore)(\\(.+\\))?: ' \"$1\" && exit 0\n"
+        "echo 'husky: use a conventional commit message' >&2\nexit 1\n",
+    )
+    git_in(frontend, "add", ".husky")
+    git_in(frontend, "commit", "-q", "-m", "chore: husky commit-msg hook")
+    git_in(frontend, "config", "core.hooksPath", ".husky")
+    setup_with_cwd(root)
+    worktree = stream_worktree(root, "frontend", "frontend")
+    hooks = Path(git_in(worktree, "config", "--worktree", "--get", "core.hooksPath"))
+    assert (hooks / CHAIN_RECORD).read_text(encoding="utf-8") == ".husky\n"
+
+    refused_stderr = refused(worktree, {"src/main.tsx": "// changed\n"})
+    assert "husky: use a conventional commit message" in refused_stderr
+    assert marker.read_text(encoding="utf-8").splitlines() == [f"{worktree} .husky/commit-msg"]
+    done = commit(worktree, {"src/main.tsx": "// changed\n"}, message="feat: change main")
+    assert done.returncode == 0, done.stderr
+    # The guard still comes first: a foreign file is refused before husky is asked.
+    stderr = refused(worktree, {"Dockerfile": "FROM scratch\n"})
+    assert "coditect: stream frontend may not commit these files in frontend" in stderr
+    assert len(marker.read_text(encoding="utf-8").splitlines()) == 2
+
+    git_in(frontend, "config", "core.hooksPath", str(hooks))
+    try:
+        assert setup_with_cwd(root).plan.empty
+    finally:
+        git_in(frontend, "config", "core.hooksPath", ".husky")
+    assert (hooks / CHAIN_RECORD).read_text(encoding="utf-8") == ".husky\n"

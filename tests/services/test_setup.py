@@ -29,6 +29,7 @@ from helpers import (
 )
 
 from coditect_cli.domain.codeowners import generate
+from coditect_cli.domain.guard import GUARD_SCRIPT
 from coditect_cli.domain.manifest import RepoId
 from coditect_cli.domain.plan import AddWorktree, CreateBranch, Push, Step, WriteCodeowners
 from coditect_cli.errors import ExitCode, RefusedError
@@ -306,7 +307,7 @@ def test_codeowners_update_refused_while_integration_is_checked_out_dirty_then_c
     hook = git_in(
         stream_worktree(root, "backend", "backend"), "config", "--worktree", "--get", "core.hooksPath"
     )
-    assert "migrations/" in (Path(hook) / "pre-commit").read_text(encoding="utf-8")
+    assert "migrations/" in (Path(hook) / GUARD_SCRIPT).read_text(encoding="utf-8")
     assert setup_with_cwd(root).plan.empty
 
 
