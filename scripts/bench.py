@@ -209,6 +209,7 @@ BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "launch": _lazy("bench_launch", "bench_launch"),
     "day": _lazy("bench_day", "bench_day"),
     "gating": _lazy("bench_gating", "bench_gating"),
+    "guard": _lazy("bench_guard", "bench_guard"),
     "setup": bench_setup,
     "git-processes": bench_git_processes,
 }
