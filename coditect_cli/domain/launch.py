@@ -42,7 +42,7 @@ from typing import Literal, Protocol
 from coditect_cli.domain.manifest import WEEKDAYS, Manifest, Schedule, Stream
 
 Layout = Literal["tiled", "windows"]
-AgentKind = Literal["shell", "claude", "template"]
+AgentKind = Literal["shell", "claude", "anthropic", "template"]
 
 MAX_TILED = 6
 """Up to this many streams share one tiled window (layout ``auto``); more get a window each."""
@@ -193,11 +193,23 @@ def _simple_command(line: str) -> bool:
 
 
 def resolve_agent(
-    run: str, *, prompt_file: Path, stream: str, worktree: Path, login_shell: str
+    run: str,
+    *,
+    prompt_file: Path,
+    stream: str,
+    worktree: Path,
+    login_shell: str,
+    phase: str = "",
+    root: Path | None = None,
 ) -> AgentCommand:
-    """The command a pane runs for ``run`` (``shell``, ``claude`` or a template)."""
+    """The command a pane runs for ``run`` (``shell``, ``claude``, ``anthropic`` or a template)."""
     if run == "shell":
         return AgentCommand("shell", (login_shell, "-l"), login_shell, f"{login_shell} -l")
+    if run == "anthropic":
+        from coditect_cli.agents.anthropic import pane_command
+
+        line = pane_command(stream, phase, root)
+        return AgentCommand("anthropic", ("/bin/sh", "-c", f"exec {line}"), None, line)
     if run == "claude":
         # The prompt never goes into the command line: the shell reads it from the file at start.
         line = f'exec claude "$(cat {shlex.quote(str(prompt_file))})"'

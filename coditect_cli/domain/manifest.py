@@ -235,6 +235,32 @@ class Deliverable(_Model):
     depends_on: tuple[Identifier, ...] = ()
 
 
+class Price(_Model):
+    """What one model costs, in US dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_write: float = Field(ge=0, description="Writing the prompt cache (5-minute entries).")
+    cache_read: float = Field(ge=0)
+
+
+class AnthropicAgent(_Model):
+    """Options of the built-in agent (``run: anthropic``): a tool-using loop on the Anthropic Messages API."""
+
+    model: str = Field(default="claude-sonnet-4-5", min_length=1)
+    max_tokens: int = Field(default=8192, ge=1, le=128000)
+    max_turns: int = Field(default=50, ge=1, le=1000, description="Model requests per task, at most.")
+    budget_usd: float | None = Field(
+        default=None, gt=0, description="Hard stop for the stream's spending (all tasks); warning at 80%."
+    )
+    commands: tuple[str, ...] = Field(
+        default=(),
+        description="Commands the agent may run besides the stream's gates: an exact command line, or a "
+        "prefix ending in ` *` (e.g. `pytest *`).",
+    )
+    command_timeout: int = Field(default=600, ge=1, description="Seconds a command or gate may run.")
+
+
 class Stream(_Model):
     """One workstream: one terminal, one agent, one feature branch per repository it works in."""
 
@@ -255,15 +281,17 @@ class Stream(_Model):
         default="shell",
         min_length=1,
         description=(
-            "The agent: `shell` (a login shell), `claude` (Claude Code with the prompt), or a command template "
+            "The agent: `shell` (a login shell), `claude` (Claude Code with the prompt), `anthropic` (the "
+            "built-in agent on the Anthropic API, options under `anthropic:`), or a command template "
             "with {prompt_file}, {stream}, {worktree} placeholders."
         ),
     )
+    anthropic: AnthropicAgent = AnthropicAgent()
 
     @field_validator("run")
     @classmethod
     def _run(cls, value: str) -> str:
-        if value in {"shell", "claude"}:
+        if value in {"shell", "claude", "anthropic"}:
             return value
         unknown = set(re.findall(r"\{([^{}]*)\}", value)) - {"prompt_file", "stream", "worktree"}
         if unknown:
@@ -339,6 +367,10 @@ class Manifest(_Model):
     streams: tuple[Stream, ...] = Field(min_length=1)
     checkpoints: tuple[Checkpoint, ...] = ()
     merge: Merge = Merge()
+    prices: dict[str, Price] = Field(
+        default_factory=dict,
+        description="Model prices (USD per million tokens) overriding the built-in table, by model name.",
+    )
 
     @field_validator("worktrees")
     @classmethod

@@ -109,6 +109,8 @@ class StreamDay:
     tests_changed: list[str] = field(default_factory=list)
     gates: list[dict[str, Any]] = field(default_factory=list)
     risks: list[str] = field(default_factory=list)
+    tokens: int = 0  # the built-in agent's tokens and cost in this phase so far
+    cost_usd: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,6 +126,8 @@ class StreamDay:
             "tests_changed": self.tests_changed,
             "gates": self.gates,
             "risks": self.risks,
+            "tokens": self.tokens,
+            "cost_usd": round(self.cost_usd, 6),
         }
 
 
@@ -319,6 +323,8 @@ def section_lines(report: SyncReport, s: StreamDay) -> list[str]:
         lines.append(f"🎯 Tomorrow: {'; '.join(_task_text(t) for t in s.tomorrow) or 'no deliverable due'}")
         lines.append(f"⚠️ Risks: {'; '.join(s.risks) or 'None'}")
     lines.append(f"🚧 Blockers: {'; '.join(b.message for b in s.blockers) or 'None'}")
+    if s.tokens:
+        lines.append(f"💰 Agent: {s.tokens:,} tokens, ${s.cost_usd:.2f} this phase")
     return lines
 
 
@@ -329,6 +335,10 @@ def markdown(report: SyncReport) -> str:
     lines += [f"_{report.date.isoformat()} · day {report.day} of {report.days} · phase {report.phase}_", ""]
     for s in report.streams:
         lines += [*section_lines(report, s), ""]
+    spent = [s for s in report.streams if s.tokens]
+    if spent:
+        tokens, dollars = sum(s.tokens for s in spent), sum(s.cost_usd for s in spent)
+        lines += [f"💰 Agents this phase: {tokens:,} tokens, ${dollars:.2f}", ""]
     title = "Coordination Actions" if report.kind == "morning" else "Orchestrator Actions"
     lines.append(f"## {title}:")
     lines += [f"{i}. {a.text}" for i, a in enumerate(report.actions, 1)] or ["None."]

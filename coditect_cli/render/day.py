@@ -106,15 +106,17 @@ def dashboard_renderable(d: Dashboard) -> RenderableType:
         pr = f"PR {r.pr_state} ({', '.join(r.prs)})" if r.prs else "no PR"
         conflicts = f"[red]{r.conflicts} conflict(s)[/]" if r.conflicts else "no conflicts"
         colour = {"running": "green", "not launched": "dim", "exited 0": "yellow"}.get(r.agent, "red")
+        spent = f" [dim]· {r.tokens:,} tokens, ${r.cost_usd:.2f}[/]" if r.tokens else ""
         lines.append(
             Text.from_markup(
                 f"    [dim]{escape(pr)} · +{r.ahead}/-{r.behind} vs integration ·[/] {conflicts} [dim]· agent[/] "
-                f"[{colour}]{r.agent}[/]"
+                f"[{colour}]{r.agent}[/]{spent}"
             )
         )
     overall = Text(
         f"Overall: {bar(d.done, d.total)} {d.percent}% complete ({d.done}/{d.total} tasks) · "
-        f"days elapsed {min(d.day, d.days)}/{d.days}",
+        f"days elapsed {min(d.day, d.days)}/{d.days}"
+        + (f" · agents ${d.cost_usd:.2f}" if any(r.tokens for r in d.rows) else ""),
         style="bold",
     )
     timeline = Text("Checkpoint timeline\n", style="bold")

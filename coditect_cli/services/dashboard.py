@@ -27,6 +27,8 @@ class StreamRow:
     behind: int
     conflicts: int
     agent: str  # running | exited N | no pane | not launched
+    tokens: int = 0  # the built-in agent's tokens (all kinds) in this phase
+    cost_usd: float = 0.0
 
     @property
     def percent(self) -> int:
@@ -47,6 +49,8 @@ class StreamRow:
             "behind": self.behind,
             "conflicts": self.conflicts,
             "agent": self.agent,
+            "tokens": self.tokens,
+            "cost_usd": round(self.cost_usd, 6),
         }
 
 
@@ -87,9 +91,16 @@ class Dashboard:
     def percent(self) -> int:
         return round(100 * self.done / self.total) if self.total else 0
 
+    @property
+    def cost_usd(self) -> float:
+        """The built-in agent's cost over every stream."""
+        return sum(r.cost_usd for r in self.rows)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "phase": self.phase,
+            "tokens": sum(r.tokens for r in self.rows),
+            "cost_usd": round(self.cost_usd, 6),
             "title": self.title,
             "day": self.day,
             "days": self.days,
@@ -187,6 +198,8 @@ def dashboard(
                 behind=max((b.behind for b in branches), default=0),
                 conflicts=sum(len(b.conflicts) for b in branches),
                 agent=_agent(facts, s.id),
+                tokens=facts.spend[s.id].usage.total if s.id in facts.spend else 0,
+                cost_usd=facts.spend[s.id].cost_usd if s.id in facts.spend else 0.0,
             )
         )
     tagged = tagged_checkpoints(project, m.phase)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from coditect_cli.domain.conflicts import RepoChecks
     from coditect_cli.domain.launch import PaneState
     from coditect_cli.domain.prs import PrListing, PrView
+    from coditect_cli.state.agent_usage import Spend
     from coditect_cli.state.coordination import BlockRecord
 
 
@@ -77,6 +78,7 @@ class PhaseFacts:
     notes: list[str] = field(default_factory=list)
     graphs: dict[str, dict[str, LoggedCommit]] = field(default_factory=dict)  # per repo: the phase's history
     checkpoints: dict[int, str] = field(default_factory=dict)  # checkpoint id -> latest result
+    spend: dict[str, Spend] = field(default_factory=dict)  # stream -> the built-in agent's tokens and cost
 
     def reachable(self, repo: str, tip: str) -> set[str]:
         """Commits of the phase's history in ``repo`` reachable from ``tip``."""
@@ -115,6 +117,7 @@ def gather(
     from coditect_cli.services.journal import interrupted_note
     from coditect_cli.services.manifest import load_valid
     from coditect_cli.services.setup import project_common_dir
+    from coditect_cli.state.agent_usage import phase_spend
     from coditect_cli.state.coordination import open_blocks, task_states
     from coditect_cli.state.journal_records import checkpoint_statuses
     from coditect_cli.state.store import Store
@@ -203,11 +206,12 @@ def gather(
         blocks = open_blocks(store, manifest.phase)
         checkpoints = checkpoint_statuses(store, manifest.phase)
         interrupted = interrupted_note(store, manifest.phase, common)
+        spend = phase_spend(store, manifest.phase)
     if interrupted is not None:
         notes.append(interrupted)
     panes, session = _panes(project, manifest, common, socket)
     return PhaseFacts(
-        manifest, project, branches, prs, panes, session, tasks, blocks, notes, graphs, checkpoints
+        manifest, project, branches, prs, panes, session, tasks, blocks, notes, graphs, checkpoints, spend
     )
 
 

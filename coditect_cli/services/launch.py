@@ -160,7 +160,7 @@ class _Prepared:
 
 def check_agent_template(template: str) -> None:
     """Refuse an ``--agent`` template with unknown placeholders (the manifest's ``run`` rule)."""
-    if template in {"shell", "claude"}:
+    if template in {"shell", "claude", "anthropic"}:
         return
     unknown = sorted(set(re.findall(r"\{([^{}]*)\}", template)) - set(PLACEHOLDERS))
     if unknown:
@@ -200,6 +200,8 @@ def prepare(
             stream=stream.id,
             worktree=worktrees[0].path,
             login_shell=shell,
+            phase=manifest.phase,
+            root=project.root,
         )
         panes.append(
             PaneSpec(

@@ -278,6 +278,9 @@ def _sync(
         section.tomorrow = [views[d.id] for d in due_on(stream, n + 1)]
         section.blockers = detect_blockers(facts, stream, section.today)
         section.pr = _pr_summary(facts, stream.id)
+        if stream.id in facts.spend:
+            section.tokens = facts.spend[stream.id].usage.total
+            section.cost_usd = facts.spend[stream.id].cost_usd
         if kind == "evening":
             section.tests_changed = _tests_changed(facts, stream.id, since)
             section.gates = gate_results.get(stream.id, [])

@@ -13,7 +13,8 @@ lookup keys that must not be redacted) and :meth:`Store.transaction`:
   (migration 2);
 - :mod:`coditect_cli.state.coordination`: tasks, blockers and syncs (migration 3);
 - :mod:`coditect_cli.state.journal_records`: the gating journals, their steps and ref moves, gate results
-  and gating results (migration 4).
+  and gating results (migration 4);
+- :mod:`coditect_cli.state.agent_usage`: the built-in agent's tokens and cost per request (migration 5).
 
 The schema itself stays here, as the one ordered :data:`MIGRATIONS` list, so the version numbering has a
 single source.
@@ -281,7 +282,25 @@ CREATE TABLE gating_results (
 CREATE INDEX gating_results_by_phase ON gating_results(phase, kind, checkpoint, id);
 """
 
-MIGRATIONS: tuple[Migration, ...] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4)
+# Migration 5: the built-in agent's token usage, one row per API request (coditect_cli/state/agent_usage.py).
+_MIGRATION_5 = """
+CREATE TABLE agent_usage (
+    id INTEGER PRIMARY KEY,
+    phase TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    task TEXT NOT NULL,
+    model TEXT NOT NULL,
+    input INTEGER NOT NULL DEFAULT 0,
+    output INTEGER NOT NULL DEFAULT 0,
+    cache_write INTEGER NOT NULL DEFAULT 0,
+    cache_read INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    time TEXT NOT NULL
+);
+CREATE INDEX agent_usage_by_stream ON agent_usage(phase, stream, task);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5)
 """The schema, as ordered migrations; ``user_version`` counts those applied. Append only."""
 
 
