@@ -210,6 +210,7 @@ BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "day": _lazy("bench_day", "bench_day"),
     "gating": _lazy("bench_gating", "bench_gating"),
     "guard": _lazy("bench_guard", "bench_guard"),
+    "agent": _lazy("bench_agent", "bench_agent"),
     "setup": bench_setup,
     "git-processes": bench_git_processes,
 }

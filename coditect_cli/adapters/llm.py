@@ -96,28 +96,18 @@ class LLM(Protocol):
         ...
 
 
-def request_body(request: Request) -> dict[str, Any]:
+def request_body(request: Request, *, cache: bool = True) -> dict[str, Any]:
     """The Messages API body of ``request``, with ``cache_control`` on the stable prefix and the newest turn.
 
     Breakpoints (at most 4 are allowed): the last tool (caches every tool), the context block (caches the
     system prompt and the manifest context with it), and the last block of the newest message (caches the
-    conversation so far, which the next request extends).
+    conversation so far, which the next request extends). ``cache`` False leaves them out.
     """
     tools = [dict(t) for t in request.tools]
-    if tools:
-        tools[-1]["cache_control"] = CACHE
     system: list[dict[str, Any]] = [{"type": "text", "text": request.system}]
     if request.context:
         system.append({"type": "text", "text": request.context})
-    system[-1]["cache_control"] = CACHE
     messages = [dict(m) for m in request.messages]
-    if messages:
-        last = messages[-1]
-        content = last.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
-        if blocks:
-            blocks[-1] = {**blocks[-1], "cache_control": CACHE}
-            last["content"] = blocks
     body: dict[str, Any] = {
         "model": request.model,
         "max_tokens": request.max_tokens,
@@ -126,6 +116,18 @@ def request_body(request: Request) -> dict[str, Any]:
     }
     if tools:
         body["tools"] = tools
+    if not cache:
+        return body
+    if tools:
+        tools[-1]["cache_control"] = CACHE
+    system[-1]["cache_control"] = CACHE
+    if messages:
+        last = messages[-1]
+        content = last.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+        if blocks:
+            blocks[-1] = {**blocks[-1], "cache_control": CACHE}
+            last["content"] = blocks
     return body
 
 
@@ -173,6 +175,7 @@ class AnthropicLLM:
         base_url: str | None = None,
         policy: RetryPolicy | None = None,
         timeout: float = 600.0,
+        prompt_cache: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
@@ -184,6 +187,7 @@ class AnthropicLLM:
         self._key = api_key
         self._base_url = base_url
         self._timeout = timeout
+        self._cache = prompt_cache
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
         self._jitter = jitter
@@ -213,7 +217,7 @@ class AnthropicLLM:
 
     def complete(self, request: Request) -> Reply:
         """Stream one answer, retrying per the policy; raise LLMFailed with the reason when giving up."""
-        body = request_body(request)
+        body = request_body(request, cache=self._cache)
         client = self.client()
         waits: list[float] = []
         attempt = 0

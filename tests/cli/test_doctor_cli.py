@@ -378,12 +378,21 @@ def test_store_written_by_a_newer_coditect_fails(
 
 
 def test_missing_agent_program_warns(
-    set_up: Path, isolated_git: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    set_up: Path,
+    isolated_git: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    needed = {Path(shutil.which(p) or "/usr/bin").parent for p in ("git", "tmux")}
-    monkeypatch.setenv("PATH", os.pathsep.join(str(d) for d in needed))
-    if shutil.which("claude"):
-        pytest.skip("a real claude is installed next to git")
+    # A PATH of git and tmux only (claude may be installed beside them, in /usr/bin).
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for program in ("git", "tmux"):
+        found = shutil.which(program)
+        assert found is not None
+        (bin_dir / program).symlink_to(found)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert shutil.which("claude") is None
     code, payload = doctor(set_up, capsys)
     assert code == 0
     agents = checks(payload)["agents", PHASE1]

@@ -553,7 +553,18 @@ def test_missing_agent_programs_are_reported_per_stream_before_anything_changes(
 ) -> None:
     streams = [("ok", "shell"), ("ai", "claude"), ("custom", "FOO=1 no-such-agent-xyz --go {worktree}")]
     project = small_project(tmp_path, "missing", streams)
-    path = [d for d in os.environ["PATH"].split(os.pathsep) if d and not (Path(d) / "claude").exists()]
+    # PATH without claude: a directory holding it (e.g. /usr/bin, where npm installs it) is replaced by a
+    # shadow directory linking everything else it holds.
+    path = []
+    for d in os.environ["PATH"].split(os.pathsep):
+        if d and (Path(d) / "claude").exists():
+            shadow = tmp_path / "shadow" / str(len(path))
+            shadow.mkdir(parents=True)
+            for entry in Path(d).iterdir():
+                if entry.name != "claude":
+                    (shadow / entry.name).symlink_to(entry)
+            d = str(shadow)
+        path.append(d)
     monkeypatch.setenv("PATH", os.pathsep.join(path))
     assert shutil.which("claude") is None
     with pytest.raises(UnavailableError) as err:
