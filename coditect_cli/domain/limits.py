@@ -9,3 +9,5 @@ MAX_DAY = 1000  # phase days (a phase is at most 366 days plus 366 of slack)
 MAX_TIMEOUT = 7 * 24 * 3600  # a gate's timeout, in seconds
 MAX_TERMINAL = 9999
 MAX_CHECKPOINT = 9999
+MAX_PRICE = 1_000_000.0  # US dollars per million tokens
+MAX_BUDGET = 1_000_000.0  # US dollars

@@ -14,7 +14,14 @@ from typing import Annotated, Any, ClassVar, Literal, NewType
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from coditect_cli.domain.limits import MAX_CHECKPOINT, MAX_DAY, MAX_TERMINAL, MAX_TIMEOUT
+from coditect_cli.domain.limits import (
+    MAX_BUDGET,
+    MAX_CHECKPOINT,
+    MAX_DAY,
+    MAX_PRICE,
+    MAX_TERMINAL,
+    MAX_TIMEOUT,
+)
 
 StreamId = NewType("StreamId", str)
 RepoId = NewType("RepoId", str)
@@ -238,27 +245,37 @@ class Deliverable(_Model):
 class Price(_Model):
     """What one model costs, in US dollars per million tokens."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-    cache_write: float = Field(ge=0, description="Writing the prompt cache (5-minute entries).")
-    cache_read: float = Field(ge=0)
+    input: float = Field(ge=0, le=MAX_PRICE, allow_inf_nan=False)
+    output: float = Field(ge=0, le=MAX_PRICE, allow_inf_nan=False)
+    cache_write: float = Field(
+        ge=0, le=MAX_PRICE, allow_inf_nan=False, description="Writing the prompt cache (5-minute entries)."
+    )
+    cache_read: float = Field(ge=0, le=MAX_PRICE, allow_inf_nan=False)
 
 
 class AnthropicAgent(_Model):
     """Options of the built-in agent (``run: anthropic``): a tool-using loop on the Anthropic Messages API."""
 
     model: str = Field(default="claude-sonnet-4-5", min_length=1)
-    max_tokens: int = Field(default=8192, ge=1, le=128000)
-    max_turns: int = Field(default=50, ge=1, le=1000, description="Model requests per task, at most.")
+    max_tokens: int = Field(default=8192, ge=1, le=128000, strict=True)
+    max_turns: int = Field(
+        default=50, ge=1, le=1000, strict=True, description="Model requests per task, at most."
+    )
     budget_usd: float | None = Field(
-        default=None, gt=0, description="Hard stop for the stream's spending (all tasks); warning at 80%."
+        default=None,
+        gt=0,
+        le=MAX_BUDGET,
+        allow_inf_nan=False,
+        description="Hard stop for the stream's spending (all tasks); warning at 80%.",
     )
     commands: tuple[str, ...] = Field(
         default=(),
         description="Commands the agent may run besides the stream's gates: an exact command line, or a "
         "prefix ending in ` *` (e.g. `pytest *`).",
     )
-    command_timeout: int = Field(default=600, ge=1, description="Seconds a command or gate may run.")
+    command_timeout: int = Field(
+        default=600, ge=1, le=MAX_TIMEOUT, strict=True, description="Seconds a command or gate may run."
+    )
 
 
 class Stream(_Model):
