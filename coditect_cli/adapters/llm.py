@@ -208,7 +208,14 @@ class AnthropicLLM:
     def client(self) -> Any:
         """The SDK client (imported and built on first use)."""
         if self._client is None:
+            import logging
+
             import anthropic
+
+            # `--verbose` turns the root logger to DEBUG: the SDK would then log every request's whole body
+            # (prompts, file contents). coditect's own lines say what the agent does.
+            for name in ("anthropic", "httpx", "httpx2", "httpcore", "httpcore2"):
+                logging.getLogger(name).setLevel(logging.WARNING)
 
             self._client = anthropic.Anthropic(
                 api_key=self._key, base_url=self._base_url, max_retries=0, timeout=self._timeout

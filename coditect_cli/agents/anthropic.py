@@ -12,9 +12,14 @@ import sys
 from pathlib import Path
 
 
+def interpreter() -> str:
+    """The program a pane running the built-in agent starts: this Python interpreter."""
+    return sys.executable
+
+
 def pane_command(stream: str, phase: str, root: Path | None) -> str:
     """The shell line a pane runs for ``run: anthropic``."""
-    words = [sys.executable, "-m", "coditect_cli"]
+    words = [interpreter(), "-m", "coditect_cli"]
     if root is not None:
         words += ["--root", str(root)]
     words += ["agent", "run", stream]

@@ -206,10 +206,10 @@ def resolve_agent(
     if run == "shell":
         return AgentCommand("shell", (login_shell, "-l"), login_shell, f"{login_shell} -l")
     if run == "anthropic":
-        from coditect_cli.agents.anthropic import pane_command
+        from coditect_cli.agents.anthropic import interpreter, pane_command
 
         line = pane_command(stream, phase, root)
-        return AgentCommand("anthropic", ("/bin/sh", "-c", f"exec {line}"), None, line)
+        return AgentCommand("anthropic", ("/bin/sh", "-c", f"exec {line}"), interpreter(), line)
     if run == "claude":
         # The prompt never goes into the command line: the shell reads it from the file at start.
         line = f'exec claude "$(cat {shlex.quote(str(prompt_file))})"'

@@ -236,71 +236,80 @@ def run_task(
         state.warnings.append(f"no price for model {options.model}: costs use the dearest known model's")
     status: TaskStatus = "max-turns"
     reason = f"reached max_turns ({options.max_turns})"
-    with Store.open(setting.common) as store:
-        before = agent_usage.stream_spend(store, manifest.phase, stream.id).cost_usd
+    try:
+        with Store.open(setting.common) as store:
+            before = agent_usage.stream_spend(store, manifest.phase, stream.id).cost_usd
 
-        def spent() -> float:
-            return before + state.cost
+            def spent() -> float:
+                return before + state.cost
 
-        log.write(
-            "start", phase=manifest.phase, stream=stream.id, task=setting.task, model=options.model,
-            system=SYSTEM_PROMPT, context=setting.context, tools=[t["name"] for t in toolbox.specs],
-        )  # fmt: skip
-        messages: list[dict[str, Any]] = [{"role": "user", "content": setting.task_text}]
-        warned = budget_state(spent(), options.budget_usd) == "warning"
-        try:
-            if budget_state(spent(), options.budget_usd) == "over":
-                status, reason = "over-budget", f"the stream's budget of ${options.budget_usd:g} is spent"
-                raise _Stop
-            for _ in range(options.max_turns):
-                log.write("request", turn=state.turns + 1, content=messages[-1]["content"])
-                request = Request(
-                    options.model, options.max_tokens, SYSTEM_PROMPT, setting.context, toolbox.specs, messages
-                )
-                reply = client.complete(request)
-                state.turns += 1
-                request_cost = cost(reply.usage, price)
-                state.usage = state.usage + reply.usage
-                state.cost += request_cost
-                agent_usage.record(
-                    store, manifest.phase, stream.id, setting.task, reply.model, reply.usage, request_cost
-                )
-                log.write(
-                    "reply", turn=state.turns, content=list(reply.content), stop_reason=reply.stop_reason,
-                    usage=reply.usage.to_json(), cost_usd=request_cost, attempts=reply.attempts,
-                    waits=list(reply.waits),
-                )  # fmt: skip
-                say(f"turn {state.turns}: {reply.stop_reason}, ${state.cost:.4f} so far")
-                messages.append({"role": "assistant", "content": list(reply.content)})
-                budget = budget_state(spent(), options.budget_usd)
-                if budget == "over":
-                    status = "over-budget"
-                    reason = f"the stream's budget of ${options.budget_usd:g} is spent (${spent():.4f})"
-                    break
-                if budget == "warning" and not warned:
-                    warned = True
-                    note = f"the stream has spent ${spent():.4f} of its ${options.budget_usd:g} budget (80%)"
-                    state.warnings.append(note)
-                    log.write("warning", message=note)
-                    say(f"warning: {note}")
-                calls = _tool_blocks(reply.content)
-                if not calls:
-                    status, reason = "done", "the agent ended its turn"
-                    state.final_text = _text_of(reply.content)
-                    break
-                results = [_run_tool(toolbox, call, state, log, say) for call in calls]
-                messages.append({"role": "user", "content": results})
-        except _Stop:
-            pass
-        except LLMFailed as exc:
-            status, reason = "failed", scrub(exc.message)
-            log.write("error", message=reason, attempts=exc.attempts, waited=exc.waited)
-        stream_cost = spent()
-        log.write(
-            "end", status=status, reason=reason, turns=state.turns, usage=state.usage.to_json(),
-            cost_usd=state.cost, stream_cost_usd=stream_cost,
-        )  # fmt: skip
-    log.close()
+            log.write(
+                "start", phase=manifest.phase, stream=stream.id, task=setting.task, model=options.model,
+                system=SYSTEM_PROMPT, context=setting.context, tools=[t["name"] for t in toolbox.specs],
+            )  # fmt: skip
+            messages: list[dict[str, Any]] = [{"role": "user", "content": setting.task_text}]
+            warned = budget_state(spent(), options.budget_usd) == "warning"
+            try:
+                if budget_state(spent(), options.budget_usd) == "over":
+                    status, reason = "over-budget", f"the stream's budget of ${options.budget_usd:g} is spent"
+                    raise _Stop
+                for _ in range(options.max_turns):
+                    log.write("request", turn=state.turns + 1, content=messages[-1]["content"])
+                    request = Request(
+                        options.model,
+                        options.max_tokens,
+                        SYSTEM_PROMPT,
+                        setting.context,
+                        toolbox.specs,
+                        messages,
+                    )
+                    reply = client.complete(request)
+                    state.turns += 1
+                    request_cost = cost(reply.usage, price)
+                    state.usage = state.usage + reply.usage
+                    state.cost += request_cost
+                    agent_usage.record(
+                        store, manifest.phase, stream.id, setting.task, reply.model, reply.usage, request_cost
+                    )
+                    log.write(
+                        "reply", turn=state.turns, content=list(reply.content), stop_reason=reply.stop_reason,
+                        usage=reply.usage.to_json(), cost_usd=request_cost, attempts=reply.attempts,
+                        waits=list(reply.waits),
+                    )  # fmt: skip
+                    say(f"turn {state.turns}: {reply.stop_reason}, ${state.cost:.4f} so far")
+                    messages.append({"role": "assistant", "content": list(reply.content)})
+                    budget = budget_state(spent(), options.budget_usd)
+                    if budget == "over":
+                        status = "over-budget"
+                        reason = f"the stream's budget of ${options.budget_usd:g} is spent (${spent():.4f})"
+                        break
+                    if budget == "warning" and not warned:
+                        warned = True
+                        note = (
+                            f"the stream has spent ${spent():.4f} of its ${options.budget_usd:g} budget (80%)"
+                        )
+                        state.warnings.append(note)
+                        log.write("warning", message=note)
+                        say(f"warning: {note}")
+                    calls = _tool_blocks(reply.content)
+                    if not calls:
+                        status, reason = "done", "the agent ended its turn"
+                        state.final_text = _text_of(reply.content)
+                        break
+                    results = [_run_tool(toolbox, call, state, log, say) for call in calls]
+                    messages.append({"role": "user", "content": results})
+            except _Stop:
+                pass
+            except LLMFailed as exc:
+                status, reason = "failed", scrub(exc.message)
+                log.write("error", message=reason, attempts=exc.attempts, waited=exc.waited)
+            stream_cost = spent()
+            log.write(
+                "end", status=status, reason=reason, turns=state.turns, usage=state.usage.to_json(),
+                cost_usd=state.cost, stream_cost_usd=stream_cost,
+            )  # fmt: skip
+    finally:
+        log.close()
     say(f"{status}: {reason}")
     return TaskResult(
         phase=manifest.phase,

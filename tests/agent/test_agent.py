@@ -230,9 +230,11 @@ def test_the_key_never_appears_in_transcripts_store_or_output(
     )
     cli = [sys.executable, "-m", "coditect_cli", "--root", str(proj.root)]
     run = subprocess.run(
-        [*cli, "agent", "run", "s1"], env=_env(fake), capture_output=True, text=True, timeout=120
+        [*cli, "--verbose", "agent", "run", "s1"], env=_env(fake), capture_output=True, text=True, timeout=120
     )
     assert run.returncode == 0, run.stderr
+    assert "$ git" in run.stderr, "--verbose logs commands"
+    assert "Request options" not in run.stderr, "the SDK does not dump request bodies into the log"
     assert "done" in run.stdout
     as_json = subprocess.run(
         [*cli, "agent", "log", "s1", "--json"], env=_env(fake), capture_output=True, text=True, timeout=120
@@ -294,7 +296,7 @@ def test_transcript_per_task_and_launch_command(fake: FakeAnthropic, proj: agent
         "anthropic", prompt_file=Path("/p.md"), stream="s1", worktree=proj.s1, login_shell="/bin/sh",
         phase="phase-1", root=proj.root,
     )  # fmt: skip
-    assert command.kind == "anthropic"
+    assert command.kind == "anthropic" and command.program == sys.executable
     assert command.argv[:2] == ("/bin/sh", "-c")
     assert command.argv[2].endswith(f"--root {proj.root} agent run s1 --phase phase-1")
 
