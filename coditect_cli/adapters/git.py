@@ -251,19 +251,34 @@ def switch_detached(worktree: Path, commit: str) -> None:
 
 def remove_gate_worktrees(repo: Path, owner: str) -> list[Path]:
     """Remove the worktrees :func:`add_detached_worktree` made for ``owner`` in ``repo`` (a run killed
-    mid-gate leaves one). Only detached worktrees in such a temporary directory go: never a stream's."""
+    mid-gate leaves one), and those :func:`add_nested_worktree` put inside them. Only detached worktrees under
+    such a temporary directory go: never a stream's."""
     import shutil
 
     g = Git(repo)
     live, _prunable = _parse_worktrees(g.out("worktree", "list", "--porcelain"))
     removed: list[Path] = []
+    prefix = f"{GATE_WORKTREE_PREFIX}{owner}-"
     for path, branch in live.items():
-        if branch is None and path.parent.name.startswith(f"{GATE_WORKTREE_PREFIX}{owner}-"):
+        top = next((p for p in path.parents if p.name.startswith(prefix)), None)
+        if branch is None and top is not None:
             g.run("worktree", "remove", "--force", str(path), check=False)
-            shutil.rmtree(path.parent, ignore_errors=True)
+            shutil.rmtree(top if top == path.parent else path, ignore_errors=True)
             removed.append(path)
     g.run("worktree", "prune", check=False)
     return removed
+
+
+def add_nested_worktree(repo: Path, commit: str, path: Path) -> None:
+    """A detached worktree of ``repo`` at ``commit`` in ``path`` (an empty submodule directory of a gate
+    worktree): the submodule checked out at the staged commit from the local object store, no network."""
+    Git(repo).run("worktree", "add", "--quiet", "--detach", str(path), commit)
+
+
+def gitlink_paths(repo: Path, commit: str, paths: Sequence[str]) -> set[str]:
+    """Which of ``paths`` are gitlinks (submodules) in ``commit``."""
+    listed = Git(repo).out("ls-tree", commit, "--", *paths) if paths else ""
+    return {line.split("\t", 1)[1] for line in listed.splitlines() if line.startswith(GITLINK_MODE + " ")}
 
 
 def commit_gitlinks(repo: Path, parent: str, links: dict[str, str], message: str) -> str | None:
@@ -274,8 +289,7 @@ def commit_gitlinks(repo: Path, parent: str, links: dict[str, str], message: str
     import tempfile
 
     g = Git(repo)
-    listed = g.out("ls-tree", parent, "--", *links) if links else ""
-    existing = {line.split("\t", 1)[1] for line in listed.splitlines() if line.startswith(GITLINK_MODE + " ")}
+    existing = gitlink_paths(repo, parent, list(links))
     with tempfile.TemporaryDirectory(prefix="coditect-index-") as tmp:
         env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
         base = ["git", "-C", str(repo)]

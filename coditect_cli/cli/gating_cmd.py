@@ -3,7 +3,8 @@
 Exit codes: 0 passed (left-out PRs are reported, not an error) or landed/proposed; 3 when no batch passes
 the gates (checkpoint), when the suite fails, or when merge-phase finds a checkpoint not passed (without
 ``--force``); 4 when a journal does not match the repositories, or a ref moved under the run; 5 when origin,
-the forge or the phase lock is unavailable.
+the forge or the phase lock is unavailable. Both exit 4 when an integration tip is not a commit coditect
+gated (a direct push, a move by hand), unless ``--adopt-tip "reason"``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ ContinueOpt = Annotated[
     typer.Option("--continue", help="Finish an interrupted run (its journal is checked against the refs)."),
 ]
 AbortOpt = Annotated[bool, typer.Option("--abort", help="Put back every ref an interrupted run moved.")]
+AdoptOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--adopt-tip",
+        help="Build on integration tips coditect did not gate (a direct push): gated alone first; the reason "
+        "is recorded.",
+    ),
+]
 SocketOpt = Annotated[
     str | None,
     typer.Option("--socket", help="tmux socket of the streams' panes (default: the launched one)."),
@@ -36,6 +45,14 @@ def _resume(cont: bool, abort: bool) -> Resume | None:
     return "continue" if cont else ("abort" if abort else None)
 
 
+def _adopt(reason: str | None) -> str | None:
+    if reason is not None and not reason.strip():
+        raise UsageError(
+            "--adopt-tip needs a reason", hint='e.g. --adopt-tip "hotfix pushed by the release team"'
+        )
+    return reason
+
+
 def checkpoint(
     ctx: typer.Context,
     n: Annotated[
@@ -45,6 +62,7 @@ def checkpoint(
     phase: PhaseArg = None,
     cont: ContinueOpt = False,
     abort: AbortOpt = False,
+    adopt_tip: AdoptOpt = None,
     socket: SocketOpt = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
@@ -59,7 +77,13 @@ def checkpoint(
 
     app = use(ctx, as_json)
     result = run_checkpoint(
-        app.project(), phase, n, socket=socket, dry_run=dry_run, resume=_resume(cont, abort)
+        app.project(),
+        phase,
+        n,
+        socket=socket,
+        dry_run=dry_run,
+        resume=_resume(cont, abort),
+        adopt=_adopt(adopt_tip),
     )
     problems = (
         (Problem("gates-failed", "no batch passes the gates: nothing was merged"),)
@@ -90,6 +114,7 @@ def merge_phase(
     ] = False,
     cont: ContinueOpt = False,
     abort: AbortOpt = False,
+    adopt_tip: AdoptOpt = None,
     socket: SocketOpt = None,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
@@ -112,6 +137,7 @@ def merge_phase(
         socket=socket,
         dry_run=dry_run,
         resume=_resume(cont, abort),
+        adopt=_adopt(adopt_tip),
     )
     app.emit(
         "merge-phase",

@@ -94,6 +94,15 @@ def order_batch(prs: Sequence[BatchPr], repo_order: Sequence[str]) -> list[Batch
 # ------------------------------------------------------------------------------------------------ gates
 
 
+def superproject(manifest: Manifest) -> tuple[str | None, dict[str, str]]:
+    """(the superproject's id, its submodules: id -> path), the superproject being the repository at ``.``
+    (None, and no submodules, when there is none)."""
+    root = next((r.id for r in manifest.repositories if r.path.strip("/") in ("", ".")), None)
+    if root is None:
+        return None, {}
+    return root, {r.id: r.path.strip("/") for r in manifest.repositories if r.id != root}
+
+
 @dataclass(frozen=True)
 class GateSpec:
     """One gate command to run in one repository's tree; ``names`` are every gate that asked for it."""

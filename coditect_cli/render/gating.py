@@ -29,7 +29,8 @@ def step_line(kind: str, payload: Mapping[str, Any]) -> str:
         "pause": f"announce a pause to {', '.join(payload.get('streams', [])) or 'no stream'}",
         "resume": f"announce resume to {', '.join(payload.get('streams', [])) or 'no stream'}",
         "collect": f"collect the ready PRs of {', '.join(payload.get('streams', []))} "
-        f"(repositories {', '.join(payload.get('repos', []))})",
+        f"(repositories {', '.join(payload.get('repos', []))})"
+        + (f"; adopt ungated integration tips ({payload['adopt']})" if payload.get("adopt") else ""),
         "gate": "stage the batch on the integration tips, run "
         + (", ".join(f"{g['repo']}:{'+'.join(g['names'])}" for g in payload.get("gates", [])) or "no gate")
         + "; bisect a failing batch",
@@ -39,7 +40,8 @@ def step_line(kind: str, payload: Mapping[str, Any]) -> str:
         "report": f"write the report {payload.get('path')} and record the result",
         "check": "require every checkpoint passed"
         + (f" (forced: {payload['force']})" if payload.get("force") else ""),
-        "gitlinks": f"{repo}: point the submodules at their tagged commits (a commit on the integration branch)",
+        "gitlinks": f"{repo}: point the submodules at their released commits (trees as gated; a commit on the "
+        "integration branch)",
         "propose": f"{repo}: open the PR integration -> {payload.get('target')}",
         "deliver": f"{repo}: merge that PR into {payload.get('target')}",
         "prune": f"{repo}: delete merged feature branches (origin; locally when no worktree has them)",
@@ -67,6 +69,7 @@ def checkpoint_markdown(result: CheckpointResult) -> str:
     lines += [f"- {_pr(m)} → `{str(m.get('commit', ''))[:12]}`" for m in result.merged] or ["- nothing"]
     lines += ["", "## Left out", ""]
     lines += [f"- {_pr(x)} — {x['reason']}" for x in result.left_out] or ["- nothing"]
+    lines += _adopted_lines(result.adopted)
     if result.not_ready:
         lines += ["", "## Not ready (not in the batch)", ""]
         lines += [f"- {_pr(x)} — {x['reason']}" for x in result.not_ready]
@@ -92,6 +95,29 @@ def checkpoint_markdown(result: CheckpointResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _adopted_lines(adopted: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The report's section on integration tips adopted with ``--adopt-tip``."""
+    if not adopted:
+        return []
+    lines = ["", "## Adopted integration tips (not gated by coditect before)", ""]
+    for repo, info in adopted.items():
+        commits = "; ".join(f"`{c}`" for c in info.get("commits", [])) or "none new"
+        lines.append(
+            f"- `{repo}` at `{str(info['tip'])[:12]}` — reason: {info['reason']}; commits: {commits}"
+        )
+    return lines
+
+
+def _print_adopted(console: Console, adopted: Mapping[str, Mapping[str, Any]]) -> None:
+    from rich.markup import escape
+
+    for repo, info in adopted.items():
+        console.print(
+            escape(f"  adopted the integration tip {str(info['tip'])[:12]} of {repo}: {info['reason']}"),
+            style="yellow",
+        )
+
+
 def print_checkpoint(console: Console, result: CheckpointResult) -> None:
     """The terminal view of a checkpoint run."""
     from rich.markup import escape
@@ -100,6 +126,7 @@ def print_checkpoint(console: Console, result: CheckpointResult) -> None:
         f"Checkpoint {result.checkpoint} of {result.phase} — {escape(result.title)} (day {result.day}): "
         f"{_STATUS.get(result.status, result.status)}"
     )
+    _print_adopted(console, result.adopted)
     if result.dry_run:
         for item in result.batch:
             console.print(f"  would stage {escape(_pr(item))}")
@@ -137,6 +164,7 @@ def merge_phase_markdown(result: MergePhaseResult) -> str:
             f"Forced past checkpoints not passed ({', '.join(map(str, result.missing))}): {result.forced}",
             "",
         ]
+    lines += _adopted_lines(result.adopted)[1:] + ([""] if result.adopted else [])
     lines += ["## Merged now", ""] + ([f"- {_pr(m)}" for m in result.merged] or ["- nothing"])
     lines += ["", "## Left out", ""] + (
         [f"- {_pr(x)} — {x['reason']}" for x in result.left_out] or ["- nothing"]
@@ -164,6 +192,7 @@ def print_merge_phase(console: Console, result: MergePhaseResult) -> None:
             f"  [yellow]forced[/] past checkpoint(s) {', '.join(map(str, result.missing))}: "
             f"{escape(result.forced)}"
         )
+    _print_adopted(console, result.adopted)
     verb = "merged" if result.status in ("passed", "landed", "proposed") else "to merge"
     for item in result.merged:
         console.print(f"  [green]{verb}[/] {escape(_pr(item))}")

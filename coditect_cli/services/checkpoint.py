@@ -61,6 +61,7 @@ class CheckpointResult:
     announced: dict[str, Any] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
     restored: list[dict[str, Any]] = field(default_factory=list)
+    adopted: dict[str, Any] = field(default_factory=dict)
     report: str | None = None
     logs: str | None = None
     journal: int | None = None
@@ -84,7 +85,9 @@ def scope(s: Session, streams: Sequence[str], specs: Sequence[GateSpec]) -> list
     return [r.id for r in s.manifest.repositories if r.id in wanted]
 
 
-def _plan(s: Session, n: int, project: Project) -> tuple[list[tuple[str, dict[str, Any]]], list[GateSpec]]:
+def _plan(
+    s: Session, n: int, project: Project, adopt: str | None = None
+) -> tuple[list[tuple[str, dict[str, Any]]], list[GateSpec]]:
     from coditect_cli.domain.gating import gate_specs
 
     m = s.manifest
@@ -98,7 +101,7 @@ def _plan(s: Session, n: int, project: Project) -> tuple[list[tuple[str, dict[st
     tag = f"checkpoint/{m.phase}/{n}"
     steps: list[tuple[str, dict[str, Any]]] = [
         ("pause", {"streams": streams}),
-        ("collect", {"streams": streams, "repos": repos}),
+        ("collect", {"streams": streams, "repos": repos, **({"adopt": adopt} if adopt else {})}),
         ("gate", {"gates": [g.to_json() for g in specs]}),
         *[("land", {"repo": r}) for r in repos],
         *[("tag", {"repo": r, "tag": tag}) for r in repos],
@@ -158,6 +161,7 @@ def assemble(s: Session, journal: Journal, notes: Sequence[str]) -> CheckpointRe
         merged=[_brief(p) for p in merged],
         left_out=[_brief(p) for p in left_out],
         not_ready=list(collected.get("not_ready", [])),
+        adopted={r: t["adopted"] for r, t in collected.get("repos", {}).items() if t.get("adopted")},
         repos=dict(gated.get("repos", {})),
         tags=tags,
         gate_runs=int(gated.get("gate_runs", 0)),
@@ -244,7 +248,12 @@ def _handlers(it: Integration, n: int) -> dict[str, Handler]:
 
     return {
         "pause": lambda ctx: it.announce(ctx.step.payload["streams"], pause_text(m.phase, n, cp.title)),
-        "collect": lambda ctx: it.collect(ctx.step.payload["streams"], ctx.step.payload["repos"]),
+        "collect": lambda ctx: it.collect(
+            ctx.step.payload["streams"],
+            ctx.step.payload["repos"],
+            ctx.step.payload.get("adopt"),
+            f"checkpoint {n}",
+        ),
         "gate": lambda ctx: it.gate([GateSpec.from_json(g) for g in ctx.step.payload["gates"]]),
         "land": it.land,
         "tag": tag,
@@ -265,8 +274,12 @@ def run_checkpoint(
     dry_run: bool = False,
     resume: Resume | None = None,
     env: Mapping[str, str] | None = None,
+    adopt: str | None = None,
 ) -> CheckpointResult:
-    """Run checkpoint ``n`` of ``phase`` (see the module docstring), or ``resume`` an interrupted one."""
+    """Run checkpoint ``n`` of ``phase`` (see the module docstring), or ``resume`` an interrupted one.
+
+    ``adopt``: the reason to build on integration tips coditect did not gate (gated alone first, recorded);
+    without it such a tip is refused (exit 4)."""
     from coditect_cli.domain.gating import resume_text
     from coditect_cli.render.gating import step_line
     from coditect_cli.services.prs import session
@@ -278,10 +291,10 @@ def run_checkpoint(
         if resume is None:
             if n is None:
                 raise UsageError("which checkpoint? give its number", hint="e.g. `coditect checkpoint 1`")
-            steps, _specs = _plan(s, n, project)
+            steps, _specs = _plan(s, n, project, adopt)
             if dry_run:
                 cp = next(c for c in m.checkpoints if c.id == n)
-                collected = it.collect(steps[1][1]["streams"], steps[1][1]["repos"])
+                collected = it.collect(steps[1][1]["streams"], steps[1][1]["repos"], adopt, f"checkpoint {n}")
                 return CheckpointResult(
                     m.phase,
                     n,
@@ -298,6 +311,8 @@ def run_checkpoint(
                         for i, (k, p) in enumerate(steps)
                     ],
                 )
+        elif adopt is not None:
+            raise UsageError("--adopt-tip starts a run: it does not go with --continue or --abort")
         elif dry_run:
             from coditect_cli.services.journal import require_open
 
@@ -313,6 +328,7 @@ def run_checkpoint(
                         f"checkpoint {n} of phase {m.phase} has passed already",
                         hint="what is ready now goes in with the next checkpoint (or merge-phase)",
                     )
+                it.preflight(steps[1][1]["repos"], adopt, f"checkpoint {n}")
                 args = {"checkpoint": n, "logs": f"checkpoint-{n}"}
                 journal, restored = run_journaled(
                     it, "checkpoint", None, steps, f"checkpoint {n}", args, lambda i: _CheckpointSteps(i, n)

@@ -79,11 +79,17 @@ class Integration:
                 skipped[stream] = exc.message
         return {"delivered": delivered, "skipped": skipped, "text": text}
 
-    def collect(self, streams: Sequence[str], repos: Sequence[str]) -> dict[str, Any]:
+    def collect(
+        self,
+        streams: Sequence[str],
+        repos: Sequence[str],
+        adopt: str | None = None,
+        command: str = "checkpoint",
+    ) -> dict[str, Any]:
         """Freeze the batch (see :func:`coditect_cli.services.staging.collect`)."""
         from coditect_cli.services.staging import collect
 
-        return collect(self, streams, repos)
+        return collect(self, streams, repos, adopt, command)
 
     def gate(self, specs: Sequence[GateSpec]) -> dict[str, Any]:
         """Stage, gate and bisect the batch (see :func:`coditect_cli.services.staging.gate`)."""
@@ -100,7 +106,7 @@ class Integration:
         info = gated["repos"].get(repo)
         if not gated["passed"]:
             return {"skipped": "the gates did not pass"}
-        if info is None or not info["chain"]:
+        if info is None or (not info["chain"] and info.get("tested") in (None, info["start"])):
             return {"skipped": "nothing to merge", "commit": gated["repos"].get(repo, {}).get("start")}
         tips = ctx.journal.result_of("collect")["repos"][repo]
         strategy = self.s.manifest.merge.strategy
@@ -191,16 +197,27 @@ class Integration:
         git = Git(fr.path)
         tip = git.out("rev-parse", f"refs/remotes/origin/{self.s.manifest.integration_branch}")
         tree = git.out("rev-parse", f"{tip}^{{tree}}")
-        if tree != info["tree"]:
+        if tree != (info.get("staged_tree") or info["tree"]):
             raise TreeMismatch(
                 f"the merges on the forge made {self.s.manifest.integration_branch} of {repo!r} {tip[:12]} "
-                f"with tree {tree[:12]}, but the gates passed tree {str(info['tree'])[:12]}: stopping",
+                f"with tree {tree[:12]}, but the gates passed tree "
+                f"{str(info.get('staged_tree') or info['tree'])[:12]}: stopping",
                 hint="someone else merged into the integration branch meanwhile, or the forge merged "
                 "differently; check that branch before anything else is merged",
             )
         moves = [m for m in self.branch_moves(repo, {**tips, "origin": tip}, tip) if m.location == "local"]
         ctx.move(lambda: moves)
         return {"commit": tip, "merged": merged}
+
+    def preflight(self, repos: Sequence[str], adopt: str | None, command: str) -> None:
+        """Before a journal begins: refuse an integration tip coditect did not gate (unless ``adopt``)."""
+        from coditect_cli.services.staging import integration_tips, ungated_tips
+
+        adopted = ungated_tips(self, integration_tips(self, repos), adopt, command)
+        if adopt is not None and not adopted:
+            self.notes.append(
+                "--adopt-tip: every integration tip was gated by coditect already; nothing adopted"
+            )
 
     def _forge_pr(self, repo: str, number: int, base: str) -> PullRequest:
         fr = self.s.forges.repo(repo)

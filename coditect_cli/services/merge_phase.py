@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from coditect_cli.domain.gating import BatchPr, GateSpec, RefMove, StepRecord, gate_specs
+from coditect_cli.domain.gating import BatchPr, GateSpec, RefMove, StepRecord, gate_specs, superproject
 from coditect_cli.errors import CheckFailed, ExitCode, Problem, UnavailableError, UsageError
 from coditect_cli.forge.base import ProposalSpec, PullRequest
 from coditect_cli.project import Project
@@ -65,6 +65,8 @@ class MergePhaseResult:
     journal: int | None = None
     resumed: bool = False
     dry_run: bool = False
+    already: bool = False  # finished by an earlier run: nothing was done now
+    adopted: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -90,12 +92,12 @@ class MergePhaseResult:
 
 def _roots(s: Session) -> tuple[list[str], str | None]:
     """(submodules, superproject): the repository at ``.`` is the superproject, when there is one."""
-    root = next((r.id for r in s.manifest.repositories if r.path.strip("/") in ("", ".")), None)
-    return [r.id for r in s.manifest.repositories if r.id != root], root
+    root, subs = superproject(s.manifest)
+    return ([r.id for r in s.manifest.repositories] if root is None else list(subs)), root
 
 
 def _plan(
-    s: Session, project: Project, land: bool, force: str | None, keep: bool
+    s: Session, project: Project, land: bool, force: str | None, keep: bool, adopt: str | None = None
 ) -> list[tuple[str, dict[str, Any]]]:
     m = s.manifest
     streams = [st.id for st in sorted(m.streams, key=lambda st: (st.terminal, st.id))]
@@ -106,9 +108,10 @@ def _plan(
     steps: list[tuple[str, dict[str, Any]]] = [
         ("check", {"force": force}),
         ("pause", {"streams": streams}),
-        ("collect", {"streams": streams, "repos": repos}),
+        ("collect", {"streams": streams, "repos": repos, **({"adopt": adopt} if adopt else {})}),
         ("gate", {"gates": [g.to_json() for g in specs]}),
-        *[("land", {"repo": r}) for r in repos],
+        # The superproject lands last: its gated commit points at the submodules' landed commits.
+        *[("land", {"repo": r}) for r in [*subs, *([root] if root else [])]],
         ("notify", {}),
     ]
     for repo in [*subs, *([root] if root else [])]:
@@ -174,7 +177,12 @@ class _MergePhase:
             "pause": lambda ctx: self.it.announce(
                 streams, self._say("is integrating now. Pause: do not push")
             ),
-            "collect": lambda ctx: self.it.collect(ctx.step.payload["streams"], ctx.step.payload["repos"]),
+            "collect": lambda ctx: self.it.collect(
+                ctx.step.payload["streams"],
+                ctx.step.payload["repos"],
+                ctx.step.payload.get("adopt"),
+                "merge-phase",
+            ),
             "gate": lambda ctx: self.it.gate([GateSpec.from_json(g) for g in ctx.step.payload["gates"]]),
             "land": self.it.land,
             "notify": lambda ctx: self.it.notify(
@@ -250,8 +258,14 @@ class _MergePhase:
         return self._notes
 
     def gitlinks(self, ctx: StepContext) -> dict[str, Any]:
-        """Point the superproject's gitlinks at the submodules' released commits (plumbing, a temporary index)."""
+        """Point the superproject's gitlinks at the submodules' released commits (plumbing, a temporary index).
+
+        The gate step gated the superproject with its gitlinks at the submodules' staged commits, and landed
+        that commit; a released commit that differs (the PR into the target made a commit of its own) must
+        have exactly the staged commit's tree, so the combination released is the combination gated.
+        """
         from coditect_cli.adapters.git import Git, checked_out, commit_gitlinks
+        from coditect_cli.services.gating import TreeMismatch
 
         if not self.passed():
             return {"skipped": "the gates did not pass"}
@@ -260,12 +274,22 @@ class _MergePhase:
         branch = self.m.integration_branch
         tip = landed(self.journal, repo)
         assert tip is not None
-        links = {
-            self.m.repository(sub).path: release_head(self.journal, sub)
-            for sub in ctx.step.payload["submodules"]
-        }
+        gated = dict(self.journal.result_of("gate")["repos"].get(repo, {}).get("submodules", {}))
+        subs = {self.m.repository(sub).path.strip("/"): str(sub) for sub in ctx.step.payload["submodules"]}
+        links = {p: release_head(self.journal, sub) for p, sub in subs.items()}
 
         def plan() -> list[RefMove]:
+            for p, sha in links.items():
+                seen = gated.get(p)
+                if seen and seen != sha:
+                    sub = Git(self.it.paths[subs[p]])
+                    if sub.out("rev-parse", f"{sha}^{{tree}}") != sub.out("rev-parse", f"{seen}^{{tree}}"):
+                        raise TreeMismatch(
+                            f"the released commit {sha[:12]} of {subs[p]} does not have the tree the gates "
+                            f"passed ({seen[:12]}'s): not pointing the superproject at an ungated combination",
+                            hint=f"{self.m.merge.target} of {subs[p]} had commits the integration branch "
+                            "did not; merge them into the integration branch and run merge-phase again",
+                        )
             tag = self.m.merge.tag or "released"
             new = commit_gitlinks(
                 path, tip, links, f"chore(coditect): point the submodules at their {tag} commits\n"
@@ -474,6 +498,11 @@ def assemble(s: Session, journal: Journal, notes: Sequence[str]) -> MergePhaseRe
         status,
         forced=check.get("forced"),
         missing=list(check.get("missing", [])),
+        adopted={
+            r: t["adopted"]
+            for r, t in done.get(("collect", ""), {}).get("repos", {}).items()
+            if t.get("adopted")
+        },
         merged=brief,
         left_out=[{k: v for k, v in e.items() if k != "body"} for e in gated.get("left_out", [])],
         repos=repos,
@@ -484,6 +513,33 @@ def assemble(s: Session, journal: Journal, notes: Sequence[str]) -> MergePhaseRe
         journal=journal.id,
         notes=list(dict.fromkeys(notes)),
     )
+
+
+def _finished(it: Integration, land: bool) -> MergePhaseResult | None:
+    """The last merge-phase's result when it finished (landed; or proposed, and ``land`` not asked now) and
+    every integration branch is still where it left them: running it again would change nothing."""
+    from coditect_cli.services.staging import integration_tips
+    from coditect_cli.state.journal_records import gating_status, last_journal
+
+    s = it.s
+    info = last_journal(s.store, s.manifest.phase, "merge-phase")
+    if info is None or info.state != "done" or gating_status(s.store, info.id) != "passed":
+        return None
+    if land and not info.args.get("land"):
+        return None  # proposed then; landing now is new work
+    journal = Journal(s.store, info)
+    now = integration_tips(it, [r.id for r in s.manifest.repositories])
+    for repo, tips in now.items():
+        left = (_step_result(journal, "gitlinks", repo) or {}).get("commit") or landed(journal, repo)
+        if left != tips["origin"]:
+            return None
+    result = assemble(s, journal, it.notes)
+    result.already = True
+    result.notes.append(
+        f"merge-phase of {s.manifest.phase} was {result.status} already (journal {info.id}, "
+        f"{info.finished}) and the integration branches have not moved since: nothing to do"
+    )
+    return result
 
 
 def merge_phase(
@@ -497,8 +553,12 @@ def merge_phase(
     dry_run: bool = False,
     resume: Resume | None = None,
     env: Mapping[str, str] | None = None,
+    adopt: str | None = None,
 ) -> MergePhaseResult:
-    """Land (``land``) or propose the phase, tag the release; or ``resume`` an interrupted run."""
+    """Land (``land``) or propose the phase, tag the release; or ``resume`` an interrupted run.
+
+    Run again after it finished (landed, or proposed and not asked to land now) with nothing new on the
+    integration branches, it does nothing and says so: no new PR, no second result."""
     from coditect_cli.render.gating import step_line
     from coditect_cli.services.journal import require_open
     from coditect_cli.services.prs import session
@@ -510,6 +570,9 @@ def merge_phase(
         it = Integration(project, s, socket=socket, notes=s.notes)
         m = s.manifest
         if resume is None:
+            finished = _finished(it, land)
+            if finished is not None:
+                return finished
             missing = _missing(s)
             if missing and force is None:
                 raise CheckFailed(
@@ -517,7 +580,7 @@ def merge_phase(
                     "not merging the phase",
                     hint='run them (`coditect checkpoint N`), or `--force "why"` to proceed and record why',
                 )
-            steps = _plan(s, project, land, force, keep_branches)
+            steps = _plan(s, project, land, force, keep_branches, adopt)
             if dry_run:
                 return MergePhaseResult(
                     m.phase,
@@ -534,12 +597,17 @@ def merge_phase(
                         for i, (k, p) in enumerate(steps)
                     ],
                 )
+        elif adopt is not None:
+            raise UsageError("--adopt-tip starts a run: it does not go with --continue or --abort")
         elif dry_run:
             result = assemble(s, require_open(s.store, m.phase, "merge-phase"), it.notes)
             result.dry_run = True
             return result
         with phase_lock(s.common_dir, m.phase, "coditect merge-phase"):
-            args = {"land": land, "force": force, "logs": "merge-phase"}
+            if resume is None:
+                it.preflight([r.id for r in m.repositories], adopt, "merge-phase")
+            subs, root = _roots(s)
+            args = {"land": land, "force": force, "logs": "merge-phase", "gitlinks": bool(root and subs)}
             journal, restored = run_journaled(
                 it, "merge-phase", resume, steps if resume is None else None, "merge-phase", args, _MergePhase
             )

@@ -66,7 +66,9 @@ class Chain:
 
 
 class GateRunner:
-    """Runs gate commands on exact commits in one temporary detached worktree per repository."""
+    """Runs gate commands on exact commits in one temporary detached worktree per repository; a
+    superproject's worktree gets its submodules checked out (worktrees of the submodules' own repositories,
+    no network) at the commits it is given."""
 
     def __init__(self, paths: Mapping[str, Path], owner: str, logs: Path, env: Mapping[str, str]) -> None:
         self.paths = paths
@@ -74,12 +76,21 @@ class GateRunner:
         self.logs = logs
         self.env = dict(env)
         self.trees: dict[str, Path] = {}
+        self.nested: dict[tuple[str, str], tuple[str, Path]] = {}  # (repo, path) -> (submodule, worktree)
         self.commands = 0
 
     def run(
-        self, repo: str, commit: str, specs: Sequence[GateSpec], tag: str
+        self,
+        repo: str,
+        commit: str,
+        specs: Sequence[GateSpec],
+        tag: str,
+        links: Mapping[str, tuple[str, str]] | None = None,
     ) -> tuple[bool, list[dict[str, Any]]]:
-        """Run ``specs`` on ``commit`` (stopping at the first failure); each output goes to a log file."""
+        """Run ``specs`` on ``commit`` (stopping at the first failure); each output goes to a log file.
+
+        ``links``: submodule path -> (its repository, the commit to check out there) for a superproject.
+        """
         from coditect_cli.adapters import proc
         from coditect_cli.adapters.git import add_detached_worktree, switch_detached
 
@@ -87,6 +98,8 @@ class GateRunner:
             switch_detached(self.trees[repo], commit)
         else:
             self.trees[repo] = add_detached_worktree(self.paths[repo], commit, self.owner)
+        if links:
+            self._populate(repo, commit, links)
         self.logs.mkdir(parents=True, exist_ok=True)
         ran: list[dict[str, Any]] = []
         for spec in specs:
@@ -107,8 +120,10 @@ class GateRunner:
                 code, output = -1, f"coditect: {exc.message}\n"
             seconds = round(time.perf_counter() - started, 3)
             self.commands += 1
+            shown = "".join(f"\n# submodule {p} at {c}" for p, (_r, c) in sorted((links or {}).items()))
             log.write_text(
-                f"$ {spec.run}\n# repository {repo}, commit {commit}\n{output}\n# exit {code} after {seconds}s\n",
+                f"$ {spec.run}\n# repository {repo}, commit {commit}{shown}\n{output}\n"
+                f"# exit {code} after {seconds}s\n",
                 encoding="utf-8",
             )
             ran.append({"gate": spec.label, "exit": code, "log": str(log), "seconds": seconds})
@@ -116,23 +131,38 @@ class GateRunner:
                 return False, ran
         return True, ran
 
+    def _populate(self, repo: str, commit: str, links: Mapping[str, tuple[str, str]]) -> None:
+        from coditect_cli.adapters.git import add_nested_worktree, gitlink_paths, switch_detached
+
+        tree = self.trees[repo]
+        present = gitlink_paths(tree, commit, list(links))
+        for path, (sub, sha) in links.items():
+            if path not in present:
+                continue
+            found = self.nested.get((repo, path))
+            if found is None:
+                add_nested_worktree(self.paths[sub], sha, tree / path)
+                self.nested[(repo, path)] = (sub, tree / path)
+            else:
+                switch_detached(found[1], sha)
+
     def close(self) -> None:
-        """Remove the temporary worktrees."""
+        """Remove the temporary worktrees (the submodules' inside a superproject's first)."""
         from coditect_cli.adapters.git import remove_gate_worktrees
 
+        for sub in dict.fromkeys(sub for sub, _where in self.nested.values()):
+            remove_gate_worktrees(self.paths[sub], self.owner)
         for repo in self.trees:
             remove_gate_worktrees(self.paths[repo], self.owner)
         self.trees.clear()
+        self.nested.clear()
 
 
-def collect(it: Integration, streams: Sequence[str], repos: Sequence[str]) -> dict[str, Any]:
-    """Freeze the batch: the ready PRs of ``streams``, and each repository's integration tips."""
+def integration_tips(it: Integration, repos: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each repository's integration tips, origin's freshly fetched: origin, local, where it is checked out."""
     from coditect_cli.adapters.git import Git, checked_out, fetch_origin, is_ancestor
-    from coditect_cli.domain.prs import not_ready_reason
-    from coditect_cli.services.prs import stream_views
 
-    m = it.s.manifest
-    integration = m.integration_branch
+    integration = it.s.manifest.integration_branch
     tips: dict[str, dict[str, Any]] = {}
     for repo in repos:
         path = it.paths[repo]
@@ -160,6 +190,88 @@ def collect(it: Integration, streams: Sequence[str], repos: Sequence[str]) -> di
             "checked_out": str(where) if where else None,
             "forge": it.s.forges.kind(repo),
         }
+    return tips
+
+
+def gated_tips(it: Integration, repo: str) -> list[str]:
+    """Every commit coditect put ``repo``'s integration branch on, oldest first: the moves of setup, of
+    checkpoints and merge-phase (and their aborts) and of ``pr merge``, and the tips adopted (and gated) with
+    ``--adopt-tip``. Each of them passed the gates, or is where setup started the branch."""
+    branch = it.s.manifest.integration_branch
+    names = {f"refs/heads/{branch}", f"refs/remotes/origin/{branch}", f"origin:refs/heads/{branch}"}
+    out: list[str] = []
+    for event in it.s.store.events(repo=repo):
+        detail = event.detail or {}
+        if event.kind == "ref" and event.ref in names and event.new:
+            out.append(event.new)
+        elif event.kind == "pr" and detail.get("action") == "merged" and detail.get("base") == branch:
+            out += [str(detail["commit"])] if detail.get("commit") else []
+        elif event.kind == ADOPT_EVENT and detail.get("branch") == branch and detail.get("passed"):
+            out.append(str(detail["tip"]))
+    return list(dict.fromkeys(out))
+
+
+ADOPT_EVENT = "adopt-tip"
+
+
+def ungated_tips(
+    it: Integration, tips: Mapping[str, Mapping[str, Any]], adopt: str | None, command: str
+) -> dict[str, dict[str, Any]]:
+    """The integration tips coditect did not gate (a push or a move outside coditect), by repository: the
+    adoptions ``--adopt-tip`` asks for. Without it, such a tip is refused (RefusedError naming the commits)."""
+    from coditect_cli.adapters.git import Git
+
+    found: dict[str, dict[str, Any]] = {}
+    last: dict[str, str] = {}
+    for repo, info in tips.items():
+        known = gated_tips(it, repo)
+        tip = str(info["origin"])
+        if not known or tip in known:
+            continue  # nothing recorded (a branch set up by hand): its tip is the baseline
+        git = Git(it.paths[repo])
+        probe = git.run("cat-file", "--batch-check", input="\n".join(known) + "\n", check=False).stdout
+        present = [w[0] for w in (line.split() for line in probe.splitlines()) if w[1:2] == ["commit"]]
+        listed = git.out("log", "--format=%h %s", "--max-count=21", tip, "--not", *present)
+        commits = listed.splitlines()
+        found[repo] = {"tip": tip, "commits": commits[:20] + (["..."] if len(commits) > 20 else [])}
+        last[repo] = known[-1]
+    if found and adopt is None:
+        branch = it.s.manifest.integration_branch
+        lines = [
+            f"origin's {branch} of {repo!r} is at {info['tip'][:12]}, a commit coditect did not gate "
+            "(pushed or moved outside coditect); "
+            + (
+                f"not gated: {'; '.join(info['commits'])}"
+                if info["commits"]
+                else f"it is behind {last[repo][:12]}, where coditect last put it"
+            )
+            for repo, info in found.items()
+        ]
+        back = ", ".join(f"{last[r][:12]} in {r}" for r in found)
+        raise RefusedError(
+            "not building on an integration tip that was never gated:\n  " + "\n  ".join(lines),
+            hint=f'look at them; `coditect {command} --adopt-tip "why"` gates that tip first and builds on it '
+            f"(the reason is recorded), or put the branch back ({back})",
+        )
+    return {repo: {**info, "reason": adopt} for repo, info in found.items()}
+
+
+def collect(
+    it: Integration,
+    streams: Sequence[str],
+    repos: Sequence[str],
+    adopt: str | None = None,
+    command: str = "checkpoint",
+) -> dict[str, Any]:
+    """Freeze the batch: the ready PRs of ``streams``, and each repository's integration tips (a tip
+    coditect did not gate is refused, or adopted with ``adopt``'s reason: gated first)."""
+    from coditect_cli.domain.prs import not_ready_reason
+    from coditect_cli.services.prs import stream_views
+
+    m = it.s.manifest
+    tips = integration_tips(it, repos)
+    for repo, adoption in ungated_tips(it, tips, adopt, command).items():
+        tips[repo]["adopted"] = adoption
     pairs = [p for p in m.pairs() if p.stream.id in streams and p.repo.id in tips]
     batch: list[BatchPr] = []
     not_ready: list[dict[str, Any]] = []
@@ -199,14 +311,24 @@ def collect(it: Integration, streams: Sequence[str], repos: Sequence[str]) -> di
 
 
 def gate(it: Integration, specs: Sequence[GateSpec]) -> dict[str, Any]:
-    """Stage, gate and bisect the collected batch; return what each repository lands."""
+    """Stage, gate and bisect the collected batch; return what each repository lands.
+
+    Submodules first, then the superproject, whose gates run with its submodules checked out at their staged
+    commits (the commits their searches settled on). With the journal's ``gitlinks`` (merge-phase), the
+    superproject's staged commits also point their gitlinks at those commits: the combination released is the
+    combination gated. An adopted tip (``--adopt-tip``) is gated alone before its batch.
+    """
+    from coditect_cli.adapters.git import Git, commit_gitlinks
+    from coditect_cli.domain.gating import SearchOutcome, superproject
+
     assert it.journal is not None
     journal = it.journal
+    m = it.s.manifest
     collected = journal.result_of("collect")
     batch = [BatchPr.from_json(p) for p in collected["batch"]]
     tips: dict[str, dict[str, Any]] = collected["repos"]
     by_key = {p.key: p for p in batch}
-    strategy: MergeStrategy = it.s.manifest.merge.strategy
+    strategy: MergeStrategy = m.merge.strategy
     chains = {repo: Chain(it.paths[repo], t["origin"], strategy, by_key) for repo, t in tips.items()}
     items: dict[str, list[str]] = {repo: [] for repo in tips}
     conflicts: list[dict[str, Any]] = []
@@ -220,15 +342,31 @@ def gate(it: Integration, specs: Sequence[GateSpec]) -> dict[str, Any]:
             conflicts.append({**pr.to_json(), "reason": f"{exc.message}{after}", "kind": "conflict"})
     runner = GateRunner(
         it.paths,
-        it.s.manifest.phase,
+        m.phase,
         it.logs,
-        {"CODITECT_PHASE": it.s.manifest.phase, "CODITECT_RUN": str(journal.id)},
+        {"CODITECT_PHASE": m.phase, "CODITECT_RUN": str(journal.id)},
     )
     rounds: list[dict[str, Any]] = []
     by_repo = {repo: [g for g in specs if g.repo == repo] for repo in tips}
     # A result kept by an earlier, interrupted attempt of this run was a gate run all the same; a tree this
     # attempt already tested is not run again (and not counted again).
     tested_here: set[tuple[str, str]] = set()
+    root, subs = superproject(m)
+    root = root if root in tips and subs else None
+    rewrite = bool(journal.info.args.get("gitlinks"))
+    links: dict[str, tuple[str, str]] = {}  # the superproject's submodules: path -> (repository, commit)
+    with_links: dict[tuple[str, str], str] = {}
+
+    def commit_of(repo: str, probe: Sequence[str]) -> str:
+        commit = chains[repo].commit_for(probe)
+        if repo != root or not rewrite or not links:
+            return commit
+        key = (commit, repr(sorted(links.items())))
+        if key not in with_links:
+            wanted = {path: sha for path, (_sub, sha) in links.items()}
+            message = f"chore(coditect): point the submodules at their staged commits ({m.phase})\n"
+            with_links[key] = commit_gitlinks(it.paths[repo], commit, wanted, message) or commit
+        return with_links[key]
 
     def evaluate(probes: Mapping[str, Probe]) -> dict[str, bool]:
         answers: dict[str, bool] = {}
@@ -237,20 +375,23 @@ def gate(it: Integration, specs: Sequence[GateSpec]) -> dict[str, Any]:
         for repo, probe in probes.items():
             entry: dict[str, Any] = {"prs": [by_key[k].number for k in probe]}
             try:
-                commit = chains[repo].commit_for(probe)
+                commit = commit_of(repo, probe)
             except CheckFailed as exc:
                 answers[repo] = False
                 record[repo] = {**entry, "passed": False, "error": exc.message}
                 continue
             tree = chains[repo].tree(commit)
-            cached = journal.gate_result(repo, tree)
+            mine = links if repo == root else {}
+            # The submodules' commits are part of what a superproject's gates saw.
+            key = tree + "".join(f" {path}={sha}" for path, (_sub, sha) in sorted(mine.items()))
+            cached = journal.gate_result(repo, key)
             if cached is None:
-                passed, gates = runner.run(repo, commit, by_repo[repo], f"r{len(rounds) + 1:02d}")
-                journal.record_gate(repo, tree, passed, {"gates": gates, "commit": commit})
+                passed, gates = runner.run(repo, commit, by_repo[repo], f"r{len(rounds) + 1:02d}", mine)
+                journal.record_gate(repo, key, passed, {"gates": gates, "commit": commit})
             else:
                 passed, gates = cached[0], list(cached[1]["gates"])
-            ran = ran or (bool(gates) and (repo, tree) not in tested_here)
-            tested_here.add((repo, tree))
+            ran = ran or (bool(gates) and (repo, key) not in tested_here)
+            tested_here.add((repo, key))
             answers[repo] = passed
             record[repo] = {
                 **entry,
@@ -259,17 +400,53 @@ def gate(it: Integration, specs: Sequence[GateSpec]) -> dict[str, Any]:
                 "passed": passed,
                 "cached": cached is not None,
                 "gates": gates,
+                **({"submodules": {path: sha for path, (_sub, sha) in mine.items()}} if mine else {}),
             }
         rounds.append({"round": len(rounds) + 1, "ran": ran, "repos": record})
         return answers
 
+    outcomes: dict[str, SearchOutcome] = {}
+
+    def search(repos: Sequence[str]) -> None:
+        adopted = [r for r in repos if tips[r].get("adopted")]
+        red: set[str] = set()
+        if adopted:  # an adopted tip is gated alone first; a red one takes nothing in
+            answers = evaluate({r: () for r in adopted})
+            red = {r for r in adopted if not answers[r]}
+            for r in adopted:
+                it.s.store.record_event(
+                    journal.run_id,
+                    journal.info.command,
+                    ADOPT_EVENT,
+                    phase=m.phase,
+                    repo=r,
+                    detail={**tips[r]["adopted"], "branch": m.integration_branch, "passed": r not in red},
+                )
+        outcomes.update({r: SearchOutcome((), (), False) for r in red})
+        outcomes.update(drive({r: items[r] for r in repos if r not in red}, evaluate).outcomes)
+
+    def staged(repo: str) -> str:
+        found = outcomes[repo]
+        return chains[repo].commit_for(found.kept) if found.green else str(tips[repo]["origin"])
+
     try:
-        outcome = drive(items, evaluate)
+        search([r for r in tips if r != root])
+        if root is not None:
+            for sub, path in subs.items():
+                if sub in tips:
+                    links[path] = (sub, staged(sub))
+                else:  # not in this run: the submodule's integration tip, when it has one
+                    ref = f"refs/remotes/origin/{m.integration_branch}"
+                    tip = Git(it.paths[sub]).refs(ref).get(ref)
+                    if tip:
+                        links[path] = (sub, tip)
+            search([root])
     finally:
         runner.close()
     repos: dict[str, Any] = {}
     left_out = list(conflicts)
-    for repo, found in outcome.outcomes.items():
+    for repo in tips:
+        found = outcomes[repo]
         first = next(r["repos"][repo] for r in rounds if repo in r["repos"])
         failing = [g["gate"] for g in first.get("gates", []) if g["exit"] != 0]
         logs = [g["log"] for g in first.get("gates", []) if g["exit"] != 0]
@@ -287,12 +464,19 @@ def gate(it: Integration, specs: Sequence[GateSpec]) -> dict[str, Any]:
                         "base_sha": chains[repo].commit_for(found.kept[:i]),
                     }
                 )
-        tested = chains[repo].commit_for(found.kept) if found.green else None
+        tested = commit_of(repo, found.kept) if found.green else None
+        extra: dict[str, Any] = {}
+        if repo == root:
+            extra["submodules"] = {path: sha for path, (_sub, sha) in links.items()}
+            if tested is not None and rewrite:  # the commit the PRs make, before its gitlinks point on
+                extra["staged"] = chains[repo].commit_for(found.kept)
+                extra["staged_tree"] = chains[repo].tree(extra["staged"])
         repos[repo] = {
             "green": found.green,
             "start": tips[repo]["origin"],
             "tested": tested,
             "tree": chains[repo].tree(tested) if tested else None,
+            **extra,
             "chain": chain,
             "unmerged": []
             if found.green

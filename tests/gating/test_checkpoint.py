@@ -160,8 +160,14 @@ def test_a_red_integration_tip_fails_with_exit_3_and_moves_nothing(tiny: Tiny, s
     commit_file(tiny.root, INTEGRATION, "s1/broken.txt", "FAIL_GATE\n", "a bad commit on integration")
     git(tiny.root, "push", "-q", "origin", INTEGRATION)
     before = tiny.refs()
-    done = coditect(tiny.root, "checkpoint", "1", "--json", "--socket", socket_name)
+    # Pushed around coditect: refused until adopted; adopted, the tip is gated alone first, and fails.
+    refused = coditect(tiny.root, "checkpoint", "1", "--json", "--socket", socket_name)
+    assert refused.code == 4 and "a bad commit on integration" in refused.json()["error"]["message"]
+    done = coditect(
+        tiny.root, "checkpoint", "1", "--adopt-tip", "pushed by hand", "--json", "--socket", socket_name
+    )
     assert done.code == 3, done.output
+    assert len(tiny.gate_runs()) == 1  # the tip alone: a red tip takes nothing in
     payload = done.json()
     assert payload["exit_code"] == 3 and payload["problems"][0]["code"] == "gates-failed"
     data = payload["data"]

@@ -150,3 +150,60 @@ def test_doctor_and_status_name_an_interrupted_run_and_its_resume_command(
     doctor = coditect(made.root, "doctor", "--json")
     (run,) = [c for c in doctor.json()["data"]["checks"] if c["check"] == "run"]
     assert run["hint"] == "resume it with `coditect checkpoint --abort`"
+
+
+def test_a_direct_push_to_the_integration_branch_is_refused_then_adopted(
+    tiny: tuple[Tiny, Snapshot], socket_name: str
+) -> None:
+    from coditect_cli.adapters.git import commit_file
+
+    made, _snapshot = tiny
+    gated = git(made.origin, "rev-parse", INTEGRATION)
+    # Someone pushes straight to origin's integration branch, around coditect.
+    commit_file(made.root, INTEGRATION, "hotfix.txt", "hotfix\n", "fix: a hotfix pushed by hand")
+    git(made.root, "push", "-q", "origin", INTEGRATION)
+    pushed = git(made.origin, "rev-parse", INTEGRATION)
+    before = made.refs()
+    for command in (["checkpoint", "1"], ["merge-phase", "--land", "--force", "demo"]):
+        refused = coditect(made.root, *command, "--json", "--socket", socket_name)
+        assert refused.code == 4, refused.output
+        error = refused.json()["error"]
+        assert error["message"] == (
+            "not building on an integration tip that was never gated:\n"
+            f"  origin's {INTEGRATION} of 'app' is at {pushed[:12]}, a commit coditect did not gate (pushed or "
+            f"moved outside coditect); not gated: {pushed[:7]} fix: a hotfix pushed by hand"
+        )
+        assert (
+            "--adopt-tip" in error["hint"] and f"put the branch back ({gated[:12]} in app)" in error["hint"]
+        )
+    assert made.refs() == before and made.gate_runs() == []
+    with Store.open(made.root / ".git") as store:
+        assert store.query("SELECT count(*) FROM journals") == [(0,)]  # refused before anything began
+    # Adopted: the tip is gated alone first, then the batch on it; the reason is in the store and report.
+    done = coditect(
+        made.root, "checkpoint", "1", "--adopt-tip", "release team hotfix", "--json", "--socket", socket_name
+    )
+    assert done.code == 0, done.output
+    data = done.json()["data"]
+    assert data["adopted"] == {
+        "app": {
+            "tip": pushed,
+            "commits": [f"{pushed[:7]} fix: a hotfix pushed by hand"],
+            "reason": "release team hotfix",
+        }
+    }
+    assert made.gate_runs()[0].split()[0] == pushed
+    assert git(made.origin, "merge-base", "--is-ancestor", pushed, INTEGRATION) == ""
+    report = Path(data["report"]).read_text(encoding="utf-8")
+    assert "## Adopted integration tips" in report and "release team hotfix" in report
+    with Store.open(made.root / ".git") as store:
+        (event,) = store.events(kind="adopt-tip")
+        assert event.repo == "app" and event.detail is not None
+        assert (event.detail["tip"], event.detail["reason"], event.detail["passed"]) == (
+            pushed,
+            "release team hotfix",
+            True,
+        )
+    # What coditect landed is gated: the next checkpoint builds on it without asking.
+    again = coditect(made.root, "checkpoint", "2", "--json", "--socket", socket_name)
+    assert again.code == 0, again.output

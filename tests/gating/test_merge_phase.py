@@ -94,7 +94,19 @@ def test_a_failing_suite_lands_nothing(tiny: Tiny, socket_name: str) -> None:
     commit_file(tiny.root, INTEGRATION, "s1/bad.txt", "FAIL_GATE\n", "broken on integration")
     git(tiny.root, "push", "-q", "origin", INTEGRATION)
     before = tiny.refs()
-    done = coditect(tiny.root, "merge-phase", "--land", "--force", "x", "--json", "--socket", socket_name)
+    # Pushed around coditect, so adopted (gated first): the suite fails on it.
+    done = coditect(
+        tiny.root,
+        "merge-phase",
+        "--land",
+        "--force",
+        "x",
+        "--adopt-tip",
+        "y",
+        "--json",
+        "--socket",
+        socket_name,
+    )
     assert done.code == 3, done.output
     payload = done.json()
     assert payload["data"]["status"] == "failed" and payload["problems"][0]["code"] == "gates-failed"
