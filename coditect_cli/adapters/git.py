@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from coditect_cli.adapters import proc
+from coditect_cli.adapters.scratch import scratch_dir
 from coditect_cli.domain.repo import RepoState, TrackedFiles
 
 GITLINK_MODE = "160000"
@@ -148,12 +149,11 @@ def commit_file(repo: Path, branch: str, path: str, content: str, message: str) 
     with a compare-and-swap ``update-ref``. Returns (old, new) commit ids.
     """
     import os
-    import tempfile
 
     g = Git(repo)
     old = g.out("rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}")
     blob = g.run("hash-object", "-w", "--stdin", input=content).stdout.strip()
-    with tempfile.TemporaryDirectory(prefix="coditect-index-") as tmp:
+    with scratch_dir("index") as tmp:
         env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
         base = ["git", "-C", str(repo)]
         proc.run([*base, "read-tree", old], env=env)
@@ -269,6 +269,20 @@ def remove_gate_worktrees(repo: Path, owner: str) -> list[Path]:
     return removed
 
 
+def remove_stale_gate_dirs(owner: str) -> list[Path]:
+    """Remove the temporary directories of ``owner``'s gate worktrees that hold no worktree any more (a run
+    killed between making one and adding its worktree, or after :func:`remove_gate_worktrees` pruned it)."""
+    import shutil
+    import tempfile
+
+    removed: list[Path] = []
+    for top in Path(tempfile.gettempdir()).glob(f"{GATE_WORKTREE_PREFIX}{owner}-*"):
+        if top.is_dir() and not any((child / ".git").exists() for child in top.iterdir()):
+            shutil.rmtree(top, ignore_errors=True)
+            removed.append(top)
+    return removed
+
+
 def add_nested_worktree(repo: Path, commit: str, path: Path) -> None:
     """A detached worktree of ``repo`` at ``commit`` in ``path`` (an empty submodule directory of a gate
     worktree): the submodule checked out at the staged commit from the local object store, no network."""
@@ -286,11 +300,10 @@ def commit_gitlinks(repo: Path, parent: str, links: dict[str, str], message: str
     changes. Plumbing in a temporary index (``update-index --cacheinfo 160000,...``): no work tree is
     touched, no ref moves. Only paths that are gitlinks in ``parent`` are updated."""
     import os
-    import tempfile
 
     g = Git(repo)
     existing = gitlink_paths(repo, parent, list(links))
-    with tempfile.TemporaryDirectory(prefix="coditect-index-") as tmp:
+    with scratch_dir("index") as tmp:
         env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
         base = ["git", "-C", str(repo)]
         proc.run([*base, "read-tree", parent], env=env)

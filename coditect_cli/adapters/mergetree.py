@@ -23,14 +23,13 @@ Output of ``git merge-tree --write-tree --stdin -z --name-only --messages``, one
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from coditect_cli.adapters import proc
+from coditect_cli.adapters.scratch import scratch_dir, sweep
 from coditect_cli.domain.conflicts import MergeMessage, MergeResult
 from coditect_cli.errors import CommandFailed
 
@@ -166,14 +165,16 @@ def scratch_objects(repo: Path) -> Iterator[Scratch]:
     if objects is None:
         yield Scratch({}, ())
         return
-    scratch = tempfile.mkdtemp(prefix="coditect-objects-", dir=_scratch_parent())
-    try:
+    with scratch_dir("objects", _scratch_parent()) as scratch:
         yield Scratch(
             {"GIT_OBJECT_DIRECTORY": scratch, "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)},
             ("-c", "core.fsync=none", "-c", "core.looseCompression=0"),
         )
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def sweep_scratch() -> list[Path]:
+    """Remove the scratch object directories and index files that killed coditect processes left."""
+    return sweep([None, _scratch_parent()])
 
 
 def merge_tree_batch(

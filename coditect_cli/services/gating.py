@@ -467,7 +467,8 @@ def run_journaled(
     make: Callable[[Integration], Steps],
 ) -> tuple[Journal, list[RefMove]]:
     """Start (``steps``), continue or abort the journal of ``command``; return it and any refs restored."""
-    from coditect_cli.adapters.git import remove_gate_worktrees
+    from coditect_cli.adapters.git import remove_gate_worktrees, remove_stale_gate_dirs
+    from coditect_cli.adapters.mergetree import sweep_scratch
     from coditect_cli.services.journal import abort, check_refs, execute, require_open
 
     s = it.s
@@ -489,8 +490,11 @@ def run_journaled(
                     hint=f"finish putting it back with `coditect {command} --abort`",
                 )
         it.journal = journal
+        # What a killed run left: its gate worktrees, scratch object directories and index files.
         for path in it.paths.values():
             remove_gate_worktrees(path, phase)
+        remove_stale_gate_dirs(phase)
+        sweep_scratch()
         kinds = make(it)
         if resume == "abort":
             restored = abort(journal, it.paths, kinds.undo(), kinds.irreversible)

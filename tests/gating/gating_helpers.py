@@ -189,3 +189,121 @@ class Snapshot:
 
 MakeTiny = Callable[..., tuple[Tiny, Snapshot]]
 """The type of the ``make_tiny`` fixture (conftest.py): ``make_tiny(n, ...) -> (tiny, snapshot)``."""
+
+
+SUPER_MANIFEST = """\
+version: 1
+phase: phase-1
+title: Super
+forge: local
+schedule: {start: 2026-12-01, days: 10}
+repositories:
+  - {id: root, path: .}
+  - {id: lib, path: sub}
+streams:
+  - id: s1
+    terminal: 1
+    name: Library
+    agent: agent1
+    run: shell
+    work: [{repo: lib, topic: t1, owns: [lib/]}]
+  - id: s2
+    terminal: 2
+    name: App
+    agent: agent2
+    run: shell
+    work: [{repo: root, topic: t2, owns: [app/]}]
+checkpoints:
+  - id: 1
+    day: 3
+    title: Both
+    streams: [s1, s2]
+    gates: [{name: combo, repo: root, run: "python3 check.py"}]
+merge:
+  target: develop
+  strategy: squash
+  tag: v0.1.0
+  suite: [{name: suite, repo: root, run: "python3 check.py suite"}]
+"""
+
+# The superproject's check reads a file of its submodule: it passes only with the submodule checked out at a
+# commit whose lib/version.txt says NEW (and not BROKEN).
+SUPER_CHECK = """\
+import pathlib, sys
+text = pathlib.Path("sub/lib/version.txt").read_text() if pathlib.Path("sub/lib/version.txt").exists() else ""
+if "NEW" not in text or "BROKEN" in text:
+    sys.exit(f"sub/lib/version.txt is {text!r}: not the staged library")
+print("combination ok")
+"""
+
+
+@dataclass
+class Super:
+    """A superproject ``root`` with one submodule ``sub`` (repository ``lib``), their bare origins."""
+
+    root: Path
+    origin: Path
+    sub_origin: Path
+
+    @property
+    def sub(self) -> Path:
+        return self.root / "sub"
+
+
+def build_super(base: Path, library_change: str = "NEW\n") -> Super:
+    """A set-up superproject with a submodule: s1 changes the library (``library_change`` appended to
+    ``lib/version.txt``), s2 the app; both PRs open and approved."""
+    from coditect_cli.project import Project
+    from coditect_cli.services import prs, reviews
+    from coditect_cli.services.demo import _commit
+    from coditect_cli.services.setup import setup
+
+    allow = ("-c", "protocol.file.allow=always")
+    sub_origin, origin, staging, root = base / "lib.git", base / "super.git", base / "lib", base / "super"
+    for bare in (sub_origin, origin):
+        git(base, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(base, "init", "-q", "-b", "main", str(staging))
+    (staging / "lib").mkdir()
+    (staging / "lib" / "version.txt").write_text("v1\n")
+    (staging / "README.md").write_text("# lib\n")
+    git(staging, "add", "-A")
+    git(staging, "-c", "user.name=T", "-c", "user.email=t@e.invalid", "commit", "-q", "-m", "initial lib")
+    git(staging, "branch", "develop")
+    git(staging, "push", "-q", str(sub_origin), "main", "develop")
+    git(base, "init", "-q", "-b", "main", str(root))
+    for key, value in (("user.name", "Super"), ("user.email", "super@example.invalid")):
+        git(root, "config", key, value)
+    files = {
+        ".gitignore": ".coditect/\n__pycache__/\n",
+        "README.md": "# super\n",
+        "check.py": SUPER_CHECK,
+        "app/README.md": "app\n",
+        "workstreams/phase-1.yaml": SUPER_MANIFEST,
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    git(root, *allow, "submodule", "add", "-q", "-b", "develop", str(sub_origin), "sub")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial super")
+    git(root, "branch", "develop")
+    git(root, "checkout", "-q", "develop")
+    git(root, "remote", "add", "origin", str(origin))
+    git(root, "push", "-q", "-u", "origin", "main", "develop")
+    sub = root / "sub"
+    git(sub, "checkout", "-q", "develop")
+    for key, value in (("user.name", "Super"), ("user.email", "super@example.invalid")):
+        git(sub, "config", key, value)
+    project = Project(root)
+    setup(project, "phase-1")
+    worktrees = root / ".coditect" / "worktrees" / "phase-1"
+    for where, path, text in (
+        (worktrees / "s1" / "lib", "lib/version.txt", library_change),
+        (worktrees / "s2" / "root", "app/feature.txt", "feature\n"),
+    ):
+        ok, out = _commit(where, path, text, f"feat: {path}")
+        assert ok, out
+    prs.open_all(project, "phase-1")
+    for k in (1, 2):
+        reviews.review(project, "phase-1", f"s{k}", owner=f"@agent{k}", state="approved")
+    return Super(root, origin, sub_origin)

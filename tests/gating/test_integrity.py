@@ -5,6 +5,7 @@ how the last run ended."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -207,3 +208,35 @@ def test_a_direct_push_to_the_integration_branch_is_refused_then_adopted(
     # What coditect landed is gated: the next checkpoint builds on it without asking.
     again = coditect(made.root, "checkpoint", "2", "--json", "--socket", socket_name)
     assert again.code == 0, again.output
+
+
+def test_the_next_run_removes_what_killed_runs_left_in_temporary_directories(
+    tiny: tuple[Tiny, Snapshot], socket_name: str
+) -> None:
+    import tempfile
+
+    from coditect_cli.adapters.mergetree import _scratch_parent
+
+    made, _snapshot = tiny
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead = int(gone.stdout)  # a process that has exited
+    tmp = Path(tempfile.gettempdir())
+    leftovers = [
+        Path(tempfile.mkdtemp(prefix=f"coditect-objects-{dead}-", dir=_scratch_parent())),
+        Path(tempfile.mkdtemp(prefix=f"coditect-index-{dead}-")),
+        Path(tempfile.mkdtemp(prefix="coditect-gate-phase-1-")),  # made, then killed before its worktree
+    ]
+    (leftovers[0] / "ab").mkdir()
+    (leftovers[1] / "index").write_text("x")
+    live = Path(tempfile.mkdtemp(prefix=f"coditect-objects-{os.getpid()}-", dir=tmp))  # in use: kept
+    try:
+        done = coditect(made.root, "checkpoint", "1", "--socket", socket_name)
+        assert done.code == 0, done.output
+        assert [p for p in leftovers if p.exists()] == []
+        assert live.is_dir()
+    finally:
+        for path in [*leftovers, live]:
+            if path.exists():
+                shutil.rmtree(path)

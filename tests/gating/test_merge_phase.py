@@ -155,3 +155,21 @@ def test_killed_then_aborted_every_ref_is_back(tiny: Tiny, socket_name: str) -> 
             (INTEGRATION, "open"),
             ("develop", "closed"),
         ]
+
+
+def test_landed_then_run_again_is_a_no_op_that_says_so(tiny: Tiny, socket_name: str) -> None:
+    args = ("merge-phase", "--land", "--force", "demo", "--json", "--socket", socket_name)
+    first = coditect(tiny.root, *args)
+    assert first.code == 0, first.output
+    landed = tiny.refs()
+    for _ in range(2):
+        again = coditect(tiny.root, *args)
+        assert again.code == 0, again.output
+        data = again.json()["data"]
+        assert data["already"] is True and data["status"] == "landed"
+        assert any("landed already" in n and "nothing to do" in n for n in data["notes"]), data["notes"]
+        assert tiny.refs() == landed
+    with Store.open(tiny.root / ".git") as store:
+        assert len(forge_records.pull_requests(store, repo="app", base="develop")) == 1  # no second PR
+        assert store.query("SELECT status FROM gating_results WHERE kind = 'merge-phase'") == [("passed",)]
+        assert store.query("SELECT count(*) FROM journals") == [(1,)]
