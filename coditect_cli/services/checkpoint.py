@@ -3,7 +3,8 @@ passes the gates, and move the integration branch to exactly the commit that pas
 
 The plan (journaled, see :mod:`coditect_cli.services.journal`): ``pause`` (announce it in the streams'
 panes), ``collect`` (the ready PRs: approved by every code owner they need, checks not failing, mergeable;
-their heads frozen), ``gate`` (stage them on the integration tips in order, terminal then repository, with
+their heads frozen; an integration tip coditect did not gate is refused unless adopted with ``--adopt-tip``),
+``gate`` (stage them on the integration tips in order, terminal then repository, with
 the manifest's strategy, leaving out those that conflict; run the checkpoint's and the streams' gates on
 exactly those trees; bisect a failing batch to the PR to blame), ``land`` and ``tag`` per repository
 (``checkpoint/<phase>/N``), ``notify`` (the streams whose PRs were left out: PR comment, failing check, pane),

@@ -5,9 +5,11 @@ event); merges the remaining ready PRs as a checkpoint does, gated by every stre
 manifest's full suite (``merge.suite``), so the integration tip it proposes has passed the suite; then, per
 repository, submodules first: opens the PR integration -> target (``--land`` also merges it), and creates
 the annotated release tag (its message: the phase's merged PRs by stream) on the landed commit (without
-``--land``: on the integration tip), pushed. The superproject comes last: a commit on its integration branch
-points each submodule's gitlink at that submodule's released commit, then it is proposed, landed and tagged
-the same way. With ``--land`` the feature branches whose PRs were merged are deleted at the end (origin, and
+``--land``: on the integration tip), pushed. The superproject comes last. Its gate (the suite) ran on a
+commit pointing its gitlinks at the submodules' staged commits, with the submodules checked out there, before
+anything moved; that commit is what its integration branch lands on, and once the submodules are released a
+commit on top points the gitlinks at the released commits (their trees must be the gated ones); then it is
+proposed, landed and tagged the same way. With ``--land`` the feature branches whose PRs were merged are deleted at the end (origin, and
 locally unless a stream's worktree has them checked out; ``--keep-branches`` keeps them all).
 Journaled like a checkpoint: ``--continue`` / ``--abort``.
 """
