@@ -284,9 +284,19 @@ def _stage_plant_shared_edit(project: Project) -> Stage:
     repo = ctx.repo_path(RepoId(pair.repo.id))
     integration = ctx.manifest.integration_branch
     other = original.replace(version_line, version_line.split(":")[0] + ': "0.2.0-dashboard"', 1)
-    commit_file(repo, integration, "openapi.yaml", other, "feat(api): dashboard fields (frontend, approved)")
-    # As if that PR had been merged on the forge: origin's integration branch has it too.
+    old, new = commit_file(
+        repo, integration, "openapi.yaml", other, "feat(api): dashboard fields (frontend, approved)"
+    )
+    # As if that PR had been merged on the forge: origin's integration branch has it too, and the store
+    # records the move as it records a forge merge (checkpoints build only on tips coditect knows).
     proc.run(["git", "-C", str(repo), "push", "--quiet", "origin", integration])
+    from coditect_cli.services.setup import project_common_dir
+    from coditect_cli.state.store import Store
+
+    with Store.open(project_common_dir(project)) as store:
+        store.record_ref_move(
+            None, "demo", PHASE, pair.repo.id, f"refs/remotes/origin/{integration}", old, new
+        )
     data = {"file": "openapi.yaml", "repo": "backend", "branch": pair.branch, "integration": integration}
     return Stage(
         "shared_edit",

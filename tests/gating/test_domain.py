@@ -165,6 +165,23 @@ def test_reconcile_trusts_the_journal_only_where_the_refs_agree() -> None:
     assert reconcile(chained, {key: b}).problems  # the later move must be in place too
 
 
+def test_reconcile_accepts_both_values_of_the_step_an_abort_is_undoing() -> None:
+    a, b, c = "a" * 40, "b" * 40, "c" * 40
+    land = RefMove("app", "refs/heads/int", "origin", a, b)
+    local = RefMove("app", "refs/heads/int", "local", a, b)
+    tag = RefMove("app", "refs/tags/t", "local", None, c)
+    steps = [_step(0, "done", land, local), _step(1, "undone", tag)]
+    # Without the marker, a half put-back step is someone else's doing.
+    assert reconcile(steps, {land.key: a, local.key: b, tag.key: None}).problems
+    half = reconcile(steps, {land.key: a, local.key: b, tag.key: None}, undoing=0)
+    assert half.problems == [] and half.applied == {(0, 1)}  # origin put back, local still to go
+    assert reconcile(steps, {land.key: b, local.key: b}, undoing=0).applied == {(0, 0), (0, 1)}
+    gone = reconcile(steps, {land.key: c, local.key: a}, undoing=0)
+    assert gone.problems == [
+        f"origin int of app is at {c[:12]}, but the journal expects {a[:12]} or {b[:12]}"
+    ]
+
+
 def test_release_notes_group_by_stream_in_terminal_order() -> None:
     notes = release_notes(
         "phase-1",
