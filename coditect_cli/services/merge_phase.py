@@ -9,9 +9,10 @@ the annotated release tag (its message: the phase's merged PRs by stream) on the
 commit pointing its gitlinks at the submodules' staged commits, with the submodules checked out there, before
 anything moved; that commit is what its integration branch lands on, and once the submodules are released a
 commit on top points the gitlinks at the released commits (their trees must be the gated ones); then it is
-proposed, landed and tagged the same way. With ``--land`` the feature branches whose PRs were merged are deleted at the end (origin, and
-locally unless a stream's worktree has them checked out; ``--keep-branches`` keeps them all).
-Journaled like a checkpoint: ``--continue`` / ``--abort``.
+proposed, landed and tagged the same way. With ``--land`` the feature branches whose PRs were merged are
+deleted at the end (origin, and locally unless a stream's worktree has them checked out; ``--keep-branches``
+keeps them all). Journaled like a checkpoint: ``--continue`` / ``--abort``. Run again once finished, with
+the integration branches unmoved, it does nothing (and says so).
 """
 
 from __future__ import annotations

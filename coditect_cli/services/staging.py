@@ -98,8 +98,7 @@ class GateRunner:
             switch_detached(self.trees[repo], commit)
         else:
             self.trees[repo] = add_detached_worktree(self.paths[repo], commit, self.owner)
-        if links:
-            self._populate(repo, commit, links)
+        missing = self._populate(repo, commit, links) if links else {}
         self.logs.mkdir(parents=True, exist_ok=True)
         ran: list[dict[str, Any]] = []
         for spec in specs:
@@ -120,7 +119,10 @@ class GateRunner:
                 code, output = -1, f"coditect: {exc.message}\n"
             seconds = round(time.perf_counter() - started, 3)
             self.commands += 1
-            shown = "".join(f"\n# submodule {p} at {c}" for p, (_r, c) in sorted((links or {}).items()))
+            shown = "".join(
+                f"\n# submodule {p} " + (f"NOT checked out: {missing[p]}" if p in missing else f"at {c}")
+                for p, (_r, c) in sorted((links or {}).items())
+            )
             log.write_text(
                 f"$ {spec.run}\n# repository {repo}, commit {commit}{shown}\n{output}\n"
                 f"# exit {code} after {seconds}s\n",
@@ -131,20 +133,28 @@ class GateRunner:
                 return False, ran
         return True, ran
 
-    def _populate(self, repo: str, commit: str, links: Mapping[str, tuple[str, str]]) -> None:
+    def _populate(self, repo: str, commit: str, links: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+        """Check each submodule out at its commit; return those that could not be (path -> why): the gate
+        runs all the same, and its log says so."""
         from coditect_cli.adapters.git import add_nested_worktree, gitlink_paths, switch_detached
 
         tree = self.trees[repo]
         present = gitlink_paths(tree, commit, list(links))
+        missing: dict[str, str] = {}
         for path, (sub, sha) in links.items():
             if path not in present:
+                missing[path] = f"not a submodule in {commit[:12]}"
                 continue
             found = self.nested.get((repo, path))
-            if found is None:
-                add_nested_worktree(self.paths[sub], sha, tree / path)
-                self.nested[(repo, path)] = (sub, tree / path)
-            else:
-                switch_detached(found[1], sha)
+            try:
+                if found is None:
+                    add_nested_worktree(self.paths[sub], sha, tree / path)
+                    self.nested[(repo, path)] = (sub, tree / path)
+                else:
+                    switch_detached(found[1], sha)
+            except CoditectError as exc:
+                missing[path] = exc.message
+        return missing
 
     def close(self) -> None:
         """Remove the temporary worktrees (the submodules' inside a superproject's first)."""
@@ -437,7 +447,10 @@ def gate(it: Integration, specs: Sequence[GateSpec]) -> dict[str, Any]:
                     links[path] = (sub, staged(sub))
                 else:  # not in this run: the submodule's integration tip, when it has one
                     ref = f"refs/remotes/origin/{m.integration_branch}"
-                    tip = Git(it.paths[sub]).refs(ref).get(ref)
+                    try:
+                        tip = Git(it.paths[sub]).refs(ref).get(ref)
+                    except CoditectError:
+                        tip = None  # not checked out here: its gate worktree path stays empty
                     if tip:
                         links[path] = (sub, tip)
             search([root])
