@@ -210,6 +210,23 @@ def test_github_open_list_and_the_token_stays_secret(on_github: tuple[Path, Fake
 
     other = coditect(root, "pr", "approve", "backend", "--as", "@codi-code-architect", env=env)
     assert other.code == 2 and "given by the token's account (@coditect-bot)" in other.stderr, other.output
+    assert "GH_TOKEN=" in other.stderr  # what to do: the owner's own token
+
+    # With the code owner's own token the approval goes through, on the head it looked at.
+    owner_token = "ghp_ArchitectToken0123456789abcdefghijklm"
+    fake.add_token(owner_token, "codi-code-architect")
+    approved = coditect(
+        root, "pr", "approve", "backend", "--as", "@codi-code-architect", env={**env, "GH_TOKEN": owner_token}
+    )
+    assert approved.code == 0, approved.output
+    (review,) = fake.repos["acme/backend"].reviews[1]
+    assert (review["login"], review["state"], review["commit_id"]) == (
+        "codi-code-architect",
+        "APPROVED",
+        pr["head_sha"],
+    )
+    status = coditect(root, "pr", "status", "backend", "--json", env=env).json()["data"]["prs"][0]
+    assert [(n["owner"], n["state"]) for n in status["needs"]] == [("@codi-code-architect", "approved")]
 
 
 def test_github_rate_limit_exits_5_with_the_reset_time(on_github: tuple[Path, FakeGitHub]) -> None:
