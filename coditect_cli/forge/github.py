@@ -552,7 +552,10 @@ class GitHubForge:
         """``GET url`` (relative to the API base, or a ``Link`` URL) with ``If-None-Match`` when an ETag is known;
         a 304 answers from the cache."""
         requester = self._client().requester
-        key = url + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
+        query = "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
+        key = (
+            f"{self.api_url} {url}{query}"  # one cache may serve several hosts (GitHub, an Enterprise Server)
+        )
         cached = self._cached(key)
         headers = {"If-None-Match": cached[0]} if cached else None
         got_headers, data = requester.requestJsonAndCheck(
