@@ -823,8 +823,6 @@ class GitHubForge:
             approvals = max(approvals, int(reviews.get("required_approving_review_count") or 0))
             code_owners = code_owners or bool(reviews.get("require_code_owner_reviews"))
             linear = linear or bool((protection.get("required_linear_history") or {}).get("enabled"))
-        elif protection is None and not notes:
-            pass  # not protected
         rules = optional("rulesets", f"/repos/{slug}/rules/branches/{quoted}")
         if isinstance(rules, list):
             read.append("rulesets")
