@@ -38,6 +38,12 @@ def changed_since(repo: Path, base: str, heads: Sequence[str]) -> dict[str, tupl
             input="".join(h + "\n" for h in headers),
             env=scratch.env,
         ).stdout
+    by_header = _paths_by_header(out)
+    return {head: tuple(by_header.get(header, [])) for head, header in zip(heads, headers, strict=True)}
+
+
+def _paths_by_header(out: str) -> dict[str, list[str]]:
+    """``git diff-tree -r --name-only -z --stdin`` output by its ``<tree> <tree>`` header lines."""
     # Output, per input line: "<tree> <tree>\n" then each differing path NUL-terminated (none when equal).
     by_header: dict[str, list[str]] = {}
     current: list[str] = []
@@ -45,7 +51,7 @@ def changed_since(repo: Path, base: str, heads: Sequence[str]) -> dict[str, tupl
     while pos < len(out):
         match = _HEADER.match(out, pos)
         if match:
-            # Two heads can merge to the same tree: the same header twice, its paths listed twice.
+            # The same pair of trees twice: its paths listed twice.
             current = by_header.setdefault(match.group(1), []) if match.group(1) not in by_header else []
             pos = match.end()
             continue
@@ -53,7 +59,34 @@ def changed_since(repo: Path, base: str, heads: Sequence[str]) -> dict[str, tupl
         end = len(out) if end < 0 else end
         current.append(out[pos:end])
         pos = end + 1
-    result: dict[str, list[str]] = {}
-    for head, header in zip(heads, headers, strict=True):
-        result[head] = by_header.get(header, [])
-    return {head: tuple(paths) for head, paths in result.items()}
+    return by_header
+
+
+def changed_between(repo: Path, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], frozenset[str] | None]:
+    """For each ``(old, new)`` pair of commits, the paths whose content differs between their trees (None
+    when either commit is not in ``repo``). Two git processes however many pairs."""
+    wanted = list(dict.fromkeys(pairs))
+    if not wanted:
+        return {}
+    commits = list(dict.fromkeys(c for pair in wanted for c in pair))
+    done = proc.run(
+        ["git", "-C", str(repo), "cat-file", "--batch-check=%(objectname) %(objecttype)"],
+        input="".join(f"{c}^{{tree}}\n" for c in commits),
+    )
+    trees: dict[str, str] = {}
+    for commit, line in zip(commits, done.stdout.splitlines(), strict=False):
+        sha, _, kind = line.partition(" ")
+        if kind == "tree":
+            trees[commit] = sha
+    known = [(a, b) for a, b in wanted if a in trees and b in trees]
+    headers = {pair: f"{trees[pair[0]]} {trees[pair[1]]}" for pair in known}
+    by_header: dict[str, list[str]] = {}
+    if known:
+        out = proc.run(
+            ["git", "-C", str(repo), "diff-tree", "-r", "--name-only", "-z", "--no-renames", "--stdin"],
+            input="".join(h + "\n" for h in dict.fromkeys(headers.values())),
+        ).stdout
+        by_header = _paths_by_header(out)
+    return {
+        pair: frozenset(by_header.get(headers[pair], [])) if pair in headers else None for pair in wanted
+    }

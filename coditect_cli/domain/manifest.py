@@ -39,6 +39,9 @@ Topic = Annotated[str, Field(pattern=TOPIC_PATTERN, max_length=100)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Strategy = Literal["squash", "merge", "rebase"]
+# A code owner as CODEOWNERS writes it: ``@login``, ``@org/team`` or an e-mail address.
+OWNER_PATTERN = r"^@[A-Za-z0-9][A-Za-z0-9._/-]*$|^[^@\s]+@[^@\s]+$"
+Owner = Annotated[str, Field(pattern=OWNER_PATTERN)]
 
 
 # Control characters (C0, DEL, C1) and the Unicode line separators: a NUL crashes every system call that
@@ -287,7 +290,7 @@ class Stream(_Model):
     terminal: int = Field(ge=1, le=MAX_TERMINAL, strict=True)
     name: str = Field(min_length=1)
     agent: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    owner: str | None = Field(default=None, pattern=r"^@[A-Za-z0-9][A-Za-z0-9._/-]*$|^[^@\s]+@[^@\s]+$")
+    owner: str | None = Field(default=None, pattern=OWNER_PATTERN)
     depends_on: tuple[Identifier, ...] = ()
     work: tuple[Work, ...] = Field(min_length=1)
     deliverables: tuple[Deliverable, ...] = ()
@@ -376,6 +379,13 @@ class Manifest(_Model):
     worktrees: str = Field(
         default=".coditect/worktrees",
         description="Where stream worktrees go, relative to the project root: <worktrees>/<phase>/<stream>/<repo>.",
+    )
+    maintainers: tuple[Owner, ...] = Field(
+        default=(),
+        description=(
+            "Who approves changes to paths no stream owns (CI scripts, build files...): a PR changing such a "
+            "path needs one of them. Owners as CODEOWNERS writes them (@login, @org/team or an e-mail)."
+        ),
     )
     schedule: Schedule
     branches: Branches = Branches()

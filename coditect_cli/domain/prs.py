@@ -14,8 +14,8 @@ the reports. Nothing here touches git, the store or the network.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from coditect_cli.domain.manifest import Manifest, Pair, RepoId
@@ -31,7 +31,10 @@ from coditect_cli.forge.base import (
     verdict_of,
 )
 
-NeedState = Literal["approved", "changes_requested", "pending"]
+NeedState = Literal["approved", "changes_requested", "pending", "stale"]
+
+MAINTAINER = "maintainer"
+"""The ``owner`` of the approval that paths no stream owns need (one of the manifest's ``maintainers``)."""
 
 
 # ------------------------------------------------------------------------------------------------ reports
@@ -39,26 +42,59 @@ NeedState = Literal["approved", "changes_requested", "pending"]
 
 @dataclass(frozen=True)
 class OwnerNeed:
-    """One code owner a PR needs, the changed paths that need them, and where their verdict stands."""
+    """One approval a PR needs, the changed paths that need it, and where it stands.
+
+    ``owner`` is a code owner; for paths no stream owns it is :data:`MAINTAINER` and ``any_of`` lists the
+    manifest's maintainers, one of whom must approve. ``foreign_paths`` are the paths among ``paths`` that
+    the PR's own stream does not own. An approval given on an earlier head is ``stale`` when the commits
+    pushed since change ``stale_paths`` (paths of this need), or when that earlier head is unknown
+    (``stale_reason`` says which).
+    """
 
     owner: str
     paths: tuple[str, ...]
     shared_paths: tuple[str, ...] = ()
     state: NeedState = "pending"
+    any_of: tuple[str, ...] = ()
+    foreign_paths: tuple[str, ...] = ()
+    approved_by: str | None = None
+    reviewed_head: str | None = None
+    stale_paths: tuple[str, ...] = ()
+    stale_reason: str | None = None
 
     @property
     def shared(self) -> bool:
         """Whether a shared path (one that needs every one of its owners) is among ``paths``."""
         return bool(self.shared_paths)
 
+    @property
+    def maintainer(self) -> bool:
+        """Whether this need is for paths no stream owns (one of ``any_of`` approves)."""
+        return self.owner == MAINTAINER
+
+    @property
+    def who(self) -> str:
+        """Who must approve, in words: ``@b`` or ``a maintainer (@m1 or @m2)``."""
+        if not self.maintainer:
+            return self.owner
+        if not self.any_of:
+            return "a maintainer (the manifest names none: add `maintainers:`)"
+        return f"a maintainer ({' or '.join(self.any_of)})"
+
     def to_json(self) -> dict[str, Any]:
         """This value as JSON (for the ``--json`` envelope)."""
         return {
             "owner": self.owner,
+            "any_of": list(self.any_of),
             "paths": list(self.paths),
             "shared": self.shared,
             "shared_paths": list(self.shared_paths),
+            "foreign_paths": list(self.foreign_paths),
             "state": self.state,
+            "approved_by": self.approved_by,
+            "reviewed_head": self.reviewed_head,
+            "stale_paths": list(self.stale_paths),
+            "stale_reason": self.stale_reason,
         }
 
 
@@ -104,6 +140,11 @@ class PrView:
         )
 
     @property
+    def stale(self) -> tuple[OwnerNeed, ...]:
+        """The needs whose approval was given on an earlier head and no longer counts (and why)."""
+        return tuple(n for n in self.needs if n.state == "stale")
+
+    @property
     def approvals(self) -> tuple[int, int]:
         """(needed owners who approved, needed owners)."""
         return sum(1 for n in self.needs if n.state == "approved"), len(self.needs)
@@ -147,6 +188,16 @@ class PrView:
             "approvals": {"approved": done, "needed": needed},
             "needs": [n.to_json() for n in self.needs],
             "blocked_by": list(self.blocked_by),
+            "stale": [
+                {
+                    "owner": n.who,
+                    "approved_by": n.approved_by,
+                    "reviewed_head": n.reviewed_head,
+                    "paths": list(n.stale_paths),
+                    "reason": n.stale_reason,
+                }
+                for n in self.stale
+            ],
             "reviews": [r.to_json() for r in self.reviews],
             "checks": {"state": self.checks_state, "results": [c.to_json() for c in self.checks]},
             "mergeable": self.mergeable,
@@ -363,47 +414,154 @@ def code_owners(manifest: Manifest, repo: str) -> list[str]:
 def owner_needs(
     manifest: Manifest, repo: str, paths: Sequence[str], author: str | None = None
 ) -> tuple[list[OwnerNeed], list[str]]:
-    """The owners a PR changing ``paths`` in ``repo`` needs, and the changed paths nobody owns.
+    """The approvals a PR changing ``paths`` in ``repo`` needs, and the changed paths no stream owns.
 
-    Each owned path needs its stream's code owner; a shared path needs every owner it lists. When no changed
-    path is owned, the PR still needs the code owner of ``author`` (its stream), so nothing merges unreviewed.
+    Each owned path needs its stream's code owner; a shared path needs every owner it lists. Paths no stream
+    owns need one of the manifest's ``maintainers`` (a need nobody can meet when it names none: such a PR
+    does not merge unreviewed). When no changed path is owned, the PR still needs the code owner of
+    ``author`` (its stream), so nothing merges without its own owner's review. Paths ``author`` does not own
+    are each need's ``foreign_paths``.
     """
     from coditect_cli.domain.ownership import ownership
 
     own = ownership(manifest).get(RepoId(repo))
     found: dict[str, list[str]] = {}
     shared: dict[str, list[str]] = {}
+    foreign: dict[str, list[str]] = {}
     unowned: list[str] = []
     for path in paths:
         owners = own.owners(path) if own is not None else None
         if owners is None or not owners.streams:
             unowned.append(path)
             continue
+        mine = author is not None and author in owners.streams
         streams = sorted(owners.streams, key=lambda s: (manifest.stream(s).terminal, s))
         for sid in streams:
             owner = manifest.stream(sid).code_owner
             found.setdefault(owner, []).append(path)
             if owners.shared:
                 shared.setdefault(owner, []).append(path)
+            if not mine:
+                foreign.setdefault(owner, []).append(path)
     if not found and author is not None:
         found[manifest.stream(author).code_owner] = []
-    needs = [OwnerNeed(owner, tuple(p), tuple(shared.get(owner, ()))) for owner, p in found.items()]
+    needs = [
+        OwnerNeed(owner, tuple(p), tuple(shared.get(owner, ())), foreign_paths=tuple(foreign.get(owner, ())))
+        for owner, p in found.items()
+    ]
+    if unowned:
+        needs.append(
+            OwnerNeed(
+                MAINTAINER, tuple(unowned), any_of=tuple(manifest.maintainers), foreign_paths=tuple(unowned)
+            )
+        )
     return needs, unowned
 
 
-def judge(needs: Sequence[OwnerNeed], reviews: Sequence[Review]) -> tuple[OwnerNeed, ...]:
-    """``needs`` with each owner's standing verdict from ``reviews``."""
-    verdicts = latest_verdicts(reviews)
+def _reviewer_key(owner: str) -> str:
+    return owner.strip().lstrip("@").lower()
+
+
+def latest_reviews(reviews: Iterable[Review]) -> dict[str, Review]:
+    """Each reviewer's standing review (their latest approval or change request; comments do not count),
+    keyed like :func:`coditect_cli.forge.base.latest_verdicts`."""
+    out: dict[str, Review] = {}
+    for review in reviews:
+        if review.state != "commented":
+            out[_reviewer_key(review.reviewer)] = review
+    return out
+
+
+def _still_valid(
+    review: Review, need: OwnerNeed, head_sha: str | None, changed: Mapping[str, frozenset[str] | None]
+) -> tuple[bool, tuple[str, ...], str | None]:
+    """Whether ``review`` (an approval) still counts for ``need`` at ``head_sha``: (valid, stale paths, why not)."""
+    if head_sha is None or review.head_sha == head_sha:
+        return True, (), None
+    if review.head_sha is None:
+        return False, (), f"{review.reviewer}'s approval does not say which commit it approved"
+    since = changed.get(review.head_sha)
+    if since is None:
+        return False, (), f"the commit {review.reviewer} approved ({review.head_sha[:12]}) is not known here"
+    touched = tuple(p for p in need.paths if p in since)
+    if not touched:
+        return True, (), None
+    return (
+        False,
+        touched,
+        f"commits pushed since {review.reviewer} approved {review.head_sha[:12]} change " + _some(touched),
+    )
+
+
+def judge(
+    needs: Sequence[OwnerNeed],
+    reviews: Sequence[Review],
+    head_sha: str | None = None,
+    changed: Mapping[str, frozenset[str] | None] | None = None,
+) -> tuple[OwnerNeed, ...]:
+    """``needs`` with where each stands after ``reviews``, on the PR's current head ``head_sha``.
+
+    An approval counts for the head it was given on. Given on an earlier head, it still counts when the
+    paths changed since (``changed[reviewed head]``, None when that head is unknown) include none of the
+    need's paths; else the need is ``stale``. A standing change request by a candidate wins over approvals.
+    ``head_sha`` None (not known, or not open) takes approvals as they are.
+    """
+    latest = latest_reviews(reviews)
+    since = changed or {}
     out: list[OwnerNeed] = []
     for need in needs:
-        verdict = verdict_of(verdicts, need.owner)
-        state: NeedState = (
-            "approved"
-            if verdict == "approved"
-            else ("changes_requested" if verdict == "changes_requested" else "pending")
-        )
-        out.append(OwnerNeed(need.owner, need.paths, need.shared_paths, state))
+        candidates = need.any_of if need.maintainer else (need.owner,)
+        standing = [r for r in (latest.get(_reviewer_key(c)) for c in candidates) if r is not None]
+        if any(r.state == "changes_requested" for r in standing):
+            out.append(replace(need, state="changes_requested"))
+            continue
+        approvals = [r for r in standing if r.state == "approved"]
+        if not approvals:
+            out.append(replace(need, state="pending"))
+            continue
+        stale: tuple[Review, tuple[str, ...], str | None] | None = None
+        valid: Review | None = None
+        for review in approvals:
+            ok, paths, why = _still_valid(review, need, head_sha, since)
+            if ok:
+                valid = review
+                break
+            stale = stale or (review, paths, why)
+        if valid is not None:
+            out.append(
+                replace(need, state="approved", approved_by=valid.reviewer, reviewed_head=valid.head_sha)
+            )
+        else:
+            assert stale is not None
+            review, paths, why = stale
+            out.append(
+                replace(
+                    need,
+                    state="stale",
+                    approved_by=review.reviewer,
+                    reviewed_head=review.head_sha,
+                    stale_paths=paths,
+                    stale_reason=why,
+                )
+            )
     return tuple(out)
+
+
+def _some(paths: Sequence[str], shown: int = 5) -> str:
+    """``a, b, c`` (at most ``shown`` paths, then ``and N more``)."""
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(paths[:shown]) + more
+
+
+def need_text(need: OwnerNeed) -> str:
+    """Why ``need`` holds a PR back, in words (for a need that is not approved)."""
+    if need.state == "stale":
+        return f"approval by {need.approved_by or need.who} went stale ({need.stale_reason})"
+    if need.maintainer:
+        return f"{_some(need.paths)} (owned by no stream) need approval by {need.who}"
+    if need.foreign_paths:
+        return f"needs approval by {need.who} for {_some(need.foreign_paths)}"
+    return f"needs approval by {need.who}"
 
 
 def proposal_text(manifest: Manifest, pair: Pair) -> tuple[str, str]:
@@ -455,6 +613,8 @@ def not_ready_reason(view: PrView) -> str | None:
     missing = [n for n in view.needs if n.state != "approved"]
     if missing:
         return _missing_approvals(view.needs, missing)
+    if not view.needs:
+        return "nobody's approval can be computed for it (no stream's branch, no changed file)"
     if view.gating_checks_state == "failure":
         failed = [c.name for c in view.checks if c.status == "failure" and c.required is not False]
         return f"failing check(s): {', '.join(failed)}"
@@ -467,19 +627,25 @@ def not_ready_reason(view: PrView) -> str | None:
 
 def _missing_approvals(needs: Sequence[OwnerNeed], missing: Sequence[OwnerNeed]) -> str:
     """Which rule each missing approval comes from: the code-owner rule (some changed path has no approving
-    owner: GitHub's rule too, where any one code owner of a file suffices), or coditect's shared-path rule
-    (every owning stream approves a shared path, even when another of its owners already did)."""
+    owner: GitHub's rule too, where any one code owner of a file suffices; paths the PR's stream does not own
+    are named), or coditect's shared-path rule (every owning stream approves a shared path, even when another
+    of its owners already did); then paths no stream owns (a maintainer) and approvals gone stale with a push."""
+    later = [n for n in missing if n.state == "stale" or n.maintainer]
+    pending = [n for n in missing if n not in later]
     approved = {n.owner for n in needs if n.state == "approved"}
     covered = {p for n in needs if n.owner in approved for p in n.paths}
-    owner_rule = [n.owner for n in missing if not n.paths or set(n.paths) - covered]
-    shared_rule = [n.owner for n in missing if n.owner not in owner_rule]
+    owner_rule = [n for n in pending if not n.paths or set(n.paths) - covered]
+    shared_rule = [n.owner for n in pending if n not in owner_rule]
     parts = []
-    if owner_rule:
-        parts.append(f"needs approval by {', '.join(owner_rule)}")
+    plain = [n.owner for n in owner_rule if not n.foreign_paths]
+    if plain:
+        parts.append(f"needs approval by {', '.join(plain)}")
+    parts += [need_text(n) for n in owner_rule if n.foreign_paths]
     if shared_rule:
-        paths = sorted({p for n in missing if n.owner in shared_rule for p in n.shared_paths})
+        paths = sorted({p for n in pending if n.owner in shared_rule for p in n.shared_paths})
         parts.append(
             f"needs approval by {', '.join(shared_rule)} (coditect's shared-path rule: every owning stream "
             f"approves {', '.join(paths)}; GitHub's rule, any one code owner, is met)"
         )
+    parts += [need_text(n) for n in later]
     return "; ".join(parts)

@@ -303,12 +303,16 @@ def _views(
     fr = s.forges.repo(repo_id)
     forge = s.forges.forge(repo_id)
     details: dict[int, PrDetails] = forge.pr_details(fr, prs) if prs else {}
+    changed = _changed_since_reviews(fr.path, prs, details)
     views: list[PrView] = []
     for pr in prs:
         pair = pairs_by_branch.get(pr.head)
         info = details.get(pr.number) or PrDetails(pr.number, pr.head_sha)
         needs, unowned = owner_needs(s.manifest, repo_id, info.files or (), pair.stream.id if pair else None)
-        counted = _with_team_reviews(forge, fr, [n.owner for n in needs], info.reviews)
+        approvers = [o for n in needs for o in (n.any_of if n.maintainer else (n.owner,))]
+        counted = _with_team_reviews(forge, fr, approvers, info.reviews)
+        head = pr.head_sha if pr.state == "open" else None  # an approval counts for the head it was given on
+        since = {old: paths for (old, new), paths in changed.items() if new == head}
         views.append(
             PrView(
                 stream=pair.stream.id if pair else None,
@@ -317,7 +321,7 @@ def _views(
                 base=pr.base,
                 forge=forge.kind,
                 pr=pr,
-                needs=judge(needs, counted),
+                needs=judge(needs, counted, head, since),
                 reviews=info.reviews,
                 checks=info.checks,
                 mergeable=info.mergeable if pr.state == "open" else None,
@@ -346,6 +350,23 @@ def _with_team_reviews(
         if found:
             members[team] = found
     return team_reviews(reviews, members) if members else reviews
+
+
+def _changed_since_reviews(
+    repo: Path, prs: Sequence[PullRequest], details: Mapping[int, PrDetails]
+) -> dict[tuple[str, str], frozenset[str] | None]:
+    """For each open PR approved on an earlier head: the paths changed between that head and the current one."""
+    from coditect_cli.adapters.changes import changed_between
+
+    pairs: list[tuple[str, str]] = []
+    for pr in prs:
+        info = details.get(pr.number)
+        if pr.state != "open" or not pr.head_sha or info is None:
+            continue
+        for review in info.reviews:
+            if review.state == "approved" and review.head_sha and review.head_sha != pr.head_sha:
+                pairs.append((review.head_sha, pr.head_sha))
+    return changed_between(repo, pairs)
 
 
 def _prefetch(s: Session) -> None:

@@ -26,17 +26,22 @@ from coditect_cli.services.prs import journal_moves, journal_pr, session, stream
 
 
 def _check_owner(manifest: Manifest, repo: str, owner: str) -> str:
-    """``owner`` as CODEOWNERS spells it, or a UsageError naming the owners ``repo``'s CODEOWNERS lists."""
+    """``owner`` as CODEOWNERS (or ``maintainers:``) spells it, or a UsageError naming who may review in ``repo``.
+
+    The code owners ``repo``'s CODEOWNERS lists review; so do the manifest's maintainers (they approve the
+    paths no stream owns).
+    """
     from coditect_cli.forge.base import same_owner
 
-    owners = code_owners(manifest, repo)
+    owners = list(dict.fromkeys([*code_owners(manifest, repo), *manifest.maintainers]))
     for known in owners:
         if same_owner(known, owner):
             return known
-    listed = ", ".join(owners) or "none"
+    listed = ", ".join(code_owners(manifest, repo)) or "none"
+    leads = f"; the manifest's maintainers are {', '.join(manifest.maintainers)}" if manifest.maintainers else ""
     raise UsageError(
-        f"{owner} is not a code owner of repository {repo!r}: its CODEOWNERS lists {listed}",
-        hint="review with --as set to one of them (the owners come from the manifest's streams)",
+        f"{owner} is not a code owner of repository {repo!r}: its CODEOWNERS lists {listed}{leads}",
+        hint="review with --as set to one of them (the owners come from the manifest's streams and maintainers)",
     )
 
 

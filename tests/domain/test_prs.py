@@ -10,7 +10,16 @@ from helpers import EXAMPLE_TEXT
 
 from coditect_cli.domain.loader import load_manifest_text
 from coditect_cli.domain.manifest import Manifest
-from coditect_cli.domain.prs import OwnerNeed, PrView, code_owners, judge, not_ready_reason, owner_needs
+from coditect_cli.domain.prs import (
+    MAINTAINER,
+    OwnerNeed,
+    PrView,
+    code_owners,
+    judge,
+    need_text,
+    not_ready_reason,
+    owner_needs,
+)
 from coditect_cli.forge.base import Check, PullRequest, Review
 
 ARCHITECT = "@codi-code-architect"
@@ -40,9 +49,45 @@ def test_a_shared_path_needs_every_owner_and_unowned_paths_are_reported(manifest
 
 
 def test_without_an_owned_path_the_author_streams_owner_is_needed(manifest: Manifest) -> None:
-    assert owner_needs(manifest, "backend", ["x.txt"]) == ([], ["x.txt"])
     needs, _ = owner_needs(manifest, "backend", ["x.txt"], author="deploy")
-    assert [(n.owner, n.paths) for n in needs] == [(DEVOPS, ())]
+    assert [(n.owner, n.paths) for n in needs] == [(DEVOPS, ()), (MAINTAINER, ("x.txt",))]
+
+
+def test_unowned_paths_need_a_maintainer_and_other_streams_paths_are_foreign(manifest: Manifest) -> None:
+    # Without `maintainers:` nobody can approve an unowned path: the PR is never ready.
+    (need,) = owner_needs(manifest, "backend", ["x.txt"])[0]
+    assert (need.owner, need.paths, need.any_of) == (MAINTAINER, ("x.txt",), ())
+    assert "the manifest names none" in need_text(need)
+    with_leads = manifest.model_copy(update={"maintainers": ("@lead", "@org/release")})
+    needs, unowned = owner_needs(with_leads, "backend", ["src/api/v1/auth.py", "Dockerfile", "ci/x.py"], "backend")
+    by_owner = {n.owner: n for n in needs}
+    assert unowned == ["ci/x.py"]
+    assert by_owner[ARCHITECT].foreign_paths == ()  # the stream's own path
+    assert by_owner[DEVOPS].foreign_paths == ("Dockerfile",)  # the deploy stream's
+    assert need_text(by_owner[DEVOPS]) == f"needs approval by {DEVOPS} for Dockerfile"
+    maintainers = by_owner[MAINTAINER]
+    assert need_text(maintainers) == "ci/x.py (owned by no stream) need approval by a maintainer (@lead or @org/release)"
+    # Any one maintainer's approval meets it; the stream's own owner's does not.
+    assert judge([maintainers], [Review(ARCHITECT, "approved")])[0].state == "pending"
+    assert judge([maintainers], [Review("@ORG/release", "approved")])[0].state == "approved"
+
+
+def test_an_approval_counts_for_its_head_unless_the_commits_since_leave_its_paths_alone() -> None:
+    need = OwnerNeed(FRONTEND, ("openapi.yaml",), ("openapi.yaml",))
+    given = [Review(FRONTEND, "approved", head_sha="a" * 40)]
+    assert judge([need], given, "a" * 40)[0].state == "approved"
+    # Pushed since: only another owner's file changed -> still approved, and which head it approved is kept.
+    kept = judge([need], given, "b" * 40, {"a" * 40: frozenset({"src/api/v1/auth.py"})})[0]
+    assert (kept.state, kept.reviewed_head) == ("approved", "a" * 40)
+    # The shared file changed -> stale, naming the path.
+    stale = judge([need], given, "b" * 40, {"a" * 40: frozenset({"openapi.yaml", "src/x.py"})})[0]
+    assert (stale.state, stale.stale_paths) == ("stale", ("openapi.yaml",))
+    assert need_text(stale) == (
+        f"approval by {FRONTEND} went stale (commits pushed since {FRONTEND} approved aaaaaaaaaaaa change openapi.yaml)"
+    )
+    # An approved head that is not known, or a review that does not say its head: stale.
+    assert judge([need], given, "b" * 40, {"a" * 40: None})[0].state == "stale"
+    assert judge([need], [Review(FRONTEND, "approved")], "b" * 40)[0].state == "stale"
 
 
 def test_judge_takes_each_owners_latest_verdict_and_ignores_comments() -> None:
@@ -78,6 +123,10 @@ READY = PrView(
         ({"files": None}, "its changed files are unknown, so are the owners it needs"),
         ({"reviews": (Review(DEVOPS, "changes_requested"),)}, f"changes requested by {DEVOPS}"),
         ({"needs": (OwnerNeed(ARCHITECT, ("src/a.py",)),)}, f"needs approval by {ARCHITECT}"),
+        (
+            {"needs": (OwnerNeed(ARCHITECT, ("src/a.py",), state="stale", approved_by=ARCHITECT, stale_reason="x"),)},
+            f"approval by {ARCHITECT} went stale (x)",
+        ),
         ({"checks": (Check("unit", "failure"), Check("lint", "success"))}, "failing check(s): unit"),
         ({"mergeable": False}, "conflicts with its base"),
     ],
