@@ -62,7 +62,9 @@ def _paths_by_header(out: str) -> dict[str, list[str]]:
     return by_header
 
 
-def changed_between(repo: Path, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], frozenset[str] | None]:
+def changed_between(
+    repo: Path, pairs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], frozenset[str] | None]:
     """For each ``(old, new)`` pair of commits, the paths whose content differs between their trees (None
     when either commit is not in ``repo``). Two git processes however many pairs."""
     wanted = list(dict.fromkeys(pairs))
@@ -87,6 +89,4 @@ def changed_between(repo: Path, pairs: Sequence[tuple[str, str]]) -> dict[tuple[
             input="".join(h + "\n" for h in dict.fromkeys(headers.values())),
         ).stdout
         by_header = _paths_by_header(out)
-    return {
-        pair: frozenset(by_header.get(headers[pair], [])) if pair in headers else None for pair in wanted
-    }
+    return {pair: frozenset(by_header.get(headers[pair], [])) if pair in headers else None for pair in wanted}

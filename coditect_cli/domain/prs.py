@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from coditect_cli.domain.gating import GateSpec
 from coditect_cli.domain.manifest import Manifest, Pair, RepoId
 from coditect_cli.forge.base import (
     Check,
@@ -356,6 +357,7 @@ class MergeOutcome:
     view: PrView
     merged: Merged | None = None
     refused: str | None = None
+    gates_run: tuple[str, ...] = ()  # gates run on the head first (a dry run: that would be run)
 
     def to_json(self) -> dict[str, Any]:
         """This value as JSON (for the ``--json`` envelope)."""
@@ -365,6 +367,7 @@ class MergeOutcome:
             "pr": None if self.view.pr is None else self.view.pr.to_json(),
             "merged": None if self.merged is None else self.merged.to_json(),
             "refused": self.refused,
+            "gates_run": list(self.gates_run),
         }
 
 
@@ -649,3 +652,34 @@ def _missing_approvals(needs: Sequence[OwnerNeed], missing: Sequence[OwnerNeed])
         )
     parts += [need_text(n) for n in later]
     return "; ".join(parts)
+
+
+def gates_reason(view: PrView, specs: Sequence[GateSpec], before_running: bool = False) -> str | None:
+    """Why ``view``'s PR cannot be merged on the strength of its head's checks (None when it can).
+
+    ``specs`` are its stream's gates in its repository: each must have passed on the head. Without any, the
+    head needs at least one check, every one passed. ``before_running``: gates without a result yet are
+    what ``pr merge`` runs first (a dry run says so instead of refusing).
+    """
+    if view.pr is None:
+        return "no open pull request"
+    head = (view.pr.head_sha or "?")[:12]
+    status = {c.name: c.status for c in view.checks}
+    if not specs:
+        if not view.checks:
+            return (
+                f"no check ran on its head {head} and stream {view.stream} has no gates in repository "
+                f"{view.repo}: nothing shows it works (add gates to the stream, or merge it at a checkpoint)"
+            )
+        unsettled = [c.name for c in view.checks if c.status != "success"]
+        return f"check(s) not passed on its head {head}: {', '.join(unsettled)}" if unsettled else None
+    names = [name for spec in specs for name in spec.names]
+    failed = [n for n in names if status.get(n) == "failure"]
+    if failed:
+        return f"gate(s) {', '.join(failed)} failed on its head {head}"
+    missing = [n for n in names if status.get(n) != "success"]
+    if missing and before_running:
+        return None
+    if missing:
+        return f"gate(s) {', '.join(missing)} have not passed on its head {head}"
+    return None

@@ -25,7 +25,11 @@ _CHECKS = {
     "failure": "[bold red]✗ failed[/]",
     "pending": "[yellow]… pending[/]",
 }
-_NEED = {"approved": "[green]✓ approved[/]", "changes_requested": "[bold red]✗ changes requested[/]"}
+_NEED = {
+    "approved": "[green]✓ approved[/]",
+    "changes_requested": "[bold red]✗ changes requested[/]",
+    "stale": "[bold yellow]⟳ stale[/]",
+}
 
 
 def print_notes(console: Console, notes: Iterable[str]) -> None:
@@ -138,14 +142,25 @@ def _print_view(console: Console, view: PrView) -> None:
         console.print("  approvals needed:")
         for need in view.needs:
             state = _NEED.get(need.state, "[yellow]… pending[/]")
-            shown = [f"{p} (shared)" if p in need.shared_paths else p for p in need.paths[:4]]
+            shown = [
+                f"{p} (shared)"
+                if p in need.shared_paths
+                else (f"{p} (not the stream's)" if p in need.foreign_paths else p)
+                for p in need.paths[:4]
+            ]
             paths = ", ".join(shown) + (f" (+{len(need.paths) - 4})" if len(need.paths) > 4 else "")
             why = f" [dim]{escape(paths)}[/]" if paths else " [dim](the stream's own owner)[/]"
-            console.print(f"    {state}  {escape(need.owner)}{why}")
+            console.print(f"    {state}  {escape(need.who)}{why}")
+            if need.state == "stale":
+                console.print(
+                    f"      [yellow]{escape(need.stale_reason or 'stale')}: a new review is needed[/]"
+                )
     if view.blocked_by:
         console.print(f"  [bold red]changes requested by {', '.join(view.blocked_by)}[/]")
     if view.unowned:
-        console.print(f"  [dim]unowned paths: {escape(', '.join(view.unowned))}[/]")
+        console.print(
+            f"  [dim]owned by no stream (a maintainer approves): {escape(', '.join(view.unowned))}[/]"
+        )
     if view.checks:
         console.print("  checks:")
         for check in view.checks:
@@ -236,6 +251,9 @@ def print_merge(console: Console, report: MergeReport) -> None:
     for o in report.outcomes:
         pr = o.view.pr
         label = f"{o.view.repo} #{pr.number}" if pr else o.view.repo
+        head = (pr.head_sha or "?")[:12] if pr else "?"
+        if o.gates_run and not report.dry_run:
+            console.print(f"ran gate(s) {', '.join(o.gates_run)} on {label}'s head {head}")
         if o.merged is not None:
             again = " (already merged)" if o.merged.already else ""
             console.print(f"[green]merged[/] {label} ({o.merged.strategy}) → {o.merged.commit[:12]}{again}")
@@ -243,7 +261,10 @@ def print_merge(console: Console, report: MergeReport) -> None:
             style = "yellow" if report.dry_run and o.refused is None else "red"
             console.print(f"[{style}]not merged[/] {label}: {o.refused}")
         else:
-            console.print(f"[cyan]would merge[/] {label} ({report.strategy})")
+            first = (
+                f" after its gate(s) {', '.join(o.gates_run)} pass on its head {head}" if o.gates_run else ""
+            )
+            console.print(f"[cyan]would merge[/] {label} ({report.strategy}){first}")
     print_notes(console, report.notes)
 
 

@@ -373,10 +373,12 @@ def _stage_reviews(project: Project) -> Stage:
         if view.pr is None or view.pr.state != "open" or view.stream is None:
             continue
         for need in view.needs:
-            reviews.review(project, PHASE, view.stream, owner=need.owner, state="approved", repo=view.repo)
-            approvals.append(
-                {"stream": view.stream, "repo": view.repo, "pr": view.pr.number, "owner": need.owner}
-            )
+            # Paths no stream owns: one maintainer approves (none named: nobody can, and the PR waits).
+            owner = (need.any_of[0] if need.any_of else None) if need.maintainer else need.owner
+            if owner is None:
+                continue
+            reviews.review(project, PHASE, view.stream, owner=owner, state="approved", repo=view.repo)
+            approvals.append({"stream": view.stream, "repo": view.repo, "pr": view.pr.number, "owner": owner})
     after = prs.list_prs(project, PHASE)
 
     def show(console: Console) -> None:
@@ -428,7 +430,28 @@ def _push_commit(
     proc.run(["git", "-C", str(worktree), "add", "--", path])
     proc.run(["git", "-C", str(worktree), "commit", "-q", "-m", message])
     proc.run(["git", "-C", str(worktree), "push", "-q", "origin", pair.branch])
-    return {"stream": stream, "repo": repo, "path": path, "message": message, "branch": pair.branch}
+    return {
+        "stream": stream,
+        "repo": repo,
+        "path": path,
+        "message": message,
+        "branch": pair.branch,
+        "reapproved": _reapprove(project, stream, repo),
+    }
+
+
+def _reapprove(project: Project, stream: str, repo: str) -> list[str]:
+    """The owners whose approval of ``stream``'s PR in ``repo`` went stale with a push review the new head
+    (an approval counts for the head it was given on)."""
+    from coditect_cli.services import prs, reviews
+
+    owners: list[str] = []
+    for view in prs.pr_status(project, PHASE, stream, repo).rows:
+        for need in view.stale:
+            owner = need.approved_by or need.owner
+            reviews.review(project, PHASE, stream, owner=owner, state="approved", repo=repo)
+            owners.append(owner)
+    return owners
 
 
 def _stage_break(project: Project) -> Stage:
@@ -445,7 +468,10 @@ def _stage_break(project: Project) -> Stage:
         "breaking_change",
         "frontend pushes a change that breaks the integration gates",
         data,
-        lambda c: c.print(f"frontend committed {data['path']} ({data['message']}) and pushed it"),
+        lambda c: c.print(
+            f"frontend committed {data['path']} ({data['message']}) and pushed it"
+            + "".join(f"; {o} approved the new head" for o in data["reapproved"])
+        ),
     )
 
 
@@ -463,7 +489,10 @@ def _stage_fix(project: Project) -> Stage:
         "fix",
         "frontend fixes the change checkpoint 2 left out",
         data,
-        lambda c: c.print(f"frontend committed {data['path']} ({data['message']}) and pushed it"),
+        lambda c: c.print(
+            f"frontend committed {data['path']} ({data['message']}) and pushed it"
+            + "".join(f"; {o} approved the new head" for o in data["reapproved"])
+        ),
     )
 
 

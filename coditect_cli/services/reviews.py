@@ -8,21 +8,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
+from coditect_cli.domain.gating import GateSpec
 from coditect_cli.domain.manifest import Manifest
 from coditect_cli.domain.prs import (
     MergeOutcome,
     MergeReport,
+    PrView,
     ReviewOutcome,
     ReviewReport,
     code_owners,
+    gates_reason,
     not_ready_reason,
 )
 from coditect_cli.errors import UsageError
 from coditect_cli.forge.base import Check, CheckStatus, MergeStrategy, Release, ReviewState
 from coditect_cli.project import Project
-from coditect_cli.services.prs import journal_moves, journal_pr, session, stream_pairs, stream_views
+from coditect_cli.services.prs import (
+    Session,
+    journal_moves,
+    journal_pr,
+    session,
+    stream_pairs,
+    stream_views,
+)
 
 
 def _check_owner(manifest: Manifest, repo: str, owner: str) -> str:
@@ -38,7 +49,9 @@ def _check_owner(manifest: Manifest, repo: str, owner: str) -> str:
         if same_owner(known, owner):
             return known
     listed = ", ".join(code_owners(manifest, repo)) or "none"
-    leads = f"; the manifest's maintainers are {', '.join(manifest.maintainers)}" if manifest.maintainers else ""
+    leads = (
+        f"; the manifest's maintainers are {', '.join(manifest.maintainers)}" if manifest.maintainers else ""
+    )
     raise UsageError(
         f"{owner} is not a code owner of repository {repo!r}: its CODEOWNERS lists {listed}{leads}",
         hint="review with --as set to one of them (the owners come from the manifest's streams and maintainers)",
@@ -108,18 +121,32 @@ def merge(
 ) -> MergeReport:
     """Merge ``stream``'s open PRs (default strategy: the manifest's ``merge.strategy``) under the phase lock.
 
-    A PR is refused unless every owner it needs approved, nobody requests changes, no check fails and it
-    merges cleanly (``force`` skips the review and check rules, not the conflict one). The head merged is the
-    head that was checked: if it moves meanwhile, the merge is refused.
+    A PR is refused unless every approval it needs counts for its head, nobody requests changes, no check
+    fails, it merges cleanly, and the stream's gates in its repository passed on its head: gates that have
+    not run on that exact commit are run first (in a temporary worktree of it, recorded as checks). A stream
+    without gates in the repository needs at least one check on the head, all passed. ``force`` skips the
+    review, check and gate rules, not the conflict one. The head merged is the head that was checked: if it
+    moves meanwhile, the merge is refused.
     """
+    from coditect_cli.domain.gating import gate_specs
+    from coditect_cli.services.head_gates import unsettled
     from coditect_cli.state.lock import phase_lock
 
     with session(project, phase, env=env) as s:
         chosen: MergeStrategy = strategy or s.manifest.merge.strategy
         pairs = stream_pairs(s.manifest, stream, repo)
+        specs = gate_specs(s.manifest, [stream])
         if dry_run:
             views = stream_views(s, pairs, open_only=True)
-            outcomes = [MergeOutcome(v, None, not_ready_reason(v)) for v in views]
+            outcomes = [
+                MergeOutcome(
+                    v,
+                    None,
+                    not_ready_reason(v) or gates_reason(v, _specs_of(specs, v.repo), before_running=True),
+                    _names(unsettled(_specs_of(specs, v.repo), v.checks)) if not force else (),
+                )
+                for v in views
+            ]
             return MergeReport(s.manifest.phase, stream, chosen, outcomes, s.notes, True)
         outcomes = []
         with (
@@ -128,14 +155,19 @@ def merge(
         ):
             for view in stream_views(s, pairs, open_only=True):
                 reason = not_ready_reason(view)
+                ran: tuple[str, ...] = ()
+                if reason is None and view.pr is not None and not force:
+                    ran = _names(unsettled(_specs_of(specs, view.repo), view.checks))
+                    view = _gated(s, view, _specs_of(specs, view.repo))
+                    reason = gates_reason(view, _specs_of(specs, view.repo))
                 if reason is not None and force and view.pr is not None and view.mergeable is not False:
                     reason = None
                 if reason is not None or view.pr is None:
-                    outcomes.append(MergeOutcome(view, None, reason or "no open pull request"))
+                    outcomes.append(MergeOutcome(view, None, reason or "no open pull request", ran))
                     continue
                 fr = s.forges.repo(view.repo)
                 done = s.forges.forge(view.repo).merge_pr(fr, view.pr, chosen, expected_head=view.pr.head_sha)
-                outcomes.append(MergeOutcome(view, done))
+                outcomes.append(MergeOutcome(view, done, None, ran))
                 journal_pr(
                     s,
                     run_id,
@@ -146,9 +178,33 @@ def merge(
                     commit=done.commit,
                     strategy=chosen,
                     already=done.already,
+                    forced=force,
                 )
                 journal_moves(s, run_id, "pr merge")
         return MergeReport(s.manifest.phase, stream, chosen, outcomes, s.notes, False)
+
+
+def _specs_of(specs: Sequence[GateSpec], repo: str) -> list[GateSpec]:
+    return [g for g in specs if g.repo == repo]
+
+
+def _names(specs: Sequence[GateSpec]) -> tuple[str, ...]:
+    return tuple(name for spec in specs for name in spec.names)
+
+
+def _gated(s: Session, view: PrView, specs: Sequence[GateSpec]) -> PrView:
+    """``view`` with the checks of its head after running the gates that have no result on it yet."""
+    from coditect_cli.services.head_gates import gate_runner, run_on_commit, unsettled
+
+    todo = unsettled(specs, view.checks)
+    if not todo or view.pr is None or not view.pr.head_sha:
+        return view
+    head = view.pr.head_sha
+    logs = s.common_dir / "coditect" / "logs" / s.manifest.phase / "pr-merge"
+    with gate_runner(s, f"merge~{s.manifest.phase}", logs) as runner:
+        run_on_commit(s, runner, view.repo, head, todo, f"{view.stream}-{head[:12]}")
+    checks = s.forges.forge(view.repo).checks(s.forges.repo(view.repo), head)
+    return replace(view, checks=tuple(checks))
 
 
 def record_check(

@@ -249,7 +249,8 @@ def _sync(
     planned = load_valid(project, phase, with_repos=False).loaded.manifest
     n = resolve_day(planned, day, now)
     # Gates first: the checks they record are part of tonight's facts (a PR failing now is not ready).
-    gate_results = _run_gates(project, planned, n) if run_gates else {}
+    gate_notes: list[str] = []
+    gate_results = _run_gates(project, planned, n, gate_notes) if run_gates else {}
     facts = gather(project, phase, socket=socket)
     manifest = facts.manifest
     common = project_common_dir(project)
@@ -307,7 +308,7 @@ def _sync(
     with Store.open(common) as store:
         current = {key: b.head for key, b in facts.branches.items() if b.head}
         record_sync(store, manifest.phase, kind, n, {**report.to_json(), "tips": current})
-    result = SyncResult(report, path, project.display(path), notes=list(facts.notes))
+    result = SyncResult(report, path, project.display(path), notes=[*gate_notes, *facts.notes])
     if send:
         result.sent = _send_sections(project, report, socket, result.notes)
     return result
@@ -386,73 +387,69 @@ def _evening_actions(report: SyncReport) -> list[Action]:
     return actions
 
 
-def _run_gates(project: Project, manifest: Manifest, day: int) -> dict[str, list[dict[str, Any]]]:
-    """Run each stream's gate commands in its worktree; log each; record the result as a check on its head."""
-    import subprocess
+def _run_gates(
+    project: Project, manifest: Manifest, day: int, notes: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Run each stream's gates on the commit its worktree has checked out (HEAD), in a clean temporary
+    worktree of that commit; log each and record its result as a check on that commit.
 
+    A check counts for the exact tree it tested: uncommitted changes in a stream's worktree are not tested
+    (a note says so), so a result on HEAD is always the result of HEAD's committed tree.
+    """
     from coditect_cli.adapters.git import Git
+    from coditect_cli.domain.gating import gate_specs
     from coditect_cli.domain.plan import worktree_path
-    from coditect_cli.services.reviews import record_check
+    from coditect_cli.services.head_gates import gate_runner, run_on_commit
+    from coditect_cli.services.prs import session
     from coditect_cli.services.setup import project_common_dir
 
     logs = project_common_dir(project) / "coditect" / "logs" / manifest.phase / f"day-{day:02d}"
-    logs.mkdir(parents=True, exist_ok=True)
     out: dict[str, list[dict[str, Any]]] = {}
-    for stream in manifest.ordered_streams():
-        pairs = {p.repo.id: p for p in manifest.pairs() if p.stream.id == stream.id}
-        for gate in stream.gates:
-            pair = pairs.get(gate.repo) if gate.repo else next(iter(pairs.values()))
-            if pair is None:
-                continue
-            worktree = worktree_path(manifest, project.root, pair)
-            log = logs / f"{stream.id}-{gate.name}.log"
-            if not (worktree / ".git").exists():
-                # Deleted by hand (or never set up): nothing to run the gate in; say so for this stream.
-                out.setdefault(stream.id, []).append(
-                    {
-                        "name": gate.name,
-                        "repo": pair.repo.id,
-                        "passed": False,
-                        "exit_code": None,
-                        "log": None,
-                        "error": f"no worktree at {worktree}; run `coditect streams setup {manifest.phase}`",
-                    }
-                )
-                continue
-            with log.open("w", encoding="utf-8") as fh:
-                try:
-                    code = subprocess.run(
-                        gate.run,
-                        shell=True,
-                        cwd=worktree,
-                        stdout=fh,
-                        stderr=subprocess.STDOUT,
-                        timeout=gate.timeout,
-                        check=False,
-                    ).returncode
-                except subprocess.TimeoutExpired:
-                    code = -1
-                    fh.write(f"\ncoditect: timed out after {gate.timeout}s\n")
-            passed = code == 0
-            sha = Git(worktree).out("rev-parse", "HEAD")
-            record_check(
-                project,
-                manifest.phase,
-                pair.repo.id,
-                sha,
-                gate.name,
-                "success" if passed else "failure",
-                str(log),
-            )
-            out.setdefault(stream.id, []).append(
-                {
-                    "name": gate.name,
-                    "repo": pair.repo.id,
-                    "passed": passed,
-                    "exit_code": code,
-                    "log": str(log),
-                }
-            )
+    with session(project, manifest.phase) as s, gate_runner(s, f"evening~{manifest.phase}", logs) as runner:
+        for stream in manifest.ordered_streams():
+            pairs = {p.repo.id: p for p in manifest.pairs() if p.stream.id == stream.id}
+            for spec in gate_specs(manifest, [stream.id]):
+                pair = pairs.get(spec.repo)
+                if pair is None:
+                    continue
+                worktree = worktree_path(manifest, project.root, pair)
+                if not (worktree / ".git").exists():
+                    # Deleted by hand (or never set up): nothing to run the gate on; say so for this stream.
+                    for name in spec.names:
+                        out.setdefault(stream.id, []).append(
+                            {
+                                "name": name,
+                                "repo": spec.repo,
+                                "passed": False,
+                                "exit_code": None,
+                                "log": None,
+                                "error": f"no worktree at {worktree}; run `coditect streams setup {manifest.phase}`",
+                            }
+                        )
+                    continue
+                git = Git(worktree)
+                head = git.out("rev-parse", "HEAD")
+                dirty = bool(git.out("status", "--porcelain", "--untracked-files=normal"))
+                if dirty:
+                    note = (
+                        f"{stream.id}@{spec.repo}: uncommitted changes in {project.display(worktree)} were not "
+                        f"tested; the gates ran on its last commit {head[:12]} (commit to test them)"
+                    )
+                    if note not in notes:
+                        notes.append(note)
+                for run in run_on_commit(s, runner, spec.repo, head, [spec], stream.id):
+                    for name in run.names:
+                        out.setdefault(stream.id, []).append(
+                            {
+                                "name": name,
+                                "repo": run.repo,
+                                "commit": run.commit,
+                                "dirty": dirty,
+                                "passed": run.passed,
+                                "exit_code": run.exit_code,
+                                "log": run.log,
+                            }
+                        )
     return out
 
 

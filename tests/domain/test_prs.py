@@ -59,14 +59,19 @@ def test_unowned_paths_need_a_maintainer_and_other_streams_paths_are_foreign(man
     assert (need.owner, need.paths, need.any_of) == (MAINTAINER, ("x.txt",), ())
     assert "the manifest names none" in need_text(need)
     with_leads = manifest.model_copy(update={"maintainers": ("@lead", "@org/release")})
-    needs, unowned = owner_needs(with_leads, "backend", ["src/api/v1/auth.py", "Dockerfile", "ci/x.py"], "backend")
+    needs, unowned = owner_needs(
+        with_leads, "backend", ["src/api/v1/auth.py", "Dockerfile", "ci/x.py"], "backend"
+    )
     by_owner = {n.owner: n for n in needs}
     assert unowned == ["ci/x.py"]
     assert by_owner[ARCHITECT].foreign_paths == ()  # the stream's own path
     assert by_owner[DEVOPS].foreign_paths == ("Dockerfile",)  # the deploy stream's
     assert need_text(by_owner[DEVOPS]) == f"needs approval by {DEVOPS} for Dockerfile"
     maintainers = by_owner[MAINTAINER]
-    assert need_text(maintainers) == "ci/x.py (owned by no stream) need approval by a maintainer (@lead or @org/release)"
+    assert (
+        need_text(maintainers)
+        == "ci/x.py (owned by no stream) need approval by a maintainer (@lead or @org/release)"
+    )
     # Any one maintainer's approval meets it; the stream's own owner's does not.
     assert judge([maintainers], [Review(ARCHITECT, "approved")])[0].state == "pending"
     assert judge([maintainers], [Review("@ORG/release", "approved")])[0].state == "approved"
@@ -124,7 +129,13 @@ READY = PrView(
         ({"reviews": (Review(DEVOPS, "changes_requested"),)}, f"changes requested by {DEVOPS}"),
         ({"needs": (OwnerNeed(ARCHITECT, ("src/a.py",)),)}, f"needs approval by {ARCHITECT}"),
         (
-            {"needs": (OwnerNeed(ARCHITECT, ("src/a.py",), state="stale", approved_by=ARCHITECT, stale_reason="x"),)},
+            {
+                "needs": (
+                    OwnerNeed(
+                        ARCHITECT, ("src/a.py",), state="stale", approved_by=ARCHITECT, stale_reason="x"
+                    ),
+                )
+            },
             f"approval by {ARCHITECT} went stale (x)",
         ),
         ({"checks": (Check("unit", "failure"), Check("lint", "success"))}, "failing check(s): unit"),
