@@ -29,7 +29,8 @@ PhaseOpt = Annotated[
 OwnerOpt = Annotated[
     str,
     typer.Option(
-        "--as", help="The reviewing code owner, as CODEOWNERS names it (e.g. @codi-frontend-specialist)."
+        "--as",
+        help="The reviewing code owner as CODEOWNERS names it (e.g. @codi-frontend-specialist), or a maintainer.",
     ),
 ]
 MessageOpt = Annotated[str, typer.Option("--message", "-m", help="The review's text.")]
@@ -80,7 +81,8 @@ def status(
     phase: PhaseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """STREAM's pull requests: the code owners each needs (from the files it changes), checks, mergeability."""
+    """STREAM's pull requests: the approvals each needs (from the files it changes) and whose went stale, checks,
+    mergeability, and why it is not ready."""
     from coditect_cli.render.prs import print_status, status_data
     from coditect_cli.services.prs import pr_status
 
@@ -161,12 +163,17 @@ def merge(
         typer.Option("--strategy", "-s", help="squash, merge or rebase (default: the manifest's)."),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Merge without the approvals and passing checks it needs.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Merge without the approvals, passing checks and gates it needs (journaled as forced).",
+        ),
     ] = False,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Merge STREAM's open pull request(s) when approved by every owner they need and not failing checks.
+    """Merge STREAM's open pull request(s) when approved on their head by everyone they need and the stream's
+    gates passed on that head (run first when they have not).
 
     Exit 3 when a pull request is not ready (the reason is printed).
     """

@@ -46,11 +46,15 @@ def make_tiny(
             tiny = build_tiny(base, n, shared=shared, open_prs=open_prs)
             if bad is not None:
                 from coditect_cli.project import Project
-                from coditect_cli.services import prs
+                from coditect_cli.services import prs, reviews
 
                 tiny.commit(bad, f"s{bad}/work.txt", "FAIL_GATE\n", "feat: breaks the gate")
                 if open_prs:
                     prs.open_all(Project(tiny.root), "phase-1")
+                    # Its owner approves the new head (an approval counts for the head it reviewed).
+                    reviews.review(
+                        Project(tiny.root), "phase-1", f"s{bad}", owner=f"@agent{bad}", state="approved"
+                    )
             snapshot = Snapshot(base)
             _tiny_cache[key] = (tiny, snapshot)
         tiny.counter = gate_counter

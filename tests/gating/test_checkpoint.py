@@ -133,6 +133,7 @@ def test_bisection_finds_the_breaking_pr_within_the_bound(
         gate_counter.unlink(missing_ok=True)
         tiny.commit(bad, f"s{bad}/work.txt", "FAIL_GATE\n", "feat: breaks the gate")
         prs.open_all(Project(tiny.root), "phase-1")  # pushes the new head
+        reviews.review(Project(tiny.root), "phase-1", f"s{bad}", owner=f"@agent{bad}", state="approved")
 
         result = run_checkpoint(Project(tiny.root), "phase-1", 1, socket=socket_name)
         assert result.status == "passed"

@@ -126,6 +126,9 @@ def test_the_demo_scenario(isolated_git: Path, tmp_path: Path, socket: str) -> N
     )
     subprocess.run(["git", "-C", str(worktree), "commit", "-qam", "fix(ui): the login test"], check=True)
     prs.open_all(project, PHASE)
+    (stale,) = prs.pr_status(project, PHASE, "frontend").rows[0].stale  # approvals are of the old head
+    assert stale.stale_paths == ("tests/login.test.ts",)
+    reviews.review(project, PHASE, "frontend", owner=OWNERS["frontend"], state="approved")
 
     third = run_checkpoint(project, PHASE, 3, socket=socket)
     assert third.status == "passed" and merged(third) == [("frontend", 1), ("backend", 2)]
