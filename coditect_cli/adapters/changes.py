@@ -66,7 +66,7 @@ def changed_between(
     repo: Path, pairs: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], frozenset[str] | None]:
     """For each ``(old, new)`` pair of commits, the paths whose content differs between their trees (None
-    when either commit is not in ``repo``). Two git processes however many pairs."""
+    when either commit is not in ``repo``, or ``repo`` is no repository). Two git processes however many pairs."""
     wanted = list(dict.fromkeys(pairs))
     if not wanted:
         return {}
@@ -74,9 +74,11 @@ def changed_between(
     done = proc.run(
         ["git", "-C", str(repo), "cat-file", "--batch-check=%(objectname) %(objecttype)"],
         input="".join(f"{c}^{{tree}}\n" for c in commits),
+        check=False,  # not a repository (a forge without a local clone): every pair is unknown
     )
     trees: dict[str, str] = {}
-    for commit, line in zip(commits, done.stdout.splitlines(), strict=False):
+    answers = done.stdout.splitlines() if done.returncode == 0 else []
+    for commit, line in zip(commits, answers, strict=False):
         sha, _, kind = line.partition(" ")
         if kind == "tree":
             trees[commit] = sha

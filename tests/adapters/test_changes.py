@@ -1,0 +1,54 @@
+"""``changed_between`` on a real repository: the paths that differ between two commits' trees, None for a
+commit the repository does not have (or a directory that is no repository)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import git_in
+
+from coditect_cli.adapters.changes import changed_between
+
+
+def git(repo: Path, *args: str) -> str:
+    return git_in(repo, *args)
+
+
+def commit(repo: Path, files: dict[str, str], message: str) -> str:
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text, encoding="utf-8")
+    git(repo, "add", "-A")
+    git(
+        repo,
+        "-c",
+        "user.name=T",
+        "-c",
+        "user.email=t@example.invalid",
+        "commit",
+        "-q",
+        "-m",
+        message,
+    )
+    return git(repo, "rev-parse", "HEAD")
+
+
+def test_changed_between_lists_the_differing_paths_and_none_for_unknown_commits(
+    tmp_path: Path, isolated_git: Path
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    a = commit(repo, {"x.txt": "1\n", "d/y.txt": "1\n", "z.txt": "1\n"}, "a")
+    b = commit(repo, {"d/y.txt": "2\n", "w.txt": "new\n"}, "b")
+    c = commit(repo, {"d/y.txt": "1\n"}, "c")  # back to a's content: not a difference from a
+    missing = "f" * 40
+    found = changed_between(repo, [(a, b), (a, c), (b, b), (missing, b)])
+    assert found == {
+        (a, b): frozenset({"d/y.txt", "w.txt"}),
+        (a, c): frozenset({"w.txt"}),
+        (b, b): frozenset(),
+        (missing, b): None,
+    }
+    assert changed_between(tmp_path / "nowhere", [(a, b)]) == {(a, b): None}
+    assert changed_between(repo, []) == {}
