@@ -24,7 +24,7 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from coditect_cli.adapters import proc
 from coditect_cli.domain.launch import (
@@ -68,6 +68,9 @@ BORDER_FORMAT = (
     "#{?pane_dead, — exited #{?pane_dead_signal,on signal #{pane_dead_signal},#{pane_dead_status}},} "
 )
 """What the pane border shows: the stream's title, and how the agent ended once it has."""
+
+CAPTURE_MARK = "\x1fcoditect-screen-end "
+"""The line ending each pane's screen in :meth:`Tmux.capture`'s output."""
 
 _NO_SERVER = ("no server running", "error connecting to", "server exited unexpectedly")
 
@@ -389,6 +392,53 @@ class Tmux:
         """Type ``text`` literally into the panes, then Enter (one invocation for all of them)."""
         if pane_ids:
             self.run(*send_commands(pane_ids, text))
+
+    def capture(self, pane_ids: Sequence[str], *, history: Collection[str] = ()) -> dict[str, str]:
+        """The live screen (``capture-pane -p``, no scrollback) of each pane, in ONE tmux process.
+
+        Panes in ``history`` (dead ones: no program draws there any more) include their last 50 lines of
+        scrollback. The screens come back in order, each followed by a marker line naming its pane. A pane
+        that vanished meanwhile fails the whole list: then every pane is captured on its own and the vanished
+        ones left out.
+        """
+        if not pane_ids:
+            return {}
+        commands: list[list[str]] = []
+        for pane_id in pane_ids:
+            back = ["-S", "-50"] if pane_id in history else []
+            commands.append(["capture-pane", "-p", *back, "-t", pane_id])
+            commands.append(["display-message", "-p", "-t", pane_id, CAPTURE_MARK + "#{pane_id}"])
+        done = self.run(*commands, check=False)
+        if done.returncode != 0:
+            if len(pane_ids) == 1:
+                return {}
+            out: dict[str, str] = {}
+            for pane_id in pane_ids:
+                out.update(self.capture([pane_id], history=history))
+            return out
+        screens: dict[str, str] = {}
+        current: list[str] = []
+        for line in done.stdout.split("\n"):
+            if line.startswith(CAPTURE_MARK):
+                screens[line.removeprefix(CAPTURE_MARK)] = "\n".join(current)
+                current = []
+            else:
+                current.append(line)
+        return screens
+
+    def paste(self, pane_id: str, text: str) -> None:
+        """Put ``text`` into the pane's input as the program's terminal would: through a tmux buffer (the
+        text never appears on a command line), as a bracketed paste when the program asked for that, so a
+        multi-line text arrives as one block and its newlines submit nothing."""
+        buffer = f"coditect-{os.getpid()}-{pane_id.lstrip('%')}"
+        self.invocations += 1
+        proc.run([*self.argv([["load-buffer", "-b", buffer, "-"]])], input=text, timeout=60)
+        self.run(["paste-buffer", "-d", "-p", "-r", "-b", buffer, "-t", pane_id])
+
+    def press(self, pane_ids: Sequence[str], key: str = "Enter") -> None:
+        """Press ``key`` in each pane (one tmux process)."""
+        if pane_ids:
+            self.run(*[["send-keys", "-t", pane_id, key] for pane_id in pane_ids])
 
     def kill_session(self, session: str) -> None:
         """End ``session`` and every process in it."""

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+from coditect_cli.agents.base import AgentContext, Signals
+from coditect_cli.domain.launch import AgentCommand
 
 
 def interpreter() -> str:
@@ -26,3 +30,29 @@ def pane_command(stream: str, phase: str, root: Path | None) -> str:
     if phase:
         words += ["--phase", phase]
     return shlex.join(words)
+
+
+@dataclass(frozen=True)
+class BuiltinProfile:
+    """The ``anthropic`` kind: coditect's own agent (``coditect agent run STREAM``) in the pane. It reads the
+    stream's ``anthropic:`` options and the API key itself; its state comes from the screen."""
+
+    kind: str = "anthropic"
+    signals: Signals = "screen"
+    can_resume: bool = False
+    env_names: tuple[str, ...] = (
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "NO_PROXY",
+    )
+
+    def command(self, ctx: AgentContext) -> AgentCommand:
+        """``python -m coditect_cli --root ROOT agent run STREAM --phase PHASE``."""
+        line = pane_command(ctx.stream, ctx.phase, ctx.root)
+        return AgentCommand("anthropic", ("/bin/sh", "-c", f"exec {line}"), interpreter(), line)
+
+    def files(self, ctx: AgentContext) -> dict[Path, str]:
+        """Nothing."""
+        return {}

@@ -71,6 +71,14 @@ def launch(
     ] = None,
     socket: SocketOpt = None,
     no_push: Annotated[bool, typer.Option("--no-push", help="Set up without pushing to origin.")] = False,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust",
+            help="Consent: add the project to Claude Code's trusted projects (and approve ANTHROPIC_API_KEY) "
+            "so no dialog stops its panes.",
+        ),
+    ] = False,
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -88,6 +96,7 @@ def launch(
         day=day,
         push=not no_push,
         dry_run=dry_run,
+        trust=trust,
     )
     want = not dry_run and (attach if attach is not None else (sys.stdout.isatty() and not app.json))
     inside = svc.inside_tmux()
@@ -140,15 +149,45 @@ def send(
     text: Annotated[str, typer.Argument(help="Typed literally into the pane, then Enter.")],
     phase: Annotated[str | None, typer.Option("--phase", "-p", help="Phase (default: the only one).")] = None,
     socket: SocketOpt = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Type it even into an agent waiting for approval or at a dialog (its Enter answers it).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Type TEXT into a stream's pane (or every pane) exactly as given, then press Enter."""
+    """Deliver TEXT to a stream's agent (or every agent): typed in, Enter apart, arrival confirmed.
+
+    An agent waiting for approval or stopped at a dialog is never typed into: the message is held and
+    delivered when the agent is idle (`--force` types it anyway).
+    """
     from coditect_cli.render.streams import print_send
     from coditect_cli.services import streams as svc
 
     app = use(ctx, as_json)
-    result = svc.send(app.project(), phase, target, text, socket=socket)
+    result = svc.send(app.project(), phase, target, text, socket=socket, force=force)
     app.emit("streams send", result.to_json(), lambda c: print_send(c, result))
+
+
+@streams.command("flush")
+def flush(
+    ctx: typer.Context,
+    stream: Annotated[str | None, typer.Argument(metavar="[STREAM]", help="Only this stream.")] = None,
+    phase: Annotated[str | None, typer.Option("--phase", "-p", help="Phase (default: the only one).")] = None,
+    socket: SocketOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deliver the messages held for agents that are idle now (an agent's Stop hook runs this by itself)."""
+    from coditect_cli.render.streams import print_deliveries
+    from coditect_cli.services.agents import deliver_held
+
+    app = use(ctx, as_json)
+    done = deliver_held(app.project(), phase, stream, socket=socket)
+    app.emit(
+        "streams flush", {"deliveries": [d.to_json() for d in done]}, lambda c: print_deliveries(c, done)
+    )
 
 
 @streams.command("stop")

@@ -42,7 +42,7 @@ from typing import Literal, Protocol
 from coditect_cli.domain.manifest import WEEKDAYS, Manifest, Schedule, Stream
 
 Layout = Literal["tiled", "windows"]
-AgentKind = Literal["shell", "claude", "anthropic", "template"]
+AgentKind = Literal["shell", "claude", "codex", "aider", "anthropic", "template"]
 
 MAX_TILED = 6
 """Up to this many streams share one tiled window (layout ``auto``); more get a window each."""
@@ -181,7 +181,7 @@ def program_of(line: str) -> str | None:
     return None
 
 
-def _simple_command(line: str) -> bool:
+def simple_command(line: str) -> bool:
     """Whether ``line`` is one plain command that ``exec`` can prefix (so the agent is the pane's process)."""
     if "\n" in line:
         return False
@@ -190,37 +190,6 @@ def _simple_command(line: str) -> bool:
         return False
     first = words[0]
     return not (_ASSIGNMENT.match(first) or first in _SHELL_BUILTINS or first in _WRAPPERS)
-
-
-def resolve_agent(
-    run: str,
-    *,
-    prompt_file: Path,
-    stream: str,
-    worktree: Path,
-    login_shell: str,
-    phase: str = "",
-    root: Path | None = None,
-) -> AgentCommand:
-    """The command a pane runs for ``run`` (``shell``, ``claude``, ``anthropic`` or a template)."""
-    if run == "shell":
-        return AgentCommand("shell", (login_shell, "-l"), login_shell, f"{login_shell} -l")
-    if run == "anthropic":
-        from coditect_cli.agents.anthropic import interpreter, pane_command
-
-        line = pane_command(stream, phase, root)
-        return AgentCommand("anthropic", ("/bin/sh", "-c", f"exec {line}"), interpreter(), line)
-    if run == "claude":
-        # The prompt never goes into the command line: the shell reads it from the file at start.
-        line = f'exec claude "$(cat {shlex.quote(str(prompt_file))})"'
-        return AgentCommand("claude", ("/bin/sh", "-c", line), "claude", line.removeprefix("exec "))
-    line = substitute(
-        run, {"prompt_file": str(prompt_file), "stream": stream, "worktree": str(worktree)}
-    ).strip()
-    shown = line
-    if _simple_command(line):
-        line = f"exec {line}"
-    return AgentCommand("template", ("/bin/sh", "-c", line), program_of(line), shown)
 
 
 # ----------------------------------------------------------------------------------------------- schedule
@@ -296,7 +265,7 @@ def render_prompt(manifest: Manifest, stream: Stream, worktrees: list[StreamWork
     lines = [f"# {manifest.phase}: stream {stream.id} ({stream.name})", ""]
     if manifest.title:
         lines += [f"Phase: {manifest.title}", ""]
-    lines += [f"Terminal {stream.terminal}, agent role: {stream.agent}.", ""]
+    lines += [f"Terminal {stream.terminal}, agent role: {stream.role}.", ""]
     lines += ["## Your task", "", stream.prompt.strip() or "(the manifest gives no task description)", ""]
     lines += ["## Where you work", ""]
     for wt in worktrees:

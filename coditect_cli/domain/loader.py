@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from coditect_cli.domain.manifest import Manifest
+from coditect_cli.domain.manifest import KIND_TAG, Manifest
 from coditect_cli.errors import Location, ManifestError, Problem
 
 YamlPath = tuple[str | int, ...]
@@ -317,7 +317,9 @@ def _problems_from_validation(exc: ValidationError, source: Source) -> tuple[Pro
     problems: list[Problem] = []
     for err in exc.errors():
         # Pydantic appends validator names for unions/tagged models; keep only the YAML path parts.
-        loc = tuple(p for p in err["loc"] if isinstance(p, int) or not str(p).startswith("function-"))
+        loc = tuple(
+            p for p in err["loc"] if isinstance(p, int) or not str(p).startswith(("function-", KIND_TAG))
+        )
         etype = err["type"]
         key = loc[-1] if loc else ""
         if etype in _FRIENDLY:

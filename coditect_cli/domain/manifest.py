@@ -10,9 +10,18 @@ import datetime as _dt
 import posixpath
 import re
 from collections.abc import Iterable
-from typing import Annotated, Any, ClassVar, Literal, NewType
+from typing import Annotated, Any, ClassVar, Literal, NewType, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from coditect_cli.domain.limits import (
     MAX_BUDGET,
@@ -281,6 +290,133 @@ class AnthropicAgent(_Model):
     )
 
 
+AgentKindName = Literal["claude", "codex", "aider", "anthropic", "shell", "template"]
+AGENT_KINDS: tuple[str, ...] = ("claude", "codex", "aider", "anthropic", "shell", "template")
+KIND_TAG = "kind:"
+"""Prefix of the tags telling the forms of ``agent:`` apart (dropped from error locations by the loader)."""
+RoleName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+
+
+class _AgentBase(_Model):
+    role: RoleName | None = Field(default=None, description="The CODEOWNERS role (default: the stream id).")
+    args: tuple[str, ...] = Field(default=(), description="Extra arguments appended to the agent's command.")
+
+
+class ClaudeAgent(_AgentBase):
+    """Claude Code (``claude``): the prompt as its first message, hooks for state, the worktrees added."""
+
+    kind: Literal["claude"] = "claude"
+    model: str | None = None
+    permission_mode: Literal["default", "acceptEdits", "plan", "bypassPermissions"] = Field(
+        default="acceptEdits",
+        description="Claude Code's --permission-mode: acceptEdits allows edits in the worktrees, the rest asks.",
+    )
+    allowed_tools: tuple[str, ...] | None = Field(
+        default=None,
+        description="--allowedTools; default: git, the stream's gate commands and the file tools.",
+    )
+    add_dirs: bool = Field(default=True, description="--add-dir for the stream's other worktrees.")
+    resume: bool = Field(default=True, description="`streams restart` continues the last conversation.")
+
+
+class CodexAgent(_AgentBase):
+    """OpenAI Codex CLI (``codex``)."""
+
+    kind: Literal["codex"]
+    model: str | None = None
+    sandbox: Literal["read-only", "workspace-write", "danger-full-access"] = "workspace-write"
+    approval: Literal["untrusted", "on-failure", "on-request", "never"] = "on-request"
+    add_dirs: bool = True
+    resume: bool = True
+
+
+class AiderAgent(_AgentBase):
+    """aider (``aider``)."""
+
+    kind: Literal["aider"]
+    model: str | None = None
+    auto_commits: bool = Field(default=False, description="Let aider commit by itself (--auto-commits).")
+
+
+class BuiltinAgent(_AgentBase):
+    """coditect's built-in agent on the Anthropic API (``run: anthropic``; its options: the stream's
+    ``anthropic:``)."""
+
+    kind: Literal["anthropic"]
+
+
+class ShellAgent(_AgentBase):
+    """A login shell: a person works in the pane."""
+
+    kind: Literal["shell"]
+
+
+class TemplateAgent(_AgentBase):
+    """A command template with ``{prompt_file}``, ``{stream}``, ``{worktree}`` placeholders."""
+
+    kind: Literal["template"]
+    command: str = Field(min_length=1)
+
+    @field_validator("command")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        return check_run_template(value)
+
+
+AgentOptions = Union[ClaudeAgent, CodexAgent, AiderAgent, BuiltinAgent, ShellAgent, TemplateAgent]  # noqa: UP007
+
+
+def check_run_template(value: str) -> str:
+    """``value`` when its placeholders are all known; ValueError naming the first unknown one."""
+    unknown = set(re.findall(r"\{([^{}]*)\}", value)) - {"prompt_file", "stream", "worktree"}
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder {{{sorted(unknown)[0]}}}; allowed: prompt_file, stream, worktree"
+        )
+    return value
+
+
+def _agent_form(value: Any) -> str:
+    if isinstance(value, dict):
+        return KIND_TAG + str(value.get("kind", "?"))
+    if isinstance(value, BaseModel):
+        return KIND_TAG + str(getattr(value, "kind", "?"))
+    return KIND_TAG + "role"
+
+
+AgentField = Annotated[
+    Union[  # noqa: UP007 - the tags need the explicit Union
+        Annotated[RoleName, Tag(KIND_TAG + "role")],
+        Annotated[ClaudeAgent, Tag(KIND_TAG + "claude")],
+        Annotated[CodexAgent, Tag(KIND_TAG + "codex")],
+        Annotated[AiderAgent, Tag(KIND_TAG + "aider")],
+        Annotated[BuiltinAgent, Tag(KIND_TAG + "anthropic")],
+        Annotated[ShellAgent, Tag(KIND_TAG + "shell")],
+        Annotated[TemplateAgent, Tag(KIND_TAG + "template")],
+    ],
+    Discriminator(
+        _agent_form,
+        custom_error_type="agent_kind",
+        custom_error_message=f"unknown agent kind; use one of: {', '.join(AGENT_KINDS)}",
+    ),
+]
+
+
+def options_for_run(run: str) -> AgentOptions:
+    """The agent options ``run:`` (the short form) stands for."""
+    if run == "claude":
+        return ClaudeAgent()
+    if run == "codex":
+        return CodexAgent(kind="codex")
+    if run == "aider":
+        return AiderAgent(kind="aider")
+    if run == "anthropic":
+        return BuiltinAgent(kind="anthropic")
+    if run == "shell":
+        return ShellAgent(kind="shell")
+    return TemplateAgent(kind="template", command=run)
+
+
 class Stream(_Model):
     """One workstream: one terminal, one agent, one feature branch per repository it works in."""
 
@@ -289,7 +425,10 @@ class Stream(_Model):
     id: Identifier
     terminal: int = Field(ge=1, le=MAX_TERMINAL, strict=True)
     name: str = Field(min_length=1)
-    agent: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    agent: AgentField = Field(
+        description="The agent role (a name, the CODEOWNERS owner), or a mapping: `role`, `kind` "
+        "(claude, codex, aider, shell, template) and the kind's options."
+    )
     owner: str | None = Field(default=None, pattern=OWNER_PATTERN)
     depends_on: tuple[Identifier, ...] = ()
     work: tuple[Work, ...] = Field(min_length=1)
@@ -301,24 +440,36 @@ class Stream(_Model):
         default="shell",
         min_length=1,
         description=(
-            "The agent: `shell` (a login shell), `claude` (Claude Code with the prompt), `anthropic` (the "
-            "built-in agent on the Anthropic API, options under `anthropic:`), or a command template "
-            "with {prompt_file}, {stream}, {worktree} placeholders."
+            "The agent, short form: `shell` (a login shell), `claude` (Claude Code), `codex`, `aider`, "
+            "`anthropic` (the built-in agent on the Anthropic API, options under `anthropic:`), or a command "
+            "template with {prompt_file}, {stream}, {worktree} placeholders. `agent:` as a mapping gives the "
+            "kind with options instead."
         ),
     )
     anthropic: AnthropicAgent = AnthropicAgent()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _agent_kind(cls, data: Any) -> Any:
+        """An ``agent:`` mapping without ``kind`` takes it from ``run:``; both at once must agree."""
+        if not isinstance(data, dict) or not isinstance(data.get("agent"), dict):
+            return data
+        agent = dict(data["agent"])
+        run = data.get("run")
+        if "kind" in agent and run is not None:
+            raise ValueError("give the agent once: `run:` or `agent.kind`, not both")
+        if "kind" not in agent:
+            run = run if isinstance(run, str) else "shell"
+            kind = run if run in AGENT_KINDS else "template"
+            agent["kind"] = kind
+            if kind == "template" and "command" not in agent:
+                agent["command"] = run
+        return {**data, "agent": agent}
+
     @field_validator("run")
     @classmethod
     def _run(cls, value: str) -> str:
-        if value in {"shell", "claude", "anthropic"}:
-            return value
-        unknown = set(re.findall(r"\{([^{}]*)\}", value)) - {"prompt_file", "stream", "worktree"}
-        if unknown:
-            raise ValueError(
-                f"unknown placeholder {{{sorted(unknown)[0]}}}; allowed: prompt_file, stream, worktree"
-            )
-        return value
+        return value if value in AGENT_KINDS else check_run_template(value)
 
     @field_validator("env")
     @classmethod
@@ -329,9 +480,23 @@ class Stream(_Model):
         return value
 
     @property
+    def role(self) -> str:
+        """The agent role: ``agent`` as a name, else the mapping's ``role``, else the stream id."""
+        if isinstance(self.agent, str):
+            return self.agent
+        return self.agent.role or self.id
+
+    @property
+    def agent_options(self) -> AgentOptions:
+        """The agent kind and its options: the ``agent:`` mapping, else what ``run:`` stands for."""
+        if isinstance(self.agent, str):
+            return options_for_run(self.run)
+        return self.agent
+
+    @property
     def code_owner(self) -> str:
-        """The CODEOWNERS owner: ``owner`` when given, else ``@<agent>``."""
-        return self.owner or f"@{self.agent}"
+        """The CODEOWNERS owner: ``owner`` when given, else ``@<role>``."""
+        return self.owner or f"@{self.role}"
 
 
 class Shared(_Model):
@@ -375,6 +540,10 @@ class Manifest(_Model):
     layout: Literal["auto", "tiled", "windows"] = Field(
         default="auto",
         description="tmux layout: one tiled window (auto: up to 6 streams) or a window per stream.",
+    )
+    trust: bool = Field(
+        default=False,
+        description="Consent: coditect may add the project root to Claude Code's trusted projects before launch.",
     )
     worktrees: str = Field(
         default=".coditect/worktrees",

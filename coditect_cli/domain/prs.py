@@ -575,7 +575,7 @@ def proposal_text(manifest: Manifest, pair: Pair) -> tuple[str, str]:
     multi = len(stream.work) > 1
     title = f"[{manifest.phase}] {stream.name}: {work.topic}" + (f" ({repo.id})" if multi else "")
     lines = [
-        f"**Stream `{stream.id}`** — {stream.name} (terminal {stream.terminal}) · agent `{stream.agent}` · "
+        f"**Stream `{stream.id}`** — {stream.name} (terminal {stream.terminal}) · agent `{stream.role}` · "
         f"code owner {stream.code_owner}",
         "",
         f"Phase `{manifest.phase}`{': ' + manifest.title if manifest.title else ''}. "

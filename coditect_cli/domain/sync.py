@@ -116,7 +116,7 @@ class StreamDay:
         return {
             "stream": self.stream.id,
             "name": self.stream.name,
-            "agent": self.stream.agent,
+            "agent": self.stream.role,
             "terminal": self.stream.terminal,
             "commits": [c.to_json() for c in self.commits],
             "today": [t.to_json() for t in self.today],
@@ -305,7 +305,7 @@ def _pr_ready(pr: dict[str, Any] | None) -> bool:
 
 def section_lines(report: SyncReport, s: StreamDay) -> list[str]:
     """One stream's section of the report (heading and lines)."""
-    lines = [f"## {s.stream.name} ({s.stream.agent})"]
+    lines = [f"## {s.stream.name} ({s.stream.role})"]
     if report.kind == "morning":
         done = "; ".join(c.subject for c in s.commits) or "no commits"
         lines.append(f"✅ Yesterday: {done}")

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
+
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from coditect_cli.services.agents import Delivery
     from coditect_cli.services.launch import LaunchResult
     from coditect_cli.services.streams import SendResult, StatusResult, StopResult
 
+_AGENT_STYLE = {
+    "working": "green",
+    "idle": "cyan",
+    "starting": "dim",
+    "waiting for approval": "bold yellow",
+    "blocked on dialog": "bold red",
+    "exited": "yellow",
+    "missing": "red",
+}
 _STATE_STYLE = {
     "started": "green",
     "running": "green",
@@ -87,10 +99,13 @@ def print_status(console: Console, result: StatusResult) -> None:
             f"no tmux session {result.session}" + (f" on socket {result.socket}" if result.socket else "")
         )
     table = Table(title=f"streams {result.phase} — {result.session}", show_lines=False)
-    for column in ("stream", "pane", "command", "idle", "repo", "branch", "changes", "unpushed"):
+    for column in ("stream", "agent", "command", "idle", "repo", "branch", "changes", "unpushed"):
         table.add_column(column, justify="right" if column in {"idle", "changes", "unpushed"} else "left")
     for s in result.streams:
-        if s.state == "dead":
+        if s.agent is not None:
+            label = s.agent.label + (f" (+{s.agent.held} held)" if s.agent.held else "")
+            pane = f"[{_AGENT_STYLE.get(s.agent.state, '')}]{escape(label)}[/]"
+        elif s.state == "dead":
             how = f"exit {s.exit_status}" if s.exit_status is not None else f"signal {s.exit_signal}"
             pane = f"[yellow]{how}[/]"
         else:
@@ -109,15 +124,31 @@ def print_status(console: Console, result: StatusResult) -> None:
             )
     console.print(table)
     for s in result.streams:
-        if s.last_line:
-            console.print(f"[dim]{s.stream}: {s.last_line}[/]", highlight=False)
+        if (
+            s.agent is not None
+            and s.agent.detail
+            and s.agent.state in {"waiting for approval", "blocked on dialog"}
+        ):
+            console.print(f"[yellow]{s.stream}: {escape(s.agent.detail)}[/]", highlight=False)
+        elif s.last_line:
+            console.print(f"[dim]{s.stream}: {escape(s.last_line)}[/]", highlight=False)
 
 
 def print_send(console: Console, result: SendResult) -> None:
-    """Who got the text, who did not."""
-    console.print(f"sent to {', '.join(result.delivered)}")
-    for stream, reason in result.skipped.items():
-        console.print(f"[yellow]skipped {stream}: {reason}[/]")
+    """What happened in each stream: delivered, queued, held (and why), skipped."""
+    print_deliveries(console, result.deliveries)
+
+
+def print_deliveries(console: Console, deliveries: list[Delivery]) -> None:
+    """One line per stream's message."""
+    if not deliveries:
+        console.print("nothing to deliver")
+    for d in deliveries:
+        colour = {"delivered": "green", "queued": "cyan", "held": "yellow"}.get(d.status, "red")
+        detail = f": {d.detail}" if d.detail else ""
+        console.print(
+            f"[{colour}]{d.status}[/] {d.stream} ({escape(d.state)}){escape(detail)}", highlight=False
+        )
 
 
 def print_stop(console: Console, result: StopResult) -> None:

@@ -10,16 +10,21 @@ found by their ``@coditect_stream`` option. Where the session and its files are:
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import re
 import shlex
 import shutil
+import sys
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coditect_cli.domain.launch import (
     PLACEHOLDERS,
+    AgentCommand,
     PaneSpec,
     PaneState,
     SessionSpec,
@@ -30,16 +35,16 @@ from coditect_cli.domain.launch import (
     panes_by_stream,
     phase_day,
     render_prompt,
-    resolve_agent,
     session_name,
     stream_worktrees,
 )
 from coditect_cli.domain.limits import MAX_DAY
-from coditect_cli.domain.manifest import Manifest
-from coditect_cli.errors import CoditectError, Problem, UnavailableError, UsageError
+from coditect_cli.domain.manifest import AGENT_KINDS, Manifest, options_for_run
+from coditect_cli.errors import CoditectError, Problem, RefusedError, UnavailableError, UsageError
 from coditect_cli.project import Project
 from coditect_cli.services.session import (
     SOCKET_META,
+    agent_file,
     log_path,
     phase_session,
     project_name,
@@ -100,6 +105,7 @@ class LaunchResult:
     attach_note: str = ""
     commands: list[str] = field(default_factory=list)
     tmux_invocations: int = 0
+    trust: TrustResult | None = None
 
     @property
     def added(self) -> list[str]:
@@ -131,6 +137,28 @@ class LaunchResult:
             "panes": [p.to_json() for p in self.panes],
             "tmux_commands": self.commands,
             "tmux_invocations": self.tmux_invocations,
+            "trust": self.trust.to_json() if self.trust is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class TrustResult:
+    """Claude Code's trust of the project: the config file, the paths checked, what was (or would be) changed."""
+
+    config: Path
+    paths: tuple[str, ...]
+    changed: tuple[str, ...]
+    consent: str  # "--trust", "manifest", or "" (none given)
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "config": str(self.config),
+            "paths": list(self.paths),
+            "changed": list(self.changed),
+            "consent": self.consent or None,
+            "dry_run": self.dry_run,
         }
 
 
@@ -156,17 +184,49 @@ class _Prepared:
     spec: SessionSpec
     prompts: dict[str, tuple[Path, str]]  # stream -> (file, text)
     day: int
+    files: dict[str, dict[Path, tuple[str, int]]] = field(
+        default_factory=dict
+    )  # stream -> {path: (text, mode)}
+    kinds: dict[str, str] = field(default_factory=dict)  # stream -> agent kind
 
 
 def check_agent_template(template: str) -> None:
     """Refuse an ``--agent`` template with unknown placeholders (the manifest's ``run`` rule)."""
-    if template in {"shell", "claude", "anthropic"}:
+    if template in AGENT_KINDS:
         return
     unknown = sorted(set(re.findall(r"\{([^{}]*)\}", template)) - set(PLACEHOLDERS))
     if unknown:
         raise UsageError(
             f"--agent: unknown placeholder {{{unknown[0]}}}; allowed: {', '.join(PLACEHOLDERS)}",
         )
+
+
+def hook_argv(common: Path, phase: str, stream: str) -> tuple[str, ...]:
+    """The command recording one agent event for ``stream`` (stdlib only: ``python3 -I -S events.py FILE``)."""
+    from coditect_cli.agents import events
+
+    return (
+        sys.executable,
+        "-I",
+        "-S",
+        str(Path(events.__file__).resolve()),
+        str(agent_file(common, phase, stream)),
+    )
+
+
+def env_file_text(values: dict[str, str]) -> str:
+    """``NAME='value'`` lines a POSIX shell sources (values quoted; the file is written 0600)."""
+    return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
+
+
+def with_env_file(command: AgentCommand, env_file: Path) -> AgentCommand:
+    """``command`` run after the shell exported the variables of ``env_file`` (secrets stay off argv)."""
+    source = f"set -a; . {shlex.quote(str(env_file))}; set +a; "
+    if command.argv[:2] == ("/bin/sh", "-c"):
+        line = source + command.argv[2]
+    else:
+        line = source + "exec " + shlex.join(command.argv)
+    return AgentCommand(command.kind, ("/bin/sh", "-c", line), command.program, command.display)
 
 
 def prepare(
@@ -178,31 +238,53 @@ def prepare(
     day: int | None = None,
     today: _dt.date | None = None,
     path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    resume: frozenset[str] = frozenset(),
 ) -> _Prepared:
-    """The session spec of ``manifest`` (every pane) and each stream's prompt, computed without side effects."""
+    """The session spec of ``manifest`` (every pane), each stream's prompt and agent files, computed without
+    side effects. ``environ`` (default: this process's) gives the variables each agent kind asks for;
+    streams in ``resume`` continue their agent's last session where the kind can."""
+    from coditect_cli.agents import profile_for
+    from coditect_cli.agents.base import AgentContext
     from coditect_cli.domain.plan import worktree_path
 
     if day is not None and not 1 <= day <= MAX_DAY:
         raise UsageError(f"--day must be 1 to {MAX_DAY}, not {day}")
+    environ = os.environ if environ is None else environ
     the_day = day if day is not None else phase_day(manifest.schedule, today or _dt.date.today())
     paths = {pair.key: worktree_path(manifest, project.root, pair) for pair in manifest.pairs()}
     streams = ordered_streams(manifest)
     shell = _login_shell()
     panes: list[PaneSpec] = []
     prompts: dict[str, tuple[Path, str]] = {}
+    files: dict[str, dict[Path, tuple[str, int]]] = {}
+    kinds: dict[str, str] = {}
     for stream in streams:
         worktrees = stream_worktrees(manifest, stream, paths)
         prompt_file = prompt_path(common, manifest.phase, stream.id)
         prompts[stream.id] = (prompt_file, render_prompt(manifest, stream, worktrees, the_day))
-        command = resolve_agent(
-            agent or stream.run,
-            prompt_file=prompt_file,
+        profile = profile_for(options_for_run(agent) if agent is not None else stream.agent_options)
+        ctx = AgentContext(
             stream=stream.id,
-            worktree=worktrees[0].path,
+            prompt_file=prompt_file,
+            worktrees=tuple(worktrees),
+            gates=tuple(g.run for g in stream.gates),
             login_shell=shell,
             phase=manifest.phase,
             root=project.root,
+            hook=hook_argv(common, manifest.phase, stream.id),
+            settings_file=agent_file(common, manifest.phase, stream.id, ".settings.json"),
+            resume=stream.id in resume,
         )
+        command = profile.command(ctx)
+        own = {p: (text, 0o644) for p, text in profile.files(ctx).items()}
+        needed = {k: environ[k] for k in profile.env_names if environ.get(k) and k not in stream.env}
+        if needed:
+            env_file = agent_file(common, manifest.phase, stream.id, ".env")
+            own[env_file] = (env_file_text(needed), 0o600)
+            command = with_env_file(command, env_file)
+        files[stream.id] = own
+        kinds[stream.id] = profile.kind
         panes.append(
             PaneSpec(
                 stream=stream.id,
@@ -219,7 +301,106 @@ def prepare(
         layout=choose_layout(manifest.layout, len(streams)),
         panes=tuple(panes),
     )
-    return _Prepared(manifest, common, spec, prompts, the_day)
+    return _Prepared(manifest, common, spec, prompts, the_day, files, kinds)
+
+
+def write_agent_files(prepared: _Prepared, streams: list[str], flush: list[str] | None = None) -> None:
+    """Write the prompt and agent files of ``streams`` and mark a new start in their events files.
+
+    ``flush`` is the command (``streams flush``) an agent's hook starts when held messages wait for it.
+    """
+    from coditect_cli.agents.events import LAUNCH, append
+
+    for stream in streams:
+        prompt_file, text = prepared.prompts[stream]
+        prompt_file.parent.mkdir(parents=True, exist_ok=True)
+        prompt_file.write_text(text, encoding="utf-8")
+        for file, (content, mode) in prepared.files.get(stream, {}).items():
+            file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(content)
+            os.chmod(file, mode)
+        events = agent_file(prepared.common, prepared.manifest.phase, stream)
+        events.parent.mkdir(parents=True, exist_ok=True)
+        append(events, {"t": round(time.time(), 3), "event": LAUNCH, "kind": prepared.kinds.get(stream, "")})
+        if flush is not None:
+            agent_file(prepared.common, prepared.manifest.phase, stream, ".flush").write_text(
+                json.dumps([*flush, stream]), encoding="utf-8"
+            )
+
+
+def trust_paths(project: Project, manifest: Manifest, streams: list[str]) -> list[Path]:
+    """The directories Claude Code must trust for ``streams``: the project root, every repository root and
+    the streams' worktrees."""
+    from coditect_cli.domain.plan import worktree_path
+
+    out = [project.root.resolve()]
+    out += [(project.root / r.path).resolve() for r in manifest.repositories]
+    out += [worktree_path(manifest, project.root, p) for p in manifest.pairs() if p.stream.id in streams]
+    return list(dict.fromkeys(out))
+
+
+def ensure_trust(
+    project: Project, prepared: _Prepared, streams: list[str], *, consent: bool, dry_run: bool = False
+) -> TrustResult | None:
+    """Make Claude Code start the ``streams``' panes without its trust and API-key dialogs.
+
+    Only the streams running Claude Code count (None when there are none). When Claude Code would ask: with
+    consent (``consent`` from ``--trust``, or the manifest's ``trust: true``) edit its configuration
+    (:func:`coditect_cli.adapters.claude_config.grant_trust`; not on a dry run), else refuse
+    (:class:`RefusedError`, exit 4) saying what to run. Claude Code that was never set up (its onboarding)
+    cannot be started unattended: :class:`UnavailableError`.
+    """
+    from coditect_cli.adapters import claude_config
+
+    claude = [s for s in streams if prepared.kinds.get(s) == "claude"]
+    if not claude:
+        return None
+    manifest = prepared.manifest
+    paths = trust_paths(project, manifest, claude)
+    api_key = os.environ.get("ANTHROPIC_API_KEY")
+    state = claude_config.trust_state(paths, api_key)
+    given = "--trust" if consent else ("manifest" if manifest.trust else "")
+    if not state.onboarded:
+        raise UnavailableError(
+            f"Claude Code has not been set up for this user ({state.path} has no completed onboarding): "
+            f"its first-run screens would stop {len(claude)} pane(s)",
+            hint="run `claude` once in a terminal (pick a theme, log in or accept the API key), then launch again",
+        )
+    would = [f"trust {p}" for p in state.untrusted]
+    if state.key_approved is False:
+        would.append("approve the ANTHROPIC_API_KEY in the environment (its last 20 characters)")
+    if not would:
+        return TrustResult(state.path, tuple(map(str, paths)), (), given, dry_run)
+    if not given:
+        raise RefusedError(
+            f"Claude Code would stop {len(claude)} pane(s) ({', '.join(claude)}) at its workspace-trust or "
+            f"API-key dialog; nothing was launched. coditect can add {project.root} (its repositories and "
+            f"worktrees) to Claude Code's trusted projects in {state.path}, with your consent",
+            problems=tuple(Problem("claude-trust", w) for w in would),
+            hint=f"run `coditect streams launch {manifest.phase} --trust` (or set `trust: true` in the "
+            "manifest); a backup of the file is kept next to it",
+        )
+    if dry_run:
+        return TrustResult(state.path, tuple(map(str, paths)), tuple(would), given, True)
+    config, changed = claude_config.grant_trust(paths, api_key)
+    return TrustResult(config, tuple(map(str, paths)), tuple(changed), given)
+
+
+def flush_command(project: Project, phase: str) -> list[str]:
+    """The command an agent's hook starts to deliver the messages held for its stream (stream appended)."""
+    return [
+        sys.executable,
+        "-m",
+        "coditect_cli",
+        "--root",
+        str(project.root),
+        "streams",
+        "flush",
+        "--phase",
+        phase,
+    ]
 
 
 def missing_programs(panes: list[PaneSpec]) -> list[tuple[str, str]]:
@@ -296,8 +477,13 @@ def launch(
     push: bool = True,
     dry_run: bool = False,
     today: _dt.date | None = None,
+    trust: bool = False,
 ) -> LaunchResult:
     """Set the phase up if needed, then create (or complete) its tmux session; attach when ``attach``.
+
+    Claude Code panes start only when Claude Code will not stop them at a dialog: with consent (``trust``,
+    or ``trust: true`` in the manifest) the project is added to its trusted projects first
+    (:func:`ensure_trust`), without it the launch is refused (exit 4) saying what to run.
 
     Idempotent: panes that exist (running or dead) are left alone; only missing ones are created. Every
     stream whose pane must be created has its agent program checked first; any missing one raises
@@ -340,6 +526,9 @@ def launch(
         commands = session_commands(spec) if not existing else add_pane_commands(spec, missing, existing)
         result.commands = [shlex.join(c) for c in commands] if missing else []
         result.panes = _launched(spec, existing, {p.stream for p in missing}, "planned")
+        result.trust = ensure_trust(
+            project, prepared, [p.stream for p in missing], consent=trust, dry_run=True
+        )
         return result
 
     if not plan.empty:
@@ -358,10 +547,20 @@ def launch(
         _check_programs(missing)  # a pane may have been killed since the first look
         result.created = not existing
         if missing:
+            result.trust = ensure_trust(project, prepared, [p.stream for p in missing], consent=trust)
+            write_agent_files(prepared, [p.stream for p in missing], flush_command(project, manifest.phase))
             for pane in missing:
                 if pane.log is not None:
                     pane.log.parent.mkdir(parents=True, exist_ok=True)
             with Store.open(common) as store, store.track_run("streams launch", manifest.phase) as run_id:
+                if result.trust is not None and result.trust.changed:
+                    store.record_event(
+                        run_id,
+                        "streams launch",
+                        "trust",
+                        phase=manifest.phase,
+                        detail={"config": str(result.trust.config), "changes": result.trust.changed},
+                    )
                 if existing:
                     commands = add_pane_commands(spec, missing, existing)
                     tmux.add_panes(spec, missing, existing)
@@ -410,9 +609,7 @@ def run_headless(
     _check_programs(list(prepared.spec.panes))
     if not compute_plan(ctx).empty:
         setup(project, manifest.phase)
-    for prompt_file, text in prepared.prompts.values():
-        prompt_file.parent.mkdir(parents=True, exist_ok=True)
-        prompt_file.write_text(text, encoding="utf-8")
+    write_agent_files(prepared, [p.stream for p in prepared.spec.panes])
     codes: dict[str, int | None] = {}
     for pane in prepared.spec.panes:
         log = pane.log or log_path(common, manifest.phase, pane.stream)

@@ -7,7 +7,11 @@ Files under ``<git-common-dir>/coditect/`` (shared by every worktree of the proj
 
 - ``prompts/<phase>/<stream>.md``: the prompt each agent reads;
 - ``panes/<phase>/<stream>.log``: everything the pane printed (``pipe-pane``); its modification time is the
-  pane's last output, which tmux 3.3 does not report per pane.
+  pane's last output, which tmux 3.3 does not report per pane;
+- ``agents/<phase>/<stream>.events``: what the agent reported about itself (hooks, notify; see
+  :mod:`coditect_cli.agents.events`), with ``.held`` (messages wait for it), ``.flush`` (the command
+  delivering them), ``.settings.json`` (Claude Code's ``--settings``) and ``.env`` (0600: the variables the
+  agent needs from the launching environment) next to it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from coditect_cli.project import Project
 
 PROMPTS_DIR = "prompts"
 LOGS_DIR = "panes"
+AGENTS_DIR = "agents"
 SOCKET_META = "tmux.socket:{phase}"
 
 
@@ -34,6 +39,11 @@ def prompt_path(common: Path, phase: str, stream: str) -> Path:
 def log_path(common: Path, phase: str, stream: str) -> Path:
     """Where ``stream``'s pane output is logged (``pipe-pane``)."""
     return common / "coditect" / LOGS_DIR / phase / f"{stream}.log"
+
+
+def agent_file(common: Path, phase: str, stream: str, suffix: str = ".events") -> Path:
+    """``stream``'s agent files: ``.events`` (default), ``.held``, ``.flush``, ``.settings.json``, ``.env``."""
+    return common / "coditect" / AGENTS_DIR / phase / f"{stream}{suffix}"
 
 
 def project_name(manifest: Manifest, project: Project) -> str:

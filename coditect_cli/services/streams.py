@@ -6,8 +6,7 @@ created; the session's socket and the pane logs are located by :mod:`coditect_cl
 
 from __future__ import annotations
 
-import os
-import re
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,15 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from coditect_cli.domain.launch import PaneState, ordered_streams, panes_by_stream
 from coditect_cli.domain.manifest import Manifest
-from coditect_cli.errors import CoditectError, Location, Problem, RefusedError, UnavailableError, UsageError
+from coditect_cli.errors import CoditectError, Location, Problem, RefusedError, UnavailableError
 from coditect_cli.project import Project
 from coditect_cli.services.session import log_path, phase_session
 
 if TYPE_CHECKING:
     from coditect_cli.adapters.tmux import Tmux
+    from coditect_cli.domain.agent_state import AgentState
+    from coditect_cli.services.agents import Delivery
 
 STATUS_GRACE = 2.0  # seconds a dead pane may lack its exit status before wait_for_agents reports None
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|\r")
 
 
 # ----------------------------------------------------------------------------------------------- results
@@ -78,12 +78,14 @@ class StreamStatus:
     idle_seconds: float | None
     last_line: str | None
     worktrees: list[WorktreeWork]
+    agent: AgentState | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
             "stream": self.stream,
             "state": self.state,
+            "agent": self.agent.to_json() if self.agent is not None else None,
             "pane_id": self.pane_id,
             "window": self.window,
             "exit_status": self.exit_status,
@@ -121,13 +123,27 @@ class StatusResult:
 
 @dataclass
 class SendResult:
-    """``streams send``: which panes got the text and which were skipped (and why)."""
+    """``streams send``: what happened to the text in each stream (delivered, queued, held, ...)."""
 
     phase: str
     session: str
     text: str
-    delivered: list[str]
-    skipped: dict[str, str]
+    deliveries: list[Delivery]
+
+    @property
+    def delivered(self) -> list[str]:
+        """Streams whose agent got the text (delivered, queued by a busy agent, or typed unconfirmed)."""
+        return [d.stream for d in self.deliveries if d.status in {"delivered", "queued", "unconfirmed"}]
+
+    @property
+    def held(self) -> dict[str, str]:
+        """Streams whose message waits in the store, and why."""
+        return {d.stream: d.detail for d in self.deliveries if d.status == "held"}
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Streams that could not get it (no pane, exited), and why."""
+        return {d.stream: d.detail for d in self.deliveries if d.status == "skipped"}
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -136,7 +152,9 @@ class SendResult:
             "session": self.session,
             "text": self.text,
             "delivered": self.delivered,
+            "held": self.held,
             "skipped": self.skipped,
+            "deliveries": [d.to_json() for d in self.deliveries],
         }
 
 
@@ -259,44 +277,44 @@ def _panes(tmux: Tmux, session: str) -> tuple[list[PaneState], str | None]:
         return [], exc.message
 
 
-def _last_line(log: Path) -> str | None:
-    try:
-        with log.open("rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - 4096))
-            tail = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return None
-    lines = [_ANSI.sub("", line).strip() for line in tail.splitlines()]
-    lines = [line for line in lines if line]
-    return lines[-1][:200] if lines else None
-
-
 # ----------------------------------------------------------------------------------------------- status, send, stop
 
 
 def status(project: Project, phase: str | None, *, socket: str | None = None) -> StatusResult:
-    """Every stream's pane (alive or dead, current command, cwd, idle time) and worktrees (branch,
-    uncommitted and unpushed counts). One ``list-panes -a`` call for all panes."""
+    """Every stream's agent (its state), pane (alive or dead, command, cwd, idle time) and worktrees (branch,
+    uncommitted and unpushed counts). One ``list-panes -a`` call, one tmux process capturing every screen,
+    and the worktrees read in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from coditect_cli.adapters.tmux import Tmux
+    from coditect_cli.services.agents import _held_counts, read_states
 
     s = phase_session(project, phase, socket)
-    panes, unavailable = _panes(Tmux(s.socket), s.name)
+    tmux = Tmux(s.socket)
+    panes, unavailable = _panes(tmux, s.name)
     rows = panes_by_stream(panes)
     worktrees = _worktrees(project, s.manifest)
+    streams = [st.id for st in ordered_streams(s.manifest)]
+    states = read_states(s, tmux, rows, streams, _held_counts(s)) if rows else {}
+    pairs = [(st, repo, path) for st in streams for repo, path in worktrees[st]]
+    with ThreadPoolExecutor(max_workers=min(8, len(pairs) or 1)) as pool:
+        works = list(pool.map(lambda p: read_work(p[1], p[2]), pairs))
+    by_stream: dict[str, list[WorktreeWork]] = {}
+    for (st, _, _), work in zip(pairs, works, strict=True):
+        by_stream.setdefault(st, []).append(work)
     now = time.time()
     out: list[StreamStatus] = []
-    for stream in ordered_streams(s.manifest):
-        row = rows.get(stream.id)
-        log = log_path(s.common, s.manifest.phase, stream.id)
+    for st in streams:
+        row = rows.get(st)
+        log = log_path(s.common, s.manifest.phase, st)
         idle: float | None = None
-        last: str | None = None
-        if row is not None and log.is_file():
-            idle = max(0.0, now - log.stat().st_mtime)
-            last = _last_line(log)
+        if row is not None:
+            with contextlib.suppress(OSError):
+                idle = max(0.0, now - log.stat().st_mtime)
+        agent = states.get(st)
         out.append(
             StreamStatus(
-                stream=stream.id,
+                stream=st,
                 state=(
                     "unavailable"
                     if unavailable
@@ -313,68 +331,49 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
                 command=row.command if row else None,
                 cwd=(row.cwd or None) if row else None,
                 idle_seconds=idle,
-                last_line=last,
-                worktrees=[read_work(repo, path) for repo, path in worktrees[stream.id]],
+                last_line=agent.last_line if agent is not None else None,
+                worktrees=by_stream.get(st, []),
+                agent=agent,
             )
         )
     return StatusResult(s.manifest.phase, s.name, s.socket, bool(rows), out, unavailable)
 
 
 def send(
-    project: Project, phase: str | None, target: str, text: str, *, socket: str | None = None
+    project: Project,
+    phase: str | None,
+    target: str,
+    text: str,
+    *,
+    socket: str | None = None,
+    force: bool = False,
 ) -> SendResult:
-    """Type ``text`` literally into ``target``'s pane (a stream id, or ``all``), then press Enter."""
-    result = send_each(project, phase, {target: text}, socket=socket)
-    if not result.delivered:
+    """Deliver ``text`` to ``target``'s agent (a stream id, or ``all``); see
+    :func:`coditect_cli.services.agents.deliver`. Nothing delivered nor held: :class:`UnavailableError`."""
+    result = send_each(project, phase, {target: text}, socket=socket, force=force)
+    if not result.delivered and not result.held:
         reasons = "; ".join(f"{k}: {v}" for k, v in result.skipped.items())
         raise UnavailableError(
             f"nothing to send to: {reasons}",
-            hint=f"relaunch with `coditect streams launch {result.phase}`",
+            hint=f"restart it with `coditect streams restart STREAM` or `coditect streams launch {result.phase}`",
         )
     return result
 
 
 def send_each(
-    project: Project, phase: str | None, texts: Mapping[str, str], *, socket: str | None = None
+    project: Project,
+    phase: str | None,
+    texts: Mapping[str, str],
+    *,
+    socket: str | None = None,
+    force: bool = False,
 ) -> SendResult:
-    """Type each stream's own text into its pane (key ``all``: every stream), reading the panes once.
+    """Deliver each stream's own text to its agent (key ``all``: every stream), reading the panes once."""
+    from coditect_cli.services.agents import deliver
 
-    Streams whose pane is missing or dead are skipped, with the reason.
-    """
-    from coditect_cli.adapters.tmux import Tmux
-
-    s = phase_session(project, phase, socket)
-    streams = [st.id for st in ordered_streams(s.manifest)]
-    unknown = [t for t in texts if t != "all" and t not in streams]
-    if unknown:
-        raise UsageError(
-            f"no stream {unknown[0]!r} in phase {s.manifest.phase} (streams: {', '.join(streams)}, or all)"
-        )
-    tmux = Tmux(s.socket)
-    rows = panes_by_stream(tmux.session_panes(s.name))
-    if not rows:
-        raise s.not_running()
-    wanted = {st: texts["all"] for st in streams} if "all" in texts else dict(texts)
-    delivered: list[str] = []
-    skipped: dict[str, str] = {}
-    for stream in (st for st in streams if st in wanted):
-        row = rows.get(stream)
-        if row is None:
-            skipped[stream] = "no pane"
-        elif row.dead:
-            skipped[stream] = (
-                f"the agent exited ({row.dead_status if row.dead_status is not None else 'signal'})"
-            )
-        else:
-            delivered.append(stream)
-    same = len(set(wanted.values())) == 1
-    if delivered and same:
-        tmux.send([rows[st].pane_id for st in delivered], next(iter(wanted.values())))
-    else:
-        for stream in delivered:
-            tmux.send([rows[stream].pane_id], wanted[stream])
-    text = next(iter(wanted.values())) if same and wanted else ""
-    return SendResult(s.manifest.phase, s.name, text, delivered, skipped)
+    s, deliveries = deliver(project, phase, texts, socket=socket, force=force)
+    values = set(texts.values())
+    return SendResult(s.manifest.phase, s.name, next(iter(values)) if len(values) == 1 else "", deliveries)
 
 
 def _refusal(dirty: list[WorktreeWork]) -> RefusedError:

@@ -15,6 +15,7 @@ lookup keys that must not be redacted) and :meth:`Store.transaction`:
 - :mod:`coditect_cli.state.journal_records`: the gating journals, their steps and ref moves, gate results
   and gating results (migration 4);
 - :mod:`coditect_cli.state.agent_usage`: the built-in agent's tokens and cost per request (migration 5).
+- :mod:`coditect_cli.state.messages`: messages held for an agent until it can take them (migration 6).
 
 The schema itself stays here, as the one ordered :data:`MIGRATIONS` list, so the version numbering has a
 single source.
@@ -301,7 +302,29 @@ CREATE TABLE agent_usage (
 CREATE INDEX agent_usage_by_stream ON agent_usage(phase, stream, task);
 """
 
-MIGRATIONS: tuple[Migration, ...] = (_MIGRATION_1, _MIGRATION_2, _MIGRATION_3, _MIGRATION_4, _MIGRATION_5)
+# Migration 6: messages held for an agent until it can take them (coditect_cli/state/messages.py).
+_MIGRATION_6 = """
+CREATE TABLE held_messages (
+    id        INTEGER PRIMARY KEY,
+    phase     TEXT NOT NULL,
+    stream    TEXT NOT NULL,
+    text      TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    created   TEXT NOT NULL,
+    status    TEXT NOT NULL DEFAULT 'held',
+    delivered TEXT
+);
+CREATE INDEX held_messages_waiting ON held_messages(phase, stream, status, id);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _MIGRATION_1,
+    _MIGRATION_2,
+    _MIGRATION_3,
+    _MIGRATION_4,
+    _MIGRATION_5,
+    _MIGRATION_6,
+)
 """The schema, as ordered migrations; ``user_version`` counts those applied. Append only."""
 
 

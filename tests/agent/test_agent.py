@@ -290,12 +290,15 @@ def test_transcript_per_task_and_launch_command(fake: FakeAnthropic, proj: agent
     assert result.transcript == proj.common / "coditect" / "transcripts" / "phase-1" / "s1" / "T1.jsonl"
     kinds = [e["kind"] for e in read_transcript(result.transcript)]
     assert kinds == ["start", "request", "reply", "end"]
-    from coditect_cli.domain.launch import resolve_agent
+    from coditect_cli.agents import profile_for
+    from coditect_cli.agents.base import AgentContext
+    from coditect_cli.domain.manifest import options_for_run
 
-    command = resolve_agent(
-        "anthropic", prompt_file=Path("/p.md"), stream="s1", worktree=proj.s1, login_shell="/bin/sh",
-        phase="phase-1", root=proj.root,
+    ctx = AgentContext(
+        stream="s1", prompt_file=Path("/p.md"), worktrees=(), gates=(), login_shell="/bin/sh", hook=(),
+        settings_file=Path("/s.json"), phase="phase-1", root=proj.root,
     )  # fmt: skip
+    command = profile_for(options_for_run("anthropic")).command(ctx)
     assert command.kind == "anthropic" and command.program == sys.executable
     assert command.argv[:2] == ("/bin/sh", "-c")
     assert command.argv[2].endswith(f"--root {proj.root} agent run s1 --phase phase-1")

@@ -90,7 +90,7 @@ def test_launch_status_send_stop_through_the_cli(
 
     sent = cli(root, ["streams", "send", "web", "it's $1; done;"], capsys)
     assert sent.code == 0, sent.output
-    assert "sent to web" in sent.stdout
+    assert "delivered web" in sent.stdout
     assert (
         retry_until(lambda: (typed / "web.txt").read_text(), lambda t: t.endswith("\n")) == "it's $1; done;\n"
     )
@@ -98,7 +98,7 @@ def test_launch_status_send_stop_through_the_cli(
     assert unknown.code == ExitCode.USAGE and "no stream 'nope'" in unknown.output
 
     human = cli(root, ["streams", "status"], capsys)
-    assert human.code == 0 and "exit 3" in human.stdout and "running" in human.stdout
+    assert human.code == 0 and "exited 3" in human.stdout and "working" in human.stdout
 
     # A file in the way: --remove-worktrees refuses (exit 4), naming it; nothing is stopped.
     draft = root / ".coditect/worktrees/p1/web/root/lanes/web/draft.txt"

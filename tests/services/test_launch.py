@@ -27,20 +27,22 @@ from helpers import build_phase1_sandbox, git_in, kill_tmux_server, retry_until,
 from libtmux.server import Server
 
 from coditect_cli.adapters.tmux import Tmux
-from coditect_cli.agents import scripted_agent_template
+from coditect_cli.agents import profile_for, scripted_agent_template
+from coditect_cli.agents.base import AgentContext
 from coditect_cli.domain.launch import (
+    AgentCommand,
+    StreamWorktree,
     choose_layout,
     day_date,
     phase_day,
     program_of,
     render_prompt,
-    resolve_agent,
     session_name,
     stream_worktrees,
     substitute,
 )
 from coditect_cli.domain.loader import load_manifest
-from coditect_cli.domain.manifest import Manifest, Schedule
+from coditect_cli.domain.manifest import Manifest, Schedule, options_for_run
 from coditect_cli.errors import ExitCode, RefusedError, UnavailableError
 from coditect_cli.project import Project
 from coditect_cli.services import launch as svc
@@ -186,6 +188,22 @@ def test_phase_day_counts_workdays_only(case: DayCase) -> None:
         assert phase_day(schedule, day_date(schedule, case.expected)) == case.expected
 
 
+def resolve_agent(
+    run: str, *, prompt_file: Path, stream: str, worktree: Path, login_shell: str
+) -> AgentCommand:
+    """The command of ``run`` (its kind's profile) for a one-worktree stream."""
+    ctx = AgentContext(
+        stream=stream,
+        prompt_file=prompt_file,
+        worktrees=(StreamWorktree("r", worktree, "b", ("x/",)),),
+        gates=(),
+        login_shell=login_shell,
+        hook=("rec",),
+        settings_file=worktree / "settings.json",
+    )
+    return profile_for(options_for_run(run)).command(ctx)
+
+
 def test_agent_commands_quote_every_value_and_keep_the_prompt_out_of_the_shell_line(tmp_path: Path) -> None:
     odd = tmp_path / "it's a $dir; rm -rf"
     prompt = odd / "p.md"
@@ -194,7 +212,10 @@ def test_agent_commands_quote_every_value_and_keep_the_prompt_out_of_the_shell_l
 
     claude = resolve_agent("claude", prompt_file=prompt, stream="s", worktree=odd, login_shell="/bin/sh")
     assert claude.argv[:2] == ("/bin/sh", "-c") and claude.program == "claude"
-    assert claude.argv[2] == f'exec claude "$(cat {shlex.quote(str(prompt))})"'
+    assert claude.argv[2].startswith("exec claude --settings ")
+    assert claude.argv[2].endswith(f' "$(cat {shlex.quote(str(prompt))})"')
+    words = shlex.split(claude.argv[2].removesuffix(f' "$(cat {shlex.quote(str(prompt))})"'))
+    assert words[2:4] == ["--settings", str(odd / "settings.json")]
 
     template = "my-agent --in {worktree} --prompt '{prompt_file}' --name {stream}"
     agent = resolve_agent(template, prompt_file=prompt, stream="api.v2", worktree=odd, login_shell="/bin/sh")

@@ -1,0 +1,85 @@
+"""Reading an agent's rendered screen (``capture-pane -p``: the live screen, never the scrollback).
+
+A fallback and a cross-check for the agent's own signals: it only *reports* what the screen shows (a dialog,
+an approval prompt, a spinner), it never presses anything. Patterns are the texts of Claude Code 2.1.x,
+Codex and aider as they render them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+ScreenKind = Literal["dialog", "approval", "working", "none"]
+
+# A dialog that stops an agent before it works (first match wins; the line shown is the matched one).
+_DIALOGS = (
+    re.compile(r"Quick safety check.*|Do you trust the files in this folder\?.*"),
+    re.compile(r"Detected a custom API key in your environment"),
+    re.compile(r"Choose the text style.*|Select login method.*|Unable to connect to Anthropic services"),
+    re.compile(r"Do you trust the contents of this directory\?.*"),  # codex
+)
+_APPROVAL = re.compile(
+    r"Do you want to (?:proceed|make this edit|create|allow|run)[^?]*\?"
+    r"|Would you like to run the following command\?|Allow command\?|\(Y\)es/\(N\)o"
+)
+_WORKING = re.compile(r"esc to interrupt|Esc to interrupt|ctrl\+c to interrupt", re.IGNORECASE)
+_RULE = re.compile(r"^[\s─━═╌-]{8,}$")
+_TMUX_DEAD = re.compile(r"^Pane is dead \(.*\)$")  # what tmux prints under a dead pane (remain-on-exit)
+_BOX = str.maketrans("", "", "│╭╮╰╯┃")
+
+
+@dataclass(frozen=True)
+class ScreenSignal:
+    """What the screen shows: a dialog (its line), an approval prompt (the question), a busy agent, or none."""
+
+    kind: ScreenKind
+    text: str = ""
+
+
+def visible_lines(screen: str) -> list[str]:
+    """The screen's non-empty lines, box-drawing borders removed, spaces squeezed."""
+    out: list[str] = []
+    for line in screen.splitlines():
+        clean = " ".join(line.translate(_BOX).split())
+        if clean:
+            out.append(clean)
+    return out
+
+
+def last_line(screen: str) -> str | None:
+    """The last meaningful line of the screen (rules and prompt-only lines skipped), at most 200 chars."""
+    for line in reversed(visible_lines(screen)):
+        if _RULE.match(line) or _TMUX_DEAD.match(line) or line in {">", "❯", "$", "#"}:
+            continue
+        return line[:200]
+    return None
+
+
+def read_screen(screen: str) -> ScreenSignal:
+    """Classify the live screen of an agent's pane."""
+    lines = visible_lines(screen)
+    for pattern in _DIALOGS:
+        for line in lines:
+            m = pattern.search(line)
+            if m:
+                return ScreenSignal("dialog", line[:200])
+    for i, line in enumerate(lines):
+        m = _APPROVAL.search(line)
+        if m:
+            return ScreenSignal("approval", _question(lines, i))
+    if any(_WORKING.search(line) for line in lines[-8:]):
+        return ScreenSignal("working")
+    return ScreenSignal("none")
+
+
+def _question(lines: list[str], at: int) -> str:
+    """The approval prompt: what it is about (the lines since the rule above it) and its question."""
+    start = at
+    while start > 0 and not _RULE.match(lines[start - 1]) and at - start < 6:
+        start -= 1
+    about = [ln for ln in lines[start:at] if not _RULE.match(ln)]
+    question = _APPROVAL.search(lines[at])
+    asked = question.group(0) if question else lines[at]
+    return (": ".join([" · ".join(about), asked]) if about else asked)[:300]

@@ -1,0 +1,299 @@
+"""The agents in a phase's panes: their state, and messages delivered to them (or held until they can take
+them). The API other services build on (``streams status|send|flush``, ``sync --send``, checkpoint
+announcements, the autopilot):
+
+- :func:`agent_states` / :func:`read_states`: one :class:`~coditect_cli.domain.agent_state.AgentState` per
+  stream, from one ``list-panes``, one tmux process capturing every screen and each stream's events file;
+- :func:`deliver`: each stream's text typed in (through a tmux buffer, a bracketed paste), Enter pressed in a
+  separate tmux call after a settle, arrival confirmed (Claude Code's ``UserPromptSubmit`` event; the Enter
+  retried once), one :class:`Delivery` per stream: ``delivered``, ``queued`` (the agent was busy: Claude Code
+  queues the message), ``held`` (it waits for approval or sits at a dialog: kept in the store, never typed),
+  ``unconfirmed`` or ``skipped``;
+- :func:`deliver_held`: the held messages of agents that are idle now, oldest first (run by the agent's own
+  ``Stop`` hook through ``streams flush``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from coditect_cli.agents.events import LAUNCH, AgentEvent, append, read_events, text_sha
+from coditect_cli.domain.agent_state import DELIVERED, AgentState, decide_state
+from coditect_cli.domain.launch import PaneState, ordered_streams, panes_by_stream
+from coditect_cli.errors import UsageError
+from coditect_cli.project import Project
+from coditect_cli.services.session import PhaseSession, agent_file, phase_session
+
+if TYPE_CHECKING:
+    from coditect_cli.adapters.tmux import Tmux
+
+SETTLE = 0.3
+"""Seconds between the text and its Enter: a TUI reads input that arrives at once as one paste, and an
+Enter inside a paste is a newline, not a submit."""
+CONFIRM = 4.0
+"""Seconds to wait for the agent to say the message arrived, before the Enter is retried once."""
+QUEUE_WAIT = 1.0
+"""Seconds to watch a busy agent before reporting the message queued."""
+
+Status = Literal["delivered", "queued", "held", "unconfirmed", "skipped"]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What happened to one stream's message."""
+
+    stream: str
+    status: Status
+    state: str  # the agent's state when the message came
+    detail: str = ""
+    held_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "stream": self.stream,
+            "status": self.status,
+            "state": self.state,
+            "detail": self.detail,
+            "held_id": self.held_id,
+        }
+
+
+# ----------------------------------------------------------------------------------------------- state
+
+
+def stream_kind(s: PhaseSession, stream: str, events: list[AgentEvent]) -> str:
+    """The agent kind a pane runs: what its launch recorded, else the manifest's."""
+    if events and events[0].event == LAUNCH and events[0].kind:
+        return events[0].kind
+    try:
+        return s.manifest.stream(stream).agent_options.kind
+    except KeyError:
+        return "unknown"
+
+
+def read_states(
+    s: PhaseSession,
+    tmux: Tmux,
+    rows: Mapping[str, PaneState],
+    streams: list[str],
+    held: Mapping[str, int] | None = None,
+) -> dict[str, AgentState]:
+    """The state of each of ``streams``' agents; ``rows`` from one ``list-panes`` (:func:`panes_by_stream`)."""
+    panes = [rows[st] for st in streams if st in rows]
+    screens = tmux.capture([r.pane_id for r in panes], history={r.pane_id for r in panes if r.dead})
+    out: dict[str, AgentState] = {}
+    for st in streams:
+        events = read_events(agent_file(s.common, s.manifest.phase, st))
+        row = rows.get(st)
+        screen = screens.get(row.pane_id) if row is not None else None
+        out[st] = decide_state(
+            st, stream_kind(s, st, events), row, events, screen, held=(held or {}).get(st, 0)
+        )
+    return out
+
+
+def agent_states(project: Project, phase: str | None, *, socket: str | None = None) -> dict[str, AgentState]:
+    """Every stream's agent state, in terminal order."""
+    from coditect_cli.adapters.tmux import Tmux
+
+    s = phase_session(project, phase, socket)
+    tmux = Tmux(s.socket)
+    rows = panes_by_stream(tmux.session_panes(s.name))
+    streams = [st.id for st in ordered_streams(s.manifest)]
+    return read_states(s, tmux, rows, streams, _held_counts(s))
+
+
+def _held_counts(s: PhaseSession) -> dict[str, int]:
+    from coditect_cli.services.session import _store_path
+
+    if not _store_path(s.common).is_file():
+        return {}
+    from coditect_cli.state.messages import counts
+    from coditect_cli.state.store import Store
+
+    with Store.open(s.common) as store:
+        return counts(store, s.manifest.phase)
+
+
+# ----------------------------------------------------------------------------------------------- delivery
+
+
+@contextlib.contextmanager
+def _typing(s: PhaseSession, stream: str) -> Iterator[None]:
+    """One writer per pane at a time: two texts typed at once would be glued into one message."""
+    lock = agent_file(s.common, s.manifest.phase, stream, ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _arrived(events_file: Path, since: float, sha: str) -> tuple[bool, bool]:
+    """(a prompt was submitted since ``since``, it was exactly ``sha``)."""
+    submitted = [e for e in read_events(events_file) if e.event == "UserPromptSubmit" and e.t >= since]
+    return bool(submitted), any(e.prompt_sha == sha for e in submitted)
+
+
+def _type_one(s: PhaseSession, tmux: Tmux, state: AgentState, text: str) -> Delivery:
+    """Type ``text`` into one agent's pane, press Enter apart from it, and confirm it arrived."""
+    assert state.pane_id is not None
+    events_file = agent_file(s.common, s.manifest.phase, state.stream)
+    start = time.time() - 0.05
+    tmux.paste(state.pane_id, text)
+    time.sleep(SETTLE)
+    tmux.press([state.pane_id])
+    if state.kind != "claude":
+        append(events_file, {"t": round(time.time(), 3), "event": DELIVERED})
+        return Delivery(
+            state.stream, "delivered", state.label, f"typed and entered ({state.kind} has no arrival signal)"
+        )
+    sha = text_sha(text)
+    for attempt in range(2):
+        wait = QUEUE_WAIT if state.state == "working" else CONFIRM
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            seen, exact = _arrived(events_file, start, sha)
+            if seen:
+                if exact:
+                    return Delivery(state.stream, "delivered", state.label)
+                return Delivery(state.stream, "delivered", state.label, "arrived, but not exactly as sent")
+            time.sleep(0.05)
+        if state.state == "working":
+            return Delivery(state.stream, "queued", state.label, "the agent is busy: Claude Code queued it")
+        if attempt == 0:
+            tmux.press([state.pane_id])  # the Enter may have landed inside the paste: once more
+    return Delivery(
+        state.stream, "unconfirmed", state.label, "typed and entered; the agent did not report it"
+    )
+
+
+def _hold(s: PhaseSession, state: AgentState, text: str) -> Delivery:
+    from coditect_cli.state.messages import hold
+    from coditect_cli.state.store import Store
+
+    reason = f"{state.label}: {state.detail}" if state.detail else state.label
+    with Store.open(s.common) as store:
+        message_id = hold(store, s.manifest.phase, state.stream, text, reason)
+    agent_file(s.common, s.manifest.phase, state.stream, ".held").touch()
+    return Delivery(state.stream, "held", state.label, f"held until the agent is idle ({reason})", message_id)
+
+
+def _skip_reason(state: AgentState) -> str | None:
+    if state.state == "missing":
+        return "no pane"
+    if state.state == "exited":
+        return f"the agent {state.label}"
+    return None
+
+
+def deliver(
+    project: Project,
+    phase: str | None,
+    texts: Mapping[str, str],
+    *,
+    socket: str | None = None,
+    force: bool = False,
+) -> tuple[PhaseSession, list[Delivery]]:
+    """Deliver each stream's text (key ``all``: every stream) to its agent; see the module docstring.
+
+    Never types into a pane that waits for approval or sits at a dialog: the message is held (``force``
+    types it anyway). Messages already held for a stream that can take text now go first, in order.
+    """
+    from coditect_cli.adapters.tmux import Tmux
+
+    s = phase_session(project, phase, socket)
+    streams = [st.id for st in ordered_streams(s.manifest)]
+    unknown = [t for t in texts if t != "all" and t not in streams]
+    if unknown:
+        raise UsageError(
+            f"no stream {unknown[0]!r} in phase {s.manifest.phase} (streams: {', '.join(streams)}, or all)"
+        )
+    wanted = {st: texts["all"] for st in streams} if "all" in texts else dict(texts)
+    tmux = Tmux(s.socket)
+    rows = panes_by_stream(tmux.session_panes(s.name))
+    if not rows:
+        raise s.not_running()
+    order = [st for st in streams if st in wanted]
+    states = read_states(s, tmux, rows, order, _held_counts(s))
+    out: list[Delivery] = []
+    for st in order:
+        state = states[st]
+        skip = _skip_reason(state)
+        if skip is not None:
+            out.append(Delivery(st, "skipped", state.label, skip))
+        elif not force and not state.accepts_text:
+            out.append(_hold(s, state, wanted[st]))
+        else:
+            out.extend(_deliver_now(s, tmux, state, [wanted[st]]))
+    return s, out
+
+
+def _deliver_now(s: PhaseSession, tmux: Tmux, state: AgentState, texts: list[str]) -> list[Delivery]:
+    """Held messages of the stream first, then ``texts``, one at a time (each confirmed before the next)."""
+    from coditect_cli.state.messages import mark, waiting
+    from coditect_cli.state.store import Store
+
+    out: list[Delivery] = []
+    with _typing(s, state.stream):
+        held = []
+        if state.held:
+            with Store.open(s.common) as store:
+                held = waiting(store, s.manifest.phase, state.stream)
+        for message in held:
+            done = _type_one(s, tmux, state, message.text)
+            out.append(
+                Delivery(state.stream, done.status, done.state, f"held since {message.created}", message.id)
+            )
+            if done.status in {"delivered", "queued"}:
+                with Store.open(s.common) as store:
+                    mark(store, message.id, "delivered")
+            state = _busy(state)
+        if held:
+            agent_file(s.common, s.manifest.phase, state.stream, ".held").unlink(missing_ok=True)
+        for text in texts:
+            out.append(_type_one(s, tmux, state, text))
+            state = _busy(state)
+    return out
+
+
+def _busy(state: AgentState) -> AgentState:
+    """The state after a message went in: a hook agent now works on it (the next one gets queued)."""
+    from dataclasses import replace
+
+    return replace(state, state="working") if state.kind == "claude" else state
+
+
+def deliver_held(
+    project: Project, phase: str | None, stream: str | None = None, *, socket: str | None = None
+) -> list[Delivery]:
+    """Deliver the messages held for agents that can take text now (``idle``, or ``stream``'s only)."""
+    from coditect_cli.adapters.tmux import Tmux
+
+    s = phase_session(project, phase, socket)
+    streams = [st.id for st in ordered_streams(s.manifest)]
+    if stream is not None and stream not in streams:
+        raise UsageError(f"no stream {stream!r} in phase {s.manifest.phase} (streams: {', '.join(streams)})")
+    held = _held_counts(s)
+    order = [st for st in streams if held.get(st) and (stream is None or st == stream)]
+    if not order:
+        return []
+    tmux = Tmux(s.socket)
+    rows = panes_by_stream(tmux.session_panes(s.name))
+    states = read_states(s, tmux, rows, order, held)
+    out: list[Delivery] = []
+    for st in order:
+        state = states[st]
+        if state.state in {"idle", "unknown"}:
+            out.extend(_deliver_now(s, tmux, state, []))
+    return out
