@@ -26,6 +26,7 @@ _APPROVAL = re.compile(
 )
 _WORKING = re.compile(r"esc to interrupt|Esc to interrupt|ctrl\+c to interrupt", re.IGNORECASE)
 _RULE = re.compile(r"^[\s─━═╌-]{8,}$")
+_SOLID = re.compile(r"^[─━═]{8,}$")
 _TMUX_DEAD = re.compile(r"^Pane is dead \(.*\)$")  # what tmux prints under a dead pane (remain-on-exit)
 _BOX = str.maketrans("", "", "│╭╮╰╯┃")
 
@@ -75,11 +76,12 @@ def read_screen(screen: str) -> ScreenSignal:
 
 
 def _question(lines: list[str], at: int) -> str:
-    """The approval prompt: what it is about (the lines since the rule above it) and its question."""
+    """The approval prompt: what it is about (the lines since the solid rule above it, dashed rules and tips
+    left out) and its question."""
     start = at
-    while start > 0 and not _RULE.match(lines[start - 1]) and at - start < 6:
+    while start > 0 and not _SOLID.match(lines[start - 1]) and at - start < 10:
         start -= 1
-    about = [ln for ln in lines[start:at] if not _RULE.match(ln)]
+    about = [ln for ln in lines[start:at] if not _RULE.match(ln) and not ln.startswith("Tip:")]
     question = _APPROVAL.search(lines[at])
     asked = question.group(0) if question else lines[at]
     return (": ".join([" · ".join(about), asked]) if about else asked)[:300]
