@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakeanthropic.server import FakeAnthropic, ToolCall, Turn
+from fakeanthropic.conversation import Script, responder, tool_results, user_texts
+from fakeanthropic.server import FakeAnthropic, Turn
 from helpers import (
     EXAMPLE_TEXT,
     coditect,
@@ -45,37 +46,34 @@ def _manifest() -> str:
     )
 
 
-def _turns(worktree: Path) -> list[Turn]:
+def _scripts(worktree: Path) -> list[Script]:
     notes = worktree / "src" / "agent-notes.md"
     readme = worktree / "README.md"
     return [
-        Turn(
+        Script(
             "## Your task",
             (
-                ToolCall("Write", {"file_path": str(notes), "content": "# backend notes\n"}),
-                ToolCall(
+                Turn.tool("Write", file_path=str(notes), content="# backend notes\n"),
+                Turn.tool(
                     "Bash",
-                    {
-                        "command": "git add src/agent-notes.md && git commit -m 'backend: notes'",
-                        "description": "c",
-                    },
+                    command="git add src/agent-notes.md && git commit -m 'backend: notes'",
+                    description="c",
                 ),
-                ToolCall("Write", {"file_path": str(readme), "content": "outside my area\n"}),
-                ToolCall(
-                    "Bash",
-                    {"command": "git add README.md && git commit -m 'backend: readme'", "description": "c"},
+                Turn.tool("Write", file_path=str(readme), content="outside my area\n"),
+                Turn.tool(
+                    "Bash", command="git add README.md && git commit -m 'backend: readme'", description="c"
                 ),
             ),
             "Committed my notes; the guard refused README.md, which I do not own.",
         ),
-        Turn(
+        Script(
             "APPROVAL-STEP",
             # Outside the worktree, not git: Claude Code asks (acceptEdits allows file commands inside it).
-            (ToolCall("Bash", {"command": "ls /proc/self/..", "description": "look around"}),),
+            (Turn.tool("Bash", command="ls /proc/self/..", description="look around"),),
             "Looked.",
         ),
-        Turn("HELD-MESSAGE", (), "Got the held message."),
-        Turn("LONG-300", (), "Answered the long message."),
+        Script("HELD-MESSAGE", (), "Got the held message."),
+        Script("LONG-300", (), "Answered the long message."),
     ]
 
 
@@ -141,7 +139,7 @@ def test_claude_code_runs_a_stream_end_to_end(tmp_path: Path, claude_home: Path,
     config = claude_home / ".claude.json"
     before = config.read_text()
 
-    with FakeAnthropic(_turns(worktree)) as api:
+    with FakeAnthropic(respond=responder(_scripts(worktree))) as api:
         env = api.env()
         # Without consent: refused, nothing launched, Claude Code's configuration untouched.
         refused = coditect(root, "streams", "launch", "--no-attach", "--socket", socket, env=env)
@@ -178,7 +176,7 @@ def test_claude_code_runs_a_stream_end_to_end(tmp_path: Path, claude_home: Path,
             )
             retry_until(lambda: log.seen[-1:], lambda s: s == ["idle"], 60)
             assert "backend: readme" not in git_in(worktree, "log", "--format=%s")
-            refusals = [r for r in api.tool_results() if "may not commit these files" in r]
+            refusals = [r for r in tool_results(api.message_requests()) if "may not commit these files" in r]
             assert refusals and "README.md" in refusals[0]  # the agent saw the guard's refusal
 
             # A message that makes the agent ask for approval; one sent meanwhile is held, not typed.
@@ -200,11 +198,13 @@ def test_claude_code_runs_a_stream_end_to_end(tmp_path: Path, claude_home: Path,
             assert held.code == 0, held.output
             assert held.json()["data"]["deliveries"][0]["status"] == "held"
             assert _status(root, socket, env)["agent"]["held"] == 1
-            assert "HELD-MESSAGE for you" not in api.user_texts()
+            assert "HELD-MESSAGE for you" not in user_texts(api.message_requests())
             # The user approves (Enter on "1. Yes"); the agent's Stop hook delivers the held message.
             subprocess.run(["tmux", "-L", socket, "send-keys", "-t", waiting["pane_id"], "Enter"], check=True)
-            retry_until(api.tool_results, lambda r: any("sys" in x.split() for x in r), 60)
-            retry_until(api.user_texts, lambda t: "HELD-MESSAGE for you" in t, 60)
+            retry_until(
+                lambda: tool_results(api.message_requests()), lambda r: any("sys" in x.split() for x in r), 60
+            )
+            retry_until(lambda: user_texts(api.message_requests()), lambda t: "HELD-MESSAGE for you" in t, 60)
             retry_until(
                 lambda: _status(root, socket, env)["agent"],
                 lambda a: a["held"] == 0 and a["state"] == "idle",
@@ -215,7 +215,7 @@ def test_claude_code_runs_a_stream_end_to_end(tmp_path: Path, claude_home: Path,
             sent = coditect(root, "streams", "send", STREAM, LONG, "--json", "--socket", socket, env=env)
             assert sent.code == 0, sent.output
             assert sent.json()["data"]["deliveries"][0]["status"] == "delivered", sent.output
-            assert LONG in api.user_texts()
+            assert LONG in user_texts(api.message_requests())
             retry_until(lambda: log.seen[-1:], lambda s: s == ["idle"], 60)
 
             # /exit ends Claude Code; the pane stays with its exit status.
