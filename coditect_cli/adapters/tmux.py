@@ -440,6 +440,17 @@ class Tmux:
         if pane_ids:
             self.run(*[["send-keys", "-t", pane_id, key] for pane_id in pane_ids])
 
+    def respawn(self, pane_id: str, pane: PaneSpec) -> None:
+        """Start ``pane``'s command again in the (dead or killed) pane ``pane_id``: same pane, options and
+        title; its log pipe reopened."""
+        commands: list[list[str]] = [["respawn-pane", "-k", "-t", pane_id, *_spawn_args(pane)]]
+        if pane.log is not None:
+            commands.append(["pipe-pane", "-t", pane_id])
+            commands.append(
+                ["pipe-pane", "-o", "-t", pane_id, literal(f"exec cat >> {shlex.quote(str(pane.log))}")]
+            )
+        self.run(*commands)
+
     def kill_session(self, session: str) -> None:
         """End ``session`` and every process in it."""
         self.run(["kill-session", "-t", f"={session}"])

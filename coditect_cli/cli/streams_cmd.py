@@ -171,6 +171,26 @@ def send(
     app.emit("streams send", result.to_json(), lambda c: print_send(c, result))
 
 
+@streams.command("restart")
+def restart(
+    ctx: typer.Context,
+    stream: Annotated[str, typer.Argument(metavar="STREAM", help="The stream whose agent to start again.")],
+    phase: Annotated[str | None, typer.Option("--phase", "-p", help="Phase (default: the only one).")] = None,
+    socket: SocketOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="End the agent first if it still runs.")] = False,
+    trust: Annotated[
+        bool, typer.Option("--trust", help="Consent to add the project to Claude Code's trusted projects.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a stream's agent again in its pane, continuing its last conversation where the agent can."""
+    from coditect_cli.services import launch as svc
+
+    app = use(ctx, as_json)
+    result = svc.restart(app.project(), phase, stream, socket=socket, force=force, trust=trust)
+    app.emit("streams restart", result.to_json(), lambda c: c.print(f"{result.stream}: {result.note}"))
+
+
 @streams.command("flush")
 def flush(
     ctx: typer.Context,

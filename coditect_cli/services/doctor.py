@@ -677,6 +677,43 @@ def _agents_check(project: Project, manifest: Manifest, common: Path | None) -> 
     return row("ok", f"found on PATH: {', '.join(programs) or 'none'}{note}")
 
 
+def _claude_trust_check(project: Project, manifest: Manifest, common: Path | None) -> Check | None:
+    """Whether Claude Code would stop this phase's Claude Code panes at a dialog (trust, the API key, its first
+    run): read-only, from its user configuration. None when no stream runs Claude Code."""
+    from coditect_cli.adapters import claude_config
+    from coditect_cli.services.launch import prepare, trust_paths
+
+    row = _Row("agent-trust", f"{manifest.phase}/claude", manifest.phase)
+    try:
+        prepared = prepare(project, manifest, common or project.root / ".git")
+    except CoditectError:
+        return None  # the agents check reports it
+    claude = [s for s, kind in prepared.kinds.items() if kind == "claude"]
+    if not claude:
+        return None
+    try:
+        state = claude_config.trust_state(
+            trust_paths(project, manifest, claude), os.environ.get("ANTHROPIC_API_KEY")
+        )
+    except CoditectError as exc:
+        return row("fail", exc.message, exc.hint)
+    if not state.onboarded:
+        return row("warn", f"Claude Code was never set up by this user ({state.path})", "run `claude` once")
+    missing = []
+    if not state.trusted:
+        missing.append(f"{len(state.untrusted)} folder(s) not trusted (e.g. {state.untrusted[0]})")
+    if state.key_approved is False:
+        missing.append("ANTHROPIC_API_KEY not approved")
+    if missing:
+        return row(
+            "warn",
+            f"Claude Code would ask before working: {'; '.join(missing)} ({state.path})",
+            f"launch with `coditect streams launch {manifest.phase} --trust` or set `trust: true`",
+        )
+    key = "; ANTHROPIC_API_KEY approved" if state.key_approved else ""
+    return row("ok", f"project trusted in {state.path}{key}")
+
+
 @dataclass
 class _PhaseChecks:
     """The checks of the phases of one project, appended to ``checks`` in order."""
@@ -704,6 +741,9 @@ class _PhaseChecks:
         self.checks.append(_forge_check(manifest, states, self.token_for))
         self.checks.extend(_github_rules_checks(manifest, states, self.token_for))
         self.checks.append(_agents_check(self.project, manifest, self.common))
+        trust = _claude_trust_check(self.project, manifest, self.common)
+        if trust is not None:
+            self.checks.append(trust)
         return manifest.phase
 
     def _repositories(self, loaded: Loaded) -> dict[RepoId, RepoState]:

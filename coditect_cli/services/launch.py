@@ -589,6 +589,93 @@ def launch(
     return result
 
 
+@dataclass(frozen=True)
+class RestartResult:
+    """``streams restart``: the stream's agent started again, resuming its conversation or fresh."""
+
+    phase: str
+    stream: str
+    pane_id: str
+    kind: str
+    resumed: bool
+    command: str
+    note: str
+    trust: TrustResult | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "phase": self.phase,
+            "stream": self.stream,
+            "pane_id": self.pane_id,
+            "kind": self.kind,
+            "resumed": self.resumed,
+            "command": self.command,
+            "note": self.note,
+            "trust": self.trust.to_json() if self.trust is not None else None,
+        }
+
+
+def restart(
+    project: Project,
+    phase: str | None,
+    stream: str,
+    *,
+    socket: str | None = None,
+    force: bool = False,
+    trust: bool = False,
+) -> RestartResult:
+    """Start ``stream``'s agent again in its pane, continuing its last conversation where the kind can
+    (``claude --continue``, ``codex resume --last``) and one was recorded, else fresh with its prompt.
+
+    A pane whose agent still runs is refused (:class:`RefusedError`, exit 4) unless ``force`` (which ends it).
+    """
+    from coditect_cli.adapters.tmux import Tmux
+    from coditect_cli.agents.events import read_events
+    from coditect_cli.services.session import phase_session
+
+    s = phase_session(project, phase, socket)
+    streams = [st.id for st in ordered_streams(s.manifest)]
+    if stream not in streams:
+        raise UsageError(f"no stream {stream!r} in phase {s.manifest.phase} (streams: {', '.join(streams)})")
+    tmux = Tmux(s.socket)
+    row = panes_by_stream(tmux.session_panes(s.name)).get(stream)
+    if row is None:
+        raise UnavailableError(
+            f"stream {stream} has no pane in {s.name}",
+            hint=f"start it with `coditect streams launch {s.manifest.phase}`",
+        )
+    if not row.dead and not force:
+        raise RefusedError(
+            f"the agent of stream {stream} is still running ({row.command}); restarting would end it",
+            hint="let it finish (or exit it), or pass --force to end it and restart",
+        )
+    had_session = any(e.session for e in read_events(agent_file(s.common, s.manifest.phase, stream)))
+    resume = frozenset({stream}) if had_session else frozenset()
+    prepared = prepare(project, s.manifest, s.common, path=os.environ.get("PATH"), resume=resume)
+    pane = next(p for p in prepared.spec.panes if p.stream == stream)
+    _check_programs([pane])
+    from coditect_cli.agents import profile_for
+
+    profile = profile_for(s.manifest.stream(stream).agent_options)
+    resumed = had_session and profile.can_resume
+    from coditect_cli.state.lock import phase_lock
+
+    with phase_lock(s.common, s.manifest.phase, "coditect streams restart"):
+        granted = ensure_trust(project, prepared, [stream], consent=trust)
+        write_agent_files(prepared, [stream], flush_command(project, s.manifest.phase))
+        tmux.respawn(row.pane_id, pane)
+    if resumed:
+        note = f"resumed the last conversation ({pane.agent.display.split(' ', 1)[0]} continues it)"
+    elif profile.can_resume:
+        note = "started fresh with the prompt: no earlier conversation was recorded"
+    else:
+        note = f"started fresh with the prompt: {profile.kind} cannot resume a conversation"
+    return RestartResult(
+        s.manifest.phase, stream, row.pane_id, profile.kind, resumed, pane.agent.display, note, granted
+    )
+
+
 def run_headless(
     project: Project, phase: str | None, *, agent: str, day: int | None = None, timeout: float = 120
 ) -> dict[str, int | None]:

@@ -229,3 +229,10 @@ def test_claude_code_runs_a_stream_end_to_end(tmp_path: Path, claude_home: Path,
         ), log.seen
         final = _status(root, socket, env)
         assert final["agent"]["state"] == "exited 0" and final["last_line"]
+
+        # Restarted, Claude Code continues the conversation it had (and waits for the next message).
+        again = coditect(root, "streams", "restart", STREAM, "--json", "--socket", socket, env=env)
+        assert again.code == 0, again.output
+        restarted = again.json()["data"]
+        assert restarted["resumed"] is True and "--continue" in restarted["command"]
+        retry_until(lambda: _status(root, socket, env)["agent"]["state"], lambda s: s == "idle", 60)

@@ -627,3 +627,26 @@ def test_the_prompt_text_never_reaches_a_shell_line() -> None:
             login_shell="/bin/sh",
         )
         assert agent.kind == "claude" and stream.prompt.split()[0] not in " ".join(agent.argv)
+
+
+def test_restart_starts_a_dead_agent_again_fresh_when_its_kind_cannot_resume(
+    isolated_git: Path, tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = tmp_path / "runs"
+    streams = [("once", f"sh -c 'echo run >> {counter}; exit 3'"), ("busy", "sleep 600")]
+    project = small_project(tmp_path, "again", streams)
+    do_launch(project, server.socket_name, monkeypatch)
+    sock = server.socket_name
+    states = lambda: {s.stream: s for s in streams_svc.status(project, None, socket=sock).streams}  # noqa: E731
+    retry_until(states, lambda s: s["once"].exit_status == 3)
+
+    with pytest.raises(RefusedError) as err:
+        svc.restart(project, None, "busy", socket=sock)
+    assert err.value.exit_code == ExitCode.REFUSED and "still running" in err.value.message
+
+    done = svc.restart(project, None, "once", socket=sock)
+    assert not done.resumed and "cannot resume" in done.note
+    retry_until(lambda: counter.read_text().count("run"), lambda n: n == 2)
+    after = retry_until(states, lambda s: s["once"].exit_status == 3)
+    assert after["once"].pane_id == done.pane_id  # the same pane, started again
+    assert after["busy"].state == "running"
