@@ -167,6 +167,8 @@ def test_claude_code_runs_a_stream_end_to_end(tmp_path: Path, claude_home: Path,
             check=True,
         ).stdout
         assert env["ANTHROPIC_API_KEY"] not in panes and ".env" in panes
+        env_file = root / ".git" / "coditect" / "agents" / "phase-1" / f"{STREAM}.env"
+        assert env_file.stat().st_mode & 0o777 == 0o600
 
         project = Project(root)
         with StateLog(project, socket) as log:
