@@ -19,6 +19,7 @@ _DIALOGS = (
     re.compile(r"Detected a custom API key in your environment"),
     re.compile(r"Choose the text style.*|Select login method.*|Unable to connect to Anthropic services"),
     re.compile(r"Do you trust the contents of this directory\?.*"),  # codex
+    re.compile(r"Welcome to Codex.*|Sign in with ChatGPT.*"),  # codex's first run (no login yet)
 )
 _APPROVAL = re.compile(
     r"Do you want to (?:proceed|make this edit|create|allow|run)[^?]*\?"

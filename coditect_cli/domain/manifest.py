@@ -325,7 +325,7 @@ class CodexAgent(_AgentBase):
     kind: Literal["codex"]
     model: str | None = None
     sandbox: Literal["read-only", "workspace-write", "danger-full-access"] = "workspace-write"
-    approval: Literal["untrusted", "on-failure", "on-request", "never"] = "on-request"
+    approval: Literal["on-request", "never"] = "on-request"  # what codex 0.17x accepts
     add_dirs: bool = True
     resume: bool = True
 

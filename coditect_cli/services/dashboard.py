@@ -26,7 +26,7 @@ class StreamRow:
     ahead: int
     behind: int
     conflicts: int
-    agent: str  # running | exited N | no pane | not launched
+    agent: str  # the agent's state (working, idle, waiting for approval, ...) | exited N | no pane | not launched
     tokens: int = 0  # the built-in agent's tokens (all kinds) in this phase
     cost_usd: float = 0.0
 
@@ -136,8 +136,9 @@ def _agent(facts: PhaseFacts, stream: str) -> str:
     pane = facts.panes.get(stream)
     if pane is None:
         return "no pane" if facts.session else "not launched"
+    state = facts.agents.get(stream)
     if not pane.dead:
-        return "running"
+        return state.label if state is not None else "running"
     return (
         f"exited {pane.dead_status}"
         if pane.dead_status is not None

@@ -24,6 +24,7 @@ from coditect_cli.domain.sync import Commit
 from coditect_cli.project import Project
 
 if TYPE_CHECKING:
+    from coditect_cli.domain.agent_state import AgentState
     from coditect_cli.domain.conflicts import RepoChecks
     from coditect_cli.domain.launch import PaneState
     from coditect_cli.domain.prs import PrListing, PrView
@@ -79,6 +80,7 @@ class PhaseFacts:
     graphs: dict[str, dict[str, LoggedCommit]] = field(default_factory=dict)  # per repo: the phase's history
     checkpoints: dict[int, str] = field(default_factory=dict)  # checkpoint id -> latest result
     spend: dict[str, Spend] = field(default_factory=dict)  # stream -> the built-in agent's tokens and cost
+    agents: dict[str, AgentState] = field(default_factory=dict)  # by stream: each live pane's agent state
 
     def reachable(self, repo: str, tip: str) -> set[str]:
         """Commits of the phase's history in ``repo`` reachable from ``tip``."""
@@ -210,8 +212,21 @@ def gather(
     if interrupted is not None:
         notes.append(interrupted)
     panes, session = _panes(project, manifest, common, socket)
+    agents = _agents(project, manifest, common, socket, panes) if panes else {}
     return PhaseFacts(
-        manifest, project, branches, prs, panes, session, tasks, blocks, notes, graphs, checkpoints, spend
+        manifest,
+        project,
+        branches,
+        prs,
+        panes,
+        session,
+        tasks,
+        blocks,
+        notes,
+        graphs,
+        checkpoints,
+        spend,
+        agents,
     )
 
 
@@ -245,6 +260,24 @@ def _add_conflicts(
             key = by_label.get(mine.label)
             if key and mine.label != INTEGRATION and key in branches:
                 branches[key].conflicts.append((other.label, tuple(result.paths)))
+
+
+def _agents(
+    project: Project, manifest: Manifest, common: Path, socket: str | None, panes: dict[str, PaneState]
+) -> dict[str, AgentState]:
+    """Each stream's agent state (one tmux process capturing every screen; the panes already listed)."""
+    from coditect_cli.adapters.tmux import Tmux
+    from coditect_cli.domain.launch import session_name
+    from coditect_cli.errors import CoditectError
+    from coditect_cli.services.agents import read_states
+    from coditect_cli.services.session import PhaseSession, project_name, resolve_socket
+
+    sock = resolve_socket(common, manifest.phase, socket)
+    s = PhaseSession(manifest, common, session_name(project_name(manifest, project), manifest.phase), sock)
+    try:
+        return read_states(s, Tmux(sock), panes, [st.id for st in manifest.ordered_streams()])
+    except CoditectError:
+        return {}
 
 
 def _panes(

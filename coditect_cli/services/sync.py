@@ -138,6 +138,11 @@ def detect_blockers(facts: PhaseFacts, stream: Stream, today: list[TaskView]) ->
             f"status {pane.dead_status}" if pane.dead_status is not None else f"signal {pane.dead_signal}"
         )
         out.append(Blocker("agent", f"agent pane is dead ({status})", None, {"status": pane.dead_status}))
+    agent = facts.agents.get(stream.id)
+    if agent is not None and agent.state in {"waiting for approval", "blocked on dialog"}:
+        # The agent cannot go on by itself: someone must answer it in its pane.
+        what = f"{agent.state}: {agent.detail}" if agent.detail else agent.state
+        out.append(Blocker("agent", f"agent is {what}", None, {"state": agent.state}))
     return out
 
 

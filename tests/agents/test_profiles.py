@@ -87,9 +87,9 @@ def test_claude_options_and_resume(tmp_path: Path) -> None:
 
 def test_codex_command_options_notify_and_resume(tmp_path: Path) -> None:
     c = ctx(tmp_path)
-    profile = profile_for(CodexAgent(kind="codex", model="o3", sandbox="read-only", approval="untrusted"))
+    profile = profile_for(CodexAgent(kind="codex", model="o3", sandbox="read-only", approval="never"))
     argv = words(profile.command(c).argv[2])
-    assert argv[:6] == ["exec", "codex", "--sandbox", "read-only", "--ask-for-approval", "untrusted"]
+    assert argv[:6] == ["exec", "codex", "--sandbox", "read-only", "--ask-for-approval", "never"]
     notify = argv[argv.index("-c") + 1]
     assert notify.startswith("notify=") and json.loads(notify.removeprefix("notify=")) == list(c.hook)
     assert argv[argv.index("--add-dir") + 1] == str(tmp_path / "wt 1")
