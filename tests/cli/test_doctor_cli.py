@@ -98,6 +98,35 @@ def _tree_state(directory: Path) -> dict[str, tuple[int, int]]:
 # ----------------------------------------------------------------------------------------------- all well
 
 
+def _claude_trusts(root: Path, home: Path) -> None:
+    """A user who ran Claude Code once and trusted the project (what `streams launch --trust` leaves)."""
+    from coditect_cli.adapters.claude_config import grant_trust
+    from coditect_cli.project import Project
+    from coditect_cli.services.launch import trust_paths
+    from coditect_cli.services.manifest import load
+
+    (home / ".claude.json").write_text(json.dumps({"hasCompletedOnboarding": True}))
+    manifest = load(Project(root), PHASE1).manifest
+    grant_trust(trust_paths(Project(root), manifest, [s.id for s in manifest.streams]), None)
+
+
+def test_claude_code_that_would_ask_is_a_warning_with_the_command_that_fixes_it(
+    set_up: Path, isolated_git: Path, agents_on_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, payload = doctor(set_up, capsys)
+    assert code == 0
+    trust = checks(payload)["agent-trust", f"{PHASE1}/claude"]
+    assert trust["status"] == "warn" and "never set up" in trust["detail"]
+    (isolated_git / ".claude.json").write_text(json.dumps({"hasCompletedOnboarding": True}))
+    code, payload = doctor(set_up, capsys)
+    trust = checks(payload)["agent-trust", f"{PHASE1}/claude"]
+    assert trust["status"] == "warn" and "not trusted" in trust["detail"] and "--trust" in trust["hint"]
+    (isolated_git / ".claude.json").write_text("{broken")
+    code, payload = doctor(set_up, capsys)
+    trust = checks(payload)["agent-trust", f"{PHASE1}/claude"]
+    assert code == 3 and trust["status"] == "fail" and "not valid JSON" in trust["detail"]
+
+
 def test_set_up_sandbox_is_healthy_and_doctor_changes_nothing(
     set_up: Path,
     isolated_git: Path,
@@ -105,6 +134,7 @@ def test_set_up_sandbox_is_healthy_and_doctor_changes_nothing(
     no_token: None,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    _claude_trusts(set_up, isolated_git)
     before = (refs_snapshot(set_up), _tree_state(set_up / ".git"))
     code, payload = doctor(set_up, capsys)
     assert (refs_snapshot(set_up), _tree_state(set_up / ".git")) == before, "doctor must not change anything"
@@ -122,6 +152,7 @@ def test_set_up_sandbox_is_healthy_and_doctor_changes_nothing(
         ("setup", PHASE1),
         ("lock", PHASE1),
         ("agents", PHASE1),
+        ("agent-trust", f"{PHASE1}/claude"),
     ]:
         assert found[key]["status"] == "ok", found[key]
     assert "schema version" in only(payload, "store")["detail"]
