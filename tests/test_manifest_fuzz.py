@@ -8,6 +8,7 @@ problems are located in the file) or raise ManifestError whose problems all carr
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -267,3 +268,94 @@ def test_cli_never_crashes(
     assert result.code in {0, 2}, result.output
     assert "Traceback" not in result.output
     assert "internal error" not in result.output
+
+
+# -- hostile text in every string field --------------------------------------------------------------------
+
+# Every string of the example: ids, names, titles, paths, branch templates, commands, prompts, env values.
+STRING_PATHS = [p for p in ALL_PATHS if isinstance(_get(EXAMPLE_DATA, p), str)]
+assert len(STRING_PATHS) > 100
+HOSTILE_FRAGMENTS = [
+    "\0",
+    "\x01",
+    "\x07",
+    "\x1b[2J",
+    "\x1b]0;title\x07",
+    "\x7f",
+    "\x9b",
+    "\n",
+    "\r",
+    "\r\n",
+    "\t",
+    "\u2028",
+    "'",
+    '"',
+    "\\",
+    "$(id)",
+    "`id`",
+    "; rm -rf ~",
+    "{",
+    "}",
+    "{prompt_file}",
+    "#",
+    " ",
+]
+
+
+@st.composite
+def hostile_string_field(draw: st.DrawFn) -> tuple[str, Path_, str]:
+    """The example with one string field (any of them) carrying hostile characters at a random place."""
+    data = copy.deepcopy(EXAMPLE_DATA)
+    path = draw(st.sampled_from(STRING_PATHS))
+    original: str = _get(data, path)
+    fragment = "".join(draw(st.lists(st.sampled_from(HOSTILE_FRAGMENTS), min_size=1, max_size=3)))
+    at = draw(st.integers(0, len(original)))
+    value = original[:at] + fragment + original[at:]
+    _set(data, path, value)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True), path, value
+
+
+_CONTROL = {chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))} | {"\u2028"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=hostile_string_field())
+def test_hostile_text_in_any_string_field_is_accepted_or_located(case: tuple[str, Path_, str]) -> None:
+    text, path, value = case
+    report = check_outcome(text, Path("/nonexistent-root"))
+    stripped = value.strip()
+    # A control character (other than a newline or tab in a prompt or a gate's script) is never accepted.
+    gate_script = path[-1] == "run" and len(path) >= 3 and path[-3] in {"gates", "suite"}
+    allowed = {"\n", "\t"} if gate_script or path[-1] == "prompt" else set()
+    if any(ch in _CONTROL - allowed for ch in stripped):
+        assert report is None, f"{path} = {value!r} was accepted"
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=hostile_string_field())
+def test_hostile_text_through_the_cli_exits_0_or_2_and_later_commands_do_not_crash(
+    case: tuple[str, Path_, str], shared_sandbox: Path, isolated_git: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text, _path, _value = case
+    target = shared_sandbox / "workstreams" / "fuzz.yaml"
+    target.write_text(text, encoding="utf-8")
+    try:
+        validated = call_main(["--root", str(shared_sandbox), "--json", "validate", "fuzz"], capsys)
+        assert validated.code in {0, 2}, validated.output
+        payload = json.loads(validated.stdout)
+        if validated.code == 2:
+            errors = [p for p in payload["problems"] if p["severity"] == "error"]
+            assert errors, validated.stdout
+            assert all(p["file"].endswith("fuzz.yaml") and p["line"] > 0 for p in errors), errors
+            return
+        # Accepted: the commands that read the values (branches, paths, titles, templates, env) run.
+        later = [
+            ["plan", "fuzz"],
+            ["streams", "launch", "fuzz", "--dry-run", "--day", "1", "--no-attach"],
+        ]
+        for args in later:
+            result = call_main(["--root", str(shared_sandbox), "--json", *args], capsys)
+            assert "internal error" not in result.output and "Traceback" not in result.output, result.output
+            assert json.loads(result.stdout)["exit_code"] == result.code
+    finally:
+        target.unlink()
