@@ -212,6 +212,7 @@ BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "gating": _lazy("bench_gating", "bench_gating"),
     "guard": _lazy("bench_guard", "bench_guard"),
     "agent": _lazy("bench_agent", "bench_agent"),
+    "validate": _lazy("bench_validate", "bench_validate"),
     "setup": bench_setup,
     "git-processes": bench_git_processes,
 }
