@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
-from coditect_cli.domain.manifest import KIND_TAG, Manifest
 from coditect_cli.errors import Location, ManifestError, Problem
+
+if TYPE_CHECKING:
+    from coditect_cli.domain.manifest import Manifest
 
 YamlPath = tuple[str | int, ...]
 
@@ -314,6 +316,8 @@ _FRIENDLY = {
 
 
 def _problems_from_validation(exc: ValidationError, source: Source) -> tuple[Problem, ...]:
+    from coditect_cli.domain.manifest import KIND_TAG
+
     problems: list[Problem] = []
     for err in exc.errors():
         # Pydantic appends validator names for unions/tagged models; keep only the YAML path parts.
@@ -387,6 +391,9 @@ def load_manifest_text(text: str, display: str, path: Path | None = None) -> Loa
                 ),
             ),
         )
+    # The model (and pydantic) load only for a document that parsed: a refused one costs no import.
+    from coditect_cli.domain.manifest import Manifest
+
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:

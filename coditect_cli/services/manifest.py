@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coditect_cli.domain.loader import Loaded, load_manifest
-from coditect_cli.domain.plan import Plan
-from coditect_cli.domain.validate import ValidationReport, validate
 from coditect_cli.errors import ManifestError, UsageError
 from coditect_cli.project import Project
+
+if TYPE_CHECKING:
+    from coditect_cli.domain.plan import Plan
+    from coditect_cli.domain.validate import ValidationReport
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,11 @@ def load(project: Project, phase: str | None) -> Loaded:
 
 def check(project: Project, phase: str | None, *, with_repos: bool = True) -> ValidationReport:
     """Validate the manifest of ``phase``; problems are in the report (ManifestError only when unreadable)."""
-    from coditect_cli.adapters.git import GitReader
+    loaded = load(project, phase)  # a manifest that cannot be read fails here, before the checks load
 
-    loaded = load(project, phase)
+    from coditect_cli.adapters.git import GitReader
+    from coditect_cli.domain.validate import validate
+
     return validate(loaded, project.root, GitReader() if with_repos else None)
 
 
@@ -55,9 +60,11 @@ def load_valid(project: Project, phase: str | None, *, with_repos: bool = True) 
 
     ``with_repos`` False skips the checks that need the repositories on disk.
     """
-    from coditect_cli.adapters.git import GitReader
+    loaded = load(project, phase)  # a manifest that cannot be read fails here, before the checks load
 
-    loaded = load(project, phase)
+    from coditect_cli.adapters.git import GitReader
+    from coditect_cli.domain.validate import validate
+
     report = validate(loaded, project.root, GitReader() if with_repos else None)
     if not report.ok:
         raise ManifestError(

@@ -469,8 +469,12 @@ def stop(
 
 
 def _prune_empty_dirs(directory: Path, *, stop_at: Path) -> None:
-    """Remove ``directory`` and its parents while they are empty, never reaching ``stop_at``."""
-    current = directory
+    """Remove ``directory`` and its parents while they are empty, never reaching ``stop_at``.
+
+    Both are resolved first: a folder reached through a link that leaves ``stop_at`` is never removed.
+    """
+    current = directory.resolve()
+    stop_at = stop_at.resolve()
     while current != stop_at and stop_at in current.parents:
         try:
             current.rmdir()
