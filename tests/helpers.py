@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -94,6 +95,17 @@ def line_of(text: str, needle: str, *, after: str | None = None, start: int = 0)
         start = text.index(after, start)
     pos = text.index(needle, start)
     return text.count("\n", 0, pos) + 1
+
+
+def alias_bomb() -> str:
+    """A YAML "billion laughs": 9 levels, each listing 9 aliases of the one before (9^9 values, 342 bytes).
+
+    The loader refuses it at level ``f`` (9^6 = 531,441 values pass its bound of 500,000).
+    """
+    names = "abcdefghi"
+    lines = ["a: &a [" + ",".join(['"lol"'] * 9) + "]"]
+    lines += [f"{n}: &{n} [" + ",".join([f"*{p}"] * 9) + "]" for p, n in itertools.pairwise(names)]
+    return "\n".join(lines) + "\n"
 
 
 def replace_once(text: str, old: str, new: str) -> str:

@@ -23,6 +23,7 @@ from helpers import (
     EXAMPLE_TEXT,
     PHASE1,
     PHASE1_INTEGRATION,
+    alias_bomb,
     build_phase1_sandbox,
     call_main,
     git_in,
@@ -247,6 +248,25 @@ def test_unreadable_manifest_fails_with_its_line(
     manifest = checks(payload)["manifest", "unreadable"]
     assert manifest["status"] == "fail"
     assert [p["line"] for p in manifest["problems"]] == [line_of(text, 'terminal: "four"')]
+
+
+def test_an_alias_bomb_among_the_manifests_fails_at_its_line_and_the_others_are_checked(
+    set_up: Path, isolated_git: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bomb = alias_bomb()
+    target = set_up / "workstreams" / "bomb.yaml"
+    target.write_text(bomb, encoding="utf-8")
+    try:
+        code, payload = doctor(set_up, capsys)
+    finally:
+        target.unlink()
+    assert code == 3
+    found = checks(payload)
+    assert found["manifest", "bomb"]["status"] == "fail"
+    assert [(p["code"], p["line"]) for p in found["manifest", "bomb"]["problems"]] == [
+        ("yaml-too-large", line_of(bomb, "f: &f"))
+    ]
+    assert found["manifest", PHASE1]["status"] != "fail"
 
 
 def test_unknown_phase_fails(set_up: Path, isolated_git: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import pytest
-from helpers import EXAMPLE_TEXT, line_of, replace_once
+from helpers import EXAMPLE_TEXT, alias_bomb, line_of, replace_once
 
 from coditect_cli.domain.loader import Loaded, load_manifest_text
 from coditect_cli.errors import ExitCode, ManifestError, Problem
@@ -224,15 +223,6 @@ def test_recursive_alias_is_a_manifest_error() -> None:
 
 
 # -- hostile documents: bounded before they are built ----------------------------------------------------
-
-
-def alias_bomb() -> str:
-    """A "billion laughs": each of 9 levels lists 9 aliases of the one before (9^9 values in 342 bytes)."""
-    names = "abcdefghi"
-    lines = ["a: &a [" + ",".join(['"lol"'] * 9) + "]"]
-    for prev, name in itertools.pairwise(names):
-        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
-    return "\n".join(lines) + "\n"
 
 
 def test_alias_bomb_is_refused_naming_the_line_where_it_explodes() -> None:
