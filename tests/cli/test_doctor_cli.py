@@ -72,6 +72,18 @@ def doctor(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[
     return code, json.loads(out)
 
 
+def doctor_beside(
+    root: Path, capsys: pytest.CaptureFixture[str], name: str, text: str, *args: str
+) -> tuple[int, dict[str, Any]]:
+    """Run :func:`doctor` with ``workstreams/<name>.yaml`` holding ``text`` (removed afterwards)."""
+    target = root / "workstreams" / f"{name}.yaml"
+    target.write_text(text, encoding="utf-8")
+    try:
+        return doctor(root, capsys, *args)
+    finally:
+        target.unlink()
+
+
 def checks(payload: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     """The envelope's checks by (check, subject)."""
     return {(c["check"], c["subject"]): c for c in payload["data"]["checks"]}
@@ -238,12 +250,7 @@ def test_unreadable_manifest_fails_with_its_line(
     set_up: Path, isolated_git: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     text = replace_once(EXAMPLE_TEXT, "    terminal: 4\n", '    terminal: "four"\n')
-    target = set_up / "workstreams" / "unreadable.yaml"
-    target.write_text(text, encoding="utf-8")
-    try:
-        code, payload = doctor(set_up, capsys, "unreadable")
-    finally:
-        target.unlink()
+    code, payload = doctor_beside(set_up, capsys, "unreadable", text, "unreadable")
     assert code == 3
     manifest = checks(payload)["manifest", "unreadable"]
     assert manifest["status"] == "fail"
@@ -254,12 +261,7 @@ def test_an_alias_bomb_among_the_manifests_fails_at_its_line_and_the_others_are_
     set_up: Path, isolated_git: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bomb = alias_bomb()
-    target = set_up / "workstreams" / "bomb.yaml"
-    target.write_text(bomb, encoding="utf-8")
-    try:
-        code, payload = doctor(set_up, capsys)
-    finally:
-        target.unlink()
+    code, payload = doctor_beside(set_up, capsys, "bomb", bomb)
     assert code == 3
     found = checks(payload)
     assert found["manifest", "bomb"]["status"] == "fail"
@@ -281,12 +283,7 @@ def test_without_phase_every_manifest_is_checked(
     set_up: Path, isolated_git: Path, agents_on_path: Path, no_token: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     text = replace_once(EXAMPLE_TEXT, "phase: phase-1\n", "phase: phase-2\n")
-    target = set_up / "workstreams" / "phase-2.yaml"
-    target.write_text(text, encoding="utf-8")
-    try:
-        code, payload = doctor(set_up, capsys)
-    finally:
-        target.unlink()
+    code, payload = doctor_beside(set_up, capsys, "phase-2", text)
     assert code == 0
     assert payload["data"]["phases"] == [PHASE1, "phase-2"]
     found = checks(payload)
