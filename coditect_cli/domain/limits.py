@@ -11,3 +11,10 @@ MAX_TERMINAL = 9999
 MAX_CHECKPOINT = 9999
 MAX_PRICE = 1_000_000.0  # US dollars per million tokens
 MAX_BUDGET = 1_000_000.0  # US dollars
+
+
+def day_problem(day: int) -> str | None:
+    """Why ``day`` cannot be a ``--day``, or None when it can."""
+    if not 1 <= day <= MAX_DAY:
+        return f"--day must be 1 to {MAX_DAY} (got {day})"
+    return None

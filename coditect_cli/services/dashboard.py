@@ -174,8 +174,13 @@ def dashboard(
     socket: str | None = None,
 ) -> Dashboard:
     """Read the phase and lay out the dashboard."""
+    from coditect_cli.domain.limits import day_problem
     from coditect_cli.domain.sync import task_views
+    from coditect_cli.errors import UsageError
 
+    problem = day_problem(day) if day is not None else None
+    if problem:
+        raise UsageError(problem)
     facts = gather(project, phase, socket=socket)
     m = facts.manifest
     n = day if day is not None else phase_day(m.schedule, today or dt.date.today())

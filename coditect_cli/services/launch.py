@@ -38,7 +38,7 @@ from coditect_cli.domain.launch import (
     session_name,
     stream_worktrees,
 )
-from coditect_cli.domain.limits import MAX_DAY
+from coditect_cli.domain.limits import day_problem
 from coditect_cli.domain.manifest import AGENT_KINDS, Manifest, options_for_run
 from coditect_cli.errors import CoditectError, Problem, RefusedError, UnavailableError, UsageError
 from coditect_cli.project import Project
@@ -248,8 +248,9 @@ def prepare(
     from coditect_cli.agents.base import AgentContext
     from coditect_cli.domain.plan import worktree_path
 
-    if day is not None and not 1 <= day <= MAX_DAY:
-        raise UsageError(f"--day must be 1 to {MAX_DAY}, not {day}")
+    problem = day_problem(day) if day is not None else None
+    if problem:
+        raise UsageError(problem)
     environ = os.environ if environ is None else environ
     the_day = day if day is not None else phase_day(manifest.schedule, today or _dt.date.today())
     paths = {pair.key: worktree_path(manifest, project.root, pair) for pair in manifest.pairs()}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coditect_cli.domain.limits import MAX_DAY
+from coditect_cli.domain.limits import day_problem
 from coditect_cli.domain.manifest import Manifest, Stream
 from coditect_cli.domain.schedule import checkpoints_due, date_of, due_on, phase_day, previous_workday
 from coditect_cli.domain.sync import (
@@ -51,10 +51,9 @@ class SyncResult:
 def resolve_day(manifest: Manifest, day: int | None, today: dt.date) -> int:
     """The phase day: ``--day`` when given, else from the schedule (an error before the phase starts)."""
     if day is not None:
-        if day < 1:
-            raise UsageError(f"--day must be 1 or more (got {day})")
-        if day > MAX_DAY:
-            raise UsageError(f"--day must be at most {MAX_DAY} (got {day})")
+        problem = day_problem(day)
+        if problem:
+            raise UsageError(problem)
         return day
     n = phase_day(manifest.schedule, today)
     if n == 0:

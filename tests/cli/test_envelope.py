@@ -208,7 +208,12 @@ def test_every_leaf_command_has_a_json_option(name: str) -> None:
         (["--json", "pr", "open"], "pr open", "Missing argument"),
         (["--json", "checkpoint", "99999999999999999999"], "checkpoint", "less than or equal to 9999"),
         (["--json", "nosuchcommand"], "coditect", "No such command"),
-        (["--json", "sync", "morning", "--day", "99999999999999999999"], "sync morning", "at most 1000"),
+        (
+            ["--json", "sync", "morning", "--day", "99999999999999999999"],
+            "sync morning",
+            "--day must be 1 to 1000",
+        ),
+        (["--json", "status", "--day", "-3"], "status", "--day must be 1 to 1000 (got -3)"),
     ],
     ids=[
         "unknown-option",
@@ -217,6 +222,7 @@ def test_every_leaf_command_has_a_json_option(name: str) -> None:
         "huge-argument",
         "unknown-command",
         "huge-day",
+        "negative-day",
     ],
 )
 def test_usage_errors_print_one_envelope(

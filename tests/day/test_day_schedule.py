@@ -192,7 +192,7 @@ def test_sync_before_the_phase_starts_runs_with_an_explicit_day(
     assert data["day"] == 1 and data["date"] == "2099-01-05"  # day 1 of a Saturday start is the Monday
     assert (future / "workstreams/reports/phase-1/day-01-morning.md").is_file()
     zero = cli(future, ["sync", "morning", "--day", "0"], capsys)
-    assert zero.code == 2 and "--day must be 1 or more" in zero.output
+    assert zero.code == 2 and "--day must be 1 to 1000 (got 0)" in zero.output
 
 
 def test_status_before_the_phase_starts_is_day_0_with_every_checkpoint_upcoming(
