@@ -69,13 +69,13 @@ class Project:
         Commands find a phase by its file name or by the name it declares (the name the store, branches and
         sessions use), so a renamed manifest works everywhere.
         """
-        from coditect_cli.domain.loader import parse_yaml
+        from coditect_cli.domain.loader import parse_yaml, read_manifest
         from coditect_cli.errors import ManifestError
 
         for path in self.manifests():
             try:
-                data, _ = parse_yaml(path.read_text(encoding="utf-8"), path.name)
-            except (ManifestError, OSError, UnicodeDecodeError):
+                data, _ = parse_yaml(read_manifest(path, path.name), path.name)
+            except ManifestError:
                 continue
             if isinstance(data, dict) and data.get("phase") == phase:
                 return path

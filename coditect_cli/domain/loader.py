@@ -359,8 +359,9 @@ def _problems_from_validation(exc: ValidationError, source: Source) -> tuple[Pro
     return tuple(problems)
 
 
-def load_manifest(path: Path, display: str | None = None) -> Loaded:
-    """Read and type-check the manifest at ``path``; raise ManifestError listing every problem."""
+def read_manifest(path: Path, display: str | None = None) -> str:
+    """The text of the manifest at ``path``, read no further than the size bound; ManifestError when it
+    is missing, unreadable, not UTF-8 or too large."""
     shown = display or str(path)
     try:
         with path.open("rb") as fh:
@@ -369,12 +370,17 @@ def load_manifest(path: Path, display: str | None = None) -> Loaded:
             raise _too_large(
                 shown, 0, f"the manifest is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MB"
             )
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except FileNotFoundError:
         raise ManifestError(f"{shown}: no such manifest") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{shown}: cannot read: {exc}") from None
-    return load_manifest_text(text, shown, path)
+
+
+def load_manifest(path: Path, display: str | None = None) -> Loaded:
+    """Read and type-check the manifest at ``path``; raise ManifestError listing every problem."""
+    shown = display or str(path)
+    return load_manifest_text(read_manifest(path, shown), shown, path)
 
 
 def load_manifest_text(text: str, display: str, path: Path | None = None) -> Loaded:
