@@ -30,6 +30,7 @@ MAX_NODES = 500_000  # after alias expansion
 MAX_DEPTH = 64
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 _COLLECTION_START = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _COLLECTION_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
@@ -92,6 +93,8 @@ class _Composer:
                 return self._build_collection(node, path)
             finally:
                 self._open.discard(id(node))
+        if node.tag == _STR_TAG:
+            return node.value  # most scalars: skip the constructor's bookkeeping
         try:
             return self._scalar_loader.construct_object(node, deep=True)
         except Exception as exc:  # PyYAML raises plain ValueError for e.g. 2026-13-45
@@ -177,6 +180,8 @@ class _Composer:
                 )
             )
             return f"<complex key at line {node.start_mark.line + 1}>"
+        if node.tag == _STR_TAG:
+            return str(node.value)
         try:
             key = self._scalar_loader.construct_object(node)
         except Exception:

@@ -137,7 +137,7 @@ class DayRange(_Model):
         if isinstance(value, int):
             return {"first": value, "last": value}
         if isinstance(value, str):
-            m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", value)
+            m = re.fullmatch(r" *(\d+) *(?:- *(\d+) *)?", value)
             if not m:
                 raise ValueError(f"{value!r} is not a day or a day range such as 3 or 3-4")
             first = int(m.group(1))
