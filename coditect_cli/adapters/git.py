@@ -71,27 +71,31 @@ class GitReader:
         return Git(path).tracked_files()
 
 
-def _parse_worktrees(porcelain: str) -> tuple[dict[Path, str | None], tuple[Path, ...]]:
-    """Live worktrees (path -> branch) and prunable ones (registered, directory gone)."""
+def _parse_worktrees(porcelain: str) -> tuple[dict[Path, str | None], dict[Path, str | None]]:
+    """Live worktrees (path -> branch) and prunable ones, registered with their directory gone (path -> the
+    commit of their detached HEAD, None when on a branch)."""
     out: dict[Path, str | None] = {}
-    prunable: list[Path] = []
+    prunable: dict[Path, str | None] = {}
     for block in porcelain.strip().split("\n\n"):
         path: Path | None = None
         branch: str | None = None
+        head: str | None = None
         gone = False
         for line in block.splitlines():
             if line.startswith("worktree "):
                 path = Path(line[len("worktree ") :])
+            elif line.startswith("HEAD "):
+                head = line[len("HEAD ") :]
             elif line.startswith("branch "):
                 branch = line[len("branch ") :].removeprefix("refs/heads/")
             elif line.startswith("prunable"):
                 gone = True
         if path is not None:
             if gone:
-                prunable.append(path)
+                prunable[path] = head if branch is None else None
             else:
                 out[path] = branch
-    return out, tuple(prunable)
+    return out, prunable
 
 
 def read_state(path: Path, blobs: Sequence[str] = ()) -> RepoState:
@@ -134,7 +138,19 @@ def read_state(path: Path, blobs: Sequence[str] = ()) -> RepoState:
         ).stdout
         for spec, line in zip(blobs, out.splitlines(), strict=True):
             found[spec] = line.split()[0] if line.endswith(" blob") else None
-    return RepoState(path, common, local, remote, worktrees, origin, excluded, found, hooks_path, prunable)
+    return RepoState(
+        path,
+        common,
+        local,
+        remote,
+        worktrees,
+        origin,
+        excluded,
+        found,
+        hooks_path,
+        tuple(prunable),
+        tuple(head for head in prunable.values() if head),
+    )
 
 
 def is_dirty(worktree: Path) -> list[str]:

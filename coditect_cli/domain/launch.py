@@ -300,7 +300,8 @@ def render_prompt(manifest: Manifest, stream: Stream, worktrees: list[StreamWork
         "",
         "## Rules",
         "",
-        "- Commit only in the paths you own (listed above); the pre-commit guard refuses anything else.",
+        "- Commit only in the paths you own (listed above); the ownership guard refuses any other change on "
+        f"your branch, however it comes (commit, merge, cherry-pick, rebase), except from `{integration}`.",
         f"- Work on your branch; open a pull request from it into `{integration}`. Never push to "
         f"`{integration}`, `{manifest.branches.develop}` or `{manifest.branches.base}` directly.",
         "- Keep the quality gates green before you ask for review"

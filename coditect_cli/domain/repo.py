@@ -39,6 +39,7 @@ class RepoState:
     blobs: dict[str, str | None] = field(default_factory=dict)  # "<rev>:<path>" -> blob sha (None: absent)
     hooks_path: str | None = None  # the repository's own core.hooksPath (husky, lefthook...), if set
     prunable: tuple[Path, ...] = ()  # registered worktrees whose directory is gone
+    prunable_heads: tuple[str, ...] = ()  # the detached HEAD commits of those (pruning forgets them)
 
     def has_branch(self, name: str) -> bool:
         return name in self.local or name in self.remote

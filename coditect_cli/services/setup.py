@@ -261,8 +261,23 @@ class Executor:
             )
         step.path.parent.mkdir(parents=True, exist_ok=True)
         repo = Git(self.ctx.repo_path(step.repo))
-        if self.ctx.states[step.repo].prunable and step.repo not in self._pruned:
-            # A worktree directory deleted by hand stays registered (and its branch "checked out") until pruned.
+        state = self.ctx.states[step.repo]
+        if state.prunable and step.repo not in self._pruned:
+            # A worktree directory deleted by hand stays registered (and its branch "checked out") until pruned;
+            # pruning forgets its HEAD: commits reachable only from a detached one would be left to the gc.
+            if state.prunable_heads:
+                lost = repo.out(
+                    "log", "--format=%h %s", *state.prunable_heads, "--not", "--branches", "--remotes"
+                )
+                if lost:
+                    gone = ", ".join(str(p) for p in state.prunable)
+                    raise RefusedError(
+                        f"worktree(s) {gone} were deleted but stay registered, on a detached HEAD with commits on "
+                        "no branch and no remote; setup prunes them only once those are kept:\n  "
+                        + "\n  ".join(lost.splitlines()),
+                        hint=f"keep them on a branch (`git -C {repo.path} branch <name> <commit>`) or drop them "
+                        f"on purpose (`git -C {repo.path} worktree prune`), then run setup again",
+                    )
             repo.run("worktree", "prune")
             self._pruned.add(step.repo)
         repo.run("worktree", "add", "--quiet", str(step.path), step.branch)

@@ -173,6 +173,34 @@ def test_a_worktree_on_a_detached_commit_of_its_own_is_not_switched_away_from_it
     assert git_in(worktree, "rev-parse", "keep/detached-work") == detached
 
 
+def test_a_deleted_worktree_on_a_detached_commit_of_its_own_is_not_pruned(
+    isolated_git: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Re-adding a worktree deleted by hand prunes its registration, which would forget its detached HEAD."""
+    root = build_phase1_sandbox(tmp_path / "sandbox")
+    setup_with_cwd(root)
+    backend = repo_dir(root, "backend")
+    worktree = stream_worktree(root, "backend", "backend")
+    git_in(worktree, "switch", "-q", "--detach")
+    (worktree / "src" / "api" / "v1" / "auth.py").write_text("# made on a detached HEAD\n", encoding="utf-8")
+    git_in(worktree, "commit", "-q", "-am", "auth work on a detached HEAD")
+    lost = git_in(worktree, "log", "-1", "--format=%h %s")
+    detached = git_in(worktree, "rev-parse", "HEAD")
+    shutil.rmtree(worktree)
+
+    code, _out, err = cli(root, ["streams", "setup"], capsys)
+    assert code == 4, err
+    assert f"worktree(s) {worktree} were deleted but stay registered" in err
+    assert f"  {lost}" in err
+    assert "prunable" in git_in(backend, "worktree", "list", "--porcelain")  # not pruned
+
+    git_in(backend, "branch", "keep/detached-work", detached)
+    code, _out, err = cli(root, ["streams", "setup"], capsys)
+    assert code == 0, err
+    assert_streams_set_up(root, pushed=True)
+    assert git_in(backend, "rev-parse", "keep/detached-work") == detached
+
+
 def test_a_dirty_worktree_is_not_switched_to_its_streams_new_branch(
     isolated_git: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
