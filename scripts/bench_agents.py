@@ -52,7 +52,7 @@ def _manifest(phase: str, streams: int, run: str = "shell") -> str:
         sid = f"s{i:03d}"
         lines += [
             f"  - id: {sid}",
-            f"    terminal: {min(i, 99)}",
+            f"    terminal: {i}",
             f"    name: Stream {i}",
             "    agent: dev",
             f"    run: {run}",

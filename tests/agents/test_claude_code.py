@@ -217,8 +217,10 @@ def test_claude_code_runs_a_stream_end_to_end(tmp_path: Path, claude_home: Path,
             sent = coditect(root, "streams", "send", STREAM, LONG, "--json", "--socket", socket, env=env)
             assert sent.code == 0, sent.output
             assert sent.json()["data"]["deliveries"][0]["status"] == "delivered", sent.output
-            assert LONG in user_texts(api.message_requests())
-            retry_until(lambda: log.seen[-1:], lambda s: s == ["idle"], 60)
+            # Claude Code reports the prompt (UserPromptSubmit) before it sends it to the API.
+            retry_until(lambda: user_texts(api.message_requests()), lambda t: LONG in t, 60)
+            # Its answer ends the turn (the Stop after this prompt, not an older one: it was submitted).
+            retry_until(lambda: _status(root, socket, env)["agent"]["state"], lambda s: s == "idle", 60)
 
             # /exit ends Claude Code; the pane stays with its exit status.
             bye = coditect(root, "streams", "send", STREAM, "/exit", "--socket", socket, env=env)
