@@ -128,7 +128,7 @@ def bench_status(runs: int, workdir: Path) -> list[Row]:
             median = statistics.median(cli)
             rows.append(
                 {
-                    "group": "agents",
+                    "benchmark": "agents",
                     "case": f"streams status --json, {size} panes",
                     "seconds": round(median, 3),
                     "in_process_seconds": round(statistics.median(inproc), 3),
@@ -152,7 +152,7 @@ def bench_delivery(runs: int, workdir: Path) -> list[Row]:
     from coditect_cli.services.agents import deliver
 
     if not shutil.which("claude"):
-        return [{"group": "agents", "case": "delivery to Claude Code", "note": "claude is not installed"}]
+        return [{"benchmark": "agents", "case": "delivery to Claude Code", "note": "claude is not installed"}]
     panes = int(os.environ.get("CODITECT_BENCH_CLAUDE_PANES", "2"))
     sends = int(os.environ.get("CODITECT_BENCH_SENDS", "100"))
     home = Path(os.environ["HOME"])
@@ -198,7 +198,7 @@ def bench_delivery(runs: int, workdir: Path) -> list[Row]:
             subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
     return [
         {
-            "group": "agents",
+            "benchmark": "agents",
             "case": f"{sends} sends of 300 chars to {panes} Claude Code panes",
             "seconds": round(seconds, 1),
             "per_send_seconds": round(seconds / max(sends, 1), 2),
