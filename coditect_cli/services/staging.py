@@ -423,14 +423,20 @@ def gate(it: Integration, specs: Sequence[GateSpec]) -> dict[str, Any]:
         if adopted:  # an adopted tip is gated alone first; a red one takes nothing in
             answers = evaluate({r: () for r in adopted})
             red = {r for r in adopted if not answers[r]}
+            recorded = {
+                (e.repo, (e.detail or {}).get("journal")) for e in it.s.store.events(kind=ADOPT_EVENT)
+            }
             for r in adopted:
+                if (r, journal.id) in recorded:
+                    continue  # recorded by an earlier attempt of this run (killed after it)
+                detail = {**tips[r]["adopted"], "branch": m.integration_branch, "passed": r not in red}
                 it.s.store.record_event(
                     journal.run_id,
                     journal.info.command,
                     ADOPT_EVENT,
                     phase=m.phase,
                     repo=r,
-                    detail={**tips[r]["adopted"], "branch": m.integration_branch, "passed": r not in red},
+                    detail={**detail, "journal": journal.id},
                 )
         outcomes.update({r: SearchOutcome((), (), False) for r in red})
         outcomes.update(drive({r: items[r] for r in repos if r not in red}, evaluate).outcomes)
