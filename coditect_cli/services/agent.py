@@ -208,11 +208,13 @@ def run_task(
     llm: LLM | None = None,
     env: Mapping[str, str] | None = None,
     report: Callable[[str], None] | None = None,
+    phase_budget_usd: float | None = None,
 ) -> TaskResult:
     """Run one task of ``stream_id`` with the built-in agent and return how it ended.
 
     ``llm`` defaults to the Anthropic API configured from ``env`` (``os.environ``): ``ANTHROPIC_API_KEY``,
     ``ANTHROPIC_BASE_URL``. ``report`` receives one line per step, for a pane or a log.
+    ``phase_budget_usd`` (the autopilot's per-phase budget) is a hard stop beside the stream's ``budget_usd``.
     """
     from coditect_cli.state import agent_usage
     from coditect_cli.state.store import Store
@@ -239,6 +241,10 @@ def run_task(
     try:
         with Store.open(setting.common) as store:
             before = agent_usage.stream_spend(store, manifest.phase, stream.id).cost_usd
+            phase_before = sum(s.cost_usd for s in agent_usage.phase_spend(store, manifest.phase).values())
+            budgets = _Budgets(
+                [("the stream", before, options.budget_usd), ("the phase", phase_before, phase_budget_usd)]
+            )
 
             def spent() -> float:
                 return before + state.cost
@@ -248,10 +254,11 @@ def run_task(
                 system=SYSTEM_PROMPT, context=setting.context, tools=[t["name"] for t in toolbox.specs],
             )  # fmt: skip
             messages: list[dict[str, Any]] = [{"role": "user", "content": setting.task_text}]
-            warned = budget_state(spent(), options.budget_usd) == "warning"
+            budgets.warnings(0.0)  # crossed before this run: no new warning
             try:
-                if budget_state(spent(), options.budget_usd) == "over":
-                    status, reason = "over-budget", f"the stream's budget of ${options.budget_usd:g} is spent"
+                over = budgets.over(0.0)
+                if over:
+                    status, reason = "over-budget", over
                     raise _Stop
                 for _ in range(options.max_turns):
                     log.write("request", turn=state.turns + 1, content=messages[-1]["content"])
@@ -278,16 +285,11 @@ def run_task(
                     )  # fmt: skip
                     say(f"turn {state.turns}: {reply.stop_reason}, ${state.cost:.4f} so far")
                     messages.append({"role": "assistant", "content": list(reply.content)})
-                    budget = budget_state(spent(), options.budget_usd)
-                    if budget == "over":
-                        status = "over-budget"
-                        reason = f"the stream's budget of ${options.budget_usd:g} is spent (${spent():.4f})"
+                    over = budgets.over(state.cost)
+                    if over:
+                        status, reason = "over-budget", over
                         break
-                    if budget == "warning" and not warned:
-                        warned = True
-                        note = (
-                            f"the stream has spent ${spent():.4f} of its ${options.budget_usd:g} budget (80%)"
-                        )
+                    for note in budgets.warnings(state.cost):
                         state.warnings.append(note)
                         log.write("warning", message=note)
                         say(f"warning: {note}")
@@ -329,6 +331,30 @@ def run_task(
         final_text=state.final_text,
         warnings=tuple(state.warnings),
     )
+
+
+class _Budgets:
+    """The hard stops of a run: (what, spent before the run, budget) for the stream and the phase."""
+
+    def __init__(self, limits: list[tuple[str, float, float | None]]) -> None:
+        self.limits = [(what, before, limit) for what, before, limit in limits if limit is not None]
+        self.warned: set[str] = set()
+
+    def over(self, run_cost: float) -> str | None:
+        """Why the run must stop after spending ``run_cost``, or None."""
+        for what, before, limit in self.limits:
+            if budget_state(before + run_cost, limit) == "over":
+                return f"{what}'s budget of ${limit:g} is spent (${before + run_cost:.4f})"
+        return None
+
+    def warnings(self, run_cost: float) -> list[str]:
+        """A warning for each budget that has just reached 80 %."""
+        out: list[str] = []
+        for what, before, limit in self.limits:
+            if what not in self.warned and budget_state(before + run_cost, limit) == "warning":
+                self.warned.add(what)
+                out.append(f"{what} has spent ${before + run_cost:.4f} of its ${limit:g} budget (80%)")
+        return out
 
 
 class _Stop(Exception):

@@ -16,6 +16,7 @@ import agentkit
 import pytest
 from fakeanthropic.server import DEFAULT_KEY, FakeAnthropic, Turn
 from helpers import retry_until
+from libtmux.server import Server
 
 from coditect_cli.adapters.llm import AnthropicLLM, LLMFailed, Request, RetryPolicy
 from coditect_cli.project import Project
@@ -215,6 +216,18 @@ def test_budget_stops_the_loop_with_a_warning_first(
     assert len(fake.message_requests()) == result.turns
 
 
+def test_a_phase_budget_stops_the_loop_too(fake: FakeAnthropic, proj: agentkit.Project) -> None:
+    fake.respond = lambda body: Turn.tool("list_files", path="s1")
+    first = run_task(Project(proj.root), "phase-1", "s1", llm=_llm(fake), phase_budget_usd=0.02)
+    assert first.status == "over-budget" and "the phase's budget of $0.02 is spent" in first.reason
+    assert first.budget == "none", "the stream itself has no budget"
+    assert any(w.startswith("the phase has spent") for w in first.warnings) or first.turns == 1
+    sent = len(fake.message_requests())
+    assert sent == first.turns >= 1
+    again = run_task(Project(proj.root), "phase-1", "s1", llm=_llm(fake), phase_budget_usd=0.02)
+    assert again.status == "over-budget" and again.turns == 0 and len(fake.message_requests()) == sent
+
+
 def _env(fake: FakeAnthropic) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
     return {**env, **fake.env(), "COLUMNS": "200"}
@@ -329,3 +342,33 @@ def test_status_and_sync_show_tokens_and_cost(fake: FakeAnthropic, proj: agentki
     report = (proj.root / json.loads(sync.stdout)["data"]["report_path"]).read_text()
     assert f"💰 Agent: {result.usage.total:,} tokens, ${result.cost_usd:.2f} this phase" in report
     assert f"💰 Agents this phase: {result.usage.total:,} tokens" in report
+
+
+def test_run_anthropic_in_a_pane_runs_the_same_loop(
+    fake: FakeAnthropic, proj: agentkit.Project, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The key reaches the pane through the tmux server's environment (inherited from the launch), never
+    # through its command line.
+    from coditect_cli.adapters.tmux import Tmux
+    from coditect_cli.services.launch import launch
+
+    for name, value in fake.env().items():
+        monkeypatch.setenv(name, value)
+    fake.push(
+        Turn.tool("write_file", path="s1/pane.txt", content="from the pane\n"),
+        Turn.tool("git_commit", message="feat(s1): written in a pane"),
+        Turn.text("done"),
+    )
+    monkeypatch.chdir(proj.root)
+    launch(Project(proj.root), "phase-1", attach=False, agent=None, socket=server.socket_name, day=None)
+    tmux = Tmux(server.socket_name)
+    pane = retry_until(
+        lambda: next((p for p in tmux.panes() if p.stream == "s1"), None),
+        lambda p: p is not None and p.finished,
+        timeout=120,
+    )
+    assert pane is not None and pane.dead_status == 0
+    assert DEFAULT_KEY not in pane.command
+    assert agentkit.git(proj.s1, "log", "-1", "--format=%s") == "feat(s1): written in a pane"
+    assert (proj.s1 / "s1" / "pane.txt").read_text() == "from the pane\n"
+    assert len(fake.message_requests()) == 3
