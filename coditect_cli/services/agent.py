@@ -152,20 +152,30 @@ class Setting:
     context: str
 
 
+def _stream(manifest: Manifest, stream_id: str) -> Stream:
+    try:
+        return manifest.stream(stream_id)
+    except KeyError:
+        known = ", ".join(s.id for s in manifest.streams)
+        raise UsageError(f"no stream {stream_id!r} in phase {manifest.phase} (streams: {known})") from None
+
+
 def resolve(project: Project, phase: str | None, stream_id: str, task: str | None) -> Setting:
-    """The manifest, stream, worktrees and task of a run; UsageError when any is missing."""
-    from coditect_cli.domain.launch import stream_worktrees
+    """The manifest, stream, worktrees and task of a run; UsageError when any is missing.
+
+    The stream's prompt (as its pane would get it) is the context: with the system prompt and the tools, the
+    stable prefix that every request of the task repeats and the API caches.
+    """
+    import datetime as dt
+
+    from coditect_cli.domain.launch import render_prompt, stream_worktrees
     from coditect_cli.domain.plan import worktree_path
     from coditect_cli.domain.schedule import phase_day
     from coditect_cli.services.manifest import load_valid
     from coditect_cli.services.setup import project_common_dir
 
     manifest = load_valid(project, phase, with_repos=False).loaded.manifest
-    try:
-        stream = manifest.stream(stream_id)
-    except KeyError:
-        known = ", ".join(s.id for s in manifest.streams)
-        raise UsageError(f"no stream {stream_id!r} in phase {manifest.phase} (streams: {known})") from None
+    stream = _stream(manifest, stream_id)
     paths = {pair.key: worktree_path(manifest, project.root, pair) for pair in manifest.pairs()}
     worktrees = stream_worktrees(manifest, stream, paths)
     missing = [str(w.path) for w in worktrees if not w.path.is_dir()]
@@ -174,10 +184,6 @@ def resolve(project: Project, phase: str | None, stream_id: str, task: str | Non
             f"stream {stream.id} has no worktree at {missing[0]}",
             hint=f"run `coditect streams setup {manifest.phase}` first",
         )
-    import datetime as dt
-
-    from coditect_cli.domain.launch import render_prompt
-
     context = render_prompt(manifest, stream, worktrees, phase_day(manifest.schedule, dt.date.today()))
     if task is None or task == STREAM_TASK:
         task_id, text = STREAM_TASK, "Work on this stream's task as described in the context."
@@ -389,9 +395,7 @@ def transcript_entries(
     from coditect_cli.services.setup import project_common_dir
 
     manifest = load_valid(project, phase, with_repos=False).loaded.manifest
-    if stream_id not in {s.id for s in manifest.streams}:
-        known = ", ".join(s.id for s in manifest.streams)
-        raise UsageError(f"no stream {stream_id!r} in phase {manifest.phase} (streams: {known})")
+    _stream(manifest, stream_id)
     folder = transcript_path(project_common_dir(project), manifest.phase, stream_id, "x").parent
     if task is not None:
         path = folder / f"{task}.jsonl"

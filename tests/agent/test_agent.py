@@ -15,7 +15,7 @@ from typing import Any
 import agentkit
 import pytest
 from fakeanthropic.server import DEFAULT_KEY, FakeAnthropic, Turn
-from helpers import retry_until
+from helpers import call_main, retry_until
 from libtmux.server import Server
 
 from coditect_cli.adapters.llm import AnthropicLLM, LLMFailed, Request, RetryPolicy
@@ -372,3 +372,28 @@ def test_run_anthropic_in_a_pane_runs_the_same_loop(
     assert agentkit.git(proj.s1, "log", "-1", "--format=%s") == "feat(s1): written in a pane"
     assert (proj.s1 / "s1" / "pane.txt").read_text() == "from the pane\n"
     assert len(fake.message_requests()) == 3
+
+
+def test_cli_errors_name_what_is_missing(
+    fake: FakeAnthropic,
+    proj: agentkit.Project,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = ["--root", str(proj.root)]
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    code, _, err = call_main([*root, "agent", "run", "s1"], capsys)
+    assert code == 5 and "ANTHROPIC_API_KEY" in err
+    code, _, err = call_main([*root, "agent", "run", "nope"], capsys)
+    assert code == 2 and "no stream 'nope' in phase phase-1 (streams: s1, s2)" in err
+    code, _, err = call_main([*root, "agent", "run", "s1", "--task", "T9"], capsys)
+    assert code == 2 and "has no task 'T9' (its tasks: T1)" in err
+    code, _, err = call_main([*root, "agent", "log", "s1"], capsys)
+    assert code == 2 and "no agent transcript yet" in err
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-wrong-key-0000000000")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+    code, out, _ = call_main([*root, "agent", "run", "s1", "--json"], capsys)
+    envelope = json.loads(out)
+    assert code == 5 and envelope["data"]["status"] == "failed"
+    assert "HTTP 401 authentication_error" in envelope["data"]["reason"]
+    assert "sk-ant-wrong" not in out
