@@ -213,6 +213,7 @@ BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "guard": _lazy("bench_guard", "bench_guard"),
     "agent": _lazy("bench_agent", "bench_agent"),
     "validate": _lazy("bench_validate", "bench_validate"),
+    "autopilot": _lazy("bench_autopilot", "bench_autopilot"),
     "setup": bench_setup,
     "git-processes": bench_git_processes,
 }

@@ -10,6 +10,18 @@ it works like a well-behaved agent would, in every worktree of the stream:
 3. pushes when the branch has an upstream;
 4. prints what it did and exits 0 (1 when anything failed, with git's message).
 
+With ``--serve`` it stays, as an interactive agent does, and works from the messages typed into its pane
+(one per line), reporting its turns the way Claude Code's hooks do (``UserPromptSubmit`` when a message
+arrives, ``Stop`` when its turn ends) into the events file ``CODITECT_EVENTS_FILE`` names:
+
+- "your next task is [ID] ...": commits a note of the task in its own area and pushes;
+- "... is not done yet ...": commits what is uncommitted and pushes what is unpushed;
+- any other message from coditect (a failing gate, a review asking for changes, a comment, a branch behind
+  its integration branch): removes what ``--break-gate`` planted, commits a note answering it, pushes.
+
+``--misbehave no-push`` leaves its first task unpushed (an agent claiming done too early) and
+``--break-gate FILE`` plants FILE with its first task (for a gate such as ``test ! -f FILE``).
+
 Where the stream works and what it owns comes from the pane's environment (``CODITECT_WORKTREES`` and
 ``CODITECT_OWNS``, JSON), else from the prompt file (``CODITECT_PROMPT_FILE`` or ``--prompt-file``).
 """
@@ -17,6 +29,7 @@ Where the stream works and what it owns comes from the pane's environment (``COD
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -146,6 +159,122 @@ def work(stream: str, area: Area, tasks: list[str], day: str) -> list[str]:
     return done
 
 
+def _event(name: str, prompt: str | None = None) -> None:
+    """Append one hook-like event to the stream's events file (when coditect gave one)."""
+    path = os.environ.get("CODITECT_EVENTS_FILE")
+    if not path:
+        return
+    from coditect_cli.agents.events import append, record
+
+    payload: dict[str, object] = {"hook_event_name": name, "session_id": f"scripted-{os.getpid()}"}
+    if prompt is not None:
+        payload["prompt"] = prompt
+    with contextlib.suppress(OSError):
+        append(Path(path), record(payload))
+
+
+_UPDATE = re.compile(r"update your branch from origin/([A-Za-z0-9._/-]+[A-Za-z0-9_-])")
+
+
+def _update(area: Area, integration: str) -> str:
+    """Merge origin's integration branch into the stream's branch, keeping the stream's side of a conflict
+    (its own files)."""
+    _git(area.path, "fetch", "-q", "origin", integration)
+    done = _git(area.path, "merge", "-q", "--no-edit", "-X", "ours", f"origin/{integration}", check=False)
+    if done.returncode != 0:
+        _git(area.path, "merge", "--abort", check=False)
+        return f"could not merge origin/{integration}: {done.stderr.strip()[:200]}"
+    return f"merged origin/{integration}"
+
+
+_TASK = re.compile(r"your next task is \[([^\]]+)\] (.*?) \(days")
+
+
+def _push(area: Area) -> str:
+    upstream = _git(
+        area.path, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}", check=False
+    )
+    if upstream.returncode == 0 and upstream.stdout.strip():
+        _git(area.path, "push", "-q")
+        return "pushed"
+    branch = _git(area.path, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
+    _git(area.path, "push", "-q", "-u", "origin", branch)
+    return "pushed (upstream set)"
+
+
+def answer(stream: str, areas: list[Area], message: str, state: dict[str, object]) -> list[str]:
+    """Act on one message the way a well-behaved agent would (see the module docstring)."""
+    done: list[str] = []
+    task = _TASK.search(message)
+    if task is not None:
+        first = not state.get("worked")
+        state["worked"] = True
+        for area in areas:
+            path = target_file(area, stream)
+            done.append(
+                _commit(
+                    area.path,
+                    path,
+                    [f"- task [{task.group(1)}]: {task.group(2)}", ""],
+                    f"feat({stream}): {task.group(1)}",
+                )
+            )
+            broken = state.get("break_gate")
+            if first and isinstance(broken, str) and area is areas[0]:
+                (area.path / broken).write_text("FAIL_GATE planted by --break-gate\n", encoding="utf-8")
+                _git(area.path, "add", "--", broken)
+                _git(area.path, "commit", "-q", "-m", f"wip({stream}): {broken}", "--", broken)
+                done.append(f"planted {broken}")
+            if first and state.get("misbehave") == "no-push":
+                done.append("not pushed (misbehaving)")
+                continue
+            done.append(_push(area))
+        return done
+    update = _UPDATE.search(message)
+    for area in areas:
+        if update is not None:
+            done.append(_update(area, update.group(1)))
+        broken = state.get("break_gate")
+        if isinstance(broken, str) and (area.path / broken).exists():
+            _git(area.path, "rm", "-q", "--", broken)
+            _git(area.path, "commit", "-q", "-m", f"fix({stream}): remove {broken}")
+            done.append(f"removed {broken}")
+        if _git(area.path, "status", "--porcelain").stdout.strip():
+            _git(area.path, "add", "-A")
+            _git(area.path, "commit", "-q", "-m", f"chore({stream}): commit pending work")
+            done.append("committed pending work")
+        if "is not done yet" not in message and update is None:
+            path = target_file(area, stream)
+            note = " ".join(message.split())[:120]
+            done.append(
+                _commit(area.path, path, [f"- answered: {note}", ""], f"fix({stream}): answer coditect")
+            )
+        done.append(_push(area))
+    return done
+
+
+def serve(stream: str, areas: list[Area], state: dict[str, object]) -> int:
+    """The interactive loop: one message per line on stdin, a turn each (see the module docstring)."""
+    _event("SessionStart")
+    print(f"scripted agent for stream {stream}: waiting for a message", flush=True)
+    _event("Stop")
+    for line in sys.stdin:
+        message = line.strip()
+        if not message:
+            continue
+        _event("UserPromptSubmit", message)
+        print(f"> {message[:100]}", flush=True)
+        try:
+            for what in answer(stream, areas, message, state):
+                print(f"  {what}", flush=True)
+        except CoditectError as exc:
+            print(f"  failed: {exc.message}", flush=True)
+        print(f"scripted agent for stream {stream}: turn done", flush=True)
+        _event("Stop")
+    _event("SessionEnd")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the scripted agent; returns the exit status."""
     parser = argparse.ArgumentParser(
@@ -154,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stream")
     parser.add_argument("worktree", type=Path)
     parser.add_argument("--prompt-file", type=Path, default=None)
+    parser.add_argument("--serve", action="store_true", help="Stay and work from the messages typed in.")
+    parser.add_argument("--misbehave", choices=["no-push"], default=None)
+    parser.add_argument("--break-gate", default=None, metavar="FILE")
     args = parser.parse_args(argv)
     env = dict(os.environ)
     prompt_file = args.prompt_file or (
@@ -164,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     day_match = re.search(r"phase day (\d+)", prompt)
     day = day_match.group(1) if day_match else "1"
     tasks = todays_tasks(prompt)
+    if args.serve:
+        return serve(args.stream, areas, {"misbehave": args.misbehave, "break_gate": args.break_gate})
     print(f"scripted agent for stream {args.stream}: {len(areas)} worktree(s), day {day}", flush=True)
     try:
         for area in areas:

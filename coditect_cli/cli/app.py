@@ -13,6 +13,7 @@ import typer
 from coditect_cli import __version__
 from coditect_cli.cli import (
     agent_cmd,
+    autopilot_cmd,
     codeowners_cmd,
     conflicts_cmd,
     day_cmd,
@@ -78,6 +79,7 @@ gating_cmd.register(app)
 demo.register(app)
 doctor_cmd.register(app)
 agent_cmd.register(app)
+autopilot_cmd.register(app)
 
 
 def _report(err: CoditectError, args: list[str], app_ctx: AppContext) -> int:

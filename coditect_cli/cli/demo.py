@@ -15,13 +15,22 @@ def demo(
     directory: Annotated[
         Path, typer.Option("--dir", help="Where to build the sandbox (empty, or a previous sandbox).")
     ] = Path("coditect-demo"),
+    autopilot: Annotated[
+        bool,
+        typer.Option("--autopilot", help="Let the autopilot drive the phase (scripted agents, needs tmux)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the local sandbox (bare origins, a superproject with 3 submodules) and run the flow in it."""
     from coditect_cli.services import demo as svc
 
     app = use(ctx, as_json)
-    result = svc.run_demo(directory.resolve(), app)
+    if autopilot:
+        from coditect_cli.services.demo_autopilot import run_autopilot_demo
+
+        result = run_autopilot_demo(directory.resolve(), app)
+    else:
+        result = svc.run_demo(directory.resolve(), app)
     app.emit("demo", result.data(), result.print, exit_code=result.exit_code)
 
 

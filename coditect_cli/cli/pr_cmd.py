@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from coditect_cli.cli.context import DryRunOpt, JsonOpt, PhaseArg, use
 from coditect_cli.errors import ExitCode
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 pr = typer.Typer(
     help="Pull requests from each stream's feature branch into the phase's integration branch "
@@ -150,6 +153,31 @@ def request_changes(
     _review(
         ctx, "pr request-changes", "changes_requested", stream, owner, repo, phase, message, dry_run, as_json
     )
+
+
+@pr.command("comment")
+def comment(
+    ctx: typer.Context,
+    stream: StreamArg,
+    owner: OwnerOpt,
+    message: Annotated[str, typer.Option("--message", "-m", help="The comment's text.")],
+    file: Annotated[str | None, typer.Option("--file", help="The file the comment is about.")] = None,
+    line: Annotated[int | None, typer.Option("--line", min=1, help="The line in --file.")] = None,
+    repo: RepoOpt = None,
+    phase: PhaseOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Comment on STREAM's open pull request as OWNER (a CODEOWNERS owner), about --file and --line."""
+    from coditect_cli.services.reviews import comment as add
+
+    app = use(ctx, as_json)
+    rows = add(app.project(), phase, stream, owner=owner, body=message, repo=repo, path=file, line=line)
+
+    def show(console: Console) -> None:
+        for r in rows:
+            console.print(f"commented on {r['repo']}#{r['number']}")
+
+    app.emit("pr comment", {"comments": rows}, show)
 
 
 @pr.command("merge")

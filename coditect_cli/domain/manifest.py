@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from coditect_cli.domain.autopilot_config import AutopilotConfig, EventKind, Reaction
 from coditect_cli.domain.limits import (
     MAX_BUDGET,
     MAX_CHECKPOINT,
@@ -566,6 +567,11 @@ class Manifest(_Model):
     prices: dict[str, Price] = Field(
         default_factory=dict,
         description="Model prices (USD per million tokens) overriding the built-in table, by model name.",
+    )
+    autopilot: AutopilotConfig = AutopilotConfig()
+    reactions: dict[EventKind, Reaction] = Field(
+        default_factory=dict,
+        description="What `coditect autopilot` does per event kind (default: send-to-agent, 3 retries).",
     )
 
     @field_validator("worktrees")

@@ -291,7 +291,11 @@ def prepare(
                 stream=stream.id,
                 title=pane_title(stream, worktrees),
                 cwd=worktrees[0].path,
-                env=pane_env(manifest, stream, worktrees, prompt_file, path),
+                env=(
+                    *pane_env(manifest, stream, worktrees, prompt_file, path),
+                    # Where an agent without hooks of its own (the scripted one) reports its turns.
+                    ("CODITECT_EVENTS_FILE", str(agent_file(common, manifest.phase, stream.id))),
+                ),
                 agent=command,
                 log=log_path(common, manifest.phase, stream.id),
             )

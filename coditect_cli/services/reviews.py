@@ -254,3 +254,50 @@ def release(
             )
             journal_moves(s, run_id, "release")
         return made
+
+
+def comment(
+    project: Project,
+    phase: str | None,
+    stream: str,
+    *,
+    owner: str,
+    body: str,
+    repo: str | None = None,
+    path: str | None = None,
+    line: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> list[dict[str, object]]:
+    """``owner``'s review comment on ``stream``'s open PR (in ``repo``; about ``path``:``line`` when given).
+
+    On the local forge the file and line are kept with the comment; elsewhere they lead its text.
+    """
+    from coditect_cli.state import forge_records
+
+    if not body.strip():
+        raise UsageError("the comment is empty: give its text with --message")
+    if line is not None and path is None:
+        raise UsageError("--line needs --file")
+    with session(project, phase, env=env) as s:
+        pairs = stream_pairs(s.manifest, stream, repo)
+        views = [v for v in stream_views(s, pairs, open_only=True) if v.pr is not None]
+        if not views:
+            raise UsageError(
+                f"stream {stream!r} has no open pull request",
+                hint=f"open it first: `coditect pr open {stream}`",
+            )
+        if len(views) > 1:
+            raise UsageError(
+                f"stream {stream!r} has open pull requests in {', '.join(v.repo for v in views)}: say which with --repo"
+            )
+        view = views[0]
+        assert view.pr is not None
+        author = _check_owner(s.manifest, view.repo, owner)
+        if s.forges.kind(view.repo) == "local":
+            record = forge_records.pull_request(s.store, view.repo, view.pr.number)
+            assert record is not None
+            row = forge_records.add_comment(s.store, record.id, author, body.strip(), path, line)
+            return [{"repo": view.repo, "number": view.pr.number, "id": row.id, "path": path, "line": line}]
+        where = f"{path}:{line}: " if path and line else f"{path}: " if path else ""
+        done = s.forges.forge(view.repo).comment_pr(s.forges.repo(view.repo), view.pr, where + body.strip())
+        return [{"repo": view.repo, "number": view.pr.number, "id": done.id, "path": path, "line": line}]

@@ -83,6 +83,8 @@ class CommentRecord:
     author: str
     body: str
     time: str
+    path: str | None = None
+    line: int | None = None
 
 
 _PR_COLUMNS = (
@@ -265,20 +267,22 @@ def checks(store: Store, repo: str, shas: Sequence[str]) -> list[CheckRecord]:
 # ---------------------------------------------------------------------------------------------- comments
 
 
-def add_comment(store: Store, pr_id: int, author: str, body: str) -> CommentRecord:
-    """Append a comment to pull request ``pr_id``."""
+def add_comment(
+    store: Store, pr_id: int, author: str, body: str, path: str | None = None, line: int | None = None
+) -> CommentRecord:
+    """Append a comment to pull request ``pr_id`` (about ``path``, at ``line``, when given)."""
     now = utc_now()
     cursor = store.execute_verbatim(
-        "INSERT INTO comments (pr_id, author, body, time) VALUES (?, ?, ?, ?)",
-        (pr_id, redact(author), redact(body), now),
+        "INSERT INTO comments (pr_id, author, body, time, path, line) VALUES (?, ?, ?, ?, ?, ?)",
+        (pr_id, redact(author), redact(body), now, path, line),
     )
     assert cursor.lastrowid is not None
-    return CommentRecord(cursor.lastrowid, pr_id, redact(author), redact(body), now)
+    return CommentRecord(cursor.lastrowid, pr_id, redact(author), redact(body), now, path, line)
 
 
 def comments(store: Store, pr_id: int) -> list[CommentRecord]:
     """The comments of pull request ``pr_id``, oldest first."""
     rows = store.query(
-        "SELECT id, pr_id, author, body, time FROM comments WHERE pr_id = ? ORDER BY id", [pr_id]
+        "SELECT id, pr_id, author, body, time, path, line FROM comments WHERE pr_id = ? ORDER BY id", [pr_id]
     )
     return [CommentRecord(*row) for row in rows]

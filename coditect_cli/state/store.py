@@ -317,6 +317,77 @@ CREATE TABLE held_messages (
 CREATE INDEX held_messages_waiting ON held_messages(phase, stream, status, id);
 """
 
+# Migration 7: the autopilot (coditect_cli/state/autopilot_records.py): its action journal (one row per action,
+# journaled before it is carried out, unique by key), task dispatches, reaction firings, stream backoffs, and
+# the forge events (webhook deliveries, unique by delivery id) it reads; the file and line a local-forge
+# comment is about.
+_MIGRATION_7 = """
+CREATE TABLE autopilot_actions (
+    id INTEGER PRIMARY KEY,
+    phase TEXT NOT NULL,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    stream TEXT,
+    detail TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL DEFAULT 'planned' CHECK (state IN ('planned', 'done', 'failed')),
+    outcome TEXT,
+    created TEXT NOT NULL,
+    finished TEXT,
+    UNIQUE (phase, key)
+);
+CREATE INDEX autopilot_actions_open ON autopilot_actions(phase, state);
+
+CREATE TABLE autopilot_dispatches (
+    id INTEGER PRIMARY KEY,
+    phase TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    task TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    state TEXT NOT NULL CHECK (state IN ('working', 'done', 'blocked')),
+    base TEXT NOT NULL DEFAULT '{}',
+    dispatched TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    next_at REAL NOT NULL DEFAULT 0,
+    reason TEXT
+);
+CREATE UNIQUE INDEX autopilot_dispatch_one_open ON autopilot_dispatches(phase, stream) WHERE state = 'working';
+CREATE INDEX autopilot_dispatches_by_task ON autopilot_dispatches(phase, task);
+
+CREATE TABLE autopilot_reactions (
+    phase TEXT NOT NULL,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    fired INTEGER NOT NULL DEFAULT 0,
+    last_fired REAL NOT NULL DEFAULT 0,
+    escalated INTEGER NOT NULL DEFAULT 0,
+    first_seen TEXT NOT NULL,
+    PRIMARY KEY (phase, key)
+);
+
+CREATE TABLE autopilot_backoff (
+    phase TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    until REAL NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (phase, stream)
+);
+
+ALTER TABLE comments ADD COLUMN path TEXT;
+ALTER TABLE comments ADD COLUMN line INTEGER;
+
+CREATE TABLE forge_events (
+    id INTEGER PRIMARY KEY,
+    delivery TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    repo TEXT,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL DEFAULT '{}',
+    received TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     _MIGRATION_1,
     _MIGRATION_2,
@@ -324,6 +395,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _MIGRATION_4,
     _MIGRATION_5,
     _MIGRATION_6,
+    _MIGRATION_7,
 )
 """The schema, as ordered migrations; ``user_version`` counts those applied. Append only."""
 

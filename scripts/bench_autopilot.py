@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Benchmark of the autopilot: one pass over 50 streams in 10 repositories on the local forge, and the git
+processes a pass starts per repository at 20 and at 50 streams.
+
+    python3 scripts/bench_autopilot.py               # 7 runs, medians
+    python3 scripts/bench_autopilot.py --runs 3 --json
+
+The project is scripts/bench_day.py's (a superproject and 9 submodules with bare origins, every stream set
+up, one commit each, a PR each on the local forge). Measured:
+
+- one pass in-process (``Autopilot.run_pass``; the facts gathered, conditions read, decisions journaled),
+  median after a warm-up (target: at most 0.5 s at 50 streams), and ``coditect autopilot --once --json``
+  on the command line (Python start-up included);
+- git processes per repository of ``coditect autopilot --once --json`` (a ``git`` shim first on PATH): the
+  same at 20 and at 50 streams.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_day import _SHIM, PHASE, REPOS, _coditect, _time_cmd, build_project, count_git, repo_ids
+
+Row = dict[str, object]
+TARGET_SECONDS = 0.5
+ARGV = ["autopilot", "--once", "--json", "--socket", "coditect-bench-autopilot-none"]
+
+
+def _pass_seconds(root: Path, runs: int) -> float:
+    from coditect_cli.project import Project
+    from coditect_cli.services.autopilot import Autopilot
+    from coditect_cli.services.autopilot_agents import TmuxAgents
+
+    project = Project(root)
+    socket = "coditect-bench-autopilot-none"
+    pilot = Autopilot(project, PHASE, TmuxAgents(project, socket), socket=socket)
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        samples = []
+        for n in range(runs + 1):
+            started = time.perf_counter()
+            pilot.run_pass()
+            if n:
+                samples.append(time.perf_counter() - started)
+    finally:
+        os.chdir(cwd)
+    return statistics.median(samples)
+
+
+def bench_autopilot(runs: int, workdir: Path) -> list[Row]:
+    """Build the projects (20 and 50 streams); time a pass at 50; count git processes at both."""
+    real_git = shutil.which("git") or "/usr/bin/git"
+    shim_dir = workdir / "shim"
+    shim_dir.mkdir(parents=True, exist_ok=True)
+    (shim_dir / "git").write_text(_SHIM.format(git=real_git))
+    (shim_dir / "git").chmod(0o755)
+    rows: list[Row] = []
+    counted = {}
+    for streams in (20, 50):
+        root = build_project(workdir / f"autopilot-{streams}", streams)
+        counts = count_git(root, ARGV, shim_dir, workdir / f"git-{streams}.log")
+        counted[streams] = counts
+        rows.append(
+            {
+                "benchmark": "autopilot",
+                "case": f"git processes: autopilot --once ({streams} streams, {REPOS} repos)",
+                "seconds": 0.0,
+                "git_processes": sum(counts.values()),
+                "per_repo": {rid: counts[rid] for rid in repo_ids()},
+            }
+        )
+        if streams == 50:
+            seconds = _pass_seconds(root, runs)
+            rows.append(
+                {
+                    "benchmark": "autopilot",
+                    "case": f"one autopilot pass in-process ({streams} streams, {REPOS} repos)",
+                    "seconds": seconds,
+                    "target": f"<= {TARGET_SECONDS:g} s",
+                    "met": seconds <= TARGET_SECONDS,
+                }
+            )
+            rows.append(
+                {
+                    "benchmark": "autopilot",
+                    "case": f"coditect autopilot --once --json ({streams} streams, {REPOS} repos)",
+                    "seconds": _time_cmd([*_coditect(), *ARGV], runs, root),
+                }
+            )
+    same = all(counted[20][rid] == counted[50][rid] for rid in repo_ids())
+    rows.append(
+        {
+            "benchmark": "autopilot",
+            "case": "git processes per repository independent of the stream count: autopilot --once",
+            "seconds": 0.0,
+            "same_at_20_and_50": same,
+        }
+    )
+    return rows
+
+
+def main() -> int:
+    from bench import standalone
+
+    return standalone(bench_autopilot, runs=7, doc=__doc__)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
