@@ -66,6 +66,14 @@ class AgentPort(Protocol):
         """Whether ``text`` reached the agent (evidence for finishing an action a killed pass left open)."""
         ...
 
+    def headless(self, manifest: Manifest, stream: str) -> bool:
+        """Whether the stream's agent runs without a pane, one process per task."""
+        ...
+
+    def dispatch(self, manifest: Manifest, stream: str, task: str, text: str) -> str:
+        """Give ``task`` (its prompt ``text``) to the stream's agent; answers like :meth:`deliver`."""
+        ...
+
 
 @dataclass
 class ActionOutcome:
@@ -302,7 +310,7 @@ class Autopilot:
             with Store.open(project_common_dir(self.project)) as store, store.transaction():
                 rec.start_dispatch(store, manifest.phase, stream.id, task.id, base)
                 set_task_state(store, manifest.phase, stream.id, task.id, "in-progress", COMMAND)
-            how = self.agents.deliver(manifest, stream.id, marked)
+            how = self.agents.dispatch(manifest, stream.id, task.id, marked)
             return not how.startswith("not sent"), f"[{task.id}] {how}"
 
         return self._journaled(manifest, action, {"text": text, "task": task.id}, body)
@@ -324,6 +332,9 @@ class Autopilot:
                 dispatch = rec.open_dispatches(store, manifest.phase).get(stream.id)
             if dispatch is None:
                 return True, "no open dispatch"
+            headless = self.agents.headless(manifest, stream.id)
+            if headless:
+                push_own_branches(self.project, manifest, stream)  # the built-in agent commits, never pushes
             problems = verify_done(self.project, manifest, stream, dispatch.base)
             now = self.clock()
             with Store.open(project_common_dir(self.project)) as store:
@@ -333,7 +344,9 @@ class Autopilot:
                         set_task_state(store, manifest.phase, stream.id, dispatch.task, "done", COMMAND)
                     return True, f"[{dispatch.task}] verified done{self._open_pr(manifest, stream.id)}"
                 agents = self.agents.states(manifest)
-                gone = agents.get(stream.id, AgentView(stream.id, "missing", False)).state in {
+                gone = not headless and agents.get(
+                    stream.id, AgentView(stream.id, "missing", False)
+                ).state in {
                     "exited",
                     "missing",
                 }
@@ -359,7 +372,10 @@ class Autopilot:
                 + " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))
                 + f" Fix this, then stop. [coditect autopilot #{action_id}]"
             )
-            how = self.agents.deliver(manifest, stream.id, text)
+            if headless:  # no pane to tell: the task is run again (the agent finds its earlier work)
+                how = self.agents.dispatch(manifest, stream.id, dispatch.task, text)
+            else:
+                how = self.agents.deliver(manifest, stream.id, text)
             return True, f"[{dispatch.task}] not done: {'; '.join(problems)} (told: {how})"
 
         return self._journaled(manifest, action, {"task": action.task}, body)
@@ -848,6 +864,19 @@ def verify_done(project: Project, manifest: Manifest, stream: Stream, base: Mapp
     if problems:
         return problems
     return _gate_problems(project, manifest, stream, heads, paths)
+
+
+def push_own_branches(project: Project, manifest: Manifest, stream: Stream) -> None:
+    """Push the stream's branches that have commits origin lacks (a fast-forward of its own branch)."""
+    from coditect_cli.adapters.git import Git
+    from coditect_cli.domain.plan import worktree_path
+    from coditect_cli.services.streams import read_work
+
+    for pair in (p for p in manifest.pairs() if p.stream.id == stream.id):
+        tree = worktree_path(manifest, project.root, pair)
+        work = read_work(pair.repo.id, tree)
+        if work.exists and work.branch == pair.branch and (work.unpushed or work.upstream is None):
+            Git(tree).run("push", "--quiet", "-u", "origin", pair.branch, check=False)
 
 
 def _integration_ref(g: Any, name: str) -> str | None:

@@ -4,12 +4,17 @@ delivered (or held while an agent waits for approval), and evidence that a messa
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coditect_cli.domain.autopilot import AgentView
 from coditect_cli.errors import CoditectError
 from coditect_cli.project import Project
+
+HEADLESS_KINDS = frozenset({"anthropic"})
+"""Agent kinds the autopilot runs without a pane: one process per task (``coditect agent run``)."""
 
 if TYPE_CHECKING:
     from coditect_cli.domain.manifest import Manifest
@@ -26,15 +31,20 @@ class TmuxAgents:
         self.project = project
         self.socket = socket
 
+    def headless(self, manifest: Manifest, stream: str) -> bool:
+        """Whether ``stream``'s agent runs headless (the built-in agent): a process per task, no pane."""
+        return manifest.stream(stream).agent_options.kind in HEADLESS_KINDS
+
     def states(self, manifest: Manifest) -> dict[str, AgentView]:
-        """Every stream's agent; none when no session runs (nothing is dispatched then)."""
+        """Every stream's agent: pane agents from their signals and screens (none when no session runs),
+        headless ones from their task process."""
         from coditect_cli.services.agents import agent_states
 
         try:
             states = agent_states(self.project, manifest.phase, socket=self.socket)
         except CoditectError:
-            return {}
-        return {
+            states = {}
+        out = {
             stream: AgentView(
                 stream,
                 st.state,
@@ -44,10 +54,83 @@ class TmuxAgents:
             )
             for stream, st in states.items()
         }
+        for stream in manifest.streams:
+            if not self.headless(manifest, stream.id):
+                continue
+            running = self._running(manifest, stream.id)
+            if running is not None:
+                out[stream.id] = AgentView(stream.id, "working", True, None, f"running [{running}] headless")
+            elif out.get(stream.id) is None or out[stream.id].state in {"missing", "exited", "unknown"}:
+                out[stream.id] = AgentView(stream.id, "idle", True, None, "headless: ready for a task")
+        return out
+
+    def _record(self, manifest: Manifest, stream: str) -> Path:
+        from coditect_cli.services.session import agent_file
+        from coditect_cli.services.setup import project_common_dir
+
+        return agent_file(project_common_dir(self.project), manifest.phase, stream, ".headless.json")
+
+    def _running(self, manifest: Manifest, stream: str) -> str | None:
+        """The task a live headless run of ``stream`` works on, if one runs."""
+        try:
+            data = json.loads(self._record(manifest, stream).read_text(encoding="utf-8"))
+            pid, task = int(data["pid"]), str(data["task"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                alive = b"coditect_cli" in fh.read()
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+                alive = alive and fh.read().rpartition(")")[2].split()[0] != "Z"
+        except OSError:
+            return None
+        return task if alive else None
+
+    def dispatch(self, manifest: Manifest, stream: str, task: str, text: str) -> str:
+        """Give ``task`` to the stream's agent: typed into its pane, or a headless run started for it."""
+        if not self.headless(manifest, stream):
+            return self.deliver(manifest, stream, text)
+        import subprocess
+        import sys
+
+        from coditect_cli.adapters.proc import child_env
+        from coditect_cli.services.session import log_path
+        from coditect_cli.services.setup import project_common_dir
+
+        log = log_path(project_common_dir(self.project), manifest.phase, stream)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "coditect_cli",
+            "--root",
+            str(self.project.root),
+            "agent",
+            "run",
+            stream,
+        ]
+        argv += ["--phase", manifest.phase, "--task", task]
+        with log.open("ab") as out:
+            child = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                # The built-in agent needs the API key: it is passed to this one process on purpose.
+                env=child_env(pass_env=("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN")),
+            )
+        record = self._record(manifest, stream)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"pid": child.pid, "task": task}), encoding="utf-8")
+        return f"started headless (pid {child.pid})"
 
     def deliver(self, manifest: Manifest, stream: str, text: str) -> str:
         """Deliver through the agents' delivery (held while the agent waits for approval)."""
         from coditect_cli.services.agents import deliver
+
+        if self.headless(manifest, stream):
+            return "noted: the built-in agent runs headless (no pane); it works from its task's prompt"
 
         try:
             _s, done = deliver(self.project, manifest.phase, {stream: text}, socket=self.socket)
