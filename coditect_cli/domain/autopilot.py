@@ -106,6 +106,7 @@ class PassInput:
     journaled: frozenset[str] = frozenset()  # keys of checkpoint / merge-phase actions already taken
     land: bool = False
     all_checkpoints_passed: bool = False
+    spent_usd: float = 0.0  # the phase's spending on the built-in agent so far
 
     @property
     def config(self) -> AutopilotConfig:
@@ -296,6 +297,21 @@ def decide(inp: PassInput) -> list[Action]:
                     detail={"event": cond.key, "kind": cond.kind},
                 )
             )
+
+    # The phase budget is a hard stop for new work; a warning at 80%.
+    budget = cfg.budget_usd
+    if budget is not None and inp.spent_usd >= 0.8 * budget:
+        over = inp.spent_usd >= budget
+        actions.append(
+            Action(
+                "note",
+                f"budget:{'over' if over else 'warn'}",
+                text=f"the phase has spent ${inp.spent_usd:.2f} of its ${budget:.2f} budget"
+                + (": no new task is dispatched" if over else " (80% reached)"),
+            )
+        )
+        if over:
+            return actions
 
     # Dispatch: idle agents get their next ready task, under the cap, staggered.
     working = {s for s, a in inp.agents.items() if a.state in BUSY_STATES} | set(inp.dispatches)

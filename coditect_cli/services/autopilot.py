@@ -110,6 +110,7 @@ class PassReport:
     tasks: dict[str, str] = field(default_factory=dict)
     blocked: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    spent_usd: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,6 +139,7 @@ class PassReport:
             "tasks": self.tasks,
             "blocked": self.blocked,
             "notes": self.notes,
+            "spent_usd": round(self.spent_usd, 6),
         }
 
 
@@ -163,6 +165,7 @@ class Autopilot:
         from coditect_cli.services.setup import project_common_dir
         from coditect_cli.state import autopilot_records as rec
         from coditect_cli.state.coordination import task_states
+        from coditect_cli.state.agent_usage import phase_spend
         from coditect_cli.state.journal_records import checkpoint_statuses
         from coditect_cli.state.store import Store
 
@@ -188,6 +191,7 @@ class Autopilot:
                 | rec.action_keys(store, manifest.phase, "merge-phase")
             )
             last = rec.last_dispatch_time(store, manifest.phase)
+            spent = sum(sp.cost_usd for sp in phase_spend(store, manifest.phase).values())
         from coditect_cli.state.store import parse_time
 
         open_views = {
@@ -210,6 +214,7 @@ class Autopilot:
             journaled=journaled,
             land=self.land,
             all_checkpoints_passed=all(statuses.get(c.id) == "passed" for c in manifest.checkpoints),
+            spent_usd=spent,
         )
         report = PassReport(
             manifest.phase,
@@ -224,6 +229,7 @@ class Autopilot:
             tasks=dict(states),
             blocked=dict(blocked),
             notes=list(facts.notes),
+            spent_usd=spent,
         )
         for action in decide(inp):
             if dry_run:

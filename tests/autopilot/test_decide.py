@@ -219,3 +219,12 @@ def test_merge_phase_only_with_land_once_everything_is_done(manifest: Manifest) 
         )
         == []
     )
+
+
+def test_the_phase_budget_stops_new_dispatches_and_warns_at_80_percent(manifest: Manifest) -> None:
+    capped = manifest.model_copy(update={"autopilot": manifest.autopilot.model_copy(update={"budget_usd": 10.0})})
+    assert keys(decide(make(capped, spent_usd=7.9)))[:1] == ["dispatch:a:a1"]
+    warned = decide(make(capped, spent_usd=8.0))
+    assert keys(warned)[0] == "budget:warn" and "dispatch:a:a1" in keys(warned)
+    over = decide(make(capped, spent_usd=10.0))
+    assert keys(over) == ["budget:over"] and "no new task" in over[0].text
