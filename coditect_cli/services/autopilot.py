@@ -164,8 +164,8 @@ class Autopilot:
         from coditect_cli.services.facts import gather
         from coditect_cli.services.setup import project_common_dir
         from coditect_cli.state import autopilot_records as rec
-        from coditect_cli.state.coordination import task_states
         from coditect_cli.state.agent_usage import phase_spend
+        from coditect_cli.state.coordination import task_states
         from coditect_cli.state.journal_records import checkpoint_statuses
         from coditect_cli.state.store import Store
 
