@@ -229,6 +229,23 @@ def decide(inp: PassInput) -> list[Action]:
         key = f"checkpoint:{cp.id}:{cp.inputs}"
         if key in inp.journaled or not (cp.ready or cp.past_cutoff):
             continue
+        # Its streams are paused (no new task); it runs once none of them is still working, so nothing
+        # is pushed under it (a push would make an approval stale half-way).
+        paused.update(cp.streams)
+        busy = [
+            s
+            for s in cp.streams
+            if s in inp.dispatches or (s in inp.agents and inp.agents[s].state in BUSY_STATES)
+        ]
+        if busy:
+            actions.append(
+                Action(
+                    "note",
+                    f"checkpoint-waits:{cp.id}:{cp.inputs}",
+                    text=f"checkpoint {cp.id} is ready; it runs once {', '.join(busy)} finish their turn",
+                )
+            )
+            break
         why = "every PR of its streams is ready" if cp.ready else "its cut-off time has passed"
         actions.append(
             Action(
@@ -238,7 +255,6 @@ def decide(inp: PassInput) -> list[Action]:
                 detail={"checkpoint": cp.id, "streams": list(cp.streams)},
             )
         )
-        paused.update(cp.streams)
         break
 
     # Work claimed done (the agent's turn ended) is verified; an agent stuck on one task is reported.

@@ -459,7 +459,7 @@ class Autopilot:
 
         def body(_id: int) -> tuple[bool, str]:
             result = merge_phase(self.project, manifest.phase, land=True, socket=self.socket, env=self.env)
-            return result.status == "passed", f"merge-phase {result.status}"
+            return result.status in {"landed", "proposed"}, f"merge-phase {result.status}"
 
         return self._journaled(manifest, action, {}, body)
 

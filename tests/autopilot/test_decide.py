@@ -194,6 +194,10 @@ def test_a_due_checkpoint_runs_when_ready_and_pauses_its_streams(manifest: Manif
     cp = CheckpointDue(1, ("a", "c"), ready=True, past_cutoff=False, inputs="h1")
     actions = decide(make(manifest, checkpoints=[cp], task_states={"a1": "done"}))
     assert keys(actions) == ["checkpoint:1:h1", "dispatch:b:b1"]  # a and c wait for the checkpoint
+    busy = {**idle("a", "b"), "c": AgentView("c", "working", True)}
+    waiting_for_c = decide(make(manifest, checkpoints=[cp], agents=busy, task_states={"a1": "done"}))
+    assert keys(waiting_for_c) == ["checkpoint-waits:1:h1", "dispatch:b:b1"]  # a gets nothing new meanwhile
+    assert "c finish" in waiting_for_c[0].text
     assert decide(make(manifest, checkpoints=[cp], journaled=frozenset({"checkpoint:1:h1"}), agents={})) == []
     waiting = CheckpointDue(1, ("a",), ready=False, past_cutoff=False, inputs="h2")
     assert decide(make(manifest, checkpoints=[waiting], agents={})) == []
@@ -222,7 +226,9 @@ def test_merge_phase_only_with_land_once_everything_is_done(manifest: Manifest) 
 
 
 def test_the_phase_budget_stops_new_dispatches_and_warns_at_80_percent(manifest: Manifest) -> None:
-    capped = manifest.model_copy(update={"autopilot": manifest.autopilot.model_copy(update={"budget_usd": 10.0})})
+    capped = manifest.model_copy(
+        update={"autopilot": manifest.autopilot.model_copy(update={"budget_usd": 10.0})}
+    )
     assert keys(decide(make(capped, spent_usd=7.9)))[:1] == ["dispatch:a:a1"]
     warned = decide(make(capped, spent_usd=8.0))
     assert keys(warned)[0] == "budget:warn" and "dispatch:a:a1" in keys(warned)
