@@ -224,7 +224,6 @@ def test_a_killed_autopilot_restarts_without_sending_anything_twice(
     assert len({k for _, k, *_ in rows}) == len(rows)
     assert all(state == "done" for _, _, _, state, _ in rows)
     from coditect_cli.agents.events import read_events
-
     from coditect_cli.services.session import agent_file
 
     for k in (1, 2, 3):
