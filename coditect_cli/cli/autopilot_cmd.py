@@ -92,20 +92,32 @@ def serve(
     secret_env: Annotated[
         str, typer.Option("--secret-env", help="Environment variable holding the webhook secret.")
     ] = "CODITECT_WEBHOOK_SECRET",
+    as_json: JsonOpt = False,
 ) -> None:
     """Receive GitHub webhook deliveries (HMAC X-Hub-Signature-256 verified, each delivery id once) and keep
     them for the autopilot. Unsigned or badly signed requests are refused (401)."""
     from coditect_cli.services.events import receiver_for
     from coditect_cli.services.events import serve as make_server
 
-    app = use(ctx, False)
+    app = use(ctx, as_json)
     host, _, port_text = addr.rpartition(":")
     if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise UsageError(f"--addr {addr!r} is not HOST:PORT (e.g. 127.0.0.1:8787)")
     receiver = receiver_for(app.project(), phase, os.environ.get(secret_env, ""))
     server = make_server(receiver, host, int(port_text))
     real_host, real_port = server.server_address[:2]
-    app.console.print(f"coditect events: listening on http://{real_host!s}:{real_port} (Ctrl-C stops)")
+    url = f"http://{real_host!s}:{real_port}"
+    if app.json:  # one envelope when listening starts (the deliveries go to the store, not stdout)
+        import sys
+
+        from coditect_cli.render.envelope import dumps, envelope
+
+        sys.stdout.write(
+            dumps(envelope("events serve", data={"listening": url, "repositories": receiver.repos})) + "\n"
+        )
+        sys.stdout.flush()
+    else:
+        app.console.print(f"coditect events: listening on {url} (Ctrl-C stops)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -5,6 +5,7 @@ delivered (or held while an agent waits for approval), and evidence that a messa
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -93,7 +94,6 @@ class TmuxAgents:
         import subprocess
         import sys
 
-        from coditect_cli.adapters.proc import child_env
         from coditect_cli.services.session import log_path
         from coditect_cli.services.setup import project_common_dir
 
@@ -117,8 +117,8 @@ class TmuxAgents:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                # The built-in agent needs the API key: it is passed to this one process on purpose.
-                env=child_env(pass_env=("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN")),
+                # The built-in agent needs the API key (its own tools keep it from the commands it runs).
+                env=dict(os.environ),
             )
         record = self._record(manifest, stream)
         record.parent.mkdir(parents=True, exist_ok=True)
