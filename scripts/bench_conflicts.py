@@ -7,13 +7,17 @@
 One repository, 50 feature branches off the integration branch, each committing its own file; branches 7
 and 19 edit the same line of shared.txt, 23 and 41 the same line of notes.txt, and 30 edits config.txt,
 which the integration branch changed after the branches were cut: 3 conflicts among 1,225 pairs + 50
-branches vs integration = 1,275 merges. The per-pair baseline times a sample of pairs (one
+branches vs integration = 1,275 merges. The rendering rows run the CLI on the same layout with 99 streams
+(4,950 merges) and compare the CPU time (user + system of the process) of the human output, which
+summarises a repository above 12 streams, of `--all` (the full matrix) and of `--json`. The per-pair baseline times a sample of pairs (one
 `git merge-tree --write-tree A B` process each) and extrapolates to all 1,275; its row says so.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import resource
 import statistics
 import sys
 import time
@@ -106,6 +110,42 @@ def _median(fn: Callable[[], object], runs: int) -> tuple[float, object]:
     return statistics.median(samples), result
 
 
+RENDER_STREAMS = 99
+
+
+def _cli_cpu(args: list[str]) -> float:
+    """CPU seconds (user + system) of one `coditect` process running ``args``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "1000", "NO_COLOR": "1"}
+    proc.run([sys.executable, "-m", "coditect_cli", *args], check=False, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def bench_render(runs: int, workdir: Path) -> list[Row]:
+    """`conflicts` at 99 streams: CPU of the human output (summary), of `--all` and of `--json`."""
+    root = build_project(workdir / "render-project", RENDER_STREAMS)
+    cases = {
+        "human (summary + conflicting pairs)": ["--root", str(root), "conflicts"],
+        "human --all (full 99x100 matrix)": ["--root", str(root), "conflicts", "--all"],
+        "--json": ["--root", str(root), "conflicts", "--json"],
+    }
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(max(1, runs)):  # interleaved, so that load hits every case alike
+        for name, args in cases.items():
+            samples[name].append(_cli_cpu(args))
+    json_cpu = statistics.median(samples["--json"])
+    return [
+        {
+            "benchmark": "conflicts",
+            "case": f"CLI at {RENDER_STREAMS} streams, {name}: CPU seconds (median)",
+            "seconds": statistics.median(samples[name]),
+            "ratio_vs_json": statistics.median(samples[name]) / json_cpu,
+        }
+        for name in cases
+    ]
+
+
 def bench_conflicts(runs: int, workdir: Path) -> list[Row]:
     """Full conflict check of 50 branches (1,275 merges) vs one merge-tree process per pair."""
     from coditect_cli.adapters.mergetree import merge_tree_batch, verify_refs
@@ -146,7 +186,9 @@ def bench_conflicts(runs: int, workdir: Path) -> list[Row]:
     sample_s, _ = _median(per_pair, runs)
     per_pair_s = sample_s * len(pairs) / len(sample)
     extrapolated = len(sample) < len(pairs)
+    rendering = bench_render(min(runs, 3), workdir)
     return [
+        *rendering,
         {
             "benchmark": "conflicts",
             "case": f"coditect conflicts service: {len(pairs)} pairs checked (history filter, then one merge-tree for the rest; incl. validation)",

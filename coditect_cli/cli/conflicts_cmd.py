@@ -17,10 +17,22 @@ RemoteOpt = Annotated[
         "origin's only for a branch missing locally.",
     ),
 ]
+AllOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all",
+        help="Human output: print the full pair matrix of every repository; by default a repository with "
+        "more than 12 streams gets a summary line and its conflicting pairs only.",
+    ),
+]
 
 
 def conflicts(
-    ctx: typer.Context, phase: PhaseArg = None, remote: RemoteOpt = False, as_json: JsonOpt = False
+    ctx: typer.Context,
+    phase: PhaseArg = None,
+    remote: RemoteOpt = False,
+    show_all: AllOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Predict textual conflicts: every pair of stream branches, and each one vs the integration branch.
 
@@ -41,7 +53,7 @@ def conflicts(
     app.emit(
         "conflicts",
         conflicts_data(report),
-        lambda c: print_conflicts(c, report),
+        lambda c: print_conflicts(c, report, show_all),
         problems=report.problems(),
         exit_code=code,
     )

@@ -1,4 +1,9 @@
-"""Human output of ``conflicts``: one matrix per repository, then the conflicting pairs and their paths."""
+"""Human output of ``conflicts``: one matrix per repository, then the conflicting pairs and their paths.
+
+Linear in what it shows: a cell is a dictionary look-up, and a repository with more than
+:data:`MATRIX_MAX` streams gets a one-line summary instead of its matrix (the conflicting pairs follow, as
+for every repository); ``--all`` prints every matrix whatever its size.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ if TYPE_CHECKING:
     from coditect_cli.domain.conflicts import ConflictReport, PairOutcome, RepoReport
 
 _REMOTE = "refs/remotes/"
+MATRIX_MAX = 12  # streams in a repository above which its matrix is summarised unless --all
 
 
 def conflicts_data(report: ConflictReport) -> dict[str, Any]:
@@ -20,14 +26,15 @@ def conflicts_data(report: ConflictReport) -> dict[str, Any]:
     return report.to_json()
 
 
-def cell(repo: RepoReport, a: str, b: str) -> str:
+def cell(a: str, b: str, outcomes: dict[frozenset[str], PairOutcome], unknown: set[str]) -> str:
     """The matrix cell between lanes ``a`` and ``b``: ✓ clean, ✗ N conflicting paths, ? unknown branch,
-    ! git could not merge them, — the diagonal."""
+    ! git could not merge them, — the diagonal. ``outcomes`` and ``unknown`` come from :func:`_index`, so a
+    cell is a look-up, not a scan of the repository's pairs."""
     if a == b:
         return "[dim]—[/]"
-    outcome = repo.outcome(a, b)
+    outcome = outcomes.get(frozenset((a, b)))
     if outcome is None:
-        return "[yellow]?[/]" if repo.is_unknown(a) or repo.is_unknown(b) else "[dim]·[/]"
+        return "[yellow]?[/]" if a in unknown or b in unknown else "[dim]·[/]"
     if outcome.error is not None:
         return "[magenta]![/]"
     if outcome.conflict:
@@ -35,9 +42,17 @@ def cell(repo: RepoReport, a: str, b: str) -> str:
     return "[green]✓[/]"
 
 
+def _index(repo: RepoReport) -> tuple[dict[frozenset[str], PairOutcome], set[str]]:
+    """The repository's outcomes by unordered pair of labels, and the labels of its unknown branches."""
+    outcomes = {frozenset((o.a.label, o.b.label)): o for o in repo.outcomes}
+    return outcomes, {u.lane.label for u in repo.unknown}
+
+
 def matrix(repo: RepoReport) -> Table:
     """Streams on both axes plus an integration column."""
     from rich.table import Table
+
+    outcomes, unknown = _index(repo)
 
     title = f"{repo.repo} [dim]({repo.path})[/]"
     table = Table(title=title, title_justify="left")
@@ -53,7 +68,7 @@ def matrix(repo: RepoReport) -> Table:
             branch += " [yellow](missing)[/]"
         elif ref.startswith(_REMOTE):
             branch += " (origin)"
-        cells = [cell(repo, row.label, col.label) for col in repo.all_lanes]
+        cells = [cell(row.label, col.label, outcomes, unknown) for col in repo.all_lanes]
         table.add_row(row.label, branch, *cells)
     return table
 
@@ -72,15 +87,35 @@ def _pair_lines(repo: RepoReport, outcome: PairOutcome) -> list[str]:
     return lines
 
 
-def print_conflicts(console: Console, report: ConflictReport) -> None:
-    """Matrices, then the conflicting pairs, then unknown branches and failed merges, then a verdict."""
+def summary(repo: RepoReport) -> str:
+    """One line in place of a repository's matrix: its streams, pairs, conflicts, failures, missing branches."""
+    parts = [f"{len(repo.lanes)} streams", f"{len(repo.outcomes)} pair(s) checked"]
+    conflicts = len(repo.conflicts)
+    parts.append(f"[bold red]{conflicts} conflicting[/]" if conflicts else "[green]none conflicting[/]")
+    if repo.errors:
+        parts.append(f"[magenta]{len(repo.errors)} not mergeable by git[/]")
+    if repo.unknown:
+        parts.append(f"[yellow]{len(repo.unknown)} branch(es) missing[/]")
+    return (
+        f"{repo.repo} [dim]({repo.path})[/]: "
+        + ", ".join(parts)
+        + f" [dim](matrix hidden above {MATRIX_MAX} streams; --all shows it)[/]"
+    )
+
+
+def print_conflicts(console: Console, report: ConflictReport, show_all: bool = False) -> None:
+    """Matrices (a summary line for a repository above :data:`MATRIX_MAX` streams unless ``show_all``),
+    then the conflicting pairs, then unknown branches and failed merges, then a verdict."""
     from rich.markup import escape
 
     if not report.repositories:
         console.print(f"{report.phase}: no feature branches to compare.")
         return
     for repo in report.repositories:
-        console.print(matrix(repo))
+        if show_all or len(repo.lanes) <= MATRIX_MAX:
+            console.print(matrix(repo))
+        else:
+            console.print(summary(repo))
     conflicting = [(r, o) for r in report.repositories for o in r.conflicts]
     if conflicting:
         console.print()

@@ -243,3 +243,41 @@ def test_git_processes_do_not_grow_with_the_number_of_branches(tmp_path: Path, i
     assert len(few) == len(many), (few, many)
     assert sum("merge-tree" in line for line in many) == 1
     assert sum("cat-file" in line for line in many) == 1
+
+
+def test_above_twelve_streams_the_human_output_lists_the_conflicting_pairs_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    project = _project(tmp_path / "many", 99)
+    pairs = 99 * 98 // 2 + 99
+
+    short = call_main(["--root", str(project), "conflicts"], capsys)
+    assert short.code == 3, short.stdout + short.stderr
+    out = short.stdout
+    assert "app (.): 99 streams, " + f"{pairs} pair(s) checked, 1 conflicting" in out
+    assert "--all shows it" in out
+    assert "Conflicting pairs" in out and "app: s2 × s3" in out and "    shared.txt (contents)" in out
+    assert "✓" not in out and "s99 " not in out  # no matrix: no clean cell, no row of a clean stream
+    assert f"1 of {pairs} pair(s) would conflict" in out
+
+    monkeypatch.setenv("COLUMNS", "2000")  # room for 101 columns
+    full = call_main(["--root", str(project), "conflicts", "--all"], capsys)
+    assert full.code == 3
+    rows = [line for line in full.stdout.splitlines() if "feature/p1/" in line and "×" not in line]
+    assert len(rows) == 99  # one matrix row per stream
+    assert sum(line.count("✗ 1") for line in rows) == 2  # s2 × s3 and s3 × s2
+    assert "✗ 1" in full.stdout and "✓" in full.stdout and "--all shows it" not in full.stdout
+    assert "app: s2 × s3" in full.stdout
+
+
+def test_at_twelve_streams_the_matrix_is_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    project = _project(tmp_path / "twelve", 12)
+    result = call_main(["--root", str(project), "conflicts"], capsys)
+    assert result.code == 3
+    assert "✗ 1" in result.stdout and "✓" in result.stdout and "--all shows it" not in result.stdout
