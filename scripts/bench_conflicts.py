@@ -117,7 +117,7 @@ def _cli_cpu(args: list[str]) -> float:
     """CPU seconds (user + system) of one `coditect` process running ``args``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "1000", "NO_COLOR": "1"}
-    proc.run([sys.executable, "-m", "coditect_cli", *args], check=False, env=env)
+    proc.run([sys.executable, "-m", "coditect_cli", *args], cwd=REPO, check=False, env=env)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
