@@ -232,12 +232,13 @@ def main(argv: list[str] | None = None) -> None:
 
                 traceback.print_exc()
             from coditect_cli.adapters.proc import redact
+            from coditect_cli.domain.text import neutralise
 
             code = _fail(
                 args,
                 app_ctx,
                 "internal",
-                f"internal error: {type(exc).__name__}: {redact(str(exc))}",
+                f"internal error: {type(exc).__name__}: {neutralise(redact(str(exc)))}",
                 int(ExitCode.ERROR),
                 "run with --verbose for the traceback; please report it",
             )

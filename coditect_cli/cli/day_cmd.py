@@ -8,6 +8,7 @@ import typer
 
 from coditect_cli.cli.context import JsonOpt, PhaseArg, use
 from coditect_cli.domain.limits import MAX_DAY
+from coditect_cli.domain.text import neutralise
 
 DayOpt = Annotated[
     int | None, typer.Option("--day", help=f"The phase day, 1 to {MAX_DAY} (default: from the schedule).")
@@ -87,9 +88,9 @@ def _set(ctx: typer.Context, stream: str, task_id: str, state: str, phase: str |
     change = set_task(app.project(), phase, stream, task_id, state)
 
     def human(c: object) -> None:
-        typer.echo(f"{change.stream}/{change.task}: {change.before} → {change.after}")
+        typer.echo(neutralise(f"{change.stream}/{change.task}: {change.before} → {change.after}"))
         for note in change.notes:
-            typer.echo(f"note: {note}")
+            typer.echo(neutralise(f"note: {note}"))
 
     app.emit(f"task {'start' if state == 'in-progress' else state}", change.to_json(), human)
 
@@ -134,7 +135,9 @@ def block(
     app.emit(
         "block",
         data,
-        lambda c: typer.echo(f"{stream} is blocked: {data['reason']}" + (f" (on {on})" if on else "")),
+        lambda c: typer.echo(
+            neutralise(f"{stream} is blocked: {data['reason']}" + (f" (on {on})" if on else ""))
+        ),
     )
 
 

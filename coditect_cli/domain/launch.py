@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from coditect_cli.domain.manifest import WEEKDAYS, Manifest, Schedule, Stream
+from coditect_cli.errors import ManifestError
 
 Layout = Literal["tiled", "windows"]
 AgentKind = Literal["shell", "claude", "codex", "aider", "anthropic", "template"]
@@ -70,7 +71,6 @@ _SHELL_BUILTINS = frozenset(
 _WRAPPERS = frozenset({"exec", "command", "nohup", "env"})
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _PLACEHOLDER = re.compile(r"\{(prompt_file|stream|worktree)\}")
-_DQ_SPECIAL = re.compile(r'([\\"$`])')
 
 
 # ----------------------------------------------------------------------------------------------- naming
@@ -117,26 +117,71 @@ class AgentCommand:
     display: str
 
 
-def substitute(template: str, values: dict[str, str]) -> str:
-    """``template`` with ``{prompt_file}``, ``{stream}``, ``{worktree}`` replaced by shell-safe values.
+PLACEHOLDER_ENV = {
+    "prompt_file": "CODITECT_PROMPT_FILE",
+    "stream": "CODITECT_STREAM",
+    "worktree": "CODITECT_WORKTREE",
+}
+"""The pane variable holding each placeholder's value (what an inner shell should read instead)."""
 
-    Each value is quoted for where it stands: bare (:func:`shlex.quote`), inside ``"..."`` (``\\``, ``"``,
-    ``$`` and backquotes escaped) or inside ``'...'`` (the quote is closed, the quoted value inserted and
-    the quote reopened), so the shell always sees exactly the value, whatever it contains.
+_SHELL_SPECIAL = re.compile(r"[\s!\"#$&'()*;<>?\[\\\]^`{|}~\x00-\x1f\x7f]")
+_WORD_END = frozenset(" \t\n;&|()<>")
+_REPARSERS = frozenset({"eval", "ssh"})
+
+
+class UnsafeTemplate(ManifestError):
+    """A ``run`` template whose placeholder cannot be quoted safely for the value it gets (exit 2)."""
+
+
+def _shell_safe(value: str) -> bool:
+    """Whether ``value`` is one plain word to any shell, at any depth (no space, quote, ``$``, glob...)."""
+    return bool(value) and not _SHELL_SPECIAL.search(value)
+
+
+def substitute(template: str, values: dict[str, str]) -> str:
+    """``template`` with ``{prompt_file}``, ``{stream}``, ``{worktree}`` replaced by values that stay one
+    shell word at every level of shell that reads them.
+
+    A value made only of plain characters (letters, digits, ``_@%+=:,./-``) is inserted as it is: it is one
+    word to any shell, however deeply nested (``bash -c "head {prompt_file}"``, ``ssh host cat {x}``). A
+    value with a space, a quote, ``$`` or any other character a shell interprets is inserted quoted
+    (:func:`shlex.quote`) when the placeholder is a word of its own, outside quotes, in a template without
+    ``eval`` or ``ssh``; anywhere else a second shell could read the value again, so :class:`UnsafeTemplate`
+    is raised instead (the caller names the manifest line).
     """
+    words = _words(template) or []
+    reparsed = sorted(_REPARSERS.intersection(words))
     out: list[str] = []
     quote: str | None = None  # the quote we are inside, if any
     i = 0
     while i < len(template):
         m = _PLACEHOLDER.match(template, i)
         if m:
-            value = values[m.group(1)]
-            if quote is None:
-                out.append(shlex.quote(value))
-            elif quote == '"':
-                out.append(_DQ_SPECIAL.sub(r"\\\1", value))
+            name = m.group(1)
+            value = values[name]
+            if _shell_safe(value):
+                out.append(value)
             else:
-                out.append("'" + shlex.quote(value) + "'")
+                alone = (i == 0 or template[i - 1] in _WORD_END) and (
+                    m.end() == len(template) or template[m.end()] in _WORD_END
+                )
+                if quote is None and alone and not reparsed:
+                    out.append(shlex.quote(value))
+                else:
+                    where = (
+                        f"inside {quote}...{quote} quotes"
+                        if quote
+                        else f"in a template that runs `{reparsed[0]}`"
+                        if reparsed
+                        else "joined to other characters"
+                    )
+                    raise UnsafeTemplate(
+                        f"{{{name}}} stands {where}, where another shell may read its value again, and the "
+                        f"value {value!r} holds characters a shell interprets (spaces, quotes, $...): coditect "
+                        f"cannot quote it safely. Make {{{name}}} a word of its own outside quotes, or let the "
+                        f'inner shell read "${PLACEHOLDER_ENV[name]}" '
+                        f"(e.g. bash -c 'head \"${PLACEHOLDER_ENV[name]}\"')"
+                    )
             i = m.end()
             continue
         c = template[i]

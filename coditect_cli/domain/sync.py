@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coditect_cli.domain.manifest import Checkpoint, Deliverable, Manifest, Stream
+from coditect_cli.domain.text import neutralise
 
 BLOCKER_KINDS = (
     "declared",  # `coditect block STREAM "why" [--on OTHER]`
@@ -350,7 +351,8 @@ def markdown(report: SyncReport) -> str:
         f"- Checkpoint {c.id} ({when}, day {c.day}): {c.title} — streams {', '.join(c.streams)}"
         for when, c in cps
     ] or ["- None today or tomorrow."]
-    return "\n".join(lines) + "\n"
+    # Titles, reasons and commit subjects come from agents and git: no escape sequence into the report.
+    return neutralise("\n".join(lines) + "\n")
 
 
 def _task_text(view: TaskView) -> str:

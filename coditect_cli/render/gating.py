@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from coditect_cli.domain.text import neutralise
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -92,7 +94,7 @@ def checkpoint_markdown(result: CheckpointResult) -> str:
             lines.append(f"- round {r['round']}, `{repo}` with {prs}: {gates}{reused}")
     if result.tags:
         lines += ["", "## Tags", ""] + [f"- `{t['tag']}` on `{str(t['target'])[:12]}`" for t in result.tags]
-    return "\n".join(lines) + "\n"
+    return neutralise("\n".join(lines) + "\n")
 
 
 def _adopted_lines(adopted: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -177,7 +179,7 @@ def merge_phase_markdown(result: MergePhaseResult) -> str:
         ]
         lines.append(f"- `{repo}`: " + ", ".join(bits))
     lines += ["", result.notes_md.strip(), ""]
-    return "\n".join(lines)
+    return neutralise("\n".join(lines))
 
 
 def print_merge_phase(console: Console, result: MergePhaseResult) -> None:

@@ -146,8 +146,15 @@ def _arrived(events_file: Path, since: float, sha: str) -> tuple[bool, bool]:
 
 
 def _type_one(s: PhaseSession, tmux: Tmux, state: AgentState, text: str) -> Delivery:
-    """Type ``text`` into one agent's pane, press Enter apart from it, and confirm it arrived."""
+    """Type ``text`` into one agent's pane, press Enter apart from it, and confirm it arrived.
+
+    The text is made safe first (:func:`~coditect_cli.domain.text.pane_text`): no escape sequence or control
+    character reaches the pane, and a shell gets every line as a ``#`` comment, so nothing typed runs.
+    """
+    from coditect_cli.domain.text import pane_text
+
     assert state.pane_id is not None
+    text = pane_text(text, shell=state.kind == "shell")
     events_file = agent_file(s.common, s.manifest.phase, state.stream)
     start = time.time() - 0.05
     tmux.paste(state.pane_id, text)

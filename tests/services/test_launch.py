@@ -32,6 +32,7 @@ from coditect_cli.agents.base import AgentContext
 from coditect_cli.domain.launch import (
     AgentCommand,
     StreamWorktree,
+    UnsafeTemplate,
     choose_layout,
     day_date,
     phase_day,
@@ -217,7 +218,7 @@ def test_agent_commands_quote_every_value_and_keep_the_prompt_out_of_the_shell_l
     words = shlex.split(claude.argv[2].removesuffix(f' "$(cat {shlex.quote(str(prompt))})"'))
     assert words[2:4] == ["--settings", str(odd / "settings.json")]
 
-    template = "my-agent --in {worktree} --prompt '{prompt_file}' --name {stream}"
+    template = "my-agent --in {worktree} --prompt {prompt_file} --name {stream}"
     agent = resolve_agent(template, prompt_file=prompt, stream="api.v2", worktree=odd, login_shell="/bin/sh")
     line = agent.argv[2]
     assert line.startswith("exec my-agent") and agent.program == "my-agent"
@@ -233,16 +234,46 @@ def test_agent_commands_quote_every_value_and_keep_the_prompt_out_of_the_shell_l
 
 
 NASTY = '/tmp/it\'s a "$dir"; `rm -rf /` \\ $(id) x'
+PLAIN = "/tmp/pytest-of-u/p-1/wt/feature.x@2,y+z=1:%"
 
 
-def test_placeholders_are_quoted_for_where_they_stand() -> None:
-    """Bare, inside double quotes, inside single quotes: the shell sees exactly the value every time."""
-    template = (
-        """printf '%s\\n' {worktree} "{worktree}" '{worktree}' "a {worktree} b" 'x{worktree}y' \\'{stream}"""
-    )
-    line = substitute(template, {"worktree": NASTY, "prompt_file": "p", "stream": "s"})
+def test_plain_values_stay_one_word_at_every_level_and_others_are_quoted_bare() -> None:
+    """A value of plain characters is one word to any shell however deep; any other value is quoted where it
+    stands as a word of its own."""
+    template = """printf '%s\\n' {worktree} "{worktree}" 'x{worktree}y' "$(sh -c "echo {worktree}")" """
+    line = substitute(template, {"worktree": PLAIN, "prompt_file": "p", "stream": "s"})
     out = subprocess.run(["/bin/sh", "-c", line], capture_output=True, text=True, check=True).stdout
-    assert out.splitlines() == [NASTY, NASTY, NASTY, f"a {NASTY} b", f"x{NASTY}y", "'s"]
+    assert out.splitlines() == [PLAIN, PLAIN, f"x{PLAIN}y", PLAIN]
+    bare = substitute(
+        "printf '%s\\n' {worktree};printf '%s\\n' {worktree}",
+        {"worktree": NASTY, "prompt_file": "", "stream": ""},
+    )
+    out = subprocess.run(["/bin/sh", "-c", bare], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [NASTY, NASTY]
+
+
+class UnsafeCase(NamedTuple):
+    test_id: str
+    template: str
+    where: str
+
+
+UNSAFE = [
+    UnsafeCase("nested-double-quotes", 'bash -c "head {prompt_file}"', 'inside "..." quotes'),
+    UnsafeCase("nested-single-quotes", "sh -c 'head {prompt_file}'", "inside '...' quotes"),
+    UnsafeCase("glued-to-a-quote", "sh -c 'head '{prompt_file}", "joined to other characters"),
+    UnsafeCase("eval", "eval head {prompt_file}", "runs `eval`"),
+    UnsafeCase("ssh", "ssh host cat {prompt_file}", "runs `ssh`"),
+]
+
+
+@pytest.mark.parametrize("case", UNSAFE, ids=[c.test_id for c in UNSAFE])
+def test_a_hostile_value_where_a_second_shell_reads_it_is_refused(case: UnsafeCase) -> None:
+    with pytest.raises(UnsafeTemplate) as raised:
+        substitute(case.template, {"prompt_file": NASTY, "stream": "s", "worktree": "w"})
+    assert case.where in str(raised.value) and "CODITECT_PROMPT_FILE" in str(raised.value)
+    # The same template with a plain value is fine.
+    assert PLAIN in substitute(case.template, {"prompt_file": PLAIN, "stream": "s", "worktree": "w"})
 
 
 class ProgramCase(NamedTuple):
