@@ -185,15 +185,32 @@ def _type_one(s: PhaseSession, tmux: Tmux, state: AgentState, text: str) -> Deli
     )
 
 
-def _hold(s: PhaseSession, state: AgentState, text: str) -> Delivery:
+def _hold(s: PhaseSession, state: AgentState, text: str, *, busy: bool = False) -> Delivery:
+    """Keep ``text`` for the stream until its agent's turn ends (its Stop hook delivers it).
+
+    ``busy``: the agent works and would glue a message typed now to the next one in its own queue, so
+    coditect queues it instead, to be delivered one per turn.
+    """
     from coditect_cli.state.messages import hold
     from coditect_cli.state.store import Store
 
-    reason = f"{state.label}: {state.detail}" if state.detail else state.label
+    reason = (
+        "busy: delivered when its turn ends"
+        if busy
+        else (f"{state.label}: {state.detail}" if state.detail else state.label)
+    )
     with Store.open(s.common) as store:
         message_id = hold(store, s.manifest.phase, state.stream, text, reason)
     agent_file(s.common, s.manifest.phase, state.stream, ".held").touch()
+    if busy:
+        return Delivery(state.stream, "queued", state.label, f"queued by coditect ({reason})", message_id)
     return Delivery(state.stream, "held", state.label, f"held until the agent is idle ({reason})", message_id)
+
+
+def _one_per_turn(state: AgentState) -> bool:
+    """Agents that report their turns (Claude Code's hooks, Codex's notify) get one message per turn: a
+    message typed while they work would be queued by them and glued to the next one."""
+    return state.kind in {"claude", "codex"}
 
 
 def _skip_reason(state: AgentState) -> str | None:
@@ -241,6 +258,10 @@ def deliver(
             out.append(Delivery(st, "skipped", state.label, skip))
         elif not force and not state.accepts_text:
             out.append(_hold(s, state, wanted[st]))
+        elif not force and _one_per_turn(state) and (state.state == "working" or state.held):
+            out.append(_hold(s, state, wanted[st], busy=True))
+            if state.state != "working":  # idle with older messages waiting: the oldest goes in now
+                out.extend(_deliver_now(s, tmux, state, []))
         else:
             out.extend(_deliver_now(s, tmux, state, [wanted[st]]))
     return s, out
@@ -257,6 +278,8 @@ def _deliver_now(s: PhaseSession, tmux: Tmux, state: AgentState, texts: list[str
         if state.held:
             with Store.open(s.common) as store:
                 held = waiting(store, s.manifest.phase, state.stream)
+        if held and _one_per_turn(state):
+            held = held[:1]  # the rest wait for the next turn's end (its Stop hook flushes again)
         for message in held:
             done = _type_one(s, tmux, state, message.text)
             out.append(
@@ -267,7 +290,9 @@ def _deliver_now(s: PhaseSession, tmux: Tmux, state: AgentState, texts: list[str
                     mark(store, message.id, "delivered")
             state = _busy(state)
         if held:
-            agent_file(s.common, s.manifest.phase, state.stream, ".held").unlink(missing_ok=True)
+            with Store.open(s.common) as store:
+                if not waiting(store, s.manifest.phase, state.stream):
+                    agent_file(s.common, s.manifest.phase, state.stream, ".held").unlink(missing_ok=True)
         for text in texts:
             out.append(_type_one(s, tmux, state, text))
             state = _busy(state)

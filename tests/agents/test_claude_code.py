@@ -154,7 +154,9 @@ def test_claude_code_runs_a_stream_end_to_end(tmp_path: Path, claude_home: Path,
         trust = launched.json()["data"]["trust"]
         assert trust["consent"] == "--trust" and trust["changed"]
         data = json.loads(config.read_text())
-        assert data["theme"] == "dark" and data["hasCompletedOnboarding"] is True  # other keys kept
+        # Other keys are kept (the trust edit's own tests check every key; here Claude Code, already started
+        # in the panes, may have rewritten its file, so only the key it keeps itself is looked at).
+        assert data["hasCompletedOnboarding"] is True
         assert data["projects"][str(root)]["hasTrustDialogAccepted"] is True
         assert data["projects"][str(worktree)]["hasTrustDialogAccepted"] is True
         assert env["ANTHROPIC_API_KEY"][-20:] in data["customApiKeyResponses"]["approved"]

@@ -99,3 +99,65 @@ def test_force_types_into_a_prompt(isolated_git: Path, tmp_path: Path, server: S
     retry_until(
         lambda: agent_states(project, None, socket=sock)["asker"].last_line, lambda line: line == "answered n"
     )
+
+
+# An agent that reports each line it reads the way Claude Code's UserPromptSubmit hook does.
+REPORTER = (
+    "import hashlib, json, os, sys, time\n"
+    "events, out = os.environ['CODITECT_EVENTS_FILE'], sys.argv[1]\n"
+    "for line in sys.stdin:\n"
+    "    text = line.rstrip('\\n')\n"
+    "    open(out, 'a').write(text + '\\n')\n"
+    "    sha = hashlib.sha256(text.strip().encode()).hexdigest()[:16]\n"
+    "    event = {'t': time.time(), 'event': 'UserPromptSubmit', 'prompt_sha': sha}\n"
+    "    open(events, 'a').write(json.dumps(event) + '\\n')\n"
+)
+
+
+def test_a_busy_hook_agent_gets_one_message_per_turn_never_two_glued(
+    isolated_git: Path, tmp_path: Path, server: Server
+) -> None:
+    import sys
+    import time
+
+    from coditect_cli.agents.events import LAUNCH, append
+    from coditect_cli.sandbox import build_sandbox
+    from coditect_cli.services.session import agent_file
+    from coditect_cli.services.setup import project_common_dir
+
+    script = tmp_path / "reporter.py"
+    script.write_text(REPORTER)
+    got = tmp_path / "got.txt"
+    run = json.dumps(f"{sys.executable} {script} {got}")
+    source = tmp_path / "talk.yaml"
+    source.write_text(
+        "version: 1\nphase: talk\nproject: demo\nschedule: {start: 2026-12-01, days: 10}\n"
+        "repositories:\n  - {id: root, path: .}\nstreams:\n"
+        f"  - {{id: busy, terminal: 1, name: Busy, agent: dev, run: {run}, work: [{{repo: root, topic: b, owns: [b/]}}]}}\n"
+    )
+    root = build_sandbox(tmp_path / "sandbox", source).root
+    sock = server.socket_name
+    assert coditect(root, "streams", "launch", "--no-attach", "--socket", sock).code == 0
+    project = Project(root)
+    events = agent_file(project_common_dir(project), "talk", "busy")
+    # The pane reports as a hook agent (as a Claude Code pane does) that is in the middle of a turn.
+    append(events, {"t": time.time(), "event": LAUNCH, "kind": "claude"})
+    append(events, {"t": time.time(), "event": "UserPromptSubmit"})
+    assert agent_states(project, None, socket=sock)["busy"].state == "working"
+
+    for text in ("first message", "second message"):
+        sent = coditect(root, "streams", "send", "busy", text, "--json", "--socket", sock)
+        assert sent.code == 0, sent.output
+        assert [d["status"] for d in sent.json()["data"]["deliveries"]] == ["queued"]
+    assert not got.exists()  # nothing typed into a working agent
+    assert agent_states(project, None, socket=sock)["busy"].held == 2
+
+    for expected, left in (("first message\n", 1), ("first message\nsecond message\n", 0)):
+        append(events, {"t": time.time(), "event": "Stop"})  # the turn ends: its Stop hook flushes
+        flushed = coditect(root, "streams", "flush", "busy", "--socket", sock, "--json")
+        assert [d["status"] for d in flushed.json()["data"]["deliveries"]] == ["delivered"], flushed.output
+        assert (
+            retry_until(lambda: got.read_text() if got.exists() else "", lambda t, e=expected: t == e)
+            == expected
+        )
+        assert agent_states(project, None, socket=sock)["busy"].held == left
