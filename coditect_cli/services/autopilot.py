@@ -439,6 +439,16 @@ class Autopilot:
 
         n = int(action.detail["checkpoint"])
         streams = [str(s) for s in action.detail.get("streams", [])]
+        # The checkpoint's own collection first (fresh heads and approvals): a PR of its streams that is not
+        # ready after all (an approval gone stale by a push since the pass looked) waits for the next pass,
+        # rather than the checkpoint passing without it.
+        planned = run_checkpoint(
+            self.project, manifest.phase, n, socket=self.socket, env=self.env, dry_run=True
+        )
+        waiting = [p for p in planned.not_ready if p.get("stream") in streams]
+        if waiting or not planned.batch:
+            why = "; ".join(f"{p.get('repo')}#{p.get('number')}: {p.get('reason')}" for p in waiting)
+            return ActionOutcome(action, f"checkpoint {n} waits: {why or 'nothing to merge'}", True)
 
         def body(action_id: int) -> tuple[bool, str]:
             result = run_checkpoint(self.project, manifest.phase, n, socket=self.socket, env=self.env)
