@@ -442,9 +442,12 @@ class Autopilot:
         # The checkpoint's own collection first (fresh heads and approvals): a PR of its streams that is not
         # ready after all (an approval gone stale by a push since the pass looked) waits for the next pass,
         # rather than the checkpoint passing without it.
-        planned = run_checkpoint(
-            self.project, manifest.phase, n, socket=self.socket, env=self.env, dry_run=True
-        )
+        try:
+            planned = run_checkpoint(
+                self.project, manifest.phase, n, socket=self.socket, env=self.env, dry_run=True
+            )
+        except CoditectError as exc:
+            return ActionOutcome(action, f"checkpoint {n} cannot run: {exc.message}", False)
         waiting = [p for p in planned.not_ready if p.get("stream") in streams]
         if waiting or not planned.batch:
             why = "; ".join(f"{p.get('repo')}#{p.get('number')}: {p.get('reason')}" for p in waiting)
