@@ -10,6 +10,11 @@ per gate run, shared by every stream) fails when a stream's file holds FAIL_GATE
 6 at worst, see coditect_cli/domain/gating.py); and, for comparison, what the classic scheme costs (whole
 batch, binary search of prefixes, then a re-test without the culprit). Gate runs are counted by the gate
 itself (a line per run in a counter file), and checked against what the checkpoint reports.
+
+The search rows count gate runs of the bisection itself (coditect_cli/domain/gating.py, the code a
+checkpoint drives; tests/gating/test_checkpoint.py checks that a real checkpoint runs exactly as many) at
+n = 8, 16, 32 PRs with 0, 1 and 2 bad PRs (every position or pair of positions) and with one interaction
+pair (two PRs failing only together) next to one bad PR, against ceil(log2 n) + 1.
 """
 
 from __future__ import annotations
@@ -115,6 +120,59 @@ def _classic(n: int, position: int) -> int:
     return 1 + math.ceil(math.log2(n)) + (0 if position == n else 1)
 
 
+def _count(items: list[str], red: object) -> tuple[int, object]:
+    from coditect_cli.domain.gating import search
+
+    check = red  # red(probe set) -> bool
+    gen = search(items)
+    probe = next(gen)
+    asked = 1
+    try:
+        while True:
+            probe = gen.send(not check(set(probe)))  # type: ignore[operator]
+            asked += 1
+    except StopIteration as stop:
+        return asked, stop.value
+
+
+def bench_search(sizes: tuple[int, ...] = (8, 16, 32)) -> list[Row]:
+    """Gate runs of the bisection (simulated gates), per case and size: worst, mean, and per PR."""
+    from itertools import combinations
+
+    rows: list[Row] = []
+    for n in sizes:
+        items = [f"p{i}" for i in range(n)]
+        bound = 1 + math.ceil(math.log2(n))
+        cases: dict[str, list[int]] = {"0 bad": [_count(items, lambda p: False)[0]]}
+        cases["1 bad (every position)"] = [_count(items, lambda p, b=b: b in p)[0] for b in items]
+        cases["2 bad (every pair)"] = [
+            _count(items, lambda p, a=a, b=b: a in p or b in p)[0] for a, b in combinations(items, 2)
+        ]
+        pair_runs: list[int] = []
+        reported = 0
+        for a, b in combinations(items, 2):
+            other = next(x for x in reversed(items) if x not in (a, b))
+            runs_, found = _count(items, lambda p, a=a, b=b, o=other: {a, b} <= p or o in p)
+            pair_runs.append(runs_)
+            reported += found.pairs == ((a, b),)  # type: ignore[attr-defined]
+        cases["interaction pair + 1 bad (every pair)"] = pair_runs
+        for case, counts in cases.items():
+            rows.append(
+                {
+                    "benchmark": "gating",
+                    "case": f"bisection, n = {n}, {case}",
+                    "seconds": None,
+                    "gate_runs": max(counts),
+                    "gate_runs_mean": round(statistics.mean(counts), 2),
+                    "gate_runs_per_pr": round(statistics.mean(counts) / n, 3),
+                    "ceil_log2_n_plus_1": bound,
+                    "within_bound": f"{sum(c <= bound for c in counts)}/{len(counts)}",
+                    **({"pairs_reported": f"{reported}/{len(counts)}"} if "interaction" in case else {}),
+                }
+            )
+    return rows
+
+
 def bench_gating(runs: int, workdir: Path) -> list[Row]:
     """Rows: the green batch (median of ``runs``), then one bad PR at each position, then the comparison."""
     from coditect_cli.domain.gating import identify_bound, mean_runs, worst_case_runs
@@ -152,6 +210,7 @@ def bench_gating(runs: int, workdir: Path) -> list[Row]:
         by_position[position] = reported
         bad_seconds.append(seconds)
     classic = {p: _classic(STREAMS, p) for p in by_position}
+    search_rows = bench_search()
     within = sum(1 for r in by_position.values() if r <= identify_bound(STREAMS))
     return [
         {
@@ -186,6 +245,7 @@ def bench_gating(runs: int, workdir: Path) -> list[Row]:
             "seconds": build_s,
             "gate_runs": 0,
         },
+        *search_rows,
     ]
 
 

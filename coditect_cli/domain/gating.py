@@ -18,6 +18,13 @@ from the probes whenever the last probe left exactly that PR out (about half of 
 costs one more run. No strategy does better in the worst case: a run answers yes or no, the final commit
 ``B - {x}`` must itself have been run, and for ``n = 2`` (culprit the second one tested) three runs are
 unavoidable; :func:`worst_case_runs` gives the exact optimum, ``ceil(log2 n) + 2`` at worst for n = 4, 8, 10.
+(Every outcome "x is bad" needs its own green probe ``B - {x}`` on its path of answers, and a yes/no tree of
+depth ``k`` after the batch has at most ``2^(k-1)`` such leaves; so ``ceil(log2 n) + 1`` runs at *every*
+position is impossible for n a power of two.)
+
+Once more than one PR failed, every PR left out is also tried alone; one that passes alone fails together
+with another, found by a prefix bisection of the rest and reported in :attr:`SearchOutcome.pairs`. A probe
+holding a combination already seen failing is not run (answered red).
 
 Repositories are searched in lockstep (:func:`drive`): a gate runs in one repository's tree, so its result
 depends on that tree only, and one *gate run* (a round) tests one candidate commit per repository.
@@ -200,6 +207,7 @@ class SearchOutcome:
     blamed: tuple[str, ...]
     green: bool
     identified_after: tuple[int, ...] = ()  # probes asked when each culprit was known (before confirming)
+    pairs: tuple[tuple[str, str], ...] = ()  # (earlier, blamed): two PRs that fail only together
 
 
 Probe = tuple[str, ...]
@@ -212,19 +220,44 @@ def search(items: Sequence[str]) -> Search:
     Subsets keep the batch's order; ``()`` is the integration tip alone. Returns a :class:`SearchOutcome`.
     """
     known: dict[Probe, bool] = {}
+    red: list[frozenset[str]] = []  # combinations known to fail: a probe holding one of them fails too
     asked = 0
 
     def ask(probe: Sequence[str]) -> Generator[Probe, bool, bool]:
         nonlocal asked
         key = tuple(probe)
         if key not in known:
+            members = frozenset(key)
+            if any(r <= members for r in red):
+                known[key] = False
+                return False
             asked += 1
             known[key] = yield key
+            if not known[key]:
+                red.append(members)
         return known[key]
 
     batch = list(items)
     blamed: list[str] = []
     identified: list[int] = []
+    pairs: list[tuple[str, str]] = []
+
+    def partner(culprit: str, others: Sequence[str]) -> Generator[Probe, bool, None]:
+        """When ``culprit`` passes alone, the PR of ``others`` (known red with it) it fails together with:
+        the first ``j`` with ``others[:j]`` plus it red. Only asked once several PRs failed."""
+        if not others or not (yield from ask((culprit,))):
+            return
+        rank = {p: i for i, p in enumerate(items)}
+        lo, hi = 0, len(others)  # others[:lo] + culprit green (lo = 0: alone), others[:hi] + culprit red
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if (yield from ask(sorted((*others[:mid], culprit), key=rank.__getitem__))):
+                lo = mid
+            else:
+                hi = mid
+        first, second = sorted((others[hi - 1], culprit), key=rank.__getitem__)
+        pairs.append((first, second))
+
     if (yield from ask(batch)):
         return SearchOutcome(tuple(batch), (), True)
     green_prefix = 0  # a prefix known green; 0 (the tip) is an assumption until the fallback checks it
@@ -250,13 +283,15 @@ def search(items: Sequence[str]) -> Search:
             else:
                 identified.pop()
         if confirmed is not None:
+            if blamed:  # several PRs fail: this one may fail only together with another
+                yield from partner(confirmed, [p for p in batch if p != confirmed])
             blamed.append(confirmed)
             batch.remove(confirmed)
-            return SearchOutcome(tuple(batch), tuple(blamed), True, tuple(identified))
+            return SearchOutcome(tuple(batch), tuple(blamed), True, tuple(identified), tuple(pairs))
         # More than one PR breaks the gates (or only some together): blame the first failing prefix.
         lo, hi = green_prefix, len(batch)
         if lo == 0 and not (yield from ask(())):
-            return SearchOutcome((), tuple(blamed), False, tuple(identified))
+            return SearchOutcome((), tuple(blamed), False, tuple(identified), tuple(pairs))
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if (yield from ask(batch[:mid])):
@@ -265,11 +300,12 @@ def search(items: Sequence[str]) -> Search:
                 hi = mid
         culprit = batch[hi - 1]
         identified.append(asked)
+        yield from partner(culprit, batch[: hi - 1])
         blamed.append(culprit)
         batch.remove(culprit)
         green_prefix = hi - 1
         if green_prefix == len(batch) or (yield from ask(batch)):
-            return SearchOutcome(tuple(batch), tuple(blamed), True, tuple(identified))
+            return SearchOutcome(tuple(batch), tuple(blamed), True, tuple(identified), tuple(pairs))
 
 
 @dataclass

@@ -469,9 +469,20 @@ def gate(it: Integration, specs: Sequence[GateSpec]) -> dict[str, Any]:
         first = next(r["repos"][repo] for r in rounds if repo in r["repos"])
         failing = [g["gate"] for g in first.get("gates", []) if g["exit"] != 0]
         logs = [g["log"] for g in first.get("gates", []) if g["exit"] != 0]
+        partners = {blamed: earlier for earlier, blamed in found.pairs}
         for key in found.blamed:
             reason = f"the gates fail with it ({', '.join(failing) or 'a gate'}) and pass without it"
-            left_out.append({**by_key[key].to_json(), "reason": reason, "kind": "gates", "logs": logs})
+            together: dict[str, Any] = {}
+            if key in partners:
+                partner = by_key[partners[key]]
+                reason += (
+                    f"; it passes alone and fails only together with #{partner.number} ({partner.head}),"
+                    " which was kept"
+                )
+                together["together_with"] = partner.key
+            left_out.append(
+                {**by_key[key].to_json(), "reason": reason, "kind": "gates", "logs": logs, **together}
+            )
         chain: list[dict[str, Any]] = []
         if found.green:
             for i, key in enumerate(found.kept):

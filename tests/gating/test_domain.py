@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cache
 
 import pytest
 
 from coditect_cli.domain.gating import (
     BatchPr,
+    Probe,
     RefMove,
     SearchOutcome,
     StepRecord,
@@ -38,6 +40,108 @@ def run_search(items: Sequence[str], bad: set[str], tip_red: bool = False) -> tu
             probe = gen.send(not tip_red and not set(probe) & bad)
     except StopIteration as stop:
         return stop.value, runs
+
+
+def run_oracle(
+    items: Sequence[str], red: Callable[[frozenset[str]], bool]
+) -> tuple[SearchOutcome, list[Probe]]:
+    """The search against any oracle (``red(probe)``); returns its outcome and the probes it asked."""
+    gen = search(items)
+    asked = [next(gen)]
+    try:
+        while True:
+            asked.append(gen.send(not red(frozenset(asked[-1]))))
+    except StopIteration as stop:
+        return stop.value, asked
+
+
+@cache
+def _optimum(n: int, candidates: frozenset[int], confirmed: bool) -> int:
+    """Exact minimax over every possible probe (any subset of the batch): the runs after a red batch to know
+    the bad PR among ``candidates`` and to have tested the batch without it green (``confirmed``)."""
+    if len(candidates) == 1:
+        return 0 if confirmed else 1
+    everything = frozenset(range(n))
+    best = n + 1
+    for size in range(n):
+        for kept in itertools.combinations(range(n), size):
+            probe = frozenset(kept)
+            green, red = candidates - probe, candidates & probe
+            if not green or not red:
+                continue  # the answer is known: no information
+            final = len(green) == 1 and probe == everything - green
+            cost = 1 + max(_optimum(n, green, final), _optimum(n, red, False))
+            best = min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize("n", range(2, 7))
+def test_the_worst_case_is_the_optimum_of_any_strategy(n: int) -> None:
+    # No probe sequence whatsoever does better than the search once the batch was run whole (1 run for an
+    # all-green batch) and the commit merged (the batch without the culprit) must itself be tested green.
+    best = 1 + _optimum(n, frozenset(range(n)), False)
+    assert worst_case_runs(n) == best
+    if n & (n - 1) == 0:  # a power of two: ceil(log2 n) + 1 runs cannot suffice at every position
+        assert best == identify_bound(n) + 1
+
+
+@pytest.mark.parametrize("n", [4, 8, 16, 32, 64])
+def test_one_bad_pr_at_every_position_of_large_batches(n: int) -> None:
+    items = [f"p{i}" for i in range(n)]
+    bound = 1 + math.ceil(math.log2(n))
+    costs = []
+    for culprit in items:
+        found, runs = run_search(items, {culprit})
+        assert found.green and found.blamed == (culprit,) and found.pairs == ()
+        assert found.kept == tuple(p for p in items if p != culprit)
+        assert found.identified_after[0] <= bound  # identified within ceil(log2 n) + 1 runs
+        assert runs <= bound + 1 == worst_case_runs(n)  # confirmed (the merged commit tested) within + 1
+        costs.append(runs)
+    assert max(costs) == worst_case_runs(n)
+    assert sum(c <= bound for c in costs) == n // 2  # the last probe is the merged commit half the time
+    # The last PR of a red batch is never tested alone: "the batch without it" green blames it, no re-test.
+    found, asked = run_oracle(items, lambda probe: items[-1] in probe)
+    assert found.blamed == (items[-1],)
+    assert asked[-1] == tuple(items[:-1]) and len(asked) == bound
+
+
+@pytest.mark.parametrize("n", [4, 8])
+def test_two_prs_failing_only_together_are_reported_as_the_pair(n: int) -> None:
+    # Once a batch shows more than one failure, every PR left out is tried alone; one that passes alone
+    # is reported with the PR it fails together with.
+    items = [f"p{i}" for i in range(n)]
+    for first, second in itertools.combinations(items, 2):
+        for other in (p for p in items if p not in (first, second)):
+            pair = {first, second}
+            found, asked = run_oracle(
+                items, lambda probe, pair=pair, other=other: pair <= probe or other in probe
+            )
+            assert found.green and found.pairs == ((first, second),), (first, second, other)
+            assert set(found.blamed) == {second, other}  # leaving the later one out is enough
+            assert found.kept == tuple(p for p in items if p not in found.blamed)
+            assert len(asked) == len(set(asked))
+
+
+def test_a_pair_alone_is_blamed_on_its_later_pr_without_an_extra_run() -> None:
+    # With a red batch and "the batch without p5" green, the search cannot tell "p5 is bad" from "p5 fails
+    # with p2" without one more run (p5 alone) for every red batch; it blames p5 (the rest is tested green).
+    items = [f"p{i}" for i in range(8)]
+    found, asked = run_oracle(items, lambda probe: {"p2", "p5"} <= probe)
+    assert found.green and found.blamed == ("p5",) and found.pairs == ()
+    assert asked[-1] == tuple(p for p in items if p != "p5") and len(asked) <= worst_case_runs(8)
+
+
+@pytest.mark.parametrize("n", [8, 16])
+def test_combinations_known_to_fail_are_not_run_again(n: int) -> None:
+    items = [f"p{i}" for i in range(n)]
+    for bad in itertools.combinations(items, 2):
+        found, asked = run_oracle(items, lambda probe, bad=set(bad): bool(probe & bad))
+        assert set(found.blamed) == set(bad) and found.pairs == ()
+        known_red: list[set[str]] = []
+        for probe in asked:
+            assert not any(red <= set(probe) for red in known_red), (bad, probe)  # would fail: not run
+            if set(probe) & set(bad):
+                known_red.append(set(probe))
 
 
 @pytest.mark.parametrize("n", range(1, 17))
