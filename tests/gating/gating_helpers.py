@@ -39,6 +39,10 @@ GATE_PY = textwrap.dedent("""\
     if bad:
         print("FAIL_GATE in", ", ".join(bad), file=sys.stderr)
         sys.exit(1)
+    texts = [p.read_text() for p in pathlib.Path(".").glob("s*/**/*") if p.is_file()]
+    if any("PAIR_A" in t for t in texts) and any("PAIR_B" in t for t in texts):  # fail only together
+        print("PAIR_A and PAIR_B together", file=sys.stderr)
+        sys.exit(1)
     print("gate ok")
     """)
 

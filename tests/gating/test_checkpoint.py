@@ -155,6 +155,28 @@ def test_bisection_finds_the_breaking_pr_within_the_bound(
     print(f"n={n}: gate runs by position of the bad PR: {costs}")
 
 
+def test_two_prs_failing_only_together_are_reported_as_the_pair(
+    make_tiny: MakeTiny, gate_counter: Path, socket_name: str
+) -> None:
+    tiny, _snapshot = make_tiny(4, open_prs=False)
+    tiny.commit(1, "s1/pair.txt", "PAIR_A\n", "feat: half of a pair")
+    tiny.commit(3, "s3/pair.txt", "PAIR_B\n", "feat: other half")
+    tiny.commit(4, "s4/work.txt", "FAIL_GATE\n", "feat: breaks the gate")
+    project = Project(tiny.root)
+    prs.open_all(project, "phase-1")
+    for k in range(1, 5):
+        reviews.review(project, "phase-1", f"s{k}", owner=f"@agent{k}", state="approved")
+
+    result = run_checkpoint(project, "phase-1", 1, socket=socket_name)
+    assert result.status == "passed"
+    assert [m["number"] for m in result.merged] == [1, 2]
+    left = {x["number"]: x for x in result.left_out}
+    assert sorted(left) == [3, 4]
+    assert left[3]["together_with"] == "app#1" and "fails only together with #1" in left[3]["reason"]
+    assert "together_with" not in left[4]
+    assert len(tiny.gate_runs()) == result.gate_runs
+
+
 def test_a_red_integration_tip_fails_with_exit_3_and_moves_nothing(tiny: Tiny, socket_name: str) -> None:
     from coditect_cli.adapters.git import commit_file
 
