@@ -105,7 +105,11 @@ def launch(
     elif want and not sys.stdin.isatty():
         result.attach_note = "not attaching: stdin is not a terminal"
     app.emit("streams launch", result.to_json(), lambda c: print_launch(c, result))
-    if want and not inside and not result.attach_note:
+    if any(h.error for h in result.hosts):
+        from coditect_cli.errors import ExitCode
+
+        raise typer.Exit(ExitCode.UNAVAILABLE)
+    if want and not inside and not result.attach_note and result.panes:
         svc.attach_session(result.socket, result.session, result)  # exec tmux attach: does not return
 
 
@@ -232,6 +236,31 @@ def stop(
     app = use(ctx, as_json)
     result = svc.stop(app.project(), phase, socket=socket, remove_worktrees=remove_worktrees, dry_run=dry_run)
     app.emit("streams stop", result.to_json(), lambda c: print_stop(c, result))
+
+
+@streams.command("move")
+def move(
+    ctx: typer.Context,
+    stream: Annotated[str, typer.Argument(help="The stream to move.")],
+    to: Annotated[str, typer.Option("--to", metavar="HOST", help="A host of `hosts:`, or `local`.")],
+    phase: Annotated[str | None, typer.Option("--phase", "-p", help="Phase (default: the only one).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move STREAM to another host once its work is on origin (refused, exit 4, while it is not)."""
+    from coditect_cli.services import hosts as svc
+
+    app = use(ctx, as_json)
+    result = svc.move(app.project(), phase, stream, to)
+    app.emit(
+        "streams move",
+        result.to_json(),
+        lambda c: c.print(
+            f"moved {result.stream} from {result.source} to {result.target} ({result.manifest} updated"
+            + ("; its pane there was ended" if result.stopped else "")
+            + f"); start it with `coditect streams launch {result.phase}`",
+            highlight=False,
+        ),
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -418,6 +418,35 @@ def options_for_run(run: str) -> AgentOptions:
     return TemplateAgent(kind="template", command=run)
 
 
+class Host(_Model):
+    """A remote machine streams can run on, reached over SSH: only ssh, git, tmux and the agent's CLI are
+    used there. Its streams' clones, worktrees, prompts and pane logs live under ``workdir``."""
+
+    name: Identifier
+    ssh: str = Field(
+        pattern=r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9][A-Za-z0-9.-]*$",
+        max_length=200,
+        description="SSH destination: `host` or `user@host` (a Host alias of the ssh config works too).",
+    )
+    port: int | None = Field(default=None, ge=1, le=65535, strict=True)
+    workdir: str = Field(
+        pattern=r"^/[A-Za-z0-9._/-]*$",
+        max_length=200,
+        description="Absolute directory on the host holding coditect's clones and worktrees.",
+    )
+    max_working: int | None = Field(
+        default=None, ge=1, le=1000, strict=True, description="How many streams may run on it at once."
+    )
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, value: str) -> str:
+        norm = posixpath.normpath(value)
+        if norm == "/" or ".." in norm.split("/"):
+            raise ValueError(f"workdir {value!r} must be a folder below / without '..'")
+        return norm
+
+
 class Stream(_Model):
     """One workstream: one terminal, one agent, one feature branch per repository it works in."""
 
@@ -448,6 +477,9 @@ class Stream(_Model):
         ),
     )
     anthropic: AnthropicAgent = AnthropicAgent()
+    host: Identifier | None = Field(
+        default=None, description="Run on this host of `hosts:` (over SSH) instead of this machine."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -560,6 +592,7 @@ class Manifest(_Model):
     schedule: Schedule
     branches: Branches = Branches()
     repositories: tuple[Repository, ...] = Field(min_length=1)
+    hosts: tuple[Host, ...] = ()
     shared: tuple[Shared, ...] = ()
     streams: tuple[Stream, ...] = Field(min_length=1)
     checkpoints: tuple[Checkpoint, ...] = ()
@@ -596,6 +629,13 @@ class Manifest(_Model):
             if repo.id == repo_id:
                 return repo
         raise KeyError(repo_id)
+
+    def host(self, name: str) -> Host:
+        """The host called ``name`` (KeyError when unknown)."""
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise KeyError(name)
 
     def stream(self, stream_id: str) -> Stream:
         """The stream with ``stream_id`` (KeyError when unknown)."""

@@ -226,6 +226,8 @@ def build_plan(
         checked_out = {b: p for p, b in state.worktrees.items() if b}
         for pair in (p for p in pairs if p.repo.id == repo.id):
             ensure(pair.branch, integration)
+            if pair.stream.host is not None:
+                continue  # its worktree is on its host (coditect_cli.services.hosts); here only the branch
             path = worktree_path(manifest, root, pair)
             shown = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
             if checked_out.get(pair.branch) == path:

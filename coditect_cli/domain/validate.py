@@ -103,6 +103,7 @@ class _Checker:
         self._duplicates(
             "repository id", ((r.id, ("repositories", i, "id")) for i, r in enumerate(m.repositories))
         )
+        self._duplicates("host name", ((h.name, ("hosts", i, "name")) for i, h in enumerate(m.hosts)))
         self._duplicates("stream id", ((s.id, ("streams", i, "id")) for i, s in enumerate(m.streams)))
         self._duplicates(
             "terminal number",
@@ -146,7 +147,10 @@ class _Checker:
                     f"unknown-{kind}", f"unknown {kind} {value!r} (known: {', '.join(sorted(known))})", *path
                 )
 
+        hosts = {h.name for h in m.hosts}
         for i, s in enumerate(m.streams):
+            if s.host is not None:
+                ref("host", hosts, s.host, "streams", i, "host")
             for j, w in enumerate(s.work):
                 ref("repository", repos, w.repo, "streams", i, "work", j, "repo")
             for j, dep in enumerate(s.depends_on):

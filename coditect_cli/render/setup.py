@@ -19,6 +19,7 @@ def setup_data(result: SetupResult) -> dict[str, Any]:
     data["dry_run"] = result.dry_run
     data["done"] = [s.to_json() for s in result.done]
     data["changed"] = bool(result.done)
+    data["hosts"] = [h.to_json() for h in result.hosts]
     return data
 
 
@@ -61,6 +62,9 @@ def print_setup(console: Console, result: SetupResult, *, detailed: bool = False
     if result.dry_run:
         print_plan(console, result.plan, title="Dry run: setup would take these steps")
         return
+    for host in result.hosts:
+        done = f"{len(host.done)} clone(s)/worktree(s) created" if host.done else "already set up"
+        console.print(f"[green]✓[/] [bold]host {host.host}[/] {', '.join(host.streams)}: {done}")
     if not result.done:
         console.print(f"streams setup {result.plan.phase}: nothing to do — everything is already set up.")
         return

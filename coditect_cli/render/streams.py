@@ -28,6 +28,7 @@ _STATE_STYLE = {
     "dead": "yellow",
     "missing": "red",
     "unavailable": "yellow",
+    "unreachable": "red",
     "planned": "cyan",
 }
 
@@ -72,6 +73,12 @@ def print_launch(console: Console, result: LaunchResult) -> None:
             f"[dim]kept {len(dead)} pane(s) whose agent exited ({', '.join(dead)}); kill a pane and launch "
             "again to restart its agent[/]"
         )
+    for host in result.hosts:
+        if host.error:
+            console.print(f"[red]host {host.host}: {host.error}[/]", highlight=False)
+        else:
+            started = ", ".join(host.started) or "nothing new"
+            console.print(f"  host {host.host}: started {started}; running {len(host.running)}")
     if result.attach_note:
         console.print(f"[yellow]{result.attach_note}[/]")
     elif not result.attached:
@@ -113,17 +120,23 @@ def print_status(console: Console, result: StatusResult) -> None:
         for i, w in enumerate(s.worktrees or [None]):
             first = i == 0
             table.add_row(
-                s.stream if first else "",
+                (f"{s.stream} @{s.host}" if s.host else s.stream) if first else "",
                 pane if first else "",
                 (s.command or "-") if first else "",
                 _age(s.idle_seconds) if first else "",
                 w.repo if w else "-",
-                (w.branch or "detached") if w and w.exists else "[red]no worktree[/]",
+                (w.branch or "detached")
+                if w and w.exists
+                else f"on {s.host}"
+                if s.host
+                else "[red]no worktree[/]",
                 str(len(w.changes)) if w and w.exists else "-",
                 str(w.unpushed) if w and w.exists else "-",
             )
     console.print(table)
     for s in result.streams:
+        if s.host_error:
+            console.print(f"[red]{s.stream}: {escape(s.host_error)}[/]", highlight=False)
         if (
             s.agent is not None
             and s.agent.detail
@@ -160,6 +173,8 @@ def print_stop(console: Console, result: StopResult) -> None:
         console.print(f"{prefix} session {result.session} ({result.panes} pane(s))")
     else:
         console.print(f"no session {result.session} was running")
+    for host, outcome in result.hosts.items():
+        console.print(f"host {host}: {outcome}", highlight=False)
     for path in result.removed:
         console.print(f"{'would remove' if result.dry_run else 'removed'} worktree {path}")
         ignored = result.ignored.get(path, ())

@@ -245,13 +245,32 @@ def deliver(
         )
     wanted = {st: texts["all"] for st in streams} if "all" in texts else dict(texts)
     tmux = Tmux(s.socket)
-    rows = panes_by_stream(tmux.session_panes(s.name))
-    if not rows:
-        raise s.not_running()
     order = [st for st in streams if st in wanted]
-    states = read_states(s, tmux, rows, order, _held_counts(s))
+    remote = {st.id for st in s.manifest.streams if st.host}
+    local = [st for st in order if st not in remote]
+    rows = panes_by_stream(tmux.session_panes(s.name)) if local else {}
+    held = _held_counts(s)
+    states = read_states(s, tmux, rows, local, held) if local else {}
+    servers: dict[str, Tmux] = {}  # remote stream -> its host's tmux server
+    unreachable: dict[str, str] = {}
+    if remote:
+        from coditect_cli.services.hosts import host_panes
+
+        for entry in host_panes(project, s.manifest, s.common, s.name):
+            mine = [st for st in entry.streams if st in wanted]
+            if entry.unreachable:
+                unreachable.update(dict.fromkeys(mine, entry.unreachable))
+            elif mine:
+                rows.update(entry.rows)
+                servers.update(dict.fromkeys(mine, entry.tmux))
+                states.update(read_states(s, entry.tmux, entry.rows, mine, held))
+    if not rows and not unreachable:
+        raise s.not_running()
     out: list[Delivery] = []
     for st in order:
+        if st in unreachable:
+            out.append(Delivery(st, "skipped", "unreachable", f"host unreachable: {unreachable[st]}"))
+            continue
         state = states[st]
         skip = _skip_reason(state)
         if skip is not None:
@@ -263,7 +282,7 @@ def deliver(
             if state.state != "working":  # idle with older messages waiting: the oldest goes in now
                 out.extend(_deliver_now(s, tmux, state, []))
         else:
-            out.extend(_deliver_now(s, tmux, state, [wanted[st]]))
+            out.extend(_deliver_now(s, servers.get(st, tmux), state, [wanted[st]]))
     return s, out
 
 

@@ -53,6 +53,7 @@ from coditect_cli.services.session import (
 )
 
 if TYPE_CHECKING:
+    from coditect_cli.services.hosts import HostLaunch
     from coditect_cli.services.setup import SetupResult
 
 
@@ -106,6 +107,7 @@ class LaunchResult:
     commands: list[str] = field(default_factory=list)
     tmux_invocations: int = 0
     trust: TrustResult | None = None
+    hosts: list[HostLaunch] = field(default_factory=list)  # the streams on remote hosts
 
     @property
     def added(self) -> list[str]:
@@ -138,6 +140,7 @@ class LaunchResult:
             "tmux_commands": self.commands,
             "tmux_invocations": self.tmux_invocations,
             "trust": self.trust.to_json() if self.trust is not None else None,
+            "hosts": [h.to_json() for h in self.hosts],
         }
 
 
@@ -254,7 +257,7 @@ def prepare(
     environ = os.environ if environ is None else environ
     the_day = day if day is not None else phase_day(manifest.schedule, today or _dt.date.today())
     paths = {pair.key: worktree_path(manifest, project.root, pair) for pair in manifest.pairs()}
-    streams = ordered_streams(manifest)
+    streams = [s for s in ordered_streams(manifest) if s.host is None]  # others: services.hosts
     shell = _login_shell()
     panes: list[PaneSpec] = []
     prompts: dict[str, tuple[Path, str]] = {}
@@ -509,7 +512,7 @@ def launch(
     )
     spec = prepared.spec
     tmux = Tmux(sock)
-    existing = panes_by_stream(tmux.session_panes(spec.name))
+    existing = panes_by_stream(tmux.session_panes(spec.name)) if spec.panes else {}
     missing = [p for p in spec.panes if p.stream not in existing]
     _check_programs(missing)
 
@@ -538,6 +541,12 @@ def launch(
 
     if not plan.empty:
         result.setup = setup(project, manifest.phase, push=push)
+    if manifest.hosts:
+        from coditect_cli.services.hosts import launch_hosts
+
+        result.hosts = launch_hosts(project, manifest, common, spec.name, day=prepared.day)
+    if not spec.panes:  # every stream runs on a remote host
+        return result
 
     from coditect_cli.state.lock import phase_lock
     from coditect_cli.state.store import Store

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coditect_cli.domain.codeowners import CodeownersFile, generate
 from coditect_cli.domain.guard import CHAIN_RECORD, GUARD_SCRIPT, hook_files
@@ -41,6 +42,9 @@ from coditect_cli.errors import (
 )
 from coditect_cli.project import Project
 from coditect_cli.services.manifest import Checked, load_valid, manifest_label
+
+if TYPE_CHECKING:
+    from coditect_cli.services.hosts import HostSetup
 
 HOOKS_DIR = "coditect-hooks"
 RefMove = Callable[[str, str, str | None, str | None], None]
@@ -73,6 +77,7 @@ class SetupResult:
     plan: Plan
     done: list[Step] = field(default_factory=list)
     dry_run: bool = False
+    hosts: list[HostSetup] = field(default_factory=list)  # the streams on remote hosts
 
 
 def worktree_git_dir(worktree: Path) -> Path | None:
@@ -413,7 +418,7 @@ def setup(project: Project, phase: str | None, *, push: bool = True, dry_run: bo
         ctx = read_context(project, phase)
         plan = compute_plan(ctx, push=push)
         if plan.empty:
-            return SetupResult(plan)
+            return _with_hosts(project, ctx, common, SetupResult(plan))
         with Store.open(common) as store:
             run_id = store.begin_run("streams setup", phase_name)
 
@@ -426,7 +431,22 @@ def setup(project: Project, phase: str | None, *, push: bool = True, dry_run: bo
                 store.finish_run(run_id, "failed")
                 raise
             store.finish_run(run_id, "ok")
-    return SetupResult(plan, done)
+    return _with_hosts(project, ctx, common, SetupResult(plan, done))
+
+
+def _with_hosts(project: Project, ctx: Context, common: Path, result: SetupResult) -> SetupResult:
+    """``result`` with the remote hosts' streams set up (after the branches they clone were pushed)."""
+    if ctx.manifest.hosts:
+        from coditect_cli.services.hosts import setup_hosts
+
+        result.hosts = setup_hosts(project, ctx.manifest, common)
+        failed = [h.error for h in result.hosts if h.error]
+        if failed:
+            raise UnavailableError(
+                "\n".join(failed) + "\nthe local setup and the other hosts are done",
+                hint="run `coditect streams setup` again once the host is back: it continues from there",
+            )
+    return result
 
 
 def project_common_dir(project: Project) -> Path:

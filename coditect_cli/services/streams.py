@@ -68,7 +68,7 @@ class StreamStatus:
     """One stream in ``streams status``: its pane and its worktrees."""
 
     stream: str
-    state: str  # "running", "dead" or "missing"
+    state: str  # "running", "dead", "missing", "unavailable" (no tmux) or "unreachable" (its host)
     pane_id: str | None
     window: str | None
     exit_status: int | None
@@ -79,6 +79,8 @@ class StreamStatus:
     last_line: str | None
     worktrees: list[WorktreeWork]
     agent: AgentState | None = None
+    host: str | None = None  # the remote host it runs on (None: this machine)
+    host_error: str | None = None  # why its host could not be read (state "unreachable")
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -86,6 +88,8 @@ class StreamStatus:
             "stream": self.stream,
             "state": self.state,
             "agent": self.agent.to_json() if self.agent is not None else None,
+            "host": self.host,
+            "host_error": self.host_error,
             "pane_id": self.pane_id,
             "window": self.window,
             "exit_status": self.exit_status,
@@ -172,6 +176,7 @@ class StopResult:
     dry_run: bool = False
     panes_unavailable: str | None = None  # why the session could not be read or ended (tmux missing)
     ignored: dict[Path, tuple[str, ...]] = field(default_factory=dict)  # removed worktree -> ignored files
+    hosts: dict[str, str] = field(default_factory=dict)  # remote host -> stopped / not running / its error
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -185,6 +190,7 @@ class StopResult:
             "ignored_files_removed": {str(p): list(files) for p, files in self.ignored.items() if files},
             "panes_unavailable": self.panes_unavailable,
             "worktrees_with_work": [w.to_json() for w in self.kept if not w.clean],
+            "hosts": self.hosts,
             "dry_run": self.dry_run,
         }
 
@@ -293,10 +299,23 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
     tmux = Tmux(s.socket)
     panes, unavailable = _panes(tmux, s.name)
     rows = panes_by_stream(panes)
-    worktrees = _worktrees(project, s.manifest)
     streams = [st.id for st in ordered_streams(s.manifest)]
-    states = read_states(s, tmux, rows, streams, _held_counts(s)) if rows else {}
-    pairs = [(st, repo, path) for st in streams for repo, path in worktrees[st]]
+    held = _held_counts(s)
+    remote: dict[str, str | None] = {st.id: st.host for st in s.manifest.streams if st.host}
+    local = [st for st in streams if st not in remote]
+    states = read_states(s, tmux, rows, local, held) if rows else {}
+    unreachable: dict[str, str] = {}  # remote stream -> why its host could not be read
+    if remote:
+        from coditect_cli.services.hosts import host_panes
+
+        for entry in host_panes(project, s.manifest, s.common, s.name):
+            rows.update(entry.rows)
+            if entry.unreachable:
+                unreachable.update(dict.fromkeys(entry.streams, entry.unreachable))
+            elif entry.rows:
+                states.update(read_states(s, entry.tmux, entry.rows, entry.streams, held))
+    worktrees = _worktrees(project, s.manifest)
+    pairs = [(st, repo, path) for st in streams if st not in remote for repo, path in worktrees[st]]
     with ThreadPoolExecutor(max_workers=min(8, len(pairs) or 1)) as pool:
         works = list(pool.map(lambda p: read_work(p[1], p[2]), pairs))
     by_stream: dict[str, list[WorktreeWork]] = {}
@@ -316,8 +335,10 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
             StreamStatus(
                 stream=st,
                 state=(
-                    "unavailable"
-                    if unavailable
+                    "unreachable"
+                    if st in unreachable
+                    else "unavailable"
+                    if unavailable and st not in remote
                     else "missing"
                     if row is None
                     else "dead"
@@ -334,6 +355,8 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
                 last_line=agent.last_line if agent is not None else None,
                 worktrees=by_stream.get(st, []),
                 agent=agent,
+                host=remote.get(st),
+                host_error=unreachable.get(st),
             )
         )
     return StatusResult(s.manifest.phase, s.name, s.socket, bool(rows), out, unavailable)
@@ -449,6 +472,10 @@ def stop(
     with phase_lock(s.common, s.manifest.phase, "coditect streams stop"):
         if rows:
             tmux.kill_session(s.name)
+        if s.manifest.hosts:
+            from coditect_cli.services.hosts import stop_hosts
+
+            result.hosts = stop_hosts(project, s.manifest, s.common, s.name)
         if remove_worktrees:
             repos = {r.id: (project.root / r.path).resolve() for r in s.manifest.repositories}
             for w in existing:

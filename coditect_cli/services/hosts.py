@@ -1,0 +1,612 @@
+"""Streams on remote hosts (``hosts:`` in the manifest, ``host:`` per stream), over SSH.
+
+On a host coditect uses only what is there: ssh, git, tmux and the agent's CLI (the ownership guard's hook
+is a Python script, so ``python3`` too). Everything goes over one multiplexed connection per host
+(:mod:`coditect_cli.adapters.ssh`): a whole setup or launch of a host's streams is one shell script sent on
+stdin, and reading every pane of a host is one ``tmux list-panes``. Work reaches the integration side only
+through origin (the stream pushes its branch), so checkpoints, PRs and conflicts work unchanged.
+
+Layout under the host's ``workdir`` (``<project>`` is the project's name)::
+
+    <workdir>/<project>/repos/<repo>                      a clone of the repository's origin (no checkout)
+    <workdir>/<project>/worktrees/<phase>/<stream>/<repo>  the stream's worktree, guard hooks installed
+    <workdir>/<project>/prompts/<phase>/<stream>.md        its prompt
+    <workdir>/<project>/panes/<phase>/<stream>.log         its pane's output
+
+Each host runs the phase's session on a tmux server of its own (``tmux -L coditect-<hash>``).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import os
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from coditect_cli.adapters.ssh import SshHost
+from coditect_cli.adapters.tmux import Tmux, sequence
+from coditect_cli.domain.launch import (
+    PaneSpec,
+    PaneState,
+    SessionSpec,
+    choose_layout,
+    ordered_streams,
+    pane_env,
+    pane_title,
+    panes_by_stream,
+    phase_day,
+    render_prompt,
+    stream_worktrees,
+)
+from coditect_cli.domain.manifest import Host, Manifest, Stream
+from coditect_cli.errors import CommandFailed, Location, Problem, RefusedError, UnavailableError, UsageError
+from coditect_cli.project import Project
+
+if TYPE_CHECKING:
+    from coditect_cli.adapters import proc
+
+REMOTE_SHELL = "/bin/sh"  # what a `run: shell` stream gets on a host (its login shell is not known here)
+
+_connections: dict[tuple[Path, str], SshHost] = {}
+
+
+def connection(common: Path, host: Host) -> SshHost:
+    """The (per-process, shared) SSH handle of ``host``."""
+    key = (common, host.name)
+    found = _connections.get(key)
+    if found is None or found.destination != host.ssh or found.port != host.port:
+        found = SshHost(host.name, host.ssh, host.port, common)
+        _connections[key] = found
+    return found
+
+
+class RemoteTmux(Tmux):
+    """A tmux server on a host: the same commands as :class:`Tmux`, run over the host's SSH connection."""
+
+    def __init__(self, host: SshHost, socket: str) -> None:
+        super().__init__(socket)
+        self.host = host
+
+    def argv(self, commands: Sequence[Sequence[str]]) -> list[str]:
+        """The command line on the host: ``-u`` because an SSH session often has no UTF-8 locale, and
+        without one tmux prints the list-panes field separator (and every non-ASCII title) as ``_``."""
+        return ["tmux", "-u", "-L", self.socket or "default", *sequence(commands)]
+
+    def run(self, *commands: Sequence[str], check: bool = True) -> proc.Completed:
+        """Run ``commands`` in ONE tmux process on the host."""
+        self.invocations += 1
+        done = self.host.run(self.argv(commands), check=False, timeout=60)
+        if check and done.returncode != 0:
+            raise CommandFailed([f"ssh {self.host.name}", *done.argv[-1:]], done.returncode, done.stderr)
+        return done
+
+    def paste(self, pane_id: str, text: str) -> None:
+        """Put ``text`` into the pane's input through a tmux buffer on the host (the text goes over the
+        connection's stdin, never on a command line)."""
+        buffer = f"coditect-{os.getpid()}-{pane_id.lstrip('%')}"
+        self.invocations += 1
+        self.host.run(self.argv([["load-buffer", "-b", buffer, "-"]]), input=text, timeout=60)
+        self.run(["paste-buffer", "-d", "-p", "-r", "-b", buffer, "-t", pane_id])
+
+
+# ----------------------------------------------------------------------------------------------- layout
+
+
+@dataclass(frozen=True)
+class RemoteLayout:
+    """Where a project's files are on one host."""
+
+    host: Host
+    project: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.host.workdir}/{self.project}"
+
+    @property
+    def socket(self) -> str:
+        """The tmux socket name (``tmux -L``) of this project's sessions on the host."""
+        return "coditect-" + hashlib.sha256(self.base.encode()).hexdigest()[:10]
+
+    def clone(self, repo: str) -> str:
+        return f"{self.base}/repos/{repo}"
+
+    def worktree(self, phase: str, stream: str, repo: str) -> str:
+        return f"{self.base}/worktrees/{phase}/{stream}/{repo}"
+
+    def prompt(self, phase: str, stream: str) -> str:
+        return f"{self.base}/prompts/{phase}/{stream}.md"
+
+    def log(self, phase: str, stream: str) -> str:
+        return f"{self.base}/panes/{phase}/{stream}.log"
+
+    def events(self, phase: str, stream: str) -> str:
+        """The stream's agent events file on the host (written by its agent's hooks)."""
+        return f"{self.base}/agents/{phase}/{stream}.events"
+
+    @property
+    def events_script(self) -> str:
+        """coditect's stdlib-only event recorder, copied to the host."""
+        return f"{self.base}/bin/events.py"
+
+
+def remote_streams(manifest: Manifest) -> dict[str, list[Stream]]:
+    """The streams of each host that has any, in terminal order."""
+    out: dict[str, list[Stream]] = {}
+    for stream in ordered_streams(manifest):
+        if stream.host is not None:
+            out.setdefault(stream.host, []).append(stream)
+    return out
+
+
+def _project_name(manifest: Manifest, project: Project) -> str:
+    from coditect_cli.services.session import project_name
+
+    return project_name(manifest, project)
+
+
+def layout(manifest: Manifest, project: Project, host_name: str) -> RemoteLayout:
+    """The layout of ``host_name`` (a manifest error when it is not in ``hosts:``)."""
+    try:
+        host = manifest.host(host_name)
+    except KeyError:
+        known = ", ".join(h.name for h in manifest.hosts) or "none"
+        raise UsageError(f"unknown host {host_name!r} (hosts: {known})") from None
+    return RemoteLayout(host, _project_name(manifest, project))
+
+
+def server(common: Path, lay: RemoteLayout) -> RemoteTmux:
+    """The tmux server of the project on the host of ``lay``."""
+    return RemoteTmux(connection(common, lay.host), lay.socket)
+
+
+# ----------------------------------------------------------------------------------------------- setup
+
+_SETUP_FUNCTIONS = r"""set -eu
+umask 022
+command -v git >/dev/null 2>&1 || { echo "coditect: git is not installed on this host" >&2; exit 3; }
+clone() {  # URL DIR
+  if [ ! -d "$2/.git" ]; then
+    mkdir -p "$(dirname "$2")"
+    git clone --quiet --no-checkout "$1" "$2"
+    echo "cloned $2"
+  fi
+  git -C "$2" fetch --quiet --prune origin
+  git -C "$2" config extensions.worktreeConfig true
+}
+worktree() {  # CLONE DIR BRANCH
+  if [ ! -e "$2/.git" ]; then
+    mkdir -p "$(dirname "$2")"
+    if git -C "$1" show-ref --verify --quiet "refs/heads/$3"; then
+      git -C "$1" worktree add --quiet "$2" "$3"
+    else
+      git -C "$1" worktree add --quiet --track -b "$3" "$2" "origin/$3"
+    fi
+    echo "worktree $2"
+  fi
+}
+put() {  # FILE MODE BASE64
+  mkdir -p "$(dirname "$1")"
+  printf '%s' "$3" | base64 -d > "$1.tmp"
+  chmod "$2" "$1.tmp"
+  mv "$1.tmp" "$1"
+}
+"""
+
+
+def _put(word: str, text: str, mode: str = "644") -> str:
+    """A ``put`` line writing ``text`` to the file the shell word ``word`` (quoted already) names."""
+    data = base64.b64encode(text.encode()).decode()
+    return f"put {word} {mode} {data}"
+
+
+def _origin_urls(project: Project, manifest: Manifest) -> dict[str, str]:
+    from coditect_cli.adapters import proc
+
+    urls: dict[str, str] = {}
+    for repo in manifest.repositories:
+        path = (project.root / repo.path).resolve()
+        done = proc.run(["git", "-C", str(path), "remote", "get-url", "origin"], check=False)
+        url = done.stdout.strip()
+        if done.returncode != 0 or not url:
+            raise UnavailableError(
+                f"repository {repo.id!r} has no origin: remote hosts get their work only through origin",
+                hint=f"add one: git -C {path} remote add origin URL",
+            )
+        if "://" not in url and ":" not in url.split("/")[0] and not url.startswith("/"):
+            url = str((path / url).resolve())  # a relative path: the host needs it absolute
+        urls[repo.id] = url
+    return urls
+
+
+@dataclass
+class HostSetup:
+    """What setting up one host did: the lines its script printed (clones and worktrees created)."""
+
+    host: str
+    streams: list[str]
+    done: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"host": self.host, "streams": self.streams, "done": self.done, "error": self.error}
+
+
+def setup_script(project: Project, manifest: Manifest, lay: RemoteLayout, streams: Sequence[Stream]) -> str:
+    """The shell script (run by ``sh -s`` on the host) cloning, creating the worktrees and their guards."""
+    from coditect_cli.domain.guard import CHAIN_RECORD, hook_files
+    from coditect_cli.domain.manifest import RepoId, StreamId
+    from coditect_cli.services.setup import HOOKS_DIR
+
+    urls = _origin_urls(project, manifest)
+    lines = [_SETUP_FUNCTIONS]
+    repos = sorted({w.repo for s in streams for w in s.work})
+    for repo in repos:
+        lines.append(f"clone {shlex.quote(urls[repo])} {shlex.quote(lay.clone(repo))}")
+    for stream in streams:
+        for work in stream.work:
+            clone = lay.clone(work.repo)
+            path = lay.worktree(manifest.phase, stream.id, work.repo)
+            branch = manifest.feature_branch(stream, work)
+            lines.append(f"worktree {shlex.quote(clone)} {shlex.quote(path)} {shlex.quote(branch)}")
+            files = hook_files(manifest, StreamId(stream.id), RepoId(work.repo), f"{clone}/.git/hooks")
+            q = shlex.quote(path)
+            lines.append(f'hooks="$(git -C {q} rev-parse --absolute-git-dir)/{HOOKS_DIR}"')
+            for name, text in files.items():
+                word = '"$hooks"/' + shlex.quote(name)
+                lines.append(_put(word, text, "644" if name == CHAIN_RECORD else "755"))
+            lines.append(f'git -C {q} config --worktree core.hooksPath "$hooks"')
+    return "\n".join(lines) + "\n"
+
+
+def setup_hosts(project: Project, manifest: Manifest, common: Path) -> list[HostSetup]:
+    """Set up every host's streams (clone or reuse, worktrees, guards): one SSH call per host.
+
+    A host that cannot be reached is reported (``error``), the others are still set up.
+    """
+    out: list[HostSetup] = []
+    for name, streams in remote_streams(manifest).items():
+        lay = layout(manifest, project, name)
+        result = HostSetup(name, [s.id for s in streams])
+        try:
+            done = connection(common, lay.host).run(
+                ["sh", "-s"], input=setup_script(project, manifest, lay, streams), timeout=600
+            )
+            result.done = done.stdout.splitlines()
+        except UnavailableError as exc:
+            result.error = exc.message
+        except CommandFailed as exc:
+            result.error = f"setup failed on host {name}: {exc.stderr.strip()}"
+        out.append(result)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- launch
+
+
+@dataclass
+class HostPanes:
+    """The panes of one host's streams, or why they could not be read."""
+
+    host: str
+    streams: list[str]
+    tmux: RemoteTmux
+    rows: dict[str, PaneState] = field(default_factory=dict)
+    unreachable: str | None = None
+
+
+def host_panes(project: Project, manifest: Manifest, common: Path, session: str) -> list[HostPanes]:
+    """Every host's panes of ``session``: ONE ``list-panes`` over its connection per host."""
+    out: list[HostPanes] = []
+    for name, streams in remote_streams(manifest).items():
+        lay = layout(manifest, project, name)
+        entry = HostPanes(name, [s.id for s in streams], server(common, lay))
+        try:
+            entry.rows = panes_by_stream(entry.tmux.session_panes(session))
+        except UnavailableError as exc:
+            entry.unreachable = exc.message
+        except CommandFailed as exc:
+            entry.unreachable = f"tmux failed on host {name}: {exc.stderr.strip()}"
+        out.append(entry)
+    return out
+
+
+def remote_spec(
+    project: Project, manifest: Manifest, lay: RemoteLayout, streams: Sequence[Stream], session: str, day: int
+) -> tuple[SessionSpec, dict[str, tuple[str, str]]]:
+    """The host's session (its streams' panes, with the host's paths) and each stream's prompt."""
+    from coditect_cli.agents import profile_for
+    from coditect_cli.agents.base import AgentContext
+
+    phase = manifest.phase
+    paths = {f"{s.id}@{w.repo}": Path(lay.worktree(phase, s.id, w.repo)) for s in streams for w in s.work}
+    panes: list[PaneSpec] = []
+    prompts: dict[str, tuple[str, str]] = {}  # stream (or stream:file) -> (path on the host, text)
+    for stream in streams:
+        worktrees = stream_worktrees(manifest, stream, paths)
+        prompt = lay.prompt(phase, stream.id)
+        prompts[stream.id] = (prompt, render_prompt(manifest, stream, worktrees, day))
+        profile = profile_for(stream.agent_options)
+        ctx = AgentContext(
+            stream=stream.id,
+            prompt_file=Path(prompt),
+            worktrees=tuple(worktrees),
+            gates=tuple(g.run for g in stream.gates),
+            login_shell=REMOTE_SHELL,
+            phase=phase,
+            root=None,
+            hook=("python3", "-I", "-S", lay.events_script, lay.events(phase, stream.id)),
+            settings_file=Path(f"{lay.base}/agents/{phase}/{stream.id}.settings.json"),
+        )
+        for path, text in profile.files(ctx).items():
+            prompts[f"{stream.id}:{path}"] = (str(path), text)
+        panes.append(
+            PaneSpec(
+                stream=stream.id,
+                title=pane_title(stream, worktrees),
+                cwd=worktrees[0].path,
+                env=pane_env(manifest, stream, worktrees, Path(prompt), None),
+                agent=profile.command(ctx),
+                log=Path(lay.log(phase, stream.id)),
+            )
+        )
+    layout_kind = choose_layout(manifest.layout, len(panes))
+    return SessionSpec(session, phase, layout_kind, tuple(panes)), prompts
+
+
+@dataclass
+class HostLaunch:
+    """What launching one host's streams did."""
+
+    host: str
+    started: list[str] = field(default_factory=list)
+    running: list[str] = field(default_factory=list)
+    error: str | None = None
+    tmux_invocations: int = 0
+    ssh_calls: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "host": self.host,
+            "started": self.started,
+            "running": self.running,
+            "error": self.error,
+            "tmux_invocations": self.tmux_invocations,
+            "ssh_calls": self.ssh_calls,
+        }
+
+
+def _prepare_script(lay: RemoteLayout, spec: SessionSpec, prompts: dict[str, tuple[str, str]]) -> str:
+    """Write the prompts, make the log folders, and name the agent programs missing on the host."""
+    from coditect_cli.agents import events
+
+    lines = [_SETUP_FUNCTIONS]
+    for path, text in prompts.values():
+        lines.append(_put(shlex.quote(path), text))
+    lines.append(_put(shlex.quote(lay.events_script), Path(events.__file__).read_text(encoding="utf-8")))
+    lines.append(f"mkdir -p {shlex.quote(f'{lay.base}/agents/{spec.phase}')}")
+    for pane in spec.panes:
+        if pane.log is not None:
+            lines.append(f"mkdir -p {shlex.quote(str(pane.log.parent))}")
+        program = pane.agent.program
+        if program is not None:
+            q = shlex.quote(program)
+            lines.append(f"command -v {q} >/dev/null 2>&1 || echo missing {pane.stream} {q}")
+    lines.append("command -v tmux >/dev/null 2>&1 || echo missing - tmux")
+    return "\n".join(lines) + "\n"
+
+
+def launch_hosts(
+    project: Project, manifest: Manifest, common: Path, session: str, *, day: int | None = None
+) -> list[HostLaunch]:
+    """Set up (idempotent) and start every host's missing panes; running panes are left alone.
+
+    Per host: one SSH call for setup, one writing the prompts (and checking the programs), one listing the
+    panes, one creating them. An unreachable host or a missing program is reported for that host only.
+    """
+    the_day = day if day is not None else phase_day(manifest.schedule, _dt.date.today())
+    out: list[HostLaunch] = []
+    setups = {h.host: h for h in setup_hosts(project, manifest, common)}
+    for name, streams in remote_streams(manifest).items():
+        lay = layout(manifest, project, name)
+        result = HostLaunch(name)
+        out.append(result)
+        if setups[name].error:
+            result.error = setups[name].error
+            continue
+        ssh = connection(common, lay.host)
+        spec, prompts = remote_spec(project, manifest, lay, streams, session, the_day)
+        tmux = RemoteTmux(ssh, lay.socket)
+        before = ssh.calls
+        try:
+            checked = ssh.run(["sh", "-s"], input=_prepare_script(lay, spec, prompts)).stdout.splitlines()
+            missing_programs = [line.split(" ", 2)[1:] for line in checked if line.startswith("missing ")]
+            if missing_programs:
+                result.error = "not installed on host {}: {}".format(
+                    name,
+                    ", ".join(
+                        f"{prog} (stream {st})" if st != "-" else prog for st, prog in missing_programs
+                    ),
+                )
+                continue
+            existing = panes_by_stream(tmux.session_panes(session))
+            missing = [p for p in spec.panes if p.stream not in existing]
+            if missing and existing:
+                tmux.add_panes(spec, missing, existing)
+            elif missing:
+                tmux.create_session(spec)
+            result.started = [p.stream for p in missing]
+            result.running = [s for s in existing if not existing[s].dead]
+        except UnavailableError as exc:
+            result.error = exc.message
+        except CommandFailed as exc:
+            result.error = f"launch failed on host {name}: {exc.stderr.strip()}"
+        result.tmux_invocations = tmux.invocations
+        result.ssh_calls = ssh.calls - before
+    return out
+
+
+def stop_hosts(project: Project, manifest: Manifest, common: Path, session: str) -> dict[str, str]:
+    """End the session on every host; each host's outcome (``stopped``, ``not running`` or the error)."""
+    out: dict[str, str] = {}
+    for name in remote_streams(manifest):
+        tmux = server(common, layout(manifest, project, name))
+        try:
+            if tmux.session_panes(session):
+                tmux.kill_session(session)
+                out[name] = "stopped"
+            else:
+                out[name] = "not running"
+        except (UnavailableError, CommandFailed) as exc:
+            out[name] = exc.message
+    return out
+
+
+def servers_of(project: Project, manifest: Manifest, common: Path) -> dict[str, RemoteTmux]:
+    """Each remote stream's tmux server."""
+    out: dict[str, RemoteTmux] = {}
+    for name, streams in remote_streams(manifest).items():
+        tmux = server(common, layout(manifest, project, name))
+        for stream in streams:
+            out[stream.id] = tmux
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- move
+
+
+def remote_work(project: Project, manifest: Manifest, common: Path, stream: Stream) -> list[str]:
+    """What the stream's worktrees on its host hold that origin does not (uncommitted or unpushed).
+
+    Raises :class:`RefusedError` when the host cannot be read (its work cannot be known to be pushed).
+    """
+    assert stream.host is not None
+    lay = layout(manifest, project, stream.host)
+    checks = []
+    for work in stream.work:
+        q = shlex.quote(lay.worktree(manifest.phase, stream.id, work.repo))
+        checks.append(
+            f"if [ -e {q}/.git ]; then git -C {q} fetch --quiet origin || true; "
+            f"git -C {q} status --porcelain --untracked-files=all | sed 's|^|{work.repo} uncommitted: |'; "
+            f"git -C {q} log --format='{work.repo} unpushed: %h %s' '@{{upstream}}..HEAD' 2>/dev/null "
+            f"|| git -C {q} log --format='{work.repo} unpushed: %h %s' HEAD --not --remotes; fi"
+        )
+    try:
+        done = connection(common, lay.host).run(["sh", "-c", "\n".join(checks)])
+    except (UnavailableError, CommandFailed) as exc:
+        raise RefusedError(
+            f"cannot read stream {stream.id}'s worktrees on host {stream.host} ({exc.message}); not moved: "
+            "unpushed commits there would be lost",
+            hint="bring the host back (or recover its work) and try again",
+        ) from None
+    return done.stdout.splitlines()
+
+
+@dataclass
+class MoveResult:
+    """``streams move``: the stream, where it was and where it goes."""
+
+    phase: str
+    stream: str
+    source: str
+    target: str
+    manifest: str
+    stopped: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "phase": self.phase,
+            "stream": self.stream,
+            "from": self.source,
+            "to": self.target,
+            "manifest": self.manifest,
+            "stopped": self.stopped,
+        }
+
+
+LOCAL = "local"
+
+
+def move(project: Project, phase: str | None, stream_id: str, target: str) -> MoveResult:
+    """Move ``stream_id`` to host ``target`` (``local``: this machine) once its work is all on origin.
+
+    Refuses (:class:`RefusedError`, exit 4) while its worktrees on its current host hold uncommitted or
+    unpushed work, or cannot be read. Then ends its pane there and rewrites ``host:`` in the manifest; the
+    next ``streams launch`` sets it up on the target from its branch on origin.
+    """
+    from coditect_cli.services.manifest import load
+    from coditect_cli.services.setup import project_common_dir
+    from coditect_cli.services.streams import read_work
+
+    loaded = load(project, phase)
+    manifest = loaded.manifest
+    common = project_common_dir(project)
+    try:
+        stream = manifest.stream(stream_id)
+    except KeyError:
+        raise UsageError(f"no stream {stream_id!r} in phase {manifest.phase}") from None
+    if target != LOCAL:
+        layout(manifest, project, target)  # unknown host: usage error
+    source = stream.host or LOCAL
+    if source == target:
+        raise UsageError(f"stream {stream_id} already runs on {target}")
+    if stream.host is not None:
+        pending = remote_work(project, manifest, common, stream)
+    else:
+        from coditect_cli.domain.plan import worktree_path
+
+        pending = []
+        for pair in (p for p in manifest.pairs() if p.stream.id == stream_id):
+            w = read_work(pair.repo.id, worktree_path(manifest, project.root, pair), list_commits=True)
+            pending += [f"{w.repo} uncommitted: {c}" for c in w.changes]
+            pending += [f"{w.repo} unpushed: {c}" for c in w.commits]
+    if pending:
+        raise RefusedError(
+            f"stream {stream_id} has work on {source} that is not on origin; not moved:\n  "
+            + "\n  ".join(pending),
+            problems=tuple(Problem("unpushed", line, Location(source)) for line in pending),
+            hint="commit and push it from there, then move again",
+        )
+    stopped = False
+    from coditect_cli.services.session import phase_session
+
+    s = phase_session(project, manifest.phase, None)
+    if stream.host is not None:
+        tmux: Tmux = server(common, layout(manifest, project, stream.host))
+    else:
+        tmux = Tmux(s.socket)
+    rows = panes_by_stream(tmux.session_panes(s.name))
+    if stream_id in rows:
+        tmux.run(["kill-pane", "-t", rows[stream_id].pane_id])
+        stopped = True
+    manifest_file = loaded.source.path
+    _rewrite_host(manifest_file, loaded, manifest.streams.index(stream), None if target == LOCAL else target)
+    return MoveResult(manifest.phase, stream_id, source, target, str(manifest_file), stopped)
+
+
+def _rewrite_host(file: Path, loaded: Any, index: int, host: str | None) -> None:
+    """Set (or remove) ``host:`` of the stream at ``index`` in the manifest file, keeping everything else."""
+    lines = file.read_text(encoding="utf-8").splitlines(keepends=True)
+    stream = loaded.manifest.streams[index]
+    if stream.host is not None:
+        loc = loaded.source.locate("streams", index, "host")
+        i = loc.line - 1
+        if host is None:
+            del lines[i]
+        else:
+            head = lines[i].split(":", 1)[0]
+            lines[i] = f"{head}: {host}\n"
+    elif host is not None:
+        loc = loaded.source.locate("streams", index, "id")
+        i = loc.line - 1
+        indent = len(lines[i]) - len(lines[i].lstrip(" -"))
+        lines.insert(i + 1, " " * indent + f"host: {host}\n")
+    file.write_text("".join(lines), encoding="utf-8")
