@@ -741,6 +741,10 @@ class _PhaseChecks:
         self.checks.append(_forge_check(manifest, states, self.token_for))
         self.checks.extend(_github_rules_checks(manifest, states, self.token_for))
         self.checks.append(_agents_check(self.project, manifest, self.common))
+        if manifest.hosts and self.common is not None:
+            from coditect_cli.services.hosts import doctor_checks
+
+            self.checks.extend(doctor_checks(self.project, manifest, self.common))
         trust = _claude_trust_check(self.project, manifest, self.common)
         if trust is not None:
             self.checks.append(trust)

@@ -610,3 +610,79 @@ def _rewrite_host(file: Path, loaded: Any, index: int, host: str | None) -> None
         indent = len(lines[i]) - len(lines[i].lstrip(" -"))
         lines.insert(i + 1, " " * indent + f"host: {host}\n")
     file.write_text("".join(lines), encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------------------- doctor
+
+MIN_FREE_KB = 2 * 1024 * 1024  # below 2 GiB free in the work directory: a warning
+
+_DOCTOR_SCRIPT = r"""
+echo "git=$(git --version 2>/dev/null)"
+echo "tmux=$(tmux -V 2>/dev/null)"
+echo "python3=$(python3 --version 2>&1 | grep -i python)"
+d={workdir}
+while [ ! -d "$d" ]; do d=$(dirname "$d"); done
+echo "disk=$(df -Pk "$d" | tail -1 | awk '{{print $4}}')"
+for p in {programs}; do command -v "$p" >/dev/null 2>&1 && echo "agent=$p ok" || echo "agent=$p missing"; done
+"""
+
+
+def doctor_checks(project: Project, manifest: Manifest, common: Path) -> list[Any]:
+    """One ``doctor`` check per host of the phase: reachable, git and tmux versions, python3 (the guard),
+    the agent programs of its streams, free disk in its work directory. One SSH call per host."""
+    from coditect_cli.services.doctor import MIN_GIT, Check, parse_version
+
+    out: list[Check] = []
+    phase = manifest.phase
+    by_host = remote_streams(manifest)
+    for host in manifest.hosts:
+        subject = f"{phase}/host {host.name}"
+        lay = RemoteLayout(host, _project_name(manifest, project))
+        streams = by_host.get(host.name, [])
+        spec, _ = remote_spec(project, manifest, lay, streams, "doctor", 1)
+        programs = sorted({p.agent.program for p in spec.panes if p.agent.program})
+        script = _DOCTOR_SCRIPT.format(
+            workdir=shlex.quote(host.workdir), programs=" ".join(shlex.quote(p) for p in programs)
+        )
+        try:
+            done = connection(common, host).run(["sh", "-c", script], check=False, timeout=60)
+        except UnavailableError as exc:
+            out.append(Check("host", subject, "fail", exc.message, exc.hint, phase))
+            continue
+        facts: dict[str, str] = {}
+        missing: list[str] = []
+        for line in done.stdout.splitlines():
+            key, _, value = line.partition("=")
+            if key == "agent" and value.endswith(" missing"):
+                missing.append(value.removesuffix(" missing"))
+            elif key != "agent":
+                facts[key] = value.strip()
+        problems: list[str] = []
+        status = "ok"
+        git = parse_version(facts.get("git", ""))
+        if git is None:
+            problems.append("git is not installed")
+            status = "fail"
+        elif git[:2] < MIN_GIT:
+            problems.append(f"git {'.'.join(map(str, git))} is older than {'.'.join(map(str, MIN_GIT))}")
+            status = "fail"
+        if not facts.get("tmux"):
+            problems.append("tmux is not installed")
+            status = "fail"
+        if not facts.get("python3"):
+            problems.append("python3 is missing (the ownership guard's hook needs it)")
+            status = "fail" if status == "fail" else "warn"
+        if missing:
+            problems.append(f"agent programs not found: {', '.join(missing)}")
+            status = "fail" if status == "fail" else "warn"
+        free = int(facts["disk"]) if facts.get("disk", "").isdigit() else None
+        if free is not None and free < MIN_FREE_KB:
+            problems.append(f"only {free // 1024} MiB free in {host.workdir}")
+            status = "fail" if status == "fail" else "warn"
+        shown = f"{host.ssh}: {facts.get('git') or 'no git'}, {facts.get('tmux') or 'no tmux'}"
+        if free is not None:
+            shown += f", {free / 1024 / 1024:.1f} GiB free"
+        detail = shown + ("; " + "; ".join(problems) if problems else "")
+        hint = "install what is missing on the host" if problems else None
+        out.append(Check("host", subject, status, detail, hint, phase))  # type: ignore[arg-type]
+    return out

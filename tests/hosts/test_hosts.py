@@ -175,6 +175,13 @@ def test_remote_streams_setup_launch_status_send_move_unreachable_stop(
         assert bad.returncode != 0 and "s2/x.txt" in bad.stderr + bad.stdout
         git_in(wt1, "reset", "-q", "--hard")
 
+        code, data, err = world.run("doctor")
+        hosts = {c["subject"]: c for c in data["data"]["checks"] if c["check"] == "host"}  # type: ignore[index]
+        assert hosts["phase-1/host h1"]["status"] == "ok", hosts
+        assert (
+            "tmux" in hosts["phase-1/host h2"]["detail"] and "GiB free" in hosts["phase-1/host h2"]["detail"]
+        )
+
         # Setup again: idempotent, nothing created on the hosts.
         code, data, err = world.run("streams", "setup")
         assert code == 0, err
@@ -231,6 +238,13 @@ def test_remote_streams_setup_launch_status_send_move_unreachable_stop(
             "s4": "running",
         }
         assert "unreachable" in str(rows["s3"]["host_error"])
+        code, data, err = world.run("doctor")
+        hosts = {c["subject"]: c for c in data["data"]["checks"] if c["check"] == "host"}  # type: ignore[index]
+        assert (
+            hosts["phase-1/host h2"]["status"] == "fail"
+            and "unreachable" in hosts["phase-1/host h2"]["detail"]
+        )
+        assert hosts["phase-1/host h1"]["status"] == "ok"
         code, data, err = world.run("streams", "send", "all", "true")
         assert code == 0, err
         assert set(data["data"]["skipped"]) == {"s1", "s3"}  # type: ignore[index]
