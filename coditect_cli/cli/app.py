@@ -19,6 +19,7 @@ from coditect_cli.cli import (
     day_cmd,
     demo,
     doctor_cmd,
+    export_cmd,
     gating_cmd,
     manifest_cmds,
     pr_cmd,
@@ -80,6 +81,7 @@ demo.register(app)
 doctor_cmd.register(app)
 agent_cmd.register(app)
 autopilot_cmd.register(app)
+export_cmd.register(app)
 
 
 def _report(err: CoditectError, args: list[str], app_ctx: AppContext) -> int:
