@@ -214,6 +214,7 @@ BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "agent": _lazy("bench_agent", "bench_agent"),
     "validate": _lazy("bench_validate", "bench_validate"),
     "autopilot": _lazy("bench_autopilot", "bench_autopilot"),
+    "hosts": _lazy("bench_hosts", "bench_hosts"),
     "setup": bench_setup,
     "git-processes": bench_git_processes,
 }
