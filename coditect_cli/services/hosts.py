@@ -302,19 +302,29 @@ class HostPanes:
 
 
 def host_panes(project: Project, manifest: Manifest, common: Path, session: str) -> list[HostPanes]:
-    """Every host's panes of ``session``: ONE ``list-panes`` over its connection per host."""
-    out: list[HostPanes] = []
-    for name, streams in remote_streams(manifest).items():
-        lay = layout(manifest, project, name)
-        entry = HostPanes(name, [s.id for s in streams], server(common, lay))
+    """Every host's panes of ``session``: ONE ``list-panes`` over its connection per host, the hosts read
+    in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    entries = [
+        HostPanes(name, [s.id for s in streams], server(common, layout(manifest, project, name)))
+        for name, streams in remote_streams(manifest).items()
+    ]
+
+    def read(entry: HostPanes) -> None:
         try:
             entry.rows = panes_by_stream(entry.tmux.session_panes(session))
         except UnavailableError as exc:
             entry.unreachable = exc.message
         except CommandFailed as exc:
-            entry.unreachable = f"tmux failed on host {name}: {exc.stderr.strip()}"
-        out.append(entry)
-    return out
+            entry.unreachable = f"tmux failed on host {entry.host}: {exc.stderr.strip()}"
+
+    if len(entries) > 1:
+        with ThreadPoolExecutor(max_workers=min(8, len(entries))) as pool:
+            list(pool.map(read, entries))
+    elif entries:
+        read(entries[0])
+    return entries
 
 
 def remote_spec(
