@@ -203,10 +203,16 @@ def test_remote_streams_setup_launch_status_send_move_unreachable_stop(
         }
         assert rows["s1"]["cwd"] == str(wt1)
 
-        code, data, err = world.run("streams", "send", "s3", "echo sent-over-ssh > got.txt")
+        # Typed into s3's pane on h2 (a shell pane gets it as a `#` comment): its log there shows it.
+        code, data, err = world.run("streams", "send", "s3", "sent-over-ssh")
         assert code == 0, err
-        retry_until(lambda: (world.worktree("h2", "s3") / "got.txt").exists(), bool, timeout=30)
-        assert (world.worktree("h2", "s3") / "got.txt").read_text() == "sent-over-ssh\n"
+        log = Path(world.layout("h2").log("phase-1", "s3"))
+        retry_until(
+            lambda: log.is_file() and "sent-over-ssh" in log.read_text(errors="replace"), bool, timeout=30
+        )
+        assert "sent-over-ssh" not in Path(world.layout("h1").log("phase-1", "s1")).read_text(
+            errors="replace"
+        )
 
         # move: refused while s1 has an unpushed commit on h1; moved once it is pushed.
         (wt1 / "s1" / "w.txt").write_text("work\n")
