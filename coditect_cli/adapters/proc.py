@@ -1,6 +1,7 @@
 """The one place where coditect starts subprocesses.
 
-It resolves the binary, pins the environment, logs ``shlex.join(argv)`` at debug level (``--verbose``)
+It resolves the binary, builds the child's environment from an allow-list (:func:`child_env`: no
+credential reaches git, tmux and through it the panes, or gates, unless passed on purpose), logs ``shlex.join(argv)`` at debug level (``--verbose``)
 with secrets masked, and raises :class:`~coditect_cli.errors.CommandFailed` carrying the command and its
 stderr. Missing programs raise :class:`~coditect_cli.errors.UnavailableError`.
 """
@@ -14,7 +15,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,67 @@ def redact(text: str) -> str:
         else:
             text = pattern.sub("***", text)
     return text
+
+
+ALLOWED_ENV = frozenset(
+    {
+        # who and where
+        "HOME", "USER", "LOGNAME", "SHELL", "PATH", "TMPDIR", "TZ",
+        # terminal and locale
+        "TERM", "COLORTERM", "NO_COLOR", "LANG", "LANGUAGE",
+        # sockets of the user's session (their values are paths, not secrets)
+        "SSH_AUTH_SOCK", "SSH_AGENT_PID", "DISPLAY", "WAYLAND_DISPLAY", "TMUX", "TMUX_TMPDIR",
+        "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
+        "XDG_CONFIG_DIRS", "XDG_DATA_DIRS", "GH_CONFIG_DIR", "GH_HOST",
+        "EDITOR", "VISUAL",
+        # network: proxies and certificate stores
+        "http_proxy", "https_proxy", "no_proxy", "all_proxy",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "LD_LIBRARY_PATH", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
+        # toolchains gates and agents are built with
+        "PYTHONPATH", "PYTHONHOME", "PYTHONIOENCODING", "PYTHONUTF8", "VIRTUAL_ENV", "CONDA_PREFIX",
+        "PYENV_ROOT", "JAVA_HOME", "GOPATH", "GOROOT", "GOCACHE", "GOMODCACHE", "GOFLAGS", "CARGO_HOME",
+        "RUSTUP_HOME", "NVM_DIR", "NODE_PATH", "GEM_HOME", "GEM_PATH",
+    }
+)  # fmt: skip
+"""Variables every child process gets from coditect's environment (when set)."""
+
+ALLOWED_PREFIXES = ("LC_", "GIT_", "CODITECT_")
+"""Families of variables every child gets, except names that look like credentials (:data:`SECRET_NAME`)."""
+
+SECRET_NAME = re.compile(
+    r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|PRIVATE_?KEY|AUTH(?!OR)|COOKIE|SESSION", re.I
+)
+"""Names of variables never passed on unless named on purpose (``pass_env``)."""
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _allowed(name: str, value: str) -> bool:
+    if not _ENV_NAME.match(name) or redact(value) != value:
+        return False
+    if name in ALLOWED_ENV:
+        return True
+    return name.startswith(ALLOWED_PREFIXES) and not SECRET_NAME.search(name)
+
+
+def child_env(
+    extra: Mapping[str, str] | None = None,
+    *,
+    pass_env: Iterable[str] = (),
+    source: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of a child process: the allow-listed part of ``source`` (default: ``os.environ``),
+    then the variables named in ``pass_env`` (taken from ``source`` on purpose, whatever they hold), then
+    ``extra`` (the caller's own variables win)."""
+    environ = os.environ if source is None else source
+    env = {k: v for k, v in environ.items() if _allowed(k, v)}
+    for name in pass_env:
+        if name in environ:
+            env[name] = environ[name]
+    if extra:
+        env.update(extra)
+    return env
 
 
 @dataclass(frozen=True)
@@ -87,8 +149,12 @@ def run(
     check: bool = True,
     timeout: float | None = None,
     tied: bool = False,
+    pass_env: Iterable[str] = (),
 ) -> Completed:
     """Run ``argv`` and return its output; raise CommandFailed on a non-zero exit when ``check``.
+
+    The child's environment is :func:`child_env`: the allow-listed part of coditect's, ``env`` on top, and
+    the variables ``pass_env`` names (passed on purpose, e.g. a manifest's ``pass_env``).
 
     ``tied``: run it in a process group of its own, under :mod:`coditect_cli.adapters.tether`, which kills
     that whole group when this process dies (even by SIGKILL), when the command ends (what it left running)
@@ -97,11 +163,9 @@ def run(
     args = [str(a) for a in argv]
     program = args[0]
     resolved = which(program) if os.sep not in program else program
-    full_env = dict(os.environ)
-    if program == "git":
-        full_env.update(_GIT_ENV)
-    if env:
-        full_env.update(env)
+    # No child inherits coditect's environment as it is: the allow-list, what the caller sets, and the names
+    # a manifest passes on purpose (credentials stay in coditect's own process, where the forge client reads them).
+    full_env = child_env({**(_GIT_ENV if program == "git" else {}), **(env or {})}, pass_env=pass_env)
     log.debug("$ %s%s", redact(shlex.join(args)), f"  (in {cwd})" if cwd else "")
     command = [resolved, *args[1:]]
     if tied:

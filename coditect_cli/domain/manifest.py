@@ -465,6 +465,11 @@ class Stream(_Model):
     deliverables: tuple[Deliverable, ...] = ()
     gates: tuple[Gate, ...] = ()
     env: dict[str, str] = Field(default_factory=dict)
+    pass_env: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)], ...] = Field(
+        default=(),
+        description="Variables of coditect's environment this stream's pane gets on purpose (e.g. a key its "
+        "agent needs); no credential reaches a pane otherwise.",
+    )
     prompt: str = ""
     run: str = Field(
         default="shell",
@@ -597,6 +602,11 @@ class Manifest(_Model):
     streams: tuple[Stream, ...] = Field(min_length=1)
     checkpoints: tuple[Checkpoint, ...] = ()
     merge: Merge = Merge()
+    pass_env: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)], ...] = Field(
+        default=(),
+        description="Variables of coditect's environment every pane and every gate gets on purpose (beyond the "
+        "allow-listed PATH, HOME, locale...).",
+    )
     prices: dict[str, Price] = Field(
         default_factory=dict,
         description="Model prices (USD per million tokens) overriding the built-in table, by model name.",

@@ -918,7 +918,9 @@ def _gate_problems(
     if not specs:
         return []
     logs = project_common_dir(project) / "coditect" / "logs" / manifest.phase / "autopilot"
-    runner = GateRunner(paths, f"{manifest.phase}-autopilot", logs, {"CODITECT_PHASE": manifest.phase})
+    runner = GateRunner(
+        paths, f"{manifest.phase}-autopilot", logs, {"CODITECT_PHASE": manifest.phase}, manifest.pass_env
+    )
     problems: list[str] = []
     try:
         for repo in sorted({s.repo for s in specs}):

@@ -5,7 +5,6 @@ delivered (or held while an agent waits for approval), and evidence that a messa
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +14,7 @@ from coditect_cli.errors import CoditectError
 from coditect_cli.project import Project
 
 HEADLESS_KINDS = frozenset({"anthropic"})
+AGENT_KEYS = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN")
 """Agent kinds the autopilot runs without a pane: one process per task (``coditect agent run``)."""
 
 if TYPE_CHECKING:
@@ -94,6 +94,7 @@ class TmuxAgents:
         import subprocess
         import sys
 
+        from coditect_cli.adapters.proc import child_env
         from coditect_cli.services.session import log_path
         from coditect_cli.services.setup import project_common_dir
 
@@ -117,8 +118,9 @@ class TmuxAgents:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                # The built-in agent needs the API key (its own tools keep it from the commands it runs).
-                env=dict(os.environ),
+                # The built-in agent needs the API key: passed to this one process on purpose (its tools
+                # run commands on the allow-listed environment again).
+                env=child_env(pass_env=(*AGENT_KEYS, *manifest.pass_env, *manifest.stream(stream).pass_env)),
             )
         record = self._record(manifest, stream)
         record.parent.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,7 @@ def gate_runner(s: Session, owner: str, logs: Path) -> Iterator[GateRunner]:
     """A runner whose temporary worktrees are named after ``owner`` (not a phase name: a checkpoint of the
     phase removes its own leftovers, never these) and removed at the end."""
     paths = {r.id: s.forges.repo(r.id).path for r in s.manifest.repositories}
-    runner = GateRunner(paths, owner, logs, {"CODITECT_PHASE": s.manifest.phase})
+    runner = GateRunner(paths, owner, logs, {"CODITECT_PHASE": s.manifest.phase}, s.manifest.pass_env)
     try:
         yield runner
     finally:

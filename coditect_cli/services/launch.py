@@ -282,7 +282,10 @@ def prepare(
         )
         command = profile.command(ctx)
         own = {p: (text, 0o644) for p, text in profile.files(ctx).items()}
-        needed = {k: environ[k] for k in profile.env_names if environ.get(k) and k not in stream.env}
+        # What the agent needs and what the manifest passes on purpose: through the 0600 file only (the tmux
+        # server, started on the allow-listed environment, gives panes no credential of its own).
+        wanted = (*profile.env_names, *manifest.pass_env, *stream.pass_env)
+        needed = {k: environ[k] for k in wanted if environ.get(k) and k not in stream.env}
         if needed:
             env_file = agent_file(common, manifest.phase, stream.id, ".env")
             own[env_file] = (env_file_text(needed), 0o600)
@@ -700,6 +703,7 @@ def run_headless(
     """
     import subprocess
 
+    from coditect_cli.adapters.proc import child_env
     from coditect_cli.services.setup import compute_plan, project_common_dir, read_context, setup
 
     check_agent_template(agent)
@@ -720,7 +724,7 @@ def run_headless(
                 done = subprocess.run(
                     list(pane.agent.argv),
                     cwd=pane.cwd,
-                    env={**os.environ, **dict(pane.env)},
+                    env=child_env(dict(pane.env)),  # the allow-list; what it needs came with the env file
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     timeout=timeout,

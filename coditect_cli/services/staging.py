@@ -70,8 +70,16 @@ class GateRunner:
     superproject's worktree gets its submodules checked out (worktrees of the submodules' own repositories,
     no network) at the commits it is given."""
 
-    def __init__(self, paths: Mapping[str, Path], owner: str, logs: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        paths: Mapping[str, Path],
+        owner: str,
+        logs: Path,
+        env: Mapping[str, str],
+        pass_env: Sequence[str] = (),
+    ) -> None:
         self.paths = paths
+        self.pass_env = tuple(pass_env)  # the manifest's pass_env: gates get no other variable of ours
         self.owner = owner
         self.logs = logs
         self.env = dict(env)
@@ -109,7 +117,8 @@ class GateRunner:
                 done = proc.run(
                     ["sh", "-c", spec.run],
                     cwd=self.trees[repo],
-                    env=env,
+                    env=env,  # on the allow-listed environment (proc.child_env): no credential
+                    pass_env=self.pass_env,
                     timeout=spec.timeout,
                     check=False,
                     tied=True,  # a killed run leaves no gate process behind
@@ -355,6 +364,7 @@ def gate(it: Integration, specs: Sequence[GateSpec]) -> dict[str, Any]:
         m.phase,
         it.logs,
         {"CODITECT_PHASE": m.phase, "CODITECT_RUN": str(journal.id)},
+        m.pass_env,
     )
     rounds: list[dict[str, Any]] = []
     by_repo = {repo: [g for g in specs if g.repo == repo] for repo in tips}

@@ -260,7 +260,8 @@ def test_the_key_never_appears_in_transcripts_store_or_output(
     assert [e["kind"] for e in entries][:3] == ["start", "request", "reply"]
     assert entries[-1]["kind"] == "end" and entries[-1]["status"] == "done"
     env_result = next(e for e in entries if e["kind"] == "tool" and e["name"] == "run_command")
-    assert "ANTHROPIC_BASE_URL" in env_result["result"], "the command ran and its output was kept"
+    assert "PATH=" in env_result["result"], "the command ran and its output was kept"
+    assert "ANTHROPIC_" not in env_result["result"], "no Anthropic variable reaches a command the agent runs"
     assert "list_files" not in human.stdout and "run_command" in human.stdout
     written = [run.stdout, run.stderr, as_json.stdout, human.stdout, human.stderr]
     for path in (proj.common / "coditect").rglob("*"):

@@ -82,6 +82,7 @@ def manifest_text(n: int, *, shared: bool = False, suite: bool = True) -> str:
     suite_block = '  suite: [{name: suite, repo: app, run: "python3 gate.py suite"}]\n' if suite else ""
     return (
         "version: 1\nphase: phase-1\ntitle: Tiny\nforge: local\n"
+        "pass_env: [GATE_COUNTER, GATE_KILL_ONCE, GATE_HANG]\n"  # gate.py's switches: gates get no other variable
         "schedule: {start: 2026-12-01, days: 10}\n"
         "repositories:\n  - {id: app, path: .}\n"
         f"{shared_block}streams:{streams}"
