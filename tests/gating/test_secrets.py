@@ -1,5 +1,10 @@
-"""Injection on a real project and real tmux (issue 11): text typed into a ``shell`` pane by ``sync morning --send`` never runs, whatever a
-deliverable title or a blocker reason (newlines included) holds.
+"""Secrets and injection on a real project, real tmux and real gates (issue 11).
+
+A token canary: GH_TOKEN, GITHUB_TOKEN and ANTHROPIC_API_KEY hold unique values while panes are launched, the
+evening sync runs the gates and a checkpoint runs its gates; then every pane's environment (tmux's and the
+process's own), every pane log, gate log, report, the store and every process's command line are searched
+for them. And text typed into a ``shell`` pane by ``sync morning --send`` never runs, whatever a deliverable
+title or a blocker reason (newlines included) holds.
 """
 
 from __future__ import annotations
@@ -54,6 +59,76 @@ def command_lines() -> dict[int, bytes]:
             except OSError:
                 continue
     return out
+
+
+def test_no_credential_reaches_a_pane_a_gate_a_log_a_report_or_the_store(
+    make_tiny: MakeTiny, private_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from coditect_cli.services.session import agent_file, log_path
+
+    tiny, _ = make_tiny(2)
+    canaries = {name: f"canary-{name.lower()}-{uuid.uuid4().hex}" for name in SECRETS}
+    for name, value in canaries.items():
+        monkeypatch.setenv(name, value)
+    # s2 asks for ANTHROPIC_API_KEY on purpose; every gate prints its whole environment first.
+    edit_manifest(tiny, "  - id: s2\n", "  - id: s2\n    pass_env: [ANTHROPIC_API_KEY]\n")
+    edit_manifest(tiny, 'run: "python3 gate.py"', 'run: "env; python3 gate.py"', count=2)
+    monkeypatch.chdir(tiny.root)
+
+    launched = launch.launch(
+        Project(tiny.root), "phase-1", attach=False, agent="env; exec sleep 600", socket=private_socket, day=1
+    )
+    tmux = Tmux(private_socket)
+    common = tiny.root / ".git"
+    logs = {s: log_path(common, "phase-1", s) for s in ("s1", "s2")}
+    for log in logs.values():  # each agent printed its environment into its pane log
+        retry_until(
+            lambda log=log: log.read_text() if log.exists() else "", lambda t: "CODITECT_STREAM=" in t
+        )
+
+    evening = coditect(tiny.root, "sync", "evening", "--run-gates", "--socket", private_socket, env=canaries)
+    assert evening.code == 0, evening.output
+    checkpoint = coditect(tiny.root, "checkpoint", "1", "--socket", private_socket, "--json", env=canaries)
+    assert checkpoint.code == 0, checkpoint.output
+    assert checkpoint.json()["data"]["status"] == "passed"
+
+    panes = {p.stream: p for p in tmux.panes()}
+    assert set(panes) == {"s1", "s2"}
+    pane_env = {s: environ(p.pane_pid) for s, p in panes.items()}
+    tmux_env = {
+        "global": tmux.run(["show-environment", "-g"]).stdout,
+        "session": tmux.run(["show-environment", "-t", f"={launched.session}"]).stdout,
+    }
+    files = files_under(common / "coditect", tiny.root / "workstreams" / "reports")
+    gate_logs = [text for path, text in files.items() if "logs" in path.parts and path.suffix == ".log"]
+    assert any(b"PATH=" in text and b"CODITECT_GATE=" in text for text in gate_logs)  # gates printed theirs
+    assert any(b"GATE_COUNTER=" in text for text in gate_logs)  # the manifest's top-level pass_env
+    assert any(path.name == "state.db" for path in files) and any(p.suffix == ".md" for p in files)
+    processes = command_lines()
+    env_file = agent_file(common, "phase-1", "s2", ".env")
+
+    for name, value in canaries.items():
+        secret = value.encode()
+        leaks = [f"tmux {where} environment" for where, text in tmux_env.items() if value in text]
+        leaks += [str(path) for path, text in files.items() if secret in text]
+        leaks += [f"command line of pid {pid}" for pid, line in processes.items() if secret in line]
+        leaks += [
+            f"output of {cmd}"
+            for cmd, r in (("evening", evening), ("checkpoint", checkpoint))
+            if value in r.output
+        ]
+        leaks += [f"{s}'s pane environment" for s, env in pane_env.items() if secret in env]
+        # Passed on purpose to s2 only: its agent has it (and printed it with `env` into its own pane log),
+        # through its 0600 environment file.
+        expected = (
+            {"s2's pane environment", str(logs["s2"]), str(env_file)}
+            if name == "ANTHROPIC_API_KEY"
+            else set()
+        )
+        assert set(leaks) == expected, name
+    assert env_file.stat().st_mode & 0o077 == 0
+    assert f"ANTHROPIC_API_KEY={canaries['ANTHROPIC_API_KEY']}".encode() in pane_env["s2"].split(b"\0")
+    assert not any(canaries["ANTHROPIC_API_KEY"] in command for command in launched.commands)
 
 
 def test_text_sent_to_a_shell_pane_never_runs_whatever_newlines_it_holds(
