@@ -34,8 +34,6 @@ MAX_MATCHES = 200
 TEMP_MARK = ".coditect-tmp"
 _TEMP_RE = re.compile(r"(^|/)\.[^/]*\.coditect-tmp-\d+$")
 _SHELL_META = re.compile(r"[;&|`$<>()\n\\]")
-# Variables a command the agent runs must not see (the secrets allow-list of the launcher replaces this).
-_HIDDEN_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "GH_TOKEN", "GITHUB_TOKEN")
 
 
 @dataclass(frozen=True)
@@ -318,10 +316,13 @@ class Toolbox:
         assert gate is not None
         area = self.area(args.get("repo") or gate.repo)
         timeout = min(gate.timeout, self.options.command_timeout)
-        hidden = dict.fromkeys(_HIDDEN_ENV, "")
         try:
             done = proc.run(
-                ["/bin/sh", "-c", gate.run], cwd=area.root, env=hidden, check=False, timeout=timeout
+                ["/bin/sh", "-c", gate.run],
+                cwd=area.root,
+                pass_env=self.manifest.pass_env,
+                check=False,
+                timeout=timeout,
             )
         except CoditectError as exc:
             return ToolResult(proc.redact(f"`{gate.run}`: {exc.message}"), is_error=True)
