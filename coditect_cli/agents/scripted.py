@@ -16,8 +16,9 @@ arrives, ``Stop`` when its turn ends) into the events file ``CODITECT_EVENTS_FIL
 
 - "your next task is [ID] ...": commits a note of the task in its own area and pushes;
 - "... is not done yet ...": commits what is uncommitted and pushes what is unpushed;
-- any other message from coditect (a failing gate, a review asking for changes, a comment, a branch behind
-  its integration branch): removes what ``--break-gate`` planted, commits a note answering it, pushes.
+- any other message of the autopilot (a failing gate, a review asking for changes, a comment, a branch behind
+  its integration branch): removes what ``--break-gate`` planted, commits a note answering it, pushes;
+- a notice (a checkpoint's pause or outcome, a sync's summary): nothing (it never pushes under a checkpoint).
 
 ``--misbehave no-push`` leaves its first task unpushed (an agent claiming done too early) and
 ``--break-gate FILE`` plants FILE with its first task (for a gate such as ``test ! -f FILE``).
@@ -205,6 +206,12 @@ def _push(area: Area) -> str:
 def answer(stream: str, areas: list[Area], message: str, state: dict[str, object]) -> list[str]:
     """Act on one message the way a well-behaved agent would (see the module docstring)."""
     done: list[str] = []
+    if (
+        "coditect autopilot:" not in message
+        or "checkpoint" in message.split("coditect autopilot:", 1)[1][:40]
+    ):
+        # A notice (a checkpoint's pause, its outcome, a sync): nothing to do, and no push under a checkpoint.
+        return ["noted"]
     task = _TASK.search(message)
     if task is not None:
         first = not state.get("worked")
