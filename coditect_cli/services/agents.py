@@ -139,6 +139,11 @@ def _typing(s: PhaseSession, stream: str) -> Iterator[None]:
         os.close(fd)
 
 
+def _reports_prompts(events_file: Path) -> bool:
+    """Whether the agent reports its own turns (it wrote a session or turn event since its pane started)."""
+    return any(e.event in {"UserPromptSubmit", "SessionStart", "Stop"} for e in read_events(events_file))
+
+
 def _arrived(events_file: Path, since: float, sha: str) -> tuple[bool, bool]:
     """(a prompt was submitted since ``since``, it was exactly ``sha``)."""
     submitted = [e for e in read_events(events_file) if e.event == "UserPromptSubmit" and e.t >= since]
@@ -160,7 +165,10 @@ def _type_one(s: PhaseSession, tmux: Tmux, state: AgentState, text: str) -> Deli
     tmux.paste(state.pane_id, text)
     time.sleep(SETTLE)
     tmux.press([state.pane_id])
-    if state.kind != "claude":
+    # An agent that reports the prompts it gets (Claude Code's hook, or any agent writing UserPromptSubmit to
+    # its events file) confirms arrival itself; for the others coditect marks the delivery, which would
+    # otherwise land after the agent's own turn-end and leave it looking busy.
+    if state.kind != "claude" and not _reports_prompts(events_file):
         append(events_file, {"t": round(time.time(), 3), "event": DELIVERED})
         return Delivery(
             state.stream, "delivered", state.label, f"typed and entered ({state.kind} has no arrival signal)"
