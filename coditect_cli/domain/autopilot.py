@@ -229,6 +229,8 @@ def decide(inp: PassInput) -> list[Action]:
         key = f"checkpoint:{cp.id}:{cp.inputs}"
         if key in inp.journaled or not (cp.ready or cp.past_cutoff):
             continue
+        if checkpoint_wait_key(cp.id, cp.inputs, inp.now) in inp.journaled:
+            continue  # its own collection found it not ready a moment ago: its streams work on meanwhile
         # Its streams are paused (no new task); it runs once none of them is still working, so nothing
         # is pushed under it (a push would make an approval stale half-way).
         paused.update(cp.streams)
@@ -376,6 +378,15 @@ def decide(inp: PassInput) -> list[Action]:
             Action("merge-phase", "merge-phase", text="every task done and every checkpoint passed")
         )
     return actions
+
+
+WAIT_SECONDS = 120
+"""How long a checkpoint its own collection found not ready leaves its streams unpaused before it is tried again."""
+
+
+def checkpoint_wait_key(checkpoint: int, inputs: str, now: float) -> str:
+    """The journal key recording that ``checkpoint`` was found not ready (per ``WAIT_SECONDS`` window)."""
+    return f"checkpoint-wait:{checkpoint}:{inputs}:{int(now // WAIT_SECONDS)}"
 
 
 def backoff_delay(base: float, level: int) -> float:

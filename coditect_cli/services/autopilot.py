@@ -29,6 +29,7 @@ from coditect_cli.domain.autopilot import (
     OpenDispatch,
     PassInput,
     backoff_delay,
+    checkpoint_wait_key,
     decide,
     past_cutoff,
     task_prompt,
@@ -187,7 +188,7 @@ class Autopilot:
             conditions = conditions_from(facts, store)
             statuses = checkpoint_statuses(store, manifest.phase)
             journaled = frozenset(
-                rec.action_keys(store, manifest.phase, "checkpoint:")
+                rec.action_keys(store, manifest.phase, "checkpoint")
                 | rec.action_keys(store, manifest.phase, "merge-phase")
             )
             last = rec.last_dispatch_time(store, manifest.phase)
@@ -451,7 +452,25 @@ class Autopilot:
         waiting = [p for p in planned.not_ready if p.get("stream") in streams]
         if waiting or not planned.batch:
             why = "; ".join(f"{p.get('repo')}#{p.get('number')}: {p.get('reason')}" for p in waiting)
-            return ActionOutcome(action, f"checkpoint {n} waits: {why or 'nothing to merge'}", True)
+            outcome = f"checkpoint {n} waits: {why or 'nothing to merge'}"
+            # Recorded, so its streams are not held paused for a checkpoint that cannot run yet.
+            from coditect_cli.services.setup import project_common_dir
+            from coditect_cli.state import autopilot_records as rec
+            from coditect_cli.state.store import Store
+
+            inputs = action.key.split(":")[2]
+            with Store.open(project_common_dir(self.project)) as store:
+                wait_id = rec.plan_action(
+                    store,
+                    manifest.phase,
+                    checkpoint_wait_key(n, inputs, self.clock()),
+                    "note",
+                    None,
+                    {"text": outcome},
+                )
+                if wait_id is not None:
+                    rec.finish_action(store, wait_id, "done", outcome)
+            return ActionOutcome(action, outcome, True)
 
         def body(action_id: int) -> tuple[bool, str]:
             result = run_checkpoint(self.project, manifest.phase, n, socket=self.socket, env=self.env)

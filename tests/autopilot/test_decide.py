@@ -234,3 +234,16 @@ def test_the_phase_budget_stops_new_dispatches_and_warns_at_80_percent(manifest:
     assert keys(warned)[0] == "budget:warn" and "dispatch:a:a1" in keys(warned)
     over = decide(make(capped, spent_usd=10.0))
     assert keys(over) == ["budget:over"] and "no new task" in over[0].text
+
+
+def test_a_checkpoint_found_not_ready_leaves_its_streams_working_for_a_while(manifest: Manifest) -> None:
+    from coditect_cli.domain.autopilot import WAIT_SECONDS, checkpoint_wait_key
+
+    cp = CheckpointDue(1, ("a", "c"), ready=True, past_cutoff=False, inputs="h1")
+    waited = frozenset({checkpoint_wait_key(1, "h1", 1000.0)})
+    assert keys(decide(make(manifest, checkpoints=[cp], journaled=waited))) == [
+        "dispatch:a:a1",
+        "dispatch:c:c1",
+    ]
+    later = 1000.0 + WAIT_SECONDS
+    assert keys(decide(make(manifest, now=later, checkpoints=[cp], journaled=waited)))[0] == "checkpoint:1:h1"
