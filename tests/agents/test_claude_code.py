@@ -59,6 +59,8 @@ def _scripts(worktree: Path) -> list[Script]:
                     command="git add src/agent-notes.md && git commit -m 'backend: notes'",
                     description="c",
                 ),
+                # Claude Code writes an existing file only after reading it ("File has not been read yet").
+                Turn.tool("Read", file_path=str(readme)),
                 Turn.tool("Write", file_path=str(readme), content="outside my area\n"),
                 Turn.tool(
                     "Bash", command="git add README.md && git commit -m 'backend: readme'", description="c"
