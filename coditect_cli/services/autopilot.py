@@ -641,6 +641,7 @@ def conditions_from(facts: PhaseFacts, store: Store) -> list[Condition]:
     m = facts.manifest
     out: list[Condition] = []
     passed_any = any(v == "passed" for v in facts.checkpoints.values())
+    tips: dict[str, str] = {}
     integration = m.integration_branch
     for key, branch in facts.branches.items():
         stream, repo = branch.pair.stream, branch.pair.repo.id
@@ -723,7 +724,9 @@ def conditions_from(facts: PhaseFacts, store: Store) -> list[Condition]:
                 )
             )
         if passed_any and branch.behind > 0:
-            tip = _integration_tip(facts, repo)
+            if repo not in tips:  # one look-up per repository, however many of its branches are behind
+                tips[repo] = _integration_tip(facts, repo)
+            tip = tips[repo]
             out.append(
                 Condition(
                     f"behind_integration:{repo}:{stream.id}:{tip[:12]}",
@@ -748,13 +751,9 @@ def _integration_tip(facts: PhaseFacts, repo: str) -> str:
     """The integration branch's tip in ``repo`` (origin's, else the local branch)."""
     from coditect_cli.adapters.git import Git
 
-    path = (facts.project.root / facts.manifest.repository(repo).path).resolve()
-    name = facts.manifest.integration_branch
-    for ref in (f"refs/remotes/origin/{name}", f"refs/heads/{name}"):
-        done = Git(path).run("rev-parse", "--verify", "--quiet", ref, check=False)
-        if done.returncode == 0:
-            return done.stdout.strip()
-    return ""
+    g = Git((facts.project.root / facts.manifest.repository(repo).path).resolve())
+    ref = _integration_ref(g, facts.manifest.integration_branch)
+    return g.out("rev-parse", ref) if ref else ""
 
 
 def _comment_conditions(store: Store, facts: PhaseFacts, key: str, branch: Any) -> list[Condition]:
