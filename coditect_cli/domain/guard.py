@@ -14,7 +14,10 @@ manifest parsing:
   commit, merge, cherry-pick, revert, rebase, amend, reset, ``update-ref``): in the ``prepared`` state it
   refuses the ref update when the new commits change files the stream does not own. Commits reachable from
   the old tip or from the integration branch (local or origin's) are not new, so updating from the
-  integration branch stays allowed. Only updates of ``refs/heads/`` wake Python; fetches cost a shell.
+  integration branch stays allowed. The local integration branch itself, moved from the stream's worktree,
+  may only take commits origin's integration branch has (or the stream's own files): otherwise a
+  ``--no-verify`` commit there would be trusted by the next merge. Only updates of ``refs/heads/`` wake
+  Python; fetches cost a shell.
 
 Both name each file and its owners; shared paths pass (the pre-commit check notes the other owners).
 """
@@ -138,15 +141,15 @@ def staged():
     return {{p: "" for p in out.split("\\0") if p}}
 
 
-def landing(updates):
+def landing(updates, trusted):
     \"\"\"The paths the new commits of the stream's branch updates change: {{path: "<commit> <subject>"}}.
 
-    New means reachable from a new tip but from no old tip and not from the integration branch. A merge
-    counts the paths it changed against every parent (its own resolutions); its new parents are listed too.
+    New means reachable from a new tip but from no old tip and not from ``trusted`` (the integration branch).
+    A merge counts the paths it changed against every parent (its own resolutions); its new parents are
+    listed too.
     \"\"\"
     news = [new for _old, new, _ref in updates]
     olds = [old for old, _new, _ref in updates if old != ZERO]
-    trusted = [f"refs/heads/{{INTEGRATION}}", f"refs/remotes/origin/{{INTEGRATION}}"]
     out = git(
         "log", "-z", "--ignore-missing", "--format=%x01%h %s", "--name-only", "-c", "--no-renames",
         *news, "--not", *olds, *trusted, "--",
@@ -164,14 +167,27 @@ def main(mode):
     if mode == "pre-commit":
         paths, target = staged(), None
     else:
-        updates = []
+        updates, integration, origin = [], [], f"refs/remotes/origin/{{INTEGRATION}}"
+        trusted = [f"refs/heads/{{INTEGRATION}}", origin]
         for line in sys.stdin.read().splitlines():
             old, new, ref = line.split(" ", 2)
-            if new != ZERO and ref.startswith("refs/heads/") and GUARDED.fullmatch(ref[len("refs/heads/"):]):
+            if new == ZERO:
+                continue
+            if ref == origin:  # a fetch moving origin's integration branch in the same transaction
+                trusted.append(new)
+            elif ref == f"refs/heads/{{INTEGRATION}}":
+                integration.append((old, new, ref))
+            elif ref.startswith("refs/heads/") and GUARDED.fullmatch(ref[len("refs/heads/"):]):
                 updates.append((old, new, ref))
-        if not updates:
+        if not updates and not integration:
             return 0
-        paths, target = landing(updates), ", ".join(ref[len("refs/heads/"):] for _o, _n, ref in updates)
+        # The local integration branch is trusted by the stream's branches, so from a stream's worktree it
+        # may only take commits origin's integration branch has, or the stream's own files.
+        paths = landing(updates, trusted) if updates else {{}}
+        if integration:
+            for path, commit in landing(integration, trusted[1:]).items():
+                paths.setdefault(path, commit)
+        target = ", ".join(ref[len("refs/heads/"):] for _o, _n, ref in updates + integration)
     refused, notes = [], []
     for path, commit in paths.items():
         streams, shared = owners(path)

@@ -209,3 +209,51 @@ def test_a_merge_resolving_a_conflict_in_a_shared_path_is_allowed(sandbox: Sandb
     finally:
         restore(sandbox.backend, sandbox.branch, before[sandbox.branch])
         git_in(repo, "update-ref", f"refs/heads/{PHASE1_INTEGRATION}", before[PHASE1_INTEGRATION])
+
+
+def test_the_local_integration_branch_takes_from_a_streams_worktree_only_what_origin_has(
+    sandbox: Sandbox,
+) -> None:
+    """The stream's branches trust the local integration branch, so a stream may not put another stream's
+    commit there (``update-ref``, or a ``--no-verify`` commit on it) and merge it from there; moving it to
+    what origin's integration branch holds (a fetch after a checkpoint) is allowed."""
+    repo = repo_dir(sandbox.root, "backend")
+    before = git_in(repo, "rev-parse", PHASE1_INTEGRATION)
+    ref = f"refs/heads/{PHASE1_INTEGRATION}"
+    done = git(sandbox.backend, "update-ref", ref, sandbox.foreign)
+    assert done.returncode != 0
+    assert (
+        f"coditect: refused to move {PHASE1_INTEGRATION}: stream backend may not land commits" in done.stderr
+    )
+    assert DOCKERFILE_OWNER in done.stderr
+    assert git_in(repo, "rev-parse", PHASE1_INTEGRATION) == before
+
+    git_in(sandbox.backend, "switch", "-q", "--detach", before)
+    try:
+        (sandbox.backend / "Dockerfile").write_text("FROM evil\n", encoding="utf-8")
+        git_in(sandbox.backend, "commit", "-q", "--no-verify", "-am", "sneak the Dockerfile in")
+        sneaked = git_in(sandbox.backend, "rev-parse", "HEAD")
+        done = git(sandbox.backend, "branch", "-f", PHASE1_INTEGRATION, sneaked)
+        assert done.returncode != 0, done.stdout
+        assert git_in(repo, "rev-parse", PHASE1_INTEGRATION) == before
+        # The merge it was for finds nothing trusted and is refused as well.
+        git_in(sandbox.backend, "switch", "-q", "--force", sandbox.branch)
+        stderr = refused(sandbox, "merge", "--no-edit", sneaked)
+        assert "sneak the Dockerfile in" in stderr
+    finally:
+        restore(sandbox.backend, sandbox.branch, git_in(repo, "rev-parse", sandbox.branch))
+
+    # A checkpoint landed deploy's Dockerfile on origin's integration branch: a fetch into the local branch
+    # from the stream's worktree is allowed.
+    _old, landed = commit_file(
+        repo, PHASE1_INTEGRATION, "Dockerfile", "FROM scratch\n", "deploy: land Dockerfile"
+    )
+    try:
+        git_in(repo, "push", "-q", "origin", PHASE1_INTEGRATION)
+        git_in(repo, "update-ref", ref, before)
+        done = git(sandbox.backend, "fetch", "-q", "origin", f"{PHASE1_INTEGRATION}:{PHASE1_INTEGRATION}")
+        assert done.returncode == 0, done.stderr
+        assert git_in(repo, "rev-parse", PHASE1_INTEGRATION) == landed
+    finally:
+        git_in(repo, "update-ref", ref, before)
+        git_in(repo, "push", "-q", "--force", "origin", f"{before}:{ref}")
