@@ -14,7 +14,12 @@ itself (a line per run in a counter file), and checked against what the checkpoi
 The search rows count gate runs of the bisection itself (coditect_cli/domain/gating.py, the code a
 checkpoint drives; tests/gating/test_checkpoint.py checks that a real checkpoint runs exactly as many) at
 n = 8, 16, 32 PRs with 0, 1 and 2 bad PRs (every position or pair of positions) and with one interaction
-pair (two PRs failing only together) next to one bad PR, against ceil(log2 n) + 1.
+pair (two PRs failing only together) next to one bad PR, against ceil(log2 n) + 1; and gate *command* runs
+with three commands (lint, unit, e2e; each bad PR breaks one of them), the failing command first in every
+split and a probe stopping at its first failure, against two baselines: the manifest's order (stopping at
+the first failure) and every command every time. The command rows run real checkpoints at n = 16 with those
+three commands (one bad PR at the first, middle and last positions; their counts must equal the simulated
+ones) and a gate marked flaky that fails once on an all-green batch (retried once, merged, one flake).
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -35,9 +42,15 @@ from coditect_cli.adapters import proc  # noqa: E402
 Row = dict[str, object]
 STREAMS = 10
 GATE = """import os, pathlib, sys
+command = (sys.argv[1:] or ["gate"])[0]
 with open(os.environ["GATE_COUNTER"], "a") as fh:
-    fh.write(os.environ.get("CODITECT_COMMIT", "?") + "\\n")
-sys.exit(1 if any("FAIL_GATE" in p.read_text() for p in pathlib.Path(".").glob("s*/*") if p.is_file()) else 0)
+    fh.write(os.environ.get("CODITECT_COMMIT", "?") + " " + command + "\\n")
+texts = [p.read_text() for p in pathlib.Path(".").glob("s*/*") if p.is_file()]
+flaky = os.environ.get("GATE_FLAKY")  # a file: the first run of `gate.py unit` fails (and makes it)
+if flaky and command == "unit" and not os.path.exists(flaky):
+    open(flaky, "w").write("failed once")
+    sys.exit(1)
+sys.exit(1 if any("FAIL_GATE" in t or f"FAIL_ON {command}" in t for t in texts) else 0)
 """
 
 
@@ -45,22 +58,29 @@ def _git(repo: Path, *args: str) -> str:
     return proc.run(["git", "-C", str(repo), *args]).stdout.strip()
 
 
-def _manifest(n: int) -> str:
+def _manifest(n: int, commands: tuple[str, ...] = (), flaky: str = "") -> str:
+    """``n`` streams sharing one gate (``python3 gate.py``); with ``commands``, no stream gate but these
+    checkpoint gates (``python3 gate.py <command>``, ``flaky`` marked flaky)."""
+    gate = "[]" if commands else "[{name: gate, run: python3 gate.py}]"
     streams = "".join(
         f"  - {{id: s{k}, terminal: {k}, name: S{k}, agent: agent{k}, run: shell,\n"
-        f"     work: [{{repo: app, topic: t{k}, owns: [s{k}/]}}], gates: [{{name: gate, run: python3 gate.py}}]}}\n"
+        f"     work: [{{repo: app, topic: t{k}, owns: [s{k}/]}}], gates: {gate}}}\n"
         for k in range(1, n + 1)
     )
     names = ", ".join(f"s{k}" for k in range(1, n + 1))
+    gates = ", ".join(
+        f"{{name: {c}, run: python3 gate.py {c}{', flaky: true' if c == flaky else ''}}}" for c in commands
+    )
     return (
         "version: 1\nphase: bench\nforge: local\nschedule: {start: 2026-12-01, days: 10}\n"
+        "pass_env: [GATE_COUNTER, GATE_FLAKY]\n"
         f"repositories:\n  - {{id: app, path: .}}\nstreams:\n{streams}"
-        f"checkpoints:\n  - {{id: 1, day: 3, title: All, streams: [{names}]}}\n"
+        f"checkpoints:\n  - {{id: 1, day: 3, title: All, streams: [{names}], gates: [{gates}]}}\n"
         "merge: {target: develop, strategy: squash, tag: v0.1.0}\n"
     )
 
 
-def build_project(base: Path, n: int = STREAMS) -> Path:
+def build_project(base: Path, n: int = STREAMS, manifest: str | None = None) -> Path:
     """The project: set up, each stream with one commit and an approved PR. Returns its root."""
     from coditect_cli.project import Project
     from coditect_cli.services import prs, reviews
@@ -72,7 +92,11 @@ def build_project(base: Path, n: int = STREAMS) -> Path:
     proc.run(["git", "init", "-q", "-b", "main", str(root)])
     _git(root, "config", "user.name", "Bench")
     _git(root, "config", "user.email", "bench@example.invalid")
-    files = {".gitignore": ".coditect/\n", "gate.py": GATE, "workstreams/bench.yaml": _manifest(n)}
+    files = {
+        ".gitignore": ".coditect/\n",
+        "gate.py": GATE,
+        "workstreams/bench.yaml": manifest or _manifest(n),
+    }
     files |= {f"s{k}/README.md": f"stream {k}\n" for k in range(1, n + 1)}
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -120,56 +144,163 @@ def _classic(n: int, position: int) -> int:
     return 1 + math.ceil(math.log2(n)) + (0 if position == n else 1)
 
 
-def _count(items: list[str], red: object) -> tuple[int, object]:
-    from coditect_cli.domain.gating import search
+COMMANDS = ("lint", "unit", "e2e")  # the gate commands of the simulated checkpoints, in the manifest's order
 
-    check = red  # red(probe set) -> bool
+
+def _simulate(
+    items: list[str], fails: Callable[[frozenset[str]], set[str]], *, first: bool = True, stop: bool = True
+) -> tuple[int, int, Any]:
+    """The bisection (coditect_cli/domain/gating.py, the code a checkpoint drives) against simulated gates:
+    ``fails(probe)`` is the set of commands that fail on it. Returns (gate runs, command runs, outcome).
+
+    ``first``: a command seen failing runs first in later probes (what a checkpoint does); ``stop``: a probe
+    stops at its first failing command (what a checkpoint does); without them, the baselines."""
+    from coditect_cli.domain.gating import CommandOrder, GateSpec, search
+
+    specs = [GateSpec("app", c, (c,), 60) for c in COMMANDS]
+    order = CommandOrder()
     gen = search(items)
     probe = next(gen)
-    asked = 1
-    try:
-        while True:
-            probe = gen.send(not check(set(probe)))  # type: ignore[operator]
-            asked += 1
-    except StopIteration as stop:
-        return asked, stop.value
+    runs = commands = 0
+    while True:
+        runs += 1
+        failing = fails(frozenset(probe))
+        passed = True
+        for spec in order.arrange(specs) if first else specs:
+            commands += 1
+            if spec.run in failing:
+                passed = False
+                order.note(spec)
+                if stop:
+                    break
+        try:
+            probe = gen.send(passed)
+        except StopIteration as done:
+            return runs, commands, done.value
+
+
+def _breaks(
+    bad: dict[str, str], pair: tuple[str, str, str] | None = None
+) -> Callable[[frozenset[str]], set[str]]:
+    """``fails`` for PRs that each break one command (``bad``: PR -> command) and a ``pair`` (a, b, command)
+    of PRs that break it only together."""
+
+    def fails(probe: frozenset[str]) -> set[str]:
+        out = {command for pr, command in bad.items() if pr in probe}
+        if pair is not None and {pair[0], pair[1]} <= probe:
+            out.add(pair[2])
+        return out
+
+    return fails
 
 
 def bench_search(sizes: tuple[int, ...] = (8, 16, 32)) -> list[Row]:
-    """Gate runs of the bisection (simulated gates), per case and size: worst, mean, and per PR."""
+    """Gate runs and gate command runs of the bisection (simulated gates: three commands, lint, unit, e2e),
+    per case and size: worst, mean, per PR; and the command runs two baselines cost (every probe running
+    the commands in the manifest's order and stopping at the first failure; every probe running all)."""
     from itertools import combinations
 
     rows: list[Row] = []
     for n in sizes:
         items = [f"p{i}" for i in range(n)]
         bound = 1 + math.ceil(math.log2(n))
-        cases: dict[str, list[int]] = {"0 bad": [_count(items, lambda p: False)[0]]}
-        cases["1 bad (every position)"] = [_count(items, lambda p, b=b: b in p)[0] for b in items]
-        cases["2 bad (every pair)"] = [
-            _count(items, lambda p, a=a, b=b: a in p or b in p)[0] for a, b in combinations(items, 2)
-        ]
-        pair_runs: list[int] = []
-        reported = 0
-        for a, b in combinations(items, 2):
-            other = next(x for x in reversed(items) if x not in (a, b))
-            runs_, found = _count(items, lambda p, a=a, b=b, o=other: {a, b} <= p or o in p)
-            pair_runs.append(runs_)
-            reported += found.pairs == ((a, b),)  # type: ignore[attr-defined]
-        cases["interaction pair + 1 bad (every pair)"] = pair_runs
-        for case, counts in cases.items():
-            rows.append(
-                {
-                    "benchmark": "gating",
-                    "case": f"bisection, n = {n}, {case}",
-                    "seconds": None,
-                    "gate_runs": max(counts),
-                    "gate_runs_mean": round(statistics.mean(counts), 2),
-                    "gate_runs_per_pr": round(statistics.mean(counts) / n, 3),
-                    "ceil_log2_n_plus_1": bound,
-                    "within_bound": f"{sum(c <= bound for c in counts)}/{len(counts)}",
-                    **({"pairs_reported": f"{reported}/{len(counts)}"} if "interaction" in case else {}),
-                }
-            )
+        cases: dict[str, list[Callable[[frozenset[str]], set[str]]]] = {
+            "0 bad": [_breaks({})],
+            "1 bad breaking e2e (every position)": [_breaks({b: "e2e"}) for b in items],
+            "2 bad breaking unit, e2e (every pair)": [
+                _breaks({a: "unit", b: "e2e"}) for a, b in combinations(items, 2)
+            ],
+            "interaction pair breaking e2e + 1 bad breaking unit (every pair)": [
+                _breaks({next(x for x in reversed(items) if x not in (a, b)): "unit"}, (a, b, "e2e"))
+                for a, b in combinations(items, 2)
+            ],
+        }
+        for case, oracles in cases.items():
+            found = [_simulate(items, f) for f in oracles]
+            runs = [r for r, _c, _o in found]
+            commands = [c for _r, c, _o in found]
+            in_order = [_simulate(items, f, first=False)[1] for f in oracles]
+            every = [_simulate(items, f, first=False, stop=False)[1] for f in oracles]
+            row: Row = {
+                "benchmark": "gating",
+                "case": f"bisection, n = {n}, {case}",
+                "seconds": None,
+                "gate_runs": max(runs),
+                "gate_runs_mean": round(statistics.mean(runs), 2),
+                "gate_runs_per_pr": round(statistics.mean(runs) / n, 3),
+                "ceil_log2_n_plus_1": bound,
+                "within_bound": f"{sum(r <= bound for r in runs)}/{len(runs)}",
+                "commands_mean": round(statistics.mean(commands), 2),
+                "commands_per_pr": round(statistics.mean(commands) / n, 3),
+                "commands_mean_manifest_order": round(statistics.mean(in_order), 2),
+                "commands_mean_all_commands": round(statistics.mean(every), 2),
+            }
+            if case.startswith("interaction"):
+                pairs = [(a, b) for a, b in combinations(items, 2)]
+                reported = sum(o.pairs == (pair,) for (_r, _c, o), pair in zip(found, pairs, strict=True))
+                row["pairs_reported"] = f"{reported}/{len(found)}"
+            rows.append(row)
+    return rows
+
+
+def bench_commands(workdir: Path, n: int = 16) -> list[Row]:
+    """Real checkpoints over ``n`` PRs with three gate commands (lint, unit, e2e): one bad PR breaking e2e at
+    the first, middle and last positions (gate and command runs, counted by the gate itself, against the
+    simulation of :func:`bench_search` and the manifest-order baseline), and unit, marked flaky, failing once."""
+    from coditect_cli.project import Project
+    from coditect_cli.services import prs, reviews
+    from coditect_cli.services.checkpoint import run_checkpoint
+    from coditect_cli.services.demo import _commit
+
+    base = workdir / "commands"
+    base.mkdir(parents=True, exist_ok=True)
+    counter = workdir / "command-runs.txt"
+    os.environ["GATE_COUNTER"] = str(counter)
+    root = build_project(base, n, _manifest(n, COMMANDS, flaky="unit"))
+    pristine = workdir / "commands.pristine"
+    shutil.copytree(base, pristine, symlinks=True)
+    items = [f"p{i}" for i in range(n)]
+
+    def checkpoint(case: str, expected: tuple[int, int, int] | None) -> Row:
+        counter.write_text("")
+        started = time.perf_counter()
+        result = run_checkpoint(Project(root), "bench", 1, socket="coditect-bench-no-tmux")
+        seconds = time.perf_counter() - started
+        counted = len(counter.read_text().splitlines())
+        assert result.status == "passed" and counted == result.gate_commands, (result.status, counted)
+        row: Row = {
+            "benchmark": "gating",
+            "case": f"checkpoint, {n} PRs, lint/unit/e2e, {case}",
+            "seconds": seconds,
+            "gate_runs": result.gate_runs,
+            "gate_commands": result.gate_commands,
+            "left_out": [int(x["number"]) for x in result.left_out],
+            "flakes": len(result.flakes),
+        }
+        if expected is not None:
+            runs, commands, in_order = expected
+            assert (result.gate_runs, result.gate_commands) == (runs, commands), (row, expected)
+            row["commands_manifest_order"] = in_order
+        return row
+
+    rows: list[Row] = []
+    for position in (1, n // 2, n):
+        _restore(base, pristine)
+        worktree = root / ".coditect" / "worktrees" / "bench" / f"s{position}" / "app"
+        ok, out = _commit(worktree, f"s{position}/work.txt", "FAIL_ON e2e\n", "feat: breaks e2e")
+        assert ok, out
+        prs.open_all(Project(root), "bench")
+        reviews.review(Project(root), "bench", f"s{position}", owner=f"@agent{position}", state="approved")
+        fails = _breaks({items[position - 1]: "e2e"})
+        runs, commands, _found = _simulate(items, fails)
+        expected = (runs, commands, _simulate(items, fails, first=False)[1])
+        rows.append(checkpoint(f"1 bad breaking e2e at position {position}", expected))
+    _restore(base, pristine)
+    os.environ["GATE_FLAKY"] = str(workdir / "flaky-failed")
+    try:
+        rows.append(checkpoint("all green, unit flaky and failing once (batch retried once)", None))
+    finally:
+        del os.environ["GATE_FLAKY"]
     return rows
 
 
@@ -211,6 +342,7 @@ def bench_gating(runs: int, workdir: Path) -> list[Row]:
         bad_seconds.append(seconds)
     classic = {p: _classic(STREAMS, p) for p in by_position}
     search_rows = bench_search()
+    command_rows = bench_commands(workdir)
     within = sum(1 for r in by_position.values() if r <= identify_bound(STREAMS))
     return [
         {
@@ -246,6 +378,7 @@ def bench_gating(runs: int, workdir: Path) -> list[Row]:
             "gate_runs": 0,
         },
         *search_rows,
+        *command_rows,
     ]
 
 

@@ -26,6 +26,10 @@ Once more than one PR failed, every PR left out is also tried alone; one that pa
 with another, found by a prefix bisection of the rest and reported in :attr:`SearchOutcome.pairs`. A probe
 holding a combination already seen failing is not run (answered red).
 
+A gate run is several commands; :class:`CommandOrder` runs a command seen failing first in every later
+probe and the run stops at the first failure, and :func:`flaky_retry` says what a whole batch that failed on
+a gate marked flaky runs again before the search starts (a pass then is a flake).
+
 Repositories are searched in lockstep (:func:`drive`): a gate runs in one repository's tree, so its result
 depends on that tree only, and one *gate run* (a round) tests one candidate commit per repository.
 """
@@ -118,6 +122,7 @@ class GateSpec:
     run: str
     names: tuple[str, ...]
     timeout: int
+    flaky: bool = False  # a gate asking for it is marked flaky: a red batch on it is run once more
 
     @property
     def label(self) -> str:
@@ -126,12 +131,24 @@ class GateSpec:
 
     def to_json(self) -> dict[str, Any]:
         """This value as JSON."""
-        return {"repo": self.repo, "run": self.run, "names": list(self.names), "timeout": self.timeout}
+        return {
+            "repo": self.repo,
+            "run": self.run,
+            "names": list(self.names),
+            "timeout": self.timeout,
+            "flaky": self.flaky,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> GateSpec:
         """The value :meth:`to_json` wrote."""
-        return cls(str(data["repo"]), str(data["run"]), tuple(data["names"]), int(data["timeout"]))
+        return cls(
+            str(data["repo"]),
+            str(data["run"]),
+            tuple(data["names"]),
+            int(data["timeout"]),
+            bool(data.get("flaky", False)),  # journals written before flaky gates existed
+        )
 
 
 def gate_specs(
@@ -140,7 +157,8 @@ def gate_specs(
     """The gates of a checkpoint (``extra``) and of its ``streams``, one per (repository, command).
 
     A gate runs in its ``repo``, else in the first repository of its stream (``extra`` gates without a repo:
-    the first repository of the first stream). A command two gates share in one repository runs once.
+    the first repository of the first stream). A command two gates share in one repository runs once (with
+    the longest timeout; flaky when either gate says so).
     """
     first = manifest.stream(streams[0]).work[0].repo if streams else manifest.repositories[0].id
     wanted: list[tuple[str, Gate]] = [(g.repo or first, g) for g in extra]
@@ -151,12 +169,44 @@ def gate_specs(
     for repo, gate in wanted:
         found = merged.get((repo, gate.run))
         if found is None:
-            merged[(repo, gate.run)] = GateSpec(repo, gate.run, (gate.name,), gate.timeout)
-        elif gate.name not in found.names:
+            merged[(repo, gate.run)] = GateSpec(repo, gate.run, (gate.name,), gate.timeout, gate.flaky)
+        else:
             merged[(repo, gate.run)] = GateSpec(
-                repo, gate.run, (*found.names, gate.name), max(found.timeout, gate.timeout)
+                repo,
+                gate.run,
+                found.names if gate.name in found.names else (*found.names, gate.name),
+                max(found.timeout, gate.timeout),
+                found.flaky or gate.flaky,
             )
     return tuple(merged.values())
+
+
+@dataclass
+class CommandOrder:
+    """The order one repository's gate commands run in during a checkpoint: a command seen failing runs
+    first in every later probe (the latest failure first, then the others in the manifest's order), and a
+    probe stops at its first failing command. A split of a batch that failed on ``X`` runs ``X`` first, so a
+    split that is going to be rejected costs one command, not the whole gate list."""
+
+    failed: list[str] = field(default_factory=list)  # the ``run`` of each command seen failing, latest first
+
+    def arrange(self, specs: Sequence[GateSpec]) -> list[GateSpec]:
+        """``specs`` in the order the next probe runs them."""
+        rank = {run: i for i, run in enumerate(self.failed)}
+        return sorted(specs, key=lambda g: rank.get(g.run, len(rank)))  # stable: the rest keep their order
+
+    def note(self, spec: GateSpec) -> None:
+        """``spec`` just failed: it moves to the front."""
+        self.failed = [spec.run, *(r for r in self.failed if r != spec.run)]
+
+
+def flaky_retry(arranged: Sequence[GateSpec], ran: int, passed: bool) -> list[GateSpec]:
+    """The commands to run again when a whole batch went red: the failing command (the ``ran``-th of
+    ``arranged``, where the run stopped) and those it did not reach, when that command is flaky; else none
+    (a command that is not flaky is never run twice on one tree)."""
+    if passed or ran < 1 or not arranged[ran - 1].flaky:
+        return []
+    return list(arranged[ran - 1 :])
 
 
 # ------------------------------------------------------------------------------------------------ bisection

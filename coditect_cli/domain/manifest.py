@@ -236,6 +236,12 @@ class Gate(_Model):
     run: str = Field(min_length=1)
     repo: Identifier | None = None
     timeout: int = Field(default=1800, ge=1, le=MAX_TIMEOUT, strict=True, description="Seconds.")
+    flaky: bool = Field(
+        default=False,
+        strict=True,
+        description="Known to fail now and then: a batch that fails on it is run once more before it is "
+        "bisected, and a pass then is reported as a flake.",
+    )
 
 
 class Work(_Model):

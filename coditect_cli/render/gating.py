@@ -72,6 +72,7 @@ def checkpoint_markdown(result: CheckpointResult) -> str:
     lines += ["", "## Left out", ""]
     lines += [f"- {_pr(x)} — {x['reason']}" for x in result.left_out] or ["- nothing"]
     lines += _adopted_lines(result.adopted)
+    lines += _flake_lines(result.flakes)
     if result.not_ready:
         lines += ["", "## Not ready (not in the batch)", ""]
         lines += [f"- {_pr(x)} — {x['reason']}" for x in result.not_ready]
@@ -91,7 +92,8 @@ def checkpoint_markdown(result: CheckpointResult) -> str:
             ) or e.get("error", "no gate")
             prs = ", ".join(f"#{n}" for n in e["prs"]) or "the integration tip"
             reused = " (result reused)" if e.get("cached") else ""
-            lines.append(f"- round {r['round']}, `{repo}` with {prs}: {gates}{reused}")
+            again = " (the batch again: it failed on a flaky gate)" if r.get("retry") else ""
+            lines.append(f"- round {r['round']}, `{repo}` with {prs}: {gates}{reused}{again}")
     if result.tags:
         lines += ["", "## Tags", ""] + [f"- `{t['tag']}` on `{str(t['target'])[:12]}`" for t in result.tags]
     return neutralise("\n".join(lines) + "\n")
@@ -108,6 +110,30 @@ def _adopted_lines(adopted: Mapping[str, Mapping[str, Any]]) -> list[str]:
             f"- `{repo}` at `{str(info['tip'])[:12]}` — reason: {info['reason']}; commits: {commits}"
         )
     return lines
+
+
+def _flake_lines(flakes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The report's section on flaky gates that failed on a batch, then passed when it ran again."""
+    if not flakes:
+        return []
+    lines = ["", "## Flakes (a flaky gate failed, then passed on the retry: not a failure)", ""]
+    for f in flakes:
+        logs = ", ".join(f"`{log}`" for log in f.get("logs", []))
+        lines.append(f"- `{f['repo']}`: {f['gate']} on `{str(f['commit'])[:12]}` — logs: {logs}")
+    return lines
+
+
+def _print_flakes(console: Console, flakes: Sequence[Mapping[str, Any]]) -> None:
+    from rich.markup import escape
+
+    for f in flakes:
+        console.print(
+            escape(
+                f"  flake: {f['gate']} failed on the batch of {f['repo']} ({str(f['commit'])[:12]}), "
+                "then passed when it ran again"
+            ),
+            style="yellow",
+        )
 
 
 def _print_adopted(console: Console, adopted: Mapping[str, Mapping[str, Any]]) -> None:
@@ -139,6 +165,7 @@ def print_checkpoint(console: Console, result: CheckpointResult) -> None:
         console.print(f"  [green]{verb}[/] {escape(_pr(item))}")
     for item in result.left_out:
         console.print(f"  [red]left out[/] {escape(_pr(item))} — {escape(str(item['reason']))}")
+    _print_flakes(console, result.flakes)
     if result.status in ("passed", "failed"):
         console.print(f"  gate runs: {result.gate_runs} ({result.gate_commands} command(s))")
     for tag in result.tags:
@@ -167,6 +194,8 @@ def merge_phase_markdown(result: MergePhaseResult) -> str:
             "",
         ]
     lines += _adopted_lines(result.adopted)[1:] + ([""] if result.adopted else [])
+    lines += [f"Gate runs: {result.gate_runs} ({result.gate_commands} command(s)).", ""]
+    lines += _flake_lines(result.flakes)[1:] + ([""] if result.flakes else [])
     lines += ["## Merged now", ""] + ([f"- {_pr(m)}" for m in result.merged] or ["- nothing"])
     lines += ["", "## Left out", ""] + (
         [f"- {_pr(x)} — {x['reason']}" for x in result.left_out] or ["- nothing"]
@@ -200,6 +229,7 @@ def print_merge_phase(console: Console, result: MergePhaseResult) -> None:
         console.print(f"  [green]{verb}[/] {escape(_pr(item))}")
     for item in result.left_out:
         console.print(f"  [red]left out[/] {escape(_pr(item))} — {escape(str(item['reason']))}")
+    _print_flakes(console, result.flakes)
     for repo, info in result.repos.items():
         parts = ", ".join(f"{k} {str(v)[:12] if isinstance(v, str) else v}" for k, v in info.items())
         console.print(f"  {repo}: {escape(parts)}")

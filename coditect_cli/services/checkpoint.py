@@ -58,6 +58,7 @@ class CheckpointResult:
     tags: list[dict[str, Any]] = field(default_factory=list)
     gate_runs: int = 0
     gate_commands: int = 0
+    flakes: list[dict[str, Any]] = field(default_factory=list)  # flaky gates that failed, then passed
     rounds: list[dict[str, Any]] = field(default_factory=list)
     announced: dict[str, Any] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
@@ -167,6 +168,7 @@ def assemble(s: Session, journal: Journal, notes: Sequence[str]) -> CheckpointRe
         tags=tags,
         gate_runs=int(gated.get("gate_runs", 0)),
         gate_commands=int(gated.get("gate_commands", 0)),
+        flakes=list(gated.get("flakes", [])),
         rounds=list(gated.get("rounds", [])),
         announced={"pause": results.get(("pause", "")), "resume": results.get(("resume", ""))},
         steps=[{**st.to_json(), "describe": step_line(st.kind, st.payload)} for st in steps],

@@ -61,6 +61,8 @@ class MergePhaseResult:
     repos: dict[str, dict[str, Any]] = field(default_factory=dict)
     branches: dict[str, Any] = field(default_factory=dict)
     gate_runs: int = 0
+    gate_commands: int = 0
+    flakes: list[dict[str, Any]] = field(default_factory=list)  # flaky gates that failed, then passed
     notes_md: str = ""
     steps: list[dict[str, Any]] = field(default_factory=list)
     restored: list[dict[str, Any]] = field(default_factory=list)
@@ -511,6 +513,8 @@ def assemble(s: Session, journal: Journal, notes: Sequence[str]) -> MergePhaseRe
         repos=repos,
         branches=branches,
         gate_runs=int(gated.get("gate_runs", 0)),
+        gate_commands=int(gated.get("gate_commands", 0)),
+        flakes=list(gated.get("flakes", [])),
         steps=[{**st.to_json(), "describe": step_line(st.kind, st.payload)} for st in steps],
         report=done.get(("report", ""), {}).get("path"),
         journal=journal.id,

@@ -5,6 +5,11 @@ Staging commits are computed in the object database with the local forge's own m
 and ``commit-tree``), so a staging commit is exactly what that forge's merge would push; nothing is checked
 out anywhere but in this run's own temporary, detached worktree, one per repository, removed at the end.
 Gate results are kept in the journal by tree: a resumed run never runs a gate twice on the same tree.
+
+A probe runs its repository's gate commands in order and stops at the first that fails; a command seen
+failing runs first in every later probe (:class:`~coditect_cli.domain.gating.CommandOrder`), so a split that
+is going to be rejected costs one command. A whole batch that failed on a gate marked ``flaky`` runs once more
+(from that gate on) before it is bisected: a pass then is a flake, reported, and the batch is green.
 """
 
 from __future__ import annotations
@@ -14,12 +19,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coditect_cli.domain.gating import BatchPr, GateSpec, Probe, drive, order_batch
+from coditect_cli.domain.gating import (
+    BatchPr,
+    CommandOrder,
+    GateSpec,
+    Probe,
+    drive,
+    flaky_retry,
+    order_batch,
+)
 from coditect_cli.errors import CheckFailed, CoditectError, RefusedError, UnavailableError, UsageError
 from coditect_cli.forge.base import MergeStrategy
 
 if TYPE_CHECKING:
     from coditect_cli.services.gating import Integration
+
+Links = Mapping[str, tuple[str, str]]  # a superproject's submodules: path -> (repository, commit)
+GateRun = tuple[bool, list[dict[str, Any]], list[GateSpec]]  # passed, the commands run, the order asked
 
 
 class Chain:
@@ -388,12 +404,28 @@ def gate(it: Integration, specs: Sequence[GateSpec]) -> dict[str, Any]:
             with_links[key] = commit_gitlinks(it.paths[repo], commit, wanted, message) or commit
         return with_links[key]
 
+    order = {repo: CommandOrder() for repo in tips}
+    flakes: list[dict[str, Any]] = []
+    batch_tried: set[str] = set()  # repositories whose whole batch was run (a flaky red one once more)
+
+    def run_gates(repo: str, commit: str, specs: Sequence[GateSpec], mine: Links) -> GateRun:
+        """Run ``specs`` in the order the repository's failures so far ask for; note the failing one."""
+        arranged = order[repo].arrange(specs)
+        passed, gates = runner.run(repo, commit, arranged, f"r{len(rounds) + 1:02d}", mine)
+        if not passed:
+            order[repo].note(arranged[len(gates) - 1])
+        return passed, gates, arranged
+
     def evaluate(probes: Mapping[str, Probe]) -> dict[str, bool]:
         answers: dict[str, bool] = {}
         record: dict[str, Any] = {}
+        retry: dict[str, tuple[str, str, list[GateSpec], dict[str, Any]]] = {}
         ran = False
         for repo, probe in probes.items():
             entry: dict[str, Any] = {"prs": [by_key[k].number for k in probe]}
+            whole = repo not in batch_tried and list(probe) == items[repo]
+            if whole:
+                batch_tried.add(repo)
             try:
                 commit = commit_of(repo, probe)
             except CheckFailed as exc:
@@ -406,10 +438,17 @@ def gate(it: Integration, specs: Sequence[GateSpec]) -> dict[str, Any]:
             key = tree + "".join(f" {path}={sha}" for path, (_sub, sha) in sorted(mine.items()))
             cached = journal.gate_result(repo, key)
             if cached is None:
-                passed, gates = runner.run(repo, commit, by_repo[repo], f"r{len(rounds) + 1:02d}", mine)
-                journal.record_gate(repo, key, passed, {"gates": gates, "commit": commit})
+                passed, gates, arranged = run_gates(repo, commit, by_repo[repo], mine)
+                again = flaky_retry(arranged, len(gates), passed) if whole else []
+                if again:  # recorded in the journal once the retry has run
+                    retry[repo] = (commit, key, again, {**entry, "commit": commit, "tree": tree})
+                else:
+                    journal.record_gate(repo, key, passed, {"gates": gates, "commit": commit})
             else:
                 passed, gates = cached[0], list(cached[1]["gates"])
+                flake = cached[1].get("flake")
+                if flake and flake not in flakes:
+                    flakes.append(flake)
             ran = ran or (bool(gates) and (repo, key) not in tested_here)
             tested_here.add((repo, key))
             answers[repo] = passed
@@ -423,6 +462,36 @@ def gate(it: Integration, specs: Sequence[GateSpec]) -> dict[str, Any]:
                 **({"submodules": {path: sha for path, (_sub, sha) in mine.items()}} if mine else {}),
             }
         rounds.append({"round": len(rounds) + 1, "ran": ran, "repos": record})
+        if retry:
+            answers.update(retry_flaky(retry, record))
+        return answers
+
+    def retry_flaky(
+        retry: Mapping[str, tuple[str, str, list[GateSpec], dict[str, Any]]], first: Mapping[str, Any]
+    ) -> dict[str, bool]:
+        """One more gate run of each whole batch that failed on a flaky gate: from that gate on. A pass is
+        a flake (reported, not a failure); a second failure is a failure, and the bisection goes on."""
+        answers: dict[str, bool] = {}
+        record: dict[str, Any] = {}
+        for repo, (commit, key, again, entry) in retry.items():
+            mine = links if repo == root else {}
+            passed, gates, _arranged = run_gates(repo, commit, again, mine)
+            before = list(first[repo]["gates"])
+            detail: dict[str, Any] = {"gates": before + gates, "commit": commit}
+            if passed:
+                flake = {
+                    "repo": repo,
+                    "gate": before[-1]["gate"],
+                    "commit": commit,
+                    "prs": entry["prs"],
+                    "logs": [before[-1]["log"], gates[0]["log"]],
+                }
+                flakes.append(flake)
+                detail["flake"] = flake
+            journal.record_gate(repo, key, passed, detail)
+            answers[repo] = passed
+            record[repo] = {**entry, "passed": passed, "cached": False, "gates": gates, "retry": True}
+        rounds.append({"round": len(rounds) + 1, "ran": True, "retry": True, "repos": record})
         return answers
 
     outcomes: dict[str, SearchOutcome] = {}
@@ -476,7 +545,9 @@ def gate(it: Integration, specs: Sequence[GateSpec]) -> dict[str, Any]:
     left_out = list(conflicts)
     for repo in tips:
         found = outcomes[repo]
-        first = next(r["repos"][repo] for r in rounds if repo in r["repos"])
+        seen = [r["repos"][repo] for r in rounds if repo in r["repos"]]
+        whole = [e for e in seen if e["prs"] == [by_key[k].number for k in items[repo]]]
+        first = whole[1] if len(whole) > 1 and whole[1].get("retry") else (whole or seen)[0]
         failing = [g["gate"] for g in first.get("gates", []) if g["exit"] != 0]
         logs = [g["log"] for g in first.get("gates", []) if g["exit"] != 0]
         partners = {blamed: earlier for earlier, blamed in found.pairs}
@@ -532,5 +603,6 @@ def gate(it: Integration, specs: Sequence[GateSpec]) -> dict[str, Any]:
         "rounds": rounds,
         "gate_runs": sum(1 for r in rounds if r["ran"]),
         "gate_commands": runner.commands,
+        "flakes": flakes,
         "strategy": strategy,
     }

@@ -386,6 +386,17 @@ def test_gate_timeout_is_bounded() -> None:
     assert problem.location is not None and problem.location.line == line_of(text, "timeout: 1.0e+30")
 
 
+def test_a_gate_is_marked_flaky_with_a_boolean() -> None:
+    line = 'manifests-valid, run: "python3 ci/check.py kubernetes"'
+    loaded = load_manifest_text(replace_once(EXAMPLE_TEXT, line, line + ", flaky: true"), NAME)
+    (gate,) = loaded.manifest.stream("deploy").gates
+    assert gate.flaky and not loaded.manifest.stream("infra").gates[0].flaky  # not flaky unless said
+    text = replace_once(EXAMPLE_TEXT, line, line + ', flaky: "sometimes"')
+    problem = only(load_error(text))
+    assert problem.location is not None and problem.location.line == line_of(text, "flaky:")
+    assert "flaky" in problem.message
+
+
 @pytest.mark.parametrize(
     ("value", "fragment"),
     [

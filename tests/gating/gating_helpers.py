@@ -40,6 +40,15 @@ GATE_PY = textwrap.dedent("""\
         print("FAIL_GATE in", ", ".join(bad), file=sys.stderr)
         sys.exit(1)
     texts = [p.read_text() for p in pathlib.Path(".").glob("s*/**/*") if p.is_file()]
+    command = (sys.argv[1:] or ["gate"])[0]
+    if any(f"FAIL_ON {command}" in t for t in texts):  # fails this one command only
+        print(f"FAIL_ON {command}", file=sys.stderr)
+        sys.exit(1)
+    flaky = os.environ.get("GATE_FLAKY")  # a file: `gate.py flaky` fails while it is missing (and makes it)
+    if flaky and command == "flaky" and not os.path.exists(flaky):
+        open(flaky, "w").write("failed once")
+        print("a flaky failure", file=sys.stderr)
+        sys.exit(1)
     if any("PAIR_A" in t for t in texts) and any("PAIR_B" in t for t in texts):  # fail only together
         print("PAIR_A and PAIR_B together", file=sys.stderr)
         sys.exit(1)
@@ -82,7 +91,7 @@ def manifest_text(n: int, *, shared: bool = False, suite: bool = True) -> str:
     suite_block = '  suite: [{name: suite, repo: app, run: "python3 gate.py suite"}]\n' if suite else ""
     return (
         "version: 1\nphase: phase-1\ntitle: Tiny\nforge: local\n"
-        "pass_env: [GATE_COUNTER, GATE_KILL_ONCE, GATE_HANG]\n"  # gate.py's switches: gates get no other variable
+        "pass_env: [GATE_COUNTER, GATE_KILL_ONCE, GATE_HANG, GATE_FLAKY]\n"  # gate.py's switches: gates get no other variable
         "schedule: {start: 2026-12-01, days: 10}\n"
         "repositories:\n  - {id: app, path: .}\n"
         f"{shared_block}streams:{streams}"
@@ -115,6 +124,25 @@ class Tiny:
     def gate_runs(self) -> list[str]:
         """One line per gate command run since the counter was last reset."""
         return self.counter.read_text().splitlines() if self.counter.exists() else []
+
+    def command_runs(self) -> list[list[str]]:
+        """The gate commands run, one list per gate run (consecutive lines on one commit), by argument
+        (``gate`` for ``python3 gate.py``)."""
+        groups: list[tuple[str, list[str]]] = []
+        for line in self.gate_runs():
+            commit, _sp, args = line.partition(" ")
+            if not groups or groups[-1][0] != commit:
+                groups.append((commit, []))
+            groups[-1][1].append(args.split()[0] if args.split() else "gate")
+        return [names for _commit, names in groups]
+
+    def set_checkpoint_gates(self, gates: str) -> None:
+        """Give checkpoint 1 these gates (a YAML flow list); they run before the streams' ``gate``."""
+        path = self.root / "workstreams" / "phase-1.yaml"
+        text = path.read_text(encoding="utf-8")
+        old = "{id: 1, day: 3, title: All streams,"
+        assert text.count(old) == 1
+        path.write_text(text.replace(old, f"{{id: 1, day: 3, title: All streams, gates: {gates},"))
 
     def refs(self) -> dict[str, str]:
         """Every ref of the repository and of origin (``origin:`` prefixed)."""

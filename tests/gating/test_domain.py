@@ -12,11 +12,14 @@ import pytest
 
 from coditect_cli.domain.gating import (
     BatchPr,
+    CommandOrder,
+    GateSpec,
     Probe,
     RefMove,
     SearchOutcome,
     StepRecord,
     drive,
+    flaky_retry,
     gate_specs,
     identify_bound,
     mean_runs,
@@ -26,7 +29,7 @@ from coditect_cli.domain.gating import (
     search,
     worst_case_runs,
 )
-from coditect_cli.domain.manifest import Gate
+from coditect_cli.domain.manifest import Gate, Manifest
 
 
 def run_search(items: Sequence[str], bad: set[str], tip_red: bool = False) -> tuple[SearchOutcome, int]:
@@ -243,6 +246,52 @@ def test_gate_specs_run_a_shared_command_once_per_repository() -> None:
     assert len(specs) == 5
     suite = gate_specs(manifest, [], (Gate(name="x", run="true"),))
     assert suite[0].repo == "root"
+
+
+def test_a_command_seen_failing_runs_first_in_every_later_probe() -> None:
+    lint, unit, e2e = (GateSpec("app", f"make {n}", (n,), 60) for n in ("lint", "unit", "e2e"))
+    order = CommandOrder()
+    assert order.arrange([lint, unit, e2e]) == [lint, unit, e2e]  # nothing failed yet: the manifest's order
+    order.note(unit)
+    assert order.arrange([lint, unit, e2e]) == [unit, lint, e2e]
+    order.note(e2e)  # the latest failure first, then the earlier one, then the rest
+    assert order.arrange([lint, unit, e2e]) == [e2e, unit, lint]
+    order.note(unit)
+    assert order.arrange([lint, unit, e2e]) == [unit, e2e, lint] and order.failed == ["make unit", "make e2e"]
+
+
+def test_only_a_flaky_command_is_run_again_and_from_where_it_failed() -> None:
+    lint = GateSpec("app", "make lint", ("lint",), 60)
+    net = GateSpec("app", "make net", ("net",), 60, flaky=True)
+    unit = GateSpec("app", "make unit", ("unit",), 60)
+    arranged = [lint, net, unit]
+    assert flaky_retry(arranged, 2, passed=False) == [net, unit]  # net failed: it and what it did not reach
+    assert flaky_retry(arranged, 1, passed=False) == []  # lint is not flaky: never twice on one tree
+    assert flaky_retry(arranged, 3, passed=False) == []
+    assert flaky_retry(arranged, 3, passed=True) == []
+
+
+def test_a_command_is_flaky_when_any_gate_sharing_it_says_so() -> None:
+    specs = gate_specs(
+        _manifest_with_gates(),
+        [],
+        (
+            Gate(name="net", run="make net", repo="root", timeout=60),
+            Gate(name="net2", run="make net", repo="root", timeout=90, flaky=True),
+            Gate(name="unit", run="make unit", repo="root"),
+        ),
+    )
+    assert [(g.label, g.flaky, g.timeout) for g in specs] == [("net+net2", True, 90), ("unit", False, 1800)]
+    assert GateSpec.from_json(specs[0].to_json()) == specs[0]
+    old = {k: v for k, v in specs[0].to_json().items() if k != "flaky"}  # a journal from before flaky gates
+    assert GateSpec.from_json(old).flaky is False
+
+
+def _manifest_with_gates() -> Manifest:
+    from coditect_cli.domain.loader import load_manifest
+    from coditect_cli.services.demo import example_manifest
+
+    return load_manifest(example_manifest()).manifest
 
 
 def _step(idx: int, state: str, *moves: RefMove) -> StepRecord:
