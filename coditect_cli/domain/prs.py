@@ -24,6 +24,7 @@ from coditect_cli.forge.base import (
     Check,
     Merged,
     MergeStrategy,
+    PrActivity,
     PullRequest,
     Review,
     ReviewState,
@@ -116,6 +117,7 @@ class PrView:
     files: tuple[str, ...] | None = None
     unowned: tuple[str, ...] = ()
     forge_blockers: tuple[str, ...] = ()
+    activity: PrActivity | None = None  # read for the autopilot on a forge that polls (GitHub)
 
     @property
     def blocked_by(self) -> tuple[str, ...]:

@@ -108,6 +108,8 @@ class Review:
     time: str | None = None
     body: str = ""
     head_sha: str | None = None
+    id: int | None = None  # the forge's id of the review (GitHub's); None where reviews have none
+    url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """This value as JSON (for the ``--json`` envelope)."""
@@ -163,6 +165,50 @@ class PrDetails:
     mergeable: bool | None = None
     files: tuple[str, ...] | None = None
     blockers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckEvidence:
+    """A check run or commit status with what a stream needs to fix it: its summary (a check run's
+    ``output.title`` and ``output.summary``, a status's description), a log excerpt (``output.text``, else the
+    run's annotations as ``path:line: message``) and its URL."""
+
+    name: str
+    status: CheckStatus
+    source: Literal["check_run", "status"]
+    summary: str = ""
+    log: str = ""
+    url: str | None = None
+    id: int | None = None
+    time: str | None = None
+
+
+@dataclass(frozen=True)
+class ReviewComment:
+    """A review comment on a line of a pull request's diff."""
+
+    id: int
+    author: str
+    body: str
+    path: str | None = None
+    line: int | None = None
+    commit: str | None = None
+    time: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class PrActivity:
+    """What happened on an open pull request, read for the autopilot: reviews with their text, review comments
+    with file and line, and the head commit's checks with their evidence. ``fresh`` is False when every read was
+    answered "not modified" (a conditional request: nothing changed, nothing counted against the rate limit)."""
+
+    number: int
+    head_sha: str | None
+    reviews: tuple[Review, ...] = ()
+    comments: tuple[ReviewComment, ...] = ()
+    checks: tuple[CheckEvidence, ...] = ()
+    fresh: bool = True
 
 
 @dataclass(frozen=True)
@@ -285,6 +331,16 @@ class ProposalInspector(Protocol):
 
     def pr_details(self, repo: ForgeRepo, prs: Sequence[PullRequest]) -> dict[int, PrDetails]:
         """Reviews, checks, mergeability and changed files of ``prs`` (all of ``repo``), by number."""
+
+
+class ActivityWatcher(Protocol):
+    """Reads, for a poller, the details and activity of many pull requests (only forges that poll implement it)."""
+
+    def watch(
+        self, repo: ForgeRepo, prs: Sequence[PullRequest]
+    ) -> tuple[dict[int, PrDetails], dict[int, PrActivity]]:
+        """The details (as :meth:`ProposalInspector.pr_details`) and the activity of the open ones among ``prs``,
+        by number; when nothing changed since the previous call, without a request counted against a rate limit."""
 
 
 class ReviewReader(Protocol):

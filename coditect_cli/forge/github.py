@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -61,17 +62,20 @@ from coditect_cli.forge.base import (
     STRATEGIES,
     BranchRules,
     Check,
+    CheckEvidence,
     CheckStatus,
     Comment,
     ForgeRepo,
     Merged,
     MergeStrategy,
     Opened,
+    PrActivity,
     PrDetails,
     ProposalSpec,
     PullRequest,
     Release,
     Review,
+    ReviewComment,
     ReviewState,
     is_team,
     pr_state,
@@ -328,6 +332,9 @@ class GitHubForge:
         self._last_write = 0.0
         self.conditional_hits = 0
         """GETs answered 304 (unchanged: served from the cache, free of rate limit) in this run."""
+        self.fresh_reads = 0
+        """GETs answered with a body (new or changed data) in this run."""
+        self._watched: dict[str, tuple[str, dict[int, PrDetails]]] = {}
 
     def __repr__(self) -> str:
         return f"GitHubForge({self.api_url!r})"
@@ -565,6 +572,7 @@ class GitHubForge:
         if cached is not None and data is None:  # 304 Not Modified: an empty body
             self.conditional_hits += 1
             return cached[1], cached[2]
+        self.fresh_reads += 1
         etag = h.get("etag")
         if etag:
             self._remember_etag(key, etag, {k: v for k, v in h.items() if k == "link"}, data)
@@ -1071,6 +1079,8 @@ class GitHubForge:
                             _iso(raw.get("submitted_at")),
                             str(raw.get("body") or ""),
                             raw.get("commit_id"),
+                            int(raw["id"]) if raw.get("id") is not None else None,
+                            raw.get("html_url"),
                         )
                     )
             return out
@@ -1143,39 +1153,175 @@ class GitHubForge:
         """Every commit status (``GET /commits/{sha}/status``, every page: the latest per context) and check run
         (``GET /commits/{sha}/check-runs``, every page) of ``sha``."""
         slug = self._slug(repo)
+        return self._call(
+            f"reading the checks of {sha[:12]} in {slug}",
+            lambda: [Check(e.name, e.status, e.time, None, e.url) for e in self._evidence(slug, sha, False)],
+        )
 
-        def fetch() -> list[Check]:
-            out: list[Check] = []
-            for status in self._pages(f"/repos/{slug}/commits/{sha}/status", {}, key="statuses"):
-                name = str(status.get("context")).removeprefix(STATUS_CONTEXT_PREFIX)
-                out.append(
-                    Check(
-                        name,
-                        _STATUS_STATES.get(str(status.get("state")), "pending"),
-                        _iso(status.get("updated_at")),
-                        None,
-                        status.get("target_url"),
-                    )
+    def _evidence(self, slug: str, sha: str, logs: bool) -> list[CheckEvidence]:
+        """The statuses and check runs of ``sha``; with ``logs``, a failing run without ``output.text`` gets its
+        annotations read (``GET /check-runs/{id}/annotations``) as its log excerpt."""
+        out: list[CheckEvidence] = []
+        for status in self._pages(f"/repos/{slug}/commits/{sha}/status", {}, key="statuses"):
+            out.append(
+                CheckEvidence(
+                    str(status.get("context")).removeprefix(STATUS_CONTEXT_PREFIX),
+                    _STATUS_STATES.get(str(status.get("state")), "pending"),
+                    "status",
+                    str(status.get("description") or ""),
+                    "",
+                    status.get("target_url"),
+                    int(status["id"]) if status.get("id") is not None else None,
+                    _iso(status.get("updated_at")),
                 )
-            for run in self._pages(f"/repos/{slug}/commits/{sha}/check-runs", {}, key="check_runs"):
-                if run.get("status") != "completed":
-                    state: CheckStatus = "pending"
-                else:
-                    state = (
-                        "success" if str(run.get("conclusion")).upper() in _GOOD_CONCLUSIONS else "failure"
-                    )
+            )
+        for run in self._pages(f"/repos/{slug}/commits/{sha}/check-runs", {}, key="check_runs"):
+            if run.get("status") != "completed":
+                state: CheckStatus = "pending"
+            else:
+                state = "success" if str(run.get("conclusion")).upper() in _GOOD_CONCLUSIONS else "failure"
+            output = run.get("output") or {}
+            summary = " - ".join(
+                str(x).strip() for x in (output.get("title"), output.get("summary")) if x and str(x).strip()
+            )
+            log = str(output.get("text") or "").strip()
+            run_id = int(run["id"]) if run.get("id") is not None else None
+            if logs and state == "failure" and not log and run_id and output.get("annotations_count"):
+                notes = self._pages(f"/repos/{slug}/check-runs/{run_id}/annotations", {})
+                log = "\n".join(_annotation(a) for a in notes if isinstance(a, Mapping))
+            out.append(
+                CheckEvidence(
+                    str(run.get("name")),
+                    state,
+                    "check_run",
+                    summary,
+                    log[-LOG_EXCERPT:],
+                    run.get("details_url") or run.get("html_url"),
+                    run_id,
+                    _iso(run.get("completed_at")),
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------------------------------ watching
+
+    def review_comments(self, repo: ForgeRepo, pr: PullRequest) -> list[ReviewComment]:
+        """Every review comment on ``pr``'s diff (``GET /pulls/n/comments``, paginated), with file and line."""
+        slug = self._slug(repo)
+
+        def fetch() -> list[ReviewComment]:
+            out: list[ReviewComment] = []
+            for raw in self._pages(f"/repos/{slug}/pulls/{pr.number}/comments", {}):
+                line = raw.get("line") or raw.get("original_line")
                 out.append(
-                    Check(
-                        str(run.get("name")),
-                        state,
-                        _iso(run.get("completed_at")),
-                        None,
-                        run.get("details_url"),
+                    ReviewComment(
+                        int(raw.get("id") or 0),
+                        _login(raw.get("user")),
+                        str(raw.get("body") or ""),
+                        raw.get("path"),
+                        int(line) if line else None,
+                        raw.get("commit_id"),
+                        _iso(raw.get("created_at")),
+                        raw.get("html_url"),
                     )
                 )
             return out
 
-        return self._call(f"reading the checks of {sha[:12]} in {slug}", fetch)
+        return self._call(f"reading the review comments of #{pr.number} of {slug}", fetch)
+
+    def activity(self, repo: ForgeRepo, pr: PullRequest) -> PrActivity:
+        """Reviews, review comments and the head's checks (with their evidence) of an open ``pr``: four
+        conditional GETs (plus the annotations of a failing check run without a log), each answered 304 and free
+        of rate limit when nothing changed."""
+        slug = self._slug(repo)
+        before = self.fresh_reads
+        reviews = self.reviews(repo, pr)
+        comments = self.review_comments(repo, pr)
+        sha = pr.head_sha or ""
+        checks = (
+            self._call(f"reading the checks of {sha[:12]} in {slug}", lambda: self._evidence(slug, sha, True))
+            if sha
+            else []
+        )
+        return PrActivity(
+            pr.number, pr.head_sha, tuple(reviews), tuple(comments), tuple(checks), self.fresh_reads != before
+        )
+
+    def watch(
+        self, repo: ForgeRepo, prs: Sequence[PullRequest]
+    ) -> tuple[dict[int, PrDetails], dict[int, PrActivity]]:
+        """The details of ``prs`` and the activity of the open ones, for a poller (the autopilot).
+
+        Only conditional GETs are sent first: each open PR's activity (:meth:`activity`) and the head of each
+        base branch. The details (one GraphQL query per batch: GraphQL has no conditional requests) and the base
+        branch's rules are read again only when something in those answers, or in the PR list, changed since
+        the details were last read (kept in ``cache_dir`` across runs): a pass over an unchanged repository
+        costs no request counted against the rate limit. (A change of branch protection alone is seen with the
+        next change of the PRs: reading protection again would cost a request per pass on an unprotected
+        branch, whose 404 has no ETag.)"""
+        slug = self._slug(repo)
+        activity = {p.number: self.activity(repo, p) for p in prs if p.state == "open" and p.head_sha}
+        bases = sorted({p.base for p in prs})
+        seen: dict[str, str | None] = {}
+        for base in bases:
+            path = f"/repos/{slug}/git/ref/heads/{quote(base, safe='')}"
+            ref = self._call(f"reading the head of {base} in {slug}", partial(self._optional_get, path))
+            head = ((ref or {}).get("object") or {}).get("sha")
+            seen[base] = head
+        fingerprint = hashlib.sha256(
+            json.dumps(
+                {
+                    "prs": [p.to_json() for p in prs],
+                    "activity": {n: _plain(a, fresh=False) for n, a in sorted(activity.items())},
+                    "bases": seen,
+                },
+                sort_keys=True,
+                default=str,
+            ).encode()
+        ).hexdigest()
+        key = f"{self.api_url} watch {slug} " + ",".join(str(p.number) for p in prs)
+        kept = self._watched.get(key) or self._kept_details(key)
+        if kept is not None and kept[0] == fingerprint and set(kept[1]) == {p.number for p in prs}:
+            return dict(kept[1]), activity
+        details = self.pr_details(repo, prs) if prs else {}
+        if all(d.mergeable is not None for n, d in details.items() if n in activity):
+            self._keep_details(key, fingerprint, details)  # an UNKNOWN mergeability is asked again next time
+        return details, activity
+
+    def _optional_get(self, path: str) -> Any:
+        """``GET path`` conditionally; None for a 404."""
+        try:
+            return self._get(path)[1]
+        except Exception as exc:
+            if self._status(exc) == 404:
+                return None
+            raise
+
+    def _kept_details(self, key: str) -> tuple[str, dict[int, PrDetails]] | None:
+        path = self._cache_file(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+            found = (str(entry["fingerprint"]), {int(n): _details_of(d) for n, d in entry["details"].items()})
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        self._watched[key] = found
+        return found
+
+    def _keep_details(self, key: str, fingerprint: str, details: dict[int, PrDetails]) -> None:
+        self._watched[key] = (fingerprint, dict(details))
+        path = self._cache_file(key)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            payload = {"fingerprint": fingerprint, "details": {n: _plain(d) for n, d in details.items()}}
+            tmp.write_text(json.dumps(payload), encoding="utf-8")
+            tmp.replace(path)
+        except OSError:
+            pass  # the details are read again next time: requests, nothing else
 
     def record_check(
         self, repo: ForgeRepo, sha: str, name: str, status: CheckStatus, log: str | None = None
@@ -1412,6 +1558,44 @@ class GitHubForge:
                     return Release(tag, after.sha, True, after.url)
             raise self._raise(exc, doing) from None
         return Release(tag, tagged or sha, True, created.get("html_url"))
+
+
+LOG_EXCERPT = 4000
+"""The last characters of a check run's ``output.text`` (or annotations) kept as its log excerpt."""
+
+
+def _annotation(note: Mapping[str, Any]) -> str:
+    """A check run annotation as one log line: ``path:line: [level] title: message``."""
+    where = str(note.get("path") or "")
+    if note.get("start_line"):
+        where += f":{note.get('start_line')}"
+    level = f"[{note.get('annotation_level')}] " if note.get("annotation_level") else ""
+    title = f"{note.get('title')}: " if note.get("title") else ""
+    return f"{where}: {level}{title}{note.get('message') or ''}".strip()
+
+
+def _plain(value: Any, *, fresh: bool = True) -> Any:
+    """A dataclass value as JSON-ready data (``fresh=False`` leaves out a :class:`PrActivity`'s ``fresh``)."""
+    import dataclasses
+
+    data = dataclasses.asdict(value)
+    if not fresh:
+        data.pop("fresh", None)
+    return data
+
+
+def _details_of(data: Mapping[str, Any]) -> PrDetails:
+    """A :class:`PrDetails` from what :func:`_plain` made of one."""
+    files = data.get("files")
+    return PrDetails(
+        int(data["number"]),
+        data.get("head_sha"),
+        tuple(Review(**r) for r in data.get("reviews") or []),
+        tuple(Check(**c) for c in data.get("checks") or []),
+        data.get("mergeable"),
+        None if files is None else tuple(files),
+        tuple(data.get("blockers") or []),
+    )
 
 
 _FRAGMENT = """

@@ -170,7 +170,7 @@ class Autopilot:
         from coditect_cli.state.journal_records import checkpoint_statuses
         from coditect_cli.state.store import Store
 
-        facts = gather(self.project, self.phase, socket=self.socket)
+        facts = gather(self.project, self.phase, socket=self.socket, watch=True, env=self.env)
         manifest = facts.manifest
         now = self.clock()
         agents = self.agents.states(manifest)
@@ -636,6 +636,7 @@ def conditions_from(facts: PhaseFacts, store: Store) -> list[Condition]:
     """Every event whose condition holds now, with the evidence its stream needs."""
     from coditect_cli.domain.conflicts import INTEGRATION
     from coditect_cli.forge.base import latest_verdicts, verdict_of
+    from coditect_cli.services.events import check_condition, check_kind, review_condition
     from coditect_cli.state.forge_records import checks as stored_checks
 
     m = facts.manifest
@@ -650,43 +651,38 @@ def conditions_from(facts: PhaseFacts, store: Store) -> list[Condition]:
         view = facts.prs.get(key)
         head = branch.head
         gate_names = {g.name for g in stream.gates}
-        results: dict[str, Any] = {}
+        activity = view.activity if view is not None and view.pr is not None else None
+        if activity is not None and activity.head_sha != head:
+            activity = None  # read for another commit (the branch moved since the forge was asked)
+        # name -> (status, summary, log, url): coditect's own results (gate logs) first, then the forge's
+        # evidence (check runs with their output, statuses with their description), then its bare checks.
+        results: dict[str, tuple[str, str, str | None, str | None]] = {}
         for rec in stored_checks(store, repo, [head]):
-            results[rec.name] = rec
+            results[rec.name] = (rec.status, "", rec.log, getattr(rec, "url", None))
+        for ev in activity.checks if activity is not None else ():
+            results.setdefault(ev.name, (ev.status, ev.summary, ev.log, ev.url))
         if view is not None and view.pr is not None and view.pr.head_sha == head:
             for check in view.checks:
-                results.setdefault(check.name, check)
-        for name, check in sorted(results.items()):
-            if check.status != "failure":
-                continue
-            kind = (
-                "pr_left_out"
-                if name.startswith("checkpoint-")
-                else "gate_failed"
-                if name in gate_names
-                else "ci_failed"
-            )
-            url = getattr(check, "url", None)
-            evidence = _tail(check.log)
-            what = {
-                "pr_left_out": f"your PR was left out of {name.replace('-', ' ')}",
-                "gate_failed": f"the gate `{name}` fails",
-                "ci_failed": f"the CI check `{name}` fails",
-            }[kind]
-            out.append(
-                Condition(
-                    f"{kind}:{repo}:{head[:12]}:{name}",
-                    kind,  # type: ignore[arg-type]
-                    stream.id,
-                    f"coditect autopilot: {what} on {branch.pair.branch} at {head[:10]} ({repo})."
-                    + (f" Log: {evidence}" if evidence else "")
-                    + (f" Details: {url}" if url else "")
-                    + " Fix it, commit and push.",
+                results.setdefault(check.name, (check.status, "", check.log, check.url))
+        for name, (status, summary, log, url) in sorted(results.items()):
+            if status == "failure":
+                out.append(
+                    check_condition(
+                        stream.id,
+                        repo,
+                        branch.pair.branch,
+                        head,
+                        name,
+                        check_kind(name, gate_names),
+                        summary=summary,
+                        log=_tail(log),
+                        url=url,
+                    )
                 )
-            )
         if view is not None and view.pr is not None and view.pr.state == "open":
-            verdicts = latest_verdicts(view.reviews)
-            for review in view.reviews:
+            reviews = activity.reviews if activity is not None else view.reviews
+            verdicts = latest_verdicts(reviews)
+            for review in reviews:
                 if (
                     review.state != "changes_requested"
                     or verdict_of(verdicts, review.reviewer) != "changes_requested"
@@ -695,14 +691,16 @@ def conditions_from(facts: PhaseFacts, store: Store) -> list[Condition]:
                 if view.pr.head_sha and review.head_sha and review.head_sha != view.pr.head_sha:
                     continue  # the stream pushed since: the reviewer has to look again, not the agent
                 out.append(
-                    Condition(
-                        f"changes_requested:{repo}:{view.pr.number}:{review.reviewer}:{review.time}",
-                        "changes_requested",
+                    review_condition(
                         stream.id,
-                        f"coditect autopilot: {review.reviewer} requested changes on your PR #{view.pr.number} ({repo}): "
-                        f"{review.body or '(no text)'}"
-                        + (f" {view.pr.url}" if view.pr.url else "")
-                        + " Address it, commit and push.",
+                        repo,
+                        view.pr.number,
+                        review.reviewer,
+                        review.body,
+                        event=f"review-{review.id}"
+                        if review.id is not None
+                        else f"{review.reviewer}:{review.time}",
+                        url=review.url or view.pr.url,
                     )
                 )
             out += _comment_conditions(store, facts, key, branch)
@@ -738,7 +736,8 @@ def conditions_from(facts: PhaseFacts, store: Store) -> list[Condition]:
                 )
             )
     out += _forge_event_conditions(facts, store)
-    return out
+    # One event seen twice (polled and delivered by a webhook: the same key) is one condition.
+    return list({c.key: c for c in reversed(out)}.values())[::-1]
 
 
 def _mover(manifest: Manifest, a: str, b: str) -> str:
@@ -757,36 +756,45 @@ def _integration_tip(facts: PhaseFacts, repo: str) -> str:
 
 
 def _comment_conditions(store: Store, facts: PhaseFacts, key: str, branch: Any) -> list[Condition]:
-    """Review comments on the local forge's PR newer than the branch's last commit."""
+    """Review comments on the stream's PR newer than the branch's last commit, with their file and line: the
+    local forge's from the store, GitHub's from the PR's activity."""
+    from coditect_cli.services.events import comment_condition
     from coditect_cli.state import forge_records
+    from coditect_cli.state.store import parse_time
 
     view = facts.prs.get(key)
-    if view is None or view.pr is None or view.forge != "local":
+    if view is None or view.pr is None:
         return []
-    record = forge_records.pull_request(store, view.repo, view.pr.number)
-    if record is None:
+    if view.activity is not None:
+        found = [(c.id, c.author, c.body, c.path, c.line, c.time, c.url) for c in view.activity.comments]
+    elif view.forge == "local":
+        record = forge_records.pull_request(store, view.repo, view.pr.number)
+        if record is None:
+            return []
+        found = [
+            (c.id, c.author, c.body, getattr(c, "path", None), getattr(c, "line", None), c.time, None)
+            for c in forge_records.comments(store, record.id)
+        ]
+    else:
         return []
     newest = max((c.time for c in branch.commits), default=0)
     out: list[Condition] = []
-    for comment in forge_records.comments(store, record.id):
-        if comment.author in {"coditect", ""} or comment.body.startswith("coditect"):
+    for comment_id, author, body, path, line, time_, url in found:
+        if author in {"coditect", ""} or body.startswith("coditect"):
             continue
-        from coditect_cli.state.store import parse_time
-
-        if parse_time(comment.time).timestamp() <= newest:
+        if time_ and parse_time(time_).timestamp() <= newest:
             continue  # the stream committed after it
-        where = ""
-        path = getattr(comment, "path", None)
-        if path:
-            line = getattr(comment, "line", None)
-            where = f" on {path}" + (f":{line}" if line else "")
         out.append(
-            Condition(
-                f"review_comment:{view.repo}:{view.pr.number}:{comment.id}",
-                "review_comment",
+            comment_condition(
                 branch.pair.stream.id,
-                f"coditect autopilot: {comment.author} commented{where} on your PR #{view.pr.number} ({view.repo}): "
-                f"{comment.body} Answer it in code, commit and push.",
+                view.repo,
+                view.pr.number,
+                author,
+                body,
+                comment_id=comment_id,
+                path=path,
+                line=line,
+                url=url,
             )
         )
     return out

@@ -14,13 +14,14 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coditect_cli.domain.autopilot import Condition
+from coditect_cli.domain.autopilot_config import EventKind
 from coditect_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def extract(kind: str, payload: Mapping[str, Any]) -> dict[str, Any] | None:
             "kind": "ci_failed",
             "name": str(run.get("name", "check")),
             "sha": str(run.get("head_sha", "")),
-            "summary": str(output.get("summary") or output.get("title") or ""),
+            "summary": " - ".join(str(output[k]).strip() for k in ("title", "summary") if output.get(k)),
             "text": str(output.get("text") or "")[-2000:],
             "url": str(run.get("details_url") or run.get("html_url") or ""),
             "branches": [str(pr.get("head", {}).get("ref", "")) for pr in run.get("pull_requests") or []],
@@ -73,7 +74,7 @@ def extract(kind: str, payload: Mapping[str, Any]) -> dict[str, Any] | None:
             return None
         return {
             "kind": "ci_failed",
-            "name": str(payload.get("context", "status")),
+            "name": str(payload.get("context", "status")).removeprefix("coditect/"),
             "sha": str(payload.get("sha", "")),
             "summary": str(payload.get("description") or ""),
             "text": "",
@@ -221,9 +222,10 @@ def receiver_for(project: Project, phase: str | None, secret: str) -> Receiver:
 
 
 def _origin_url(path: Path) -> str | None:
+    """origin's URL as configured (not rewritten by ``url.<base>.insteadOf``: GitHub's name is wanted)."""
     from coditect_cli.adapters.git import Git
 
-    done = Git(path).run("remote", "get-url", "origin", check=False)
+    done = Git(path).run("config", "--get", "remote.origin.url", check=False)
     return done.stdout.strip() if done.returncode == 0 else None
 
 
@@ -232,6 +234,100 @@ def run_in_thread(server: ThreadingHTTPServer) -> threading.Thread:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return thread
+
+
+# ------------------------------------------------------------------------------------ the conditions
+# One spelling per event, whether it was polled or delivered by a webhook: the same key (so a review seen both
+# ways is one event, told once) and the same evidence.
+
+
+def check_kind(name: str, gates: Collection[str]) -> EventKind:
+    """What a failing check is: a checkpoint leaving the PR out, one of the stream's gates, or CI."""
+    if name.startswith("checkpoint-"):
+        return "pr_left_out"
+    return "gate_failed" if name in gates else "ci_failed"
+
+
+def check_condition(
+    stream: str,
+    repo: str,
+    branch: str,
+    head: str,
+    name: str,
+    kind: EventKind,
+    *,
+    summary: str = "",
+    log: str = "",
+    url: str | None = None,
+) -> Condition:
+    """A failing check (gate, CI check run, commit status) on the branch's head: its name, summary, log
+    excerpt and URL. Keyed by head and name: the same failure on the same commit is one event."""
+    what = {
+        "pr_left_out": f"your PR was left out of {name.replace('-', ' ')}",
+        "gate_failed": f"the gate `{name}` fails",
+    }.get(kind, f"the CI check `{name}` fails")
+    return Condition(
+        f"{kind}:{repo}:{head[:12]}:{name}",
+        kind,
+        stream,
+        f"coditect autopilot: {what} on {branch} at {head[:10]} ({repo})."
+        + (f" Summary: {_clip(summary, 500)}" if summary else "")
+        + (f" Log: {_clip(log, 1500, tail=True)}" if log else "")
+        + (f" Details: {url}" if url else "")
+        + " Fix it, commit and push.",
+    )
+
+
+def review_condition(
+    stream: str,
+    repo: str,
+    number: int | None,
+    reviewer: str,
+    body: str,
+    *,
+    event: str,
+    url: str | None = None,
+) -> Condition:
+    """A review asking for changes; ``event`` names it (GitHub: ``review-<id>``)."""
+    return Condition(
+        f"changes_requested:{repo}:{number}:{event}",
+        "changes_requested",
+        stream,
+        f"coditect autopilot: {reviewer} requested changes on your PR #{number} ({repo}): "
+        f"{body or '(no text)'}" + (f" {url}" if url else "") + " Address it, commit and push.",
+    )
+
+
+def comment_condition(
+    stream: str,
+    repo: str,
+    number: int | None,
+    author: str,
+    body: str,
+    *,
+    comment_id: object,
+    path: str | None = None,
+    line: object = None,
+    url: str | None = None,
+) -> Condition:
+    """A review comment, with the file and line it is on."""
+    where = (f" on {path}" + (f":{line}" if line else "")) if path else ""
+    return Condition(
+        f"review_comment:{repo}:{number}:{comment_id}",
+        "review_comment",
+        stream,
+        f"coditect autopilot: {author} commented{where} on your PR #{number} ({repo}): {body}"
+        + (f" {url}" if url else "")
+        + " Answer it in code, commit and push.",
+    )
+
+
+def _clip(text: str, limit: int, *, tail: bool = False) -> str:
+    """``text`` on one line, at most ``limit`` characters (its end when ``tail``: where a log says why)."""
+    flat = " | ".join(line.strip() for line in text.splitlines() if line.strip())
+    if len(flat) <= limit:
+        return flat
+    return "..." + flat[-limit:] if tail else flat[:limit] + "..."
 
 
 def condition_of(facts: PhaseFacts, event: ForgeEvent) -> Condition | None:
@@ -244,31 +340,43 @@ def condition_of(facts: PhaseFacts, event: ForgeEvent) -> Condition | None:
             continue
         if data.get("sha") and data["sha"] != branch.head:
             return None  # the stream pushed since: the event is about an older commit
-        stream = branch.pair.stream.id
-        url = f" {data['url']}" if data.get("url") else ""
+        stream, repo = branch.pair.stream.id, branch.pair.repo.id
         kind = str(data.get("kind"))
+        number = data.get("number")
         if kind == "ci_failed":
-            detail = " ".join(x for x in (data.get("summary", ""), data.get("text", "")) if x)[:1500]
-            text = (
-                f"coditect autopilot: the CI check `{data.get('name')}` fails on {branch.pair.branch} at "
-                f"{branch.head[:10]}: {detail or '(no summary)'}{url} Fix it, commit and push."
+            name = str(data.get("name") or "check")
+            return check_condition(
+                stream,
+                repo,
+                branch.pair.branch,
+                branch.head,
+                name,
+                check_kind(name, {g.name for g in branch.pair.stream.gates}),
+                summary=str(data.get("summary") or ""),
+                log=str(data.get("text") or ""),
+                url=str(data.get("url") or "") or None,
             )
-        elif kind == "changes_requested":
-            text = (
-                f"coditect autopilot: {data.get('who')} requested changes on your PR #{data.get('number')}: "
-                f"{data.get('body') or '(no text)'}{url} Address it, commit and push."
+        if kind == "changes_requested":
+            return review_condition(
+                stream,
+                repo,
+                number,
+                f"@{str(data.get('who') or 'a reviewer').lstrip('@')}",
+                str(data.get("body") or ""),
+                event=f"review-{data.get('id')}" if data.get("id") else f"webhook-{event.delivery}",
+                url=str(data.get("url") or "") or None,
             )
-        elif kind == "review_comment":
-            where = (
-                f" on {data.get('path')}" + (f":{data.get('line')}" if data.get("line") else "")
-                if data.get("path")
-                else ""
+        if kind == "review_comment":
+            return comment_condition(
+                stream,
+                repo,
+                number,
+                f"@{str(data.get('who') or 'a reviewer').lstrip('@')}",
+                str(data.get("body") or ""),
+                comment_id=data.get("id") or f"webhook-{event.delivery}",
+                path=str(data.get("path") or "") or None,
+                line=data.get("line"),
+                url=str(data.get("url") or "") or None,
             )
-            text = (
-                f"coditect autopilot: {data.get('who')} commented{where} on your PR #{data.get('number')}: "
-                f"{data.get('body')}{url} Answer it in code, commit and push."
-            )
-        else:
-            return None
-        return Condition(f"{kind}:{event.repo}:webhook:{event.delivery}", kind, stream, text)  # type: ignore[arg-type]
+        return None
     return None

@@ -9,6 +9,7 @@ batched conflict prediction. PRs come from the forge (one listing per repository
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,8 +113,11 @@ def gather(
     socket: str | None = None,
     with_conflicts: bool = True,
     with_prs: bool = True,
+    watch: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> PhaseFacts:
-    """Read the phase's branches, PRs, panes, tasks and blockers."""
+    """Read the phase's branches, PRs, panes, tasks and blockers (``watch``: the PRs' activity too, read as a
+    poller does: see :func:`coditect_cli.services.prs.list_prs`; ``env``: for the forge's token and settings)."""
     from coditect_cli.adapters.changes import changed_since
     from coditect_cli.domain.conflicts import plan_checks
     from coditect_cli.services.journal import interrupted_note
@@ -182,7 +186,7 @@ def gather(
     def pr_views() -> PrListing | None:
         from coditect_cli.services.prs import list_prs
 
-        return list_prs(project, manifest.phase) if with_prs else None
+        return list_prs(project, manifest.phase, env=env, watch=watch) if with_prs else None
 
     # The repositories are independent and mostly wait on git: read them side by side. The PR listing runs
     # in its own thread too (it opens its own store connection there).

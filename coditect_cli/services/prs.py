@@ -27,7 +27,7 @@ from coditect_cli.domain.prs import (
     proposal_text,
 )
 from coditect_cli.errors import RefusedError, UsageError
-from coditect_cli.forge.base import ForgeRepo, PrDetails, ProposalSpec, PullRequest, Review
+from coditect_cli.forge.base import ForgeRepo, PrActivity, PrDetails, ProposalSpec, PullRequest, Review
 from coditect_cli.forge.select import Forges
 from coditect_cli.project import Project
 from coditect_cli.state.store import Store
@@ -297,12 +297,23 @@ def open_all(
 
 
 def _views(
-    s: Session, repo_id: str, prs: Sequence[PullRequest], pairs_by_branch: Mapping[str, Pair]
+    s: Session,
+    repo_id: str,
+    prs: Sequence[PullRequest],
+    pairs_by_branch: Mapping[str, Pair],
+    *,
+    watch: bool = False,
 ) -> list[PrView]:
-    """A view per PR of one repository, its details read in one batch."""
+    """A view per PR of one repository, its details read in one batch; with ``watch``, on a forge that polls
+    (:class:`~coditect_cli.forge.base.ActivityWatcher`), the open PRs' activity too, read conditionally."""
     fr = s.forges.repo(repo_id)
     forge = s.forges.forge(repo_id)
-    details: dict[int, PrDetails] = forge.pr_details(fr, prs) if prs else {}
+    activity: dict[int, PrActivity] = {}
+    watcher = getattr(forge, "watch", None) if watch else None
+    if callable(watcher):
+        details, activity = watcher(fr, prs)
+    else:
+        details = forge.pr_details(fr, prs) if prs else {}
     changed = _changed_since_reviews(fr.path, prs, details)
     views: list[PrView] = []
     for pr in prs:
@@ -328,6 +339,7 @@ def _views(
                 files=info.files,
                 unowned=tuple(unowned),
                 forge_blockers=info.blockers,
+                activity=activity.get(pr.number),
             )
         )
     return views
@@ -393,8 +405,11 @@ def _order(manifest: Manifest) -> dict[tuple[str, str], int]:
     return {(p.repo.id, p.branch): i for i, p in enumerate(manifest.pairs())}
 
 
-def list_prs(project: Project, phase: str | None, *, env: Mapping[str, str] | None = None) -> PrListing:
-    """Every PR into the phase's integration branch of every repository: one list and one details batch each."""
+def list_prs(
+    project: Project, phase: str | None, *, env: Mapping[str, str] | None = None, watch: bool = False
+) -> PrListing:
+    """Every PR into the phase's integration branch of every repository: one list and one details batch each
+    (``watch``: for a poller, the open PRs' activity too, and no request counted when nothing changed)."""
     with session(project, phase, env=env) as s:
         integration = s.manifest.integration_branch
         rows: list[PrView] = []
@@ -403,7 +418,7 @@ def list_prs(project: Project, phase: str | None, *, env: Mapping[str, str] | No
             fr = s.forges.repo(repo.id)
             prs = s.forges.forge(repo.id).list_prs(fr, integration)
             by_branch: dict[str, Pair] = {p.branch: p for p in s.manifest.pairs() if p.repo.id == repo.id}
-            rows += _views(s, repo.id, prs, by_branch)
+            rows += _views(s, repo.id, prs, by_branch, watch=watch)
         order = _order(s.manifest)
         rows.sort(
             key=lambda v: (order.get((v.repo, v.branch), len(order)), v.repo, v.pr.number if v.pr else 0)

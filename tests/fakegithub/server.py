@@ -102,6 +102,7 @@ class FakeRepo:
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     check_runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    review_comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     releases: list[dict[str, Any]] = field(default_factory=list)
     refs: dict[str, str] = field(default_factory=dict)
     files: dict[int, list[str]] = field(default_factory=dict)
@@ -246,6 +247,9 @@ class FakeGitHub:
             ("PUT", f"{repo}/pulls/<int:number>/merge", self._merge),
             ("GET", f"{repo}/commits/<path:ref>/status", self._combined_status),
             ("GET", f"{repo}/commits/<path:ref>/check-runs", self._check_runs),
+            ("GET", f"{repo}/check-runs/<int:run_id>", self._check_run_get),
+            ("GET", f"{repo}/check-runs/<int:run_id>/annotations", self._annotations),
+            ("GET", f"{repo}/pulls/<int:number>/comments", self._review_comments_list),
             ("POST", f"{repo}/statuses/<sha>", self._status_create),
             ("GET", f"{repo}/issues/<int:number>/comments", self._comments_list),
             ("POST", f"{repo}/issues/<int:number>/comments", self._comments_create),
@@ -418,19 +422,94 @@ class FakeGitHub:
                 {"type": error_type, "message": message, "times": times, "headers": dict(headers or {})}
             )
 
-    def add_check_run(self, full_name: str, sha: str, name: str, status: str, conclusion: str | None) -> None:
-        """Seed a check run (status queued/in_progress/completed; conclusion success/failure/…)."""
+    def add_check_run(
+        self,
+        full_name: str,
+        sha: str,
+        name: str,
+        status: str,
+        conclusion: str | None,
+        *,
+        title: str | None = None,
+        summary: str | None = None,
+        text: str | None = None,
+        annotations: list[dict[str, Any]] | None = None,
+        details_url: str | None = None,
+    ) -> dict[str, Any]:
+        """Seed a check run (status queued/in_progress/completed; conclusion success/failure/…) with its
+        ``output`` (title, summary, text) and annotations (``path``, ``start_line``, ``annotation_level``,
+        ``title``, ``message``), as a CI app reports them."""
         with self._lock:
-            self.repos[full_name].check_runs.setdefault(sha, []).append(
+            run = {
+                "id": next(_ids),
+                "name": name,
+                "status": status,
+                "conclusion": conclusion,
+                "completed_at": _now() if status == "completed" else None,
+                "html_url": None,
+                "details_url": details_url,
+                "title": title,
+                "summary": summary,
+                "text": text,
+                "annotations": list(annotations or []),
+            }
+            if title or summary or details_url:
+                run["html_url"] = f"{self.root_url}/{full_name}/runs/{run['id']}"
+            self.repos[full_name].check_runs.setdefault(sha, []).append(run)
+            return run
+
+    def add_status(
+        self,
+        full_name: str,
+        sha: str,
+        context: str,
+        state: str,
+        description: str | None = None,
+        target_url: str | None = None,
+        creator: str | None = None,
+    ) -> None:
+        """Seed a commit status (what a CI service posts: ``POST /statuses/{sha}``)."""
+        with self._lock:
+            self.repos[full_name].statuses.setdefault(sha, []).append(
                 {
                     "id": next(_ids),
-                    "name": name,
-                    "status": status,
-                    "conclusion": conclusion,
-                    "completed_at": _now() if status == "completed" else None,
-                    "html_url": None,
+                    "creator": creator or "ci-bot",
+                    "sha": sha,
+                    "state": state,
+                    "context": context,
+                    "description": description,
+                    "target_url": target_url,
+                    "created_at": _now(),
                 }
             )
+
+    def add_review_comment(
+        self,
+        full_name: str,
+        number: int,
+        login: str,
+        body: str,
+        path: str,
+        line: int | None,
+        *,
+        commit: str | None = None,
+    ) -> dict[str, Any]:
+        """Seed a review comment on ``path``:``line`` of PR ``number``'s diff (on its head unless ``commit``)."""
+        with self._lock:
+            repo = self.repos[full_name]
+            pull = repo.pulls[number]
+            comment = {
+                "id": next(_ids),
+                "review_id": next(_ids),
+                "login": login,
+                "body": body,
+                "path": path,
+                "line": line,
+                "commit_id": commit or repo.sha_of(pull["head"]) or pull["head_sha"],
+                "created_at": _now(),
+            }
+            repo.review_comments.setdefault(number, []).append(comment)
+            return comment
 
     def fail(
         self,
@@ -1209,28 +1288,107 @@ class FakeGitHub:
         )
         return paged
 
+    def _check_run_json(self, repo: FakeRepo, sha: str, run: dict[str, Any]) -> dict[str, Any]:
+        """A check run as GitHub sends it (the shape of PyGithub's recorded ``check-runs`` answers)."""
+        api = f"{self.base_url}/repos/{repo.full_name}/check-runs/{run['id']}"
+        return {
+            "id": run["id"],
+            "node_id": f"CR_{run['id']}",
+            "head_sha": sha,
+            "external_id": str(run["id"]),
+            "url": api,
+            "html_url": run["html_url"],
+            "details_url": run.get("details_url") or run["html_url"],
+            "status": run["status"],
+            "conclusion": run["conclusion"],
+            "started_at": run["completed_at"],
+            "completed_at": run["completed_at"],
+            "output": {
+                "title": run.get("title"),
+                "summary": run.get("summary"),
+                "text": run.get("text"),
+                "annotations_count": len(run.get("annotations") or []),
+                "annotations_url": f"{api}/annotations",
+            },
+            "name": run["name"],
+            "check_suite": {"id": run["id"] + 1},
+            "app": {"id": 15368, "slug": "github-actions", "name": "GitHub Actions"},
+            "pull_requests": [],
+        }
+
+    def _find_run(self, repo: FakeRepo, run_id: int) -> tuple[str, dict[str, Any]]:
+        for sha, runs in repo.check_runs.items():
+            for run in runs:
+                if run["id"] == run_id:
+                    return sha, run
+        raise NotFound()
+
     def _check_runs(self, request: Request, owner: str, name: str, ref: str) -> Response:
         repo = self._repo(owner, name)
         sha = repo.sha_of(ref) or ref
-        runs = [
-            {
-                "id": r["id"],
-                "head_sha": sha,
-                "node_id": f"CR_{r['id']}",
-                "name": r["name"],
-                "status": r["status"],
-                "conclusion": r["conclusion"],
-                "started_at": r["completed_at"],
-                "completed_at": r["completed_at"],
-                "html_url": r["html_url"],
-                "details_url": r["html_url"],
-            }
-            for r in repo.check_runs.get(sha, [])
-        ]
+        runs = [self._check_run_json(repo, sha, r) for r in repo.check_runs.get(sha, [])]
         paged = self._paginate(request, runs)
         data = json.loads(paged.get_data())
         paged.set_data(json.dumps({"total_count": len(runs), "check_runs": data}))
         return paged
+
+    def _check_run_get(self, request: Request, owner: str, name: str, run_id: int) -> Response:
+        repo = self._repo(owner, name)
+        sha, run = self._find_run(repo, run_id)
+        return self._json(self._check_run_json(repo, sha, run))
+
+    def _annotations(self, request: Request, owner: str, name: str, run_id: int) -> Response:
+        repo = self._repo(owner, name)
+        sha, run = self._find_run(repo, run_id)
+        blob = f"{self.root_url}/{repo.full_name}/blob/{sha}"
+        items = [
+            {
+                "path": a["path"],
+                "blob_href": f"{blob}/{a['path']}",
+                "start_line": a.get("start_line"),
+                "start_column": None,
+                "end_line": a.get("end_line", a.get("start_line")),
+                "end_column": None,
+                "annotation_level": a.get("annotation_level", "failure"),
+                "title": a.get("title"),
+                "message": a.get("message", ""),
+                "raw_details": a.get("raw_details"),
+            }
+            for a in run.get("annotations") or []
+        ]
+        return self._paginate(request, items)
+
+    def _review_comments_list(self, request: Request, owner: str, name: str, number: int) -> Response:
+        repo = self._repo(owner, name)
+        if number not in repo.pulls:
+            raise NotFound()
+        api = f"{self.base_url}/repos/{repo.full_name}/pulls"
+        html = f"{self.root_url}/{repo.full_name}/pull/{number}"
+        items = [
+            {
+                "url": f"{api}/comments/{c['id']}",
+                "pull_request_review_id": c["review_id"],
+                "id": c["id"],
+                "node_id": f"PRRC_{c['id']}",
+                "diff_hunk": "@@ -1 +1 @@",
+                "path": c["path"],
+                "commit_id": c["commit_id"],
+                "original_commit_id": c["commit_id"],
+                "user": self._user_json(c["login"]),
+                "body": c["body"],
+                "created_at": c["created_at"],
+                "updated_at": c["created_at"],
+                "html_url": f"{html}#discussion_r{c['id']}",
+                "pull_request_url": f"{api}/{number}",
+                "author_association": "MEMBER",
+                "line": c["line"],
+                "original_line": c["line"],
+                "side": "RIGHT",
+                "subject_type": "line",
+            }
+            for c in repo.review_comments.get(number, [])
+        ]
+        return self._paginate(request, items)
 
     def _status_create(self, request: Request, owner: str, name: str, sha: str) -> Response:
         repo = self._repo(owner, name)
@@ -1425,6 +1583,9 @@ class FakeGitHub:
             return self._json(data)
         if full in repo.refs:
             return self._json(self._ref_json(repo, full, repo.refs[full]))
+        head = repo.sha_of(full.removeprefix("refs/heads/")) if full.startswith("refs/heads/") else None
+        if head is not None:
+            return self._json(self._ref_json(repo, full, head))
         raise NotFound()
 
     def _ref_create(self, request: Request, owner: str, name: str) -> Response:
@@ -1525,7 +1686,7 @@ class FakeGitHub:
                 "name": r["name"],
                 "status": r["status"].upper(),
                 "conclusion": r["conclusion"].upper() if r["conclusion"] else None,
-                "detailsUrl": r["html_url"],
+                "detailsUrl": r.get("details_url") or r["html_url"],
                 "completedAt": r["completed_at"],
             }
             for r in repo.check_runs.get(sha, [])

@@ -265,3 +265,74 @@ def test_bad_credentials_as_github_answers_them(replay: ReplayGitHub) -> None:
         forge.close()
     assert "refused the token" in caught.value.message and caught.value.exit_code == ExitCode.UNAVAILABLE
     assert TOKEN not in caught.value.message
+
+
+def test_the_activity_of_a_pull_request_as_github_sends_it(replay: ReplayGitHub) -> None:
+    """What the autopilot reads of an open PR (:meth:`GitHubForge.activity`): the reviews, the review comments
+    with file and line, the statuses and the check runs with their output, and the annotations of a failing run
+    that has no ``output.text``, from answers GitHub gave."""
+    slug, sha, number = "PyGithub/PyGithub", "10a7135a04f71e6101f8b013aded8a662d08fd1f", 31
+    (reviews,) = replay.load(
+        "PullRequestReview.testAttributes.txt",
+        where=lambda e: e.path.endswith("/reviews"),
+        alias={f"/repos/{slug}/pulls/{number}/reviews": "/repos/PyGithub/PyGithub/pulls/538/reviews"},
+    )
+    (comments,) = replay.load("PullRequest.testGetReviewComments.txt")
+    (status,) = replay.load(
+        "CommitCombinedStatus.setUp.txt",
+        alias={
+            f"/repos/{slug}/commits/{sha}/status": (
+                "/repos/edx/edx-platform/commits/74e70119a23fa3ffb3db19d4590eccfebd72b659/status"
+            )
+        },
+    )
+    (runs,) = replay.load("CheckRun.testGetCheckRunsForRef.txt", where=lambda e: "per_page=1" not in e.query)
+    failing = [
+        r
+        for r in runs.json()["check_runs"]
+        if r["conclusion"] == "failure" and r["output"]["annotations_count"]
+    ]
+    assert failing, "the recording has a failing check run with annotations"
+    (notes,) = replay.load(
+        "CheckRun.testListCheckRunAnnotations.txt",
+        where=lambda e: e.path.endswith("/annotations") and "per_page=1" not in e.query,
+        alias={
+            f"/repos/{slug}/check-runs/{failing[0]['id']}/annotations": (
+                "/repos/dhruvmanila/pygithub-testing/check-runs/1280914700/annotations"
+            )
+        },
+    )
+    forge = forge_on(replay)
+    try:
+        got = forge.activity(repo(slug), pull(slug, number, sha))
+    finally:
+        forge.close()
+    kept = [r for r in reviews.json() if r["state"] in ("APPROVED", "CHANGES_REQUESTED", "COMMENTED")]
+    assert [(r.id, r.body, r.url) for r in got.reviews] == [
+        (r["id"], r["body"] or "", r["html_url"]) for r in kept
+    ]
+    assert [(c.id, c.author, c.path, c.line, c.commit) for c in got.comments] == [
+        (
+            c["id"],
+            f"@{c['user']['login']}",
+            c["path"],
+            c.get("line") or c.get("original_line"),
+            c["commit_id"],
+        )
+        for c in comments.json()
+    ]
+    evidence = {c.name: c for c in got.checks}
+    for s in status.json()["statuses"]:
+        assert (evidence[s["context"]].summary, evidence[s["context"]].url) == (
+            s["description"],
+            s["target_url"],
+        )
+    for run in runs.json()["check_runs"]:
+        out = run["output"]
+        assert evidence[run["name"]].summary == " - ".join(x for x in (out["title"], out["summary"]) if x)
+        assert evidence[run["name"]].url == run["details_url"]
+    log = evidence[failing[0]["name"]].log
+    for note in notes.json():  # the annotations are the failing run's log excerpt: file, line, message
+        assert f"{note['path']}:{note['start_line']}: [{note['annotation_level']}] {note['title']}: " in log
+        assert note["message"] in log
+    assert got.fresh and replay.unmatched == []
