@@ -72,7 +72,7 @@ BORDER_FORMAT = (
 CAPTURE_MARK = "\x1fcoditect-screen-end "
 """The line ending each pane's screen in :meth:`Tmux.capture`'s output."""
 
-_NO_SERVER = ("no server running", "error connecting to", "server exited unexpectedly")
+NO_SERVER = ("no server running", "error connecting to", "server exited unexpectedly")
 
 
 def escape(arg: str) -> str:
@@ -364,7 +364,7 @@ class Tmux:
         listing = ["list-panes", "-a", "-F", PANE_FORMAT]
         done = self.run(*([["run-shell", "true"], listing] if reap else [listing]), check=False)
         if done.returncode != 0:
-            if any(marker in done.stderr for marker in _NO_SERVER):
+            if any(marker in done.stderr for marker in NO_SERVER):
                 return []
             raise CommandFailed(list(done.argv), done.returncode, done.stderr)
         return parse_panes(done.stdout)

@@ -86,9 +86,15 @@ def read_events(path: Path) -> list[AgentEvent]:
             tail = fh.read().decode("utf-8", "replace")
     except OSError:
         return []
+    return parse_events(tail, cut=size > TAIL_BYTES)
+
+
+def parse_events(tail: str, *, cut: bool = False) -> list[AgentEvent]:
+    """The events since the pane's last start in ``tail``, the end of an events file (``cut``: it does not
+    start at the file's beginning, so its first line may be partial); oldest first."""
     events: list[AgentEvent] = []
     lines = tail.splitlines()
-    if size > TAIL_BYTES:
+    if cut:
         lines = lines[1:]  # the first line may be cut
     for line in lines:
         try:

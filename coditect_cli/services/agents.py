@@ -85,13 +85,24 @@ def read_states(
     rows: Mapping[str, PaneState],
     streams: list[str],
     held: Mapping[str, int] | None = None,
+    *,
+    screens: Mapping[str, str] | None = None,
+    events_of: Mapping[str, list[AgentEvent]] | None = None,
 ) -> dict[str, AgentState]:
-    """The state of each of ``streams``' agents; ``rows`` from one ``list-panes`` (:func:`panes_by_stream`)."""
-    panes = [rows[st] for st in streams if st in rows]
-    screens = tmux.capture([r.pane_id for r in panes], history={r.pane_id for r in panes if r.dead})
+    """The state of each of ``streams``' agents; ``rows`` from one ``list-panes`` (:func:`panes_by_stream`).
+
+    ``screens`` (pane id -> screen) and ``events_of`` (stream -> events), when given, were read already (a
+    remote host's, over its SSH connection); else the screens are captured and the events files read here.
+    """
+    if screens is None:
+        panes = [rows[st] for st in streams if st in rows]
+        screens = tmux.capture([r.pane_id for r in panes], history={r.pane_id for r in panes if r.dead})
     out: dict[str, AgentState] = {}
     for st in streams:
-        events = read_events(agent_file(s.common, s.manifest.phase, st))
+        if events_of is not None:
+            events = events_of.get(st, [])
+        else:
+            events = read_events(agent_file(s.common, s.manifest.phase, st))
         row = rows.get(st)
         screen = screens.get(row.pane_id) if row is not None else None
         out[st] = decide_state(
@@ -271,7 +282,11 @@ def deliver(
             elif mine:
                 rows.update(entry.rows)
                 servers.update(dict.fromkeys(mine, entry.tmux))
-                states.update(read_states(s, entry.tmux, entry.rows, mine, held))
+                states.update(
+                    read_states(
+                        s, entry.tmux, entry.rows, mine, held, screens=entry.screens, events_of=entry.events
+                    )
+                )
     if not rows and not unreachable:
         raise s.not_running()
     out: list[Delivery] = []

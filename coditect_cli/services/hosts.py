@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coditect_cli.adapters.ssh import SshHost
-from coditect_cli.adapters.tmux import Tmux, sequence
+from coditect_cli.adapters.tmux import Tmux, Unit, sequence
+from coditect_cli.agents.events import AgentEvent
 from coditect_cli.domain.launch import (
     PaneSpec,
     PaneState,
@@ -292,47 +293,148 @@ def setup_hosts(project: Project, manifest: Manifest, common: Path) -> list[Host
 
 @dataclass
 class HostPanes:
-    """The panes of one host's streams, or why they could not be read."""
+    """The panes of one host's streams, their screens and their agents' events, or why they could not be
+    read."""
 
     host: str
     streams: list[str]
     tmux: RemoteTmux
     rows: dict[str, PaneState] = field(default_factory=dict)
     unreachable: str | None = None
+    screens: dict[str, str] = field(default_factory=dict)  # pane id -> its screen
+    events: dict[str, list[AgentEvent]] = field(default_factory=dict)  # stream -> its agent's events
+
+
+_MARK = "\x1fcoditect-remote "
+"""The line starting each section of :func:`snapshot_script`'s output."""
+
+_SNAPSHOT_SCRIPT = r"""T() {{ tmux -u -L {socket} "$@"; }}
+M={mark}
+command -v tmux >/dev/null 2>&1 || {{ echo "coditect: tmux is not installed on this host" >&2; exit 3; }}
+listing=$(T run-shell true \; list-panes -a -F {format} 2>&1); rc=$?
+printf '%s\n' "${{M}}panes $rc" "$listing"
+set --
+for row in $(T list-panes -s -t ={session} -F '#{{pane_id}},#{{pane_dead}}' 2>/dev/null); do
+  [ $# -gt 0 ] && set -- "$@" \;
+  if [ "${{row#*,}}" = 1 ]; then set -- "$@" capture-pane -p -S -50 -t "${{row%,*}}"
+  else set -- "$@" capture-pane -p -t "${{row%,*}}"; fi
+  set -- "$@" \; display-message -p -t "${{row%,*}}" {capture_mark}'#{{pane_id}}'
+done
+printf '%s\n' "${{M}}screens"
+[ $# -eq 0 ] || T "$@" 2>/dev/null
+while read -r stream file; do
+  [ -n "$stream" ] || continue
+  size=$(wc -c 2>/dev/null < "$file") || size=0
+  printf '%s\n' "${{M}}events $stream $size"
+  tail -c {tail} "$file" 2>/dev/null
+  printf '\n'
+done <<'CODITECT_EVENTS'
+{events}
+CODITECT_EVENTS
+"""
+
+
+def snapshot_script(lay: RemoteLayout, phase: str, session: str, streams: Sequence[str]) -> str:
+    """The shell script reading, in one SSH call, the host's panes (``list-panes -a``), the screens of the
+    session's panes (one tmux process) and the tail of each stream's agent events file."""
+    from coditect_cli.adapters.tmux import CAPTURE_MARK, PANE_FORMAT
+    from coditect_cli.agents.events import TAIL_BYTES
+
+    return _SNAPSHOT_SCRIPT.format(
+        socket=shlex.quote(lay.socket),
+        mark=shlex.quote(_MARK),
+        format=shlex.quote(PANE_FORMAT),
+        session=shlex.quote(session),
+        capture_mark=shlex.quote(CAPTURE_MARK),
+        tail=TAIL_BYTES,
+        events="\n".join(f"{st} {lay.events(phase, st)}" for st in streams),
+    )
+
+
+def parse_snapshot(entry: HostPanes, session: str, output: str) -> None:
+    """Fill ``entry`` from :func:`snapshot_script`'s ``output``."""
+    from coditect_cli.adapters.tmux import CAPTURE_MARK, NO_SERVER, parse_panes
+    from coditect_cli.agents.events import TAIL_BYTES, parse_events
+
+    sections: list[tuple[str, list[str]]] = []
+    for line in output.split("\n"):
+        if line.startswith(_MARK):
+            sections.append((line.removeprefix(_MARK), []))
+        elif sections:
+            sections[-1][1].append(line)
+    for head, lines in sections:
+        kind, _, rest = head.partition(" ")
+        if kind == "panes":
+            text = "\n".join(lines)
+            if rest != "0":
+                if any(marker in text for marker in NO_SERVER):
+                    continue
+                entry.unreachable = f"tmux failed on host {entry.host}: {text.strip()}"
+                return
+            rows = [r for r in parse_panes(text) if r.session == session]
+            entry.rows = panes_by_stream(rows)
+        elif kind == "screens":
+            current: list[str] = []
+            for line in lines:
+                if line.startswith(CAPTURE_MARK):
+                    entry.screens[line.removeprefix(CAPTURE_MARK)] = "\n".join(current)
+                    current = []
+                else:
+                    current.append(line)
+        elif kind == "events":
+            stream, _, size = rest.partition(" ")
+            cut = int(size) > TAIL_BYTES if size.strip().isdigit() else False
+            entry.events[stream] = parse_events("\n".join(lines), cut=cut)
 
 
 def host_panes(project: Project, manifest: Manifest, common: Path, session: str) -> list[HostPanes]:
-    """Every host's panes of ``session``: ONE ``list-panes`` over its connection per host, the hosts read
-    in parallel."""
+    """Every host's panes of ``session``, their screens and their streams' agent events: ONE SSH call per
+    host (one shell script, :func:`snapshot_script`), the hosts read in parallel."""
     from concurrent.futures import ThreadPoolExecutor
 
-    entries = [
-        HostPanes(name, [s.id for s in streams], server(common, layout(manifest, project, name)))
-        for name, streams in remote_streams(manifest).items()
-    ]
+    entries: list[tuple[HostPanes, str]] = []
+    for name, streams in remote_streams(manifest).items():
+        lay = layout(manifest, project, name)
+        ids = [s.id for s in streams]
+        entry = HostPanes(name, ids, server(common, lay))
+        entries.append((entry, snapshot_script(lay, manifest.phase, session, ids)))
 
-    def read(entry: HostPanes) -> None:
+    def read(item: tuple[HostPanes, str]) -> None:
+        entry, script = item
         try:
-            entry.rows = panes_by_stream(entry.tmux.session_panes(session))
+            entry.tmux.invocations += 1
+            done = entry.tmux.host.run(["sh", "-s"], input=script, check=False, timeout=60)
         except UnavailableError as exc:
             entry.unreachable = exc.message
-        except CommandFailed as exc:
-            entry.unreachable = f"tmux failed on host {entry.host}: {exc.stderr.strip()}"
+            return
+        if done.returncode != 0:
+            entry.unreachable = f"cannot read host {entry.host}: {done.stderr.strip()}"
+            return
+        parse_snapshot(entry, session, done.stdout)
 
     if len(entries) > 1:
         with ThreadPoolExecutor(max_workers=min(8, len(entries))) as pool:
             list(pool.map(read, entries))
     elif entries:
         read(entries[0])
-    return entries
+    return [entry for entry, _ in entries]
 
 
 def remote_spec(
-    project: Project, manifest: Manifest, lay: RemoteLayout, streams: Sequence[Stream], session: str, day: int
+    project: Project,
+    manifest: Manifest,
+    lay: RemoteLayout,
+    streams: Sequence[Stream],
+    session: str,
+    day: int,
+    *,
+    agent: str | None = None,
 ) -> tuple[SessionSpec, dict[str, tuple[str, str]]]:
-    """The host's session (its streams' panes, with the host's paths) and each stream's prompt."""
+    """The host's session (its streams' panes, with the host's paths) and each stream's prompt (``agent``:
+    the ``--agent`` template every pane runs instead of its stream's agent)."""
     from coditect_cli.agents import profile_for
     from coditect_cli.agents.base import AgentContext
+    from coditect_cli.domain.manifest import options_for_run
 
     phase = manifest.phase
     paths = {f"{s.id}@{w.repo}": Path(lay.worktree(phase, s.id, w.repo)) for s in streams for w in s.work}
@@ -342,7 +444,7 @@ def remote_spec(
         worktrees = stream_worktrees(manifest, stream, paths)
         prompt = lay.prompt(phase, stream.id)
         prompts[stream.id] = (prompt, render_prompt(manifest, stream, worktrees, day))
-        profile = profile_for(stream.agent_options)
+        profile = profile_for(options_for_run(agent) if agent is not None else stream.agent_options)
         ctx = AgentContext(
             stream=stream.id,
             prompt_file=Path(prompt),
@@ -361,7 +463,11 @@ def remote_spec(
                 stream=stream.id,
                 title=pane_title(stream, worktrees),
                 cwd=worktrees[0].path,
-                env=pane_env(manifest, stream, worktrees, Path(prompt), None),
+                env=(
+                    *pane_env(manifest, stream, worktrees, Path(prompt), None),
+                    # Where an agent without hooks of its own (the scripted one) reports its turns.
+                    ("CODITECT_EVENTS_FILE", lay.events(phase, stream.id)),
+                ),
                 agent=profile.command(ctx),
                 log=Path(lay.log(phase, stream.id)),
             )
@@ -393,13 +499,13 @@ class HostLaunch:
         }
 
 
-def _prepare_script(lay: RemoteLayout, spec: SessionSpec, prompts: dict[str, tuple[str, str]]) -> str:
-    """Write the prompts, make the log folders, and name the agent programs missing on the host."""
+def _prepare_lines(lay: RemoteLayout, spec: SessionSpec, prompts: dict[str, tuple[str, str]]) -> list[str]:
+    """Write the prompts and the event recorder, make the log folders, name the agent programs missing on the
+    host, then list the host's panes (after a marker line)."""
+    from coditect_cli.adapters.tmux import PANE_FORMAT
     from coditect_cli.agents import events
 
-    lines = [_SETUP_FUNCTIONS]
-    for path, text in prompts.values():
-        lines.append(_put(shlex.quote(path), text))
+    lines = [_put(shlex.quote(path), text) for path, text in prompts.values()]
     lines.append(_put(shlex.quote(lay.events_script), Path(events.__file__).read_text(encoding="utf-8")))
     lines.append(f"mkdir -p {shlex.quote(f'{lay.base}/agents/{spec.phase}')}")
     for pane in spec.panes:
@@ -409,58 +515,114 @@ def _prepare_script(lay: RemoteLayout, spec: SessionSpec, prompts: dict[str, tup
         if program is not None:
             q = shlex.quote(program)
             lines.append(f"command -v {q} >/dev/null 2>&1 || echo missing {pane.stream} {q}")
-    lines.append("command -v tmux >/dev/null 2>&1 || echo missing - tmux")
+    listing = shlex.join(["tmux", "-u", "-L", lay.socket, "list-panes", "-a", "-F", PANE_FORMAT])
+    lines.append("command -v tmux >/dev/null 2>&1 || { echo missing - tmux; exit 0; }")
+    lines.append(f"printf '%s\\n' {shlex.quote(_MARK + 'panes')}")
+    lines.append(f"{listing} 2>/dev/null || true")
+    return lines
+
+
+def _start_script(tmux: RemoteTmux, units: Sequence[Unit], starts: dict[str, tuple[str, str]]) -> str:
+    """Mark a new start in each started stream's events file (``starts``: stream -> agent kind), then run
+    the tmux commands creating its pane (in as few tmux processes as tmux's message size allows)."""
+    import json
+    import time
+
+    from coditect_cli.adapters.tmux import pack
+    from coditect_cli.agents.events import LAUNCH
+
+    lines = ["set -eu"]
+    now = round(time.time(), 3)
+    for events, kind in starts.values():
+        line = json.dumps({"t": now, "event": LAUNCH, "kind": kind}, separators=(",", ":"))
+        lines.append(f"printf '%s\\n' {shlex.quote(line)} >> {shlex.quote(events)}")
+    lines += [shlex.join(tmux.argv(group)) for group in pack(units)]
     return "\n".join(lines) + "\n"
 
 
-def launch_hosts(
-    project: Project, manifest: Manifest, common: Path, session: str, *, day: int | None = None
-) -> list[HostLaunch]:
-    """Set up (idempotent) and start every host's missing panes; running panes are left alone.
+def _launch_host(
+    project: Project,
+    manifest: Manifest,
+    common: Path,
+    session: str,
+    name: str,
+    streams: Sequence[Stream],
+    day: int,
+    agent: str | None,
+) -> HostLaunch:
+    """Set up (idempotent) and start one host's missing panes: two SSH calls (the setup with the prompts
+    and the pane listing; the panes' creation), one when nothing is missing."""
+    from coditect_cli.adapters.tmux import add_pane_units, parse_panes, session_units
+    from coditect_cli.agents import profile_for
+    from coditect_cli.domain.manifest import options_for_run
 
-    Per host: one SSH call for setup, one writing the prompts (and checking the programs), one listing the
-    panes, one creating them. An unreachable host or a missing program is reported for that host only.
-    """
-    the_day = day if day is not None else phase_day(manifest.schedule, _dt.date.today())
-    out: list[HostLaunch] = []
-    setups = {h.host: h for h in setup_hosts(project, manifest, common)}
-    for name, streams in remote_streams(manifest).items():
-        lay = layout(manifest, project, name)
-        result = HostLaunch(name)
-        out.append(result)
-        if setups[name].error:
-            result.error = setups[name].error
-            continue
-        ssh = connection(common, lay.host)
-        spec, prompts = remote_spec(project, manifest, lay, streams, session, the_day)
-        tmux = RemoteTmux(ssh, lay.socket)
-        before = ssh.calls
-        try:
-            checked = ssh.run(["sh", "-s"], input=_prepare_script(lay, spec, prompts)).stdout.splitlines()
-            missing_programs = [line.split(" ", 2)[1:] for line in checked if line.startswith("missing ")]
-            if missing_programs:
-                result.error = "not installed on host {}: {}".format(
-                    name,
-                    ", ".join(
-                        f"{prog} (stream {st})" if st != "-" else prog for st, prog in missing_programs
-                    ),
-                )
-                continue
-            existing = panes_by_stream(tmux.session_panes(session))
-            missing = [p for p in spec.panes if p.stream not in existing]
-            if missing and existing:
-                tmux.add_panes(spec, missing, existing)
-            elif missing:
-                tmux.create_session(spec)
-            result.started = [p.stream for p in missing]
-            result.running = [s for s in existing if not existing[s].dead]
-        except UnavailableError as exc:
-            result.error = exc.message
-        except CommandFailed as exc:
-            result.error = f"launch failed on host {name}: {exc.stderr.strip()}"
+    lay = layout(manifest, project, name)
+    result = HostLaunch(name)
+    ssh = connection(common, lay.host)
+    spec, prompts = remote_spec(project, manifest, lay, streams, session, day, agent=agent)
+    tmux = RemoteTmux(ssh, lay.socket)
+    before = ssh.calls
+    script = (
+        setup_script(project, manifest, lay, streams) + "\n".join(_prepare_lines(lay, spec, prompts)) + "\n"
+    )
+    try:
+        done = ssh.run(["sh", "-s"], input=script, timeout=600)
+        head, _, listing = done.stdout.partition(_MARK + "panes\n")
+        checked = head.splitlines()
+        missing_programs = [line.split(" ", 2)[1:] for line in checked if line.startswith("missing ")]
+        if missing_programs:
+            result.error = "not installed on host {}: {}".format(
+                name,
+                ", ".join(f"{prog} (stream {st})" if st != "-" else prog for st, prog in missing_programs),
+            )
+            return result
+        existing = panes_by_stream([r for r in parse_panes(listing) if r.session == session])
+        missing = [p for p in spec.panes if p.stream not in existing]
+        if missing:
+            units = add_pane_units(spec, missing, existing) if existing else session_units(spec)
+            kinds = {
+                s.id: profile_for(options_for_run(agent) if agent is not None else s.agent_options).kind
+                for s in streams
+            }
+            starts = {p.stream: (lay.events(manifest.phase, p.stream), kinds[p.stream]) for p in missing}
+            tmux.invocations += 1
+            ssh.run(["sh", "-s"], input=_start_script(tmux, units, starts), timeout=120)
+        result.started = [p.stream for p in missing]
+        result.running = [s for s in existing if not existing[s].dead]
+    except UnavailableError as exc:
+        result.error = exc.message
+    except CommandFailed as exc:
+        result.error = f"launch failed on host {name}: {exc.stderr.strip()}"
+    finally:
         result.tmux_invocations = tmux.invocations
         result.ssh_calls = ssh.calls - before
-    return out
+    return result
+
+
+def launch_hosts(
+    project: Project,
+    manifest: Manifest,
+    common: Path,
+    session: str,
+    *,
+    day: int | None = None,
+    agent: str | None = None,
+) -> list[HostLaunch]:
+    """Set up (idempotent) and start every host's missing panes; running panes are left alone. The hosts are
+    launched in parallel, each with two SSH calls (:func:`_launch_host`). An unreachable host or a missing
+    program is reported for that host only."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    the_day = day if day is not None else phase_day(manifest.schedule, _dt.date.today())
+    by_host = remote_streams(manifest)
+    if not by_host:
+        return []
+
+    def one(item: tuple[str, list[Stream]]) -> HostLaunch:
+        return _launch_host(project, manifest, common, session, item[0], item[1], the_day, agent)
+
+    with ThreadPoolExecutor(max_workers=min(8, len(by_host))) as pool:
+        return list(pool.map(one, by_host.items()))
 
 
 def stop_hosts(project: Project, manifest: Manifest, common: Path, session: str) -> dict[str, str]:

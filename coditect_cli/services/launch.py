@@ -547,7 +547,7 @@ def launch(
     if manifest.hosts:
         from coditect_cli.services.hosts import launch_hosts
 
-        result.hosts = launch_hosts(project, manifest, common, spec.name, day=prepared.day)
+        result.hosts = launch_hosts(project, manifest, common, spec.name, day=prepared.day, agent=agent)
     if not spec.panes:  # every stream runs on a remote host
         return result
 

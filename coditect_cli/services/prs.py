@@ -151,6 +151,11 @@ def _open_pairs(
         forge = s.forges.forge(repo_id)
         kind = forge.kind
         g = Git(fr.path)
+        # A stream on a remote host pushes its work from there: origin's branch is its head (the local
+        # branch only marks where it started), read fresh.
+        remote_only = {p.branch for p in group if p.stream.host is not None}
+        if remote_only:
+            _fetch(fr, sorted(remote_only))
         refs = g.refs("refs/heads", "refs/remotes/origin")
         base_ref = next(
             (r for r in (f"refs/remotes/origin/{integration}", f"refs/heads/{integration}") if r in refs),
@@ -158,7 +163,8 @@ def _open_pairs(
         )
         todo: list[tuple[Pair, str, bool]] = []
         heads = {
-            p.branch: refs.get(f"refs/heads/{p.branch}") or refs.get(f"refs/remotes/origin/{p.branch}")
+            p.branch: (None if p.branch in remote_only else refs.get(f"refs/heads/{p.branch}"))
+            or refs.get(f"refs/remotes/origin/{p.branch}")
             for p in group
         }
         # What merging each head would change in the base: nothing means nothing to propose (a branch whose
@@ -169,7 +175,7 @@ def _open_pairs(
             else {}
         )
         for pair in group:
-            local = refs.get(f"refs/heads/{pair.branch}")
+            local = None if pair.branch in remote_only else refs.get(f"refs/heads/{pair.branch}")
             remote = refs.get(f"refs/remotes/origin/{pair.branch}")
             head = heads[pair.branch]
             reason: str | None = None
@@ -240,6 +246,21 @@ def _is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
         ["git", "-C", str(repo), "merge-base", "--is-ancestor", ancestor, descendant], check=False
     )
     return done.returncode == 0
+
+
+def _fetch(repo: ForgeRepo, branches: Sequence[str]) -> None:
+    """Update ``refs/remotes/origin/<branch>`` of ``branches`` from origin (those origin has)."""
+    from coditect_cli.adapters import proc
+
+    specs = [f"+refs/heads/{b}:refs/remotes/origin/{b}" for b in branches]
+    done = proc.run(
+        ["git", "-C", str(repo.path), "fetch", "--quiet", "origin", *specs], check=False, timeout=300
+    )
+    if done.returncode != 0:  # one branch missing on origin fails the whole fetch: then one by one
+        for spec in specs:
+            proc.run(
+                ["git", "-C", str(repo.path), "fetch", "--quiet", "origin", spec], check=False, timeout=300
+            )
 
 
 def _push(repo: ForgeRepo, branches: Sequence[str]) -> None:

@@ -313,7 +313,17 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
             if entry.unreachable:
                 unreachable.update(dict.fromkeys(entry.streams, entry.unreachable))
             elif entry.rows:
-                states.update(read_states(s, entry.tmux, entry.rows, entry.streams, held))
+                states.update(
+                    read_states(
+                        s,
+                        entry.tmux,
+                        entry.rows,
+                        entry.streams,
+                        held,
+                        screens=entry.screens,
+                        events_of=entry.events,
+                    )
+                )
     worktrees = _worktrees(project, s.manifest)
     pairs = [(st, repo, path) for st in streams if st not in remote for repo, path in worktrees[st]]
     with ThreadPoolExecutor(max_workers=min(8, len(pairs) or 1)) as pool:

@@ -64,6 +64,9 @@ class Sshd:
             f"AuthorizedKeysFile {self.authorized}\nPidFile {self.base / f'sshd_{self.name}.pid'}\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
             "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nMaxSessions 50\nMaxStartups 50\n"
+            # bash started by sshd reads the user's ~/.bashrc even for a command (Debian's build), and this
+            # machine's user is not the hosts' test user: a shell level above 1 keeps the command from it.
+            "SetEnv SHLVL=1\n"
         )
         if os.getuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory

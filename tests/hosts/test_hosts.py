@@ -20,11 +20,15 @@ import pytest
 import sshkit
 from helpers import coditect, git_in, kill_tmux_server, retry_until
 
+from coditect_cli.agents import scripted_agent_template
 from coditect_cli.domain.manifest import Host
+from coditect_cli.project import Project
 from coditect_cli.services.hosts import RemoteLayout
+from coditect_cli.services.session import agent_file
 
 USER = getpass.getuser()
 PROJECT = "proj"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def manifest(kit: sshkit.SshKit, workdirs: dict[str, Path], streams: dict[str, str | None]) -> str:
@@ -38,6 +42,8 @@ def manifest(kit: sshkit.SshKit, workdirs: dict[str, Path], streams: dict[str, s
         body += (
             f"\n  - id: {sid}\n    terminal: {k}\n    name: Stream {sid}\n    agent: agent{k}{where}\n"
             f"    run: shell\n    work: [{{repo: app, topic: t{k}, owns: [{sid}/]}}]\n"
+            # The hosts are this machine: a scripted agent there imports the coditect under test.
+            f"    env: {{PYTHONPATH: {REPO}}}\n"
         )
     return (
         "version: 1\nphase: phase-1\ntitle: Hosts\nforge: local\n"
@@ -289,3 +295,54 @@ def test_unknown_host_is_a_manifest_error(tmp_path: Path, isolated_git: Path) ->
     done = coditect(root, "validate")
     assert done.code == 2
     assert f"phase-1.yaml:{line}" in done.output and "unknown host 'nowhere'" in done.output
+
+
+def test_remote_agents_report_through_their_events_file_one_ssh_call_per_host(
+    tmp_path: Path, isolated_git: Path, kit: sshkit.SshKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agents' own signals (hook events written on the host) come back over the host's connection: a
+    scripted agent that reports its turns is idle since its last `Stop`, and a message it got moves that
+    on. `streams status` reads each host's panes, screens and events files in one SSH call."""
+    world = World(tmp_path / "w", kit, {"s1": "h1", "s2": "h1", "s3": "h2"})
+    try:
+        code, _data, err = world.run(
+            "streams", "launch", "--no-attach", "--agent", scripted_agent_template("--serve")
+        )
+        assert code == 0, err
+
+        def agents() -> dict[str, dict[str, object]]:
+            code, data, err = world.run("streams", "status")
+            assert code == 0, err
+            return {s: row["agent"] for s, row in streams_of(data).items()}  # type: ignore[misc]
+
+        def idle(rows: dict[str, dict[str, object]]) -> bool:
+            return all(a and a["state"] == "idle" and a["since"] for a in rows.values())
+
+        first = retry_until(agents, idle, timeout=60)
+        events = Path(world.layout("h2").events("phase-1", "s3"))
+        assert '"event":"Stop"' in events.read_text()  # written on the host, by the agent's report
+        assert not agent_file(world.root / ".git", "phase-1", "s3").exists()  # nothing of it here
+
+        code, _data, err = world.run("streams", "send", "s3", "your next task is [T9] write the notes")
+        assert code == 0, err
+        after = retry_until(
+            agents, lambda r: idle(r) and r["s3"]["since"] != first["s3"]["since"], timeout=60
+        )
+        assert after["s1"]["since"] == first["s1"]["since"]  # only s3 had a turn
+
+        # In process: one SSH call per host per status, over the warm connections.
+        from coditect_cli.services import hosts
+        from coditect_cli.services.streams import status
+
+        monkeypatch.setenv("CODITECT_SSH_CONFIG", str(kit.config))
+        monkeypatch.setenv("CODITECT_TMUX_SOCKET", world.socket)
+        status(Project(world.root), None)
+        before = {name: h.calls for (_, name), h in hosts._connections.items()}
+        result = status(Project(world.root), None)
+        calls = {name: h.calls - before[name] for (_, name), h in hosts._connections.items()}
+        assert calls == {"h1": 1, "h2": 1}
+        assert {s.stream: s.agent.state for s in result.streams if s.agent} == dict.fromkeys(
+            ("s1", "s2", "s3"), "idle"
+        )
+    finally:
+        world.close()
