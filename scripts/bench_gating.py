@@ -133,6 +133,20 @@ def _checkpoint(root: Path, counter: Path) -> tuple[float, int, int, list[int]]:
     return seconds, result.gate_runs, counted, [int(x["number"]) for x in result.left_out]
 
 
+def _break(root: Path, position: int, text: str) -> None:
+    """Stream ``position`` pushes a commit adding ``text`` (a switch of gate.py) and its owner approves the
+    new head (an approval counts only for the head it reviewed)."""
+    from coditect_cli.project import Project
+    from coditect_cli.services import prs, reviews
+    from coditect_cli.services.demo import _commit
+
+    worktree = root / ".coditect" / "worktrees" / "bench" / f"s{position}" / "app"
+    ok, out = _commit(worktree, f"s{position}/work.txt", text + "\n", "feat: breaks a gate")
+    assert ok, out
+    prs.open_all(Project(root), "bench")
+    reviews.review(Project(root), "bench", f"s{position}", owner=f"@agent{position}", state="approved")
+
+
 def _restore(base: Path, pristine: Path) -> None:
     shutil.rmtree(base)
     shutil.copytree(pristine, base, symlinks=True)
@@ -248,9 +262,7 @@ def bench_commands(workdir: Path, n: int = 16) -> list[Row]:
     the first, middle and last positions (gate and command runs, counted by the gate itself, against the
     simulation of :func:`bench_search` and the manifest-order baseline), and unit, marked flaky, failing once."""
     from coditect_cli.project import Project
-    from coditect_cli.services import prs, reviews
     from coditect_cli.services.checkpoint import run_checkpoint
-    from coditect_cli.services.demo import _commit
 
     base = workdir / "commands"
     base.mkdir(parents=True, exist_ok=True)
@@ -286,11 +298,7 @@ def bench_commands(workdir: Path, n: int = 16) -> list[Row]:
     rows: list[Row] = []
     for position in (1, n // 2, n):
         _restore(base, pristine)
-        worktree = root / ".coditect" / "worktrees" / "bench" / f"s{position}" / "app"
-        ok, out = _commit(worktree, f"s{position}/work.txt", "FAIL_ON e2e\n", "feat: breaks e2e")
-        assert ok, out
-        prs.open_all(Project(root), "bench")
-        reviews.review(Project(root), "bench", f"s{position}", owner=f"@agent{position}", state="approved")
+        _break(root, position, "FAIL_ON e2e")
         fails = _breaks({items[position - 1]: "e2e"})
         runs, commands, _found = _simulate(items, fails)
         expected = (runs, commands, _simulate(items, fails, first=False)[1])
@@ -307,9 +315,6 @@ def bench_commands(workdir: Path, n: int = 16) -> list[Row]:
 def bench_gating(runs: int, workdir: Path) -> list[Row]:
     """Rows: the green batch (median of ``runs``), then one bad PR at each position, then the comparison."""
     from coditect_cli.domain.gating import identify_bound, mean_runs, worst_case_runs
-    from coditect_cli.project import Project
-    from coditect_cli.services import prs
-    from coditect_cli.services.demo import _commit
 
     base = workdir / "gating"
     base.mkdir(parents=True, exist_ok=True)
@@ -332,10 +337,7 @@ def bench_gating(runs: int, workdir: Path) -> list[Row]:
     bad_seconds: list[float] = []
     for position in range(1, STREAMS + 1):
         _restore(base, pristine)
-        worktree = root / ".coditect" / "worktrees" / "bench" / f"s{position}" / "app"
-        ok, out = _commit(worktree, f"s{position}/work.txt", "FAIL_GATE\n", "feat: breaks the gate")
-        assert ok, out
-        prs.open_all(Project(root), "bench")
+        _break(root, position, "FAIL_GATE")
         seconds, reported, _counted, left = _checkpoint(root, counter)
         assert left == [position], left
         by_position[position] = reported
