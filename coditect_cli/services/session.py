@@ -11,7 +11,9 @@ Files under ``<git-common-dir>/coditect/`` (shared by every worktree of the proj
 - ``agents/<phase>/<stream>.events``: what the agent reported about itself (hooks, notify; see
   :mod:`coditect_cli.agents.events`), with ``.held`` (messages wait for it), ``.flush`` (the command
   delivering them), ``.settings.json`` (Claude Code's ``--settings``) and ``.env`` (0600: the variables the
-  agent needs from the launching environment) next to it.
+  agent needs from the launching environment) next to it;
+- ``cache/worktree-status.json``: each worktree's last ``git status`` and the digest of the state it held for
+  (see :mod:`coditect_cli.adapters.worktree_state`); deleting it only costs time.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ def log_path(common: Path, phase: str, stream: str) -> Path:
 def agent_file(common: Path, phase: str, stream: str, suffix: str = ".events") -> Path:
     """``stream``'s agent files: ``.events`` (default), ``.held``, ``.flush``, ``.settings.json``, ``.env``."""
     return common / "coditect" / AGENTS_DIR / phase / f"{stream}{suffix}"
+
+
+def status_cache_path(common: Path) -> Path:
+    """Where the worktrees' last ``git status`` results are kept (:func:`coditect_cli.services.streams.read_works`)."""
+    return common / "coditect" / "cache" / "worktree-status.json"
 
 
 def project_name(manifest: Manifest, project: Project) -> str:

@@ -17,7 +17,7 @@ from coditect_cli.domain.launch import PaneState, ordered_streams, panes_by_stre
 from coditect_cli.domain.manifest import Manifest
 from coditect_cli.errors import CoditectError, Location, Problem, RefusedError, UnavailableError
 from coditect_cli.project import Project
-from coditect_cli.services.session import log_path, phase_session
+from coditect_cli.services.session import log_path, phase_session, status_cache_path
 
 if TYPE_CHECKING:
     from coditect_cli.adapters.tmux import Tmux
@@ -205,35 +205,20 @@ def read_work(repo: str, path: Path, *, list_commits: bool = False) -> WorktreeW
     branch and no remote-tracking branch.
     """
     from coditect_cli.adapters import proc
+    from coditect_cli.adapters.worktree_state import git_status
 
     if not (path / ".git").exists():
         return WorktreeWork(repo, path, exists=False)
     git = ["git", "-C", str(path)]
-    out = proc.run([*git, "status", "--porcelain=v2", "--branch", "--untracked-files=all"]).stdout
-    branch: str | None = None
-    upstream: str | None = None
-    ahead = 0
-    changes: list[str] = []
-    for line in out.splitlines():
-        if line.startswith("# branch.head "):
-            head = line.removeprefix("# branch.head ")
-            branch = None if head == "(detached)" else head
-        elif line.startswith("# branch.upstream "):
-            upstream = line.removeprefix("# branch.upstream ")
-        elif line.startswith("# branch.ab "):
-            ahead = int(line.split()[2].lstrip("+"))
-        elif line.startswith("? "):
-            changes.append(f"?? {line[2:]}")
-        elif line[:2] in {"1 ", "2 ", "u "}:
-            parts = line.split(" ", {"1": 8, "2": 9, "u": 10}[line[0]])
-            changes.append(f"{parts[1].replace('.', ' ')} {parts[-1].split(chr(9))[0]}")
+    state = git_status(path)
+    branch, upstream = state.branch, state.upstream
     commits: tuple[str, ...] = ()
     fmt = "--format=%h %s"
     if upstream is not None:
-        unpushed = ahead
-        if list_commits and ahead:
+        unpushed = state.ahead
+        if list_commits and state.ahead:
             commits = tuple(proc.run([*git, "log", fmt, "@{upstream}..HEAD"]).stdout.splitlines())
-    elif "# branch.oid (initial)" in out:
+    elif state.initial:
         unpushed = 0
     else:
         exclude = [f"--exclude={branch}"] if branch else []
@@ -242,7 +227,20 @@ def read_work(repo: str, path: Path, *, list_commits: bool = False) -> WorktreeW
         unpushed = len(commits)
         if not list_commits:
             commits = ()
-    return WorktreeWork(repo, path, True, branch, upstream, tuple(changes), unpushed, commits)
+    return WorktreeWork(repo, path, True, branch, upstream, state.changes, unpushed, commits)
+
+
+def read_works(items: list[tuple[str, Path]], common: Path) -> list[WorktreeWork]:
+    """:func:`read_work` (without the commit list) of many worktrees (repository id, path), in order, with
+    git processes per repository, not per worktree: see :mod:`coditect_cli.adapters.worktree_state`. Each
+    worktree's last ``git status`` is kept in ``common``'s status cache and reused while it provably holds."""
+    from coditect_cli.adapters.worktree_state import read_many
+
+    readings = read_many([path for _, path in items], status_cache_path(common))
+    return [
+        WorktreeWork(repo, r.path, r.exists, r.branch, r.upstream, r.changes, r.unpushed)
+        for (repo, _), r in zip(items, readings, strict=True)
+    ]
 
 
 def _worktrees(project: Project, manifest: Manifest) -> dict[str, list[tuple[str, Path]]]:
@@ -289,9 +287,7 @@ def _panes(tmux: Tmux, session: str) -> tuple[list[PaneState], str | None]:
 def status(project: Project, phase: str | None, *, socket: str | None = None) -> StatusResult:
     """Every stream's agent (its state), pane (alive or dead, command, cwd, idle time) and worktrees (branch,
     uncommitted and unpushed counts). One ``list-panes -a`` call, one tmux process capturing every screen,
-    and the worktrees read in parallel."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    and the worktrees read by :func:`read_works` (a few git processes per repository)."""
     from coditect_cli.adapters.tmux import Tmux
     from coditect_cli.services.agents import _held_counts, read_states
 
@@ -326,10 +322,8 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
                 )
     worktrees = _worktrees(project, s.manifest)
     pairs = [(st, repo, path) for st in streams if st not in remote for repo, path in worktrees[st]]
-    with ThreadPoolExecutor(max_workers=min(8, len(pairs) or 1)) as pool:
-        works = list(pool.map(lambda p: read_work(p[1], p[2]), pairs))
     by_stream: dict[str, list[WorktreeWork]] = {}
-    for (st, _, _), work in zip(pairs, works, strict=True):
+    for (st, _, _), work in zip(pairs, read_works([(r, p) for _, r, p in pairs], s.common), strict=True):
         by_stream.setdefault(st, []).append(work)
     now = time.time()
     out: list[StreamStatus] = []
