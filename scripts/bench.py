@@ -208,6 +208,7 @@ BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "forge": _lazy("bench_forge", "bench_forge"),
     "launch": _lazy("bench_launch", "bench_launch"),
     "agents": _lazy("bench_agents", "bench_agents"),
+    "status": _lazy("bench_status", "bench_status"),
     "day": _lazy("bench_day", "bench_day"),
     "gating": _lazy("bench_gating", "bench_gating"),
     "guard": _lazy("bench_guard", "bench_guard"),

@@ -6,6 +6,7 @@ Read-only helpers read everything they need in one process per repository (one `
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -356,6 +357,15 @@ def common_dir(repo: Path) -> Path:
     """The repository's git common dir, absolute (cached per process)."""
     key = repo.resolve()
     if key not in _commons:
-        found = Path(Git(repo).out("rev-parse", "--git-common-dir"))
-        _commons[key] = found if found.is_absolute() else (repo / found).resolve()
+        from coditect_cli.adapters.worktree_state import layout
+
+        # The top of a work tree says where its git dirs are (a `.git` directory, or a `gitdir:` file and
+        # its `commondir`): no git process. Anything else (a subdirectory, GIT_DIR set) asks git.
+        plain = (repo / ".git").exists() and not {"GIT_DIR", "GIT_COMMON_DIR"} & os.environ.keys()
+        lay = layout(repo) if plain else None
+        if lay is not None:
+            _commons[key] = lay.common.resolve()
+        else:
+            found = Path(Git(repo).out("rev-parse", "--git-common-dir"))
+            _commons[key] = found if found.is_absolute() else (repo / found).resolve()
     return _commons[key]

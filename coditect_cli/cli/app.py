@@ -6,7 +6,7 @@ import contextlib
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -112,20 +112,52 @@ def _wants_json(args: list[str], app_ctx: AppContext) -> bool:
     return "--json" in options
 
 
+def _click_command(args: list[str]) -> Any:
+    """The click command that runs ``args``, with only the top-level command or group they name in it.
+
+    typer builds a click command by resolving every parameter of every command it holds; building some 80
+    commands to run one costs more than the rest of a short command's start-up. Arguments that name no
+    command (``--help``, ``--version``, a typo that wants suggestions) get the whole tree.
+    """
+    import copy
+
+    words = [a for a in _positionals(args) if not a.startswith("-")][:1]
+    name = words[0] if words else None
+    commands = [
+        c
+        for c in app.registered_commands
+        if (c.name or typer.main.get_command_name(getattr(c.callback, "__name__", ""))) == name
+    ]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not commands and not groups:
+        return typer.main.get_command(app)
+    one = copy.copy(app)
+    one.registered_commands = commands
+    one.registered_groups = groups
+    return typer.main.get_command(one)
+
+
+def _positionals(args: list[str]) -> list[str]:
+    """``args`` without the global ``--root PATH`` (whose value looks like a command word)."""
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--root":
+            skip = True
+        else:
+            out.append(arg)
+    return out
+
+
 def _command_name(args: list[str], app_ctx: AppContext) -> str:
     """The command the arguments name (``sync morning``), also when parsing them failed."""
     if app_ctx.command != "coditect":
         return app_ctx.command
     group: object = typer.main.get_command(app)
     words: list[str] = []
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-            continue
-        if arg == "--root":
-            skip = True
-            continue
+    for arg in _positionals(args):
         if arg.startswith("-"):
             continue
         commands = getattr(group, "commands", None)  # a click Group (typer may vendor click)
@@ -216,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     app_ctx = AppContext(json=_wants_json(args, AppContext()))
     try:
-        result = typer.main.get_command(app).main(
+        result = _click_command(args).main(
             args=args, prog_name="coditect", standalone_mode=False, obj=app_ctx
         )
         code = result if isinstance(result, int) else 0

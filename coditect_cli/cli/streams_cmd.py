@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from coditect_cli.cli.context import DryRunOpt, JsonOpt, PhaseArg, use
 from coditect_cli.domain.limits import MAX_DAY
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 streams = typer.Typer(help="Set up and run the workstreams of a phase.", no_args_is_help=True)
 
@@ -118,12 +121,17 @@ def status(
     ctx: typer.Context, phase: PhaseArg = None, socket: SocketOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Every stream's pane (alive, or dead with its exit status; command; cwd; idle time) and worktrees."""
-    from coditect_cli.render.streams import print_status
     from coditect_cli.services import streams as svc
 
     app = use(ctx, as_json)
     result = svc.status(app.project(), phase, socket=socket)
-    app.emit("streams status", result.to_json(), lambda c: print_status(c, result))
+
+    def human(console: Console) -> None:
+        from coditect_cli.render.streams import print_status  # rich's markup: only for the human form
+
+        print_status(console, result)
+
+    app.emit("streams status", result.to_json(), human)
 
 
 @streams.command("attach")

@@ -10,6 +10,7 @@ import datetime as _dt
 import posixpath
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, NewType, Union
 
 from pydantic import (
@@ -714,3 +715,8 @@ def pairs_by_repo(pairs: Iterable[Pair]) -> dict[str, list[Pair]]:
     for pair in pairs:
         out.setdefault(pair.repo.id, []).append(pair)
     return out
+
+
+def worktree_path(manifest: Manifest, root: Path, pair: Pair) -> Path:
+    """Where ``pair``'s worktree lives: ``<root>/<worktrees>/<phase>/<stream>/<repo>``."""
+    return root / manifest.worktrees / manifest.phase / pair.stream.id / pair.repo.id

@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from coditect_cli.domain.codeowners import CodeownersFile
-from coditect_cli.domain.manifest import Manifest, Pair, RepoId, StreamId
+from coditect_cli.domain.manifest import Manifest, RepoId, StreamId
+from coditect_cli.domain.manifest import worktree_path as worktree_path  # its home before; kept for importers
 from coditect_cli.domain.repo import RepoState
 
 CODEOWNERS_PATH = ".github/CODEOWNERS"
@@ -152,11 +153,6 @@ def steps_by_repo(steps: Iterable[Step]) -> dict[str, list[Step]]:
     for step in steps:
         out.setdefault(step.repo, []).append(step)
     return out
-
-
-def worktree_path(manifest: Manifest, root: Path, pair: Pair) -> Path:
-    """Where ``pair``'s worktree lives: ``<root>/<worktrees>/<phase>/<stream>/<repo>``."""
-    return root / manifest.worktrees / manifest.phase / pair.stream.id / pair.repo.id
 
 
 def build_plan(

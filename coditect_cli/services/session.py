@@ -102,10 +102,10 @@ class PhaseSession:
 
 def phase_session(project: Project, phase: str | None, socket: str | None) -> PhaseSession:
     """The session of ``phase`` (loads its manifest; ``socket`` as for :func:`resolve_socket`)."""
+    from coditect_cli.adapters.git import common_dir
     from coditect_cli.services.manifest import load
-    from coditect_cli.services.setup import project_common_dir
 
     manifest = load(project, phase).manifest
-    common = project_common_dir(project)
+    common = common_dir(project.root)  # services.setup's project_common_dir, without importing setup
     sock = resolve_socket(common, manifest.phase, socket)
     return PhaseSession(manifest, common, session_name(project_name(manifest, project), manifest.phase), sock)

@@ -244,7 +244,7 @@ def read_works(items: list[tuple[str, Path]], common: Path) -> list[WorktreeWork
 
 
 def _worktrees(project: Project, manifest: Manifest) -> dict[str, list[tuple[str, Path]]]:
-    from coditect_cli.domain.plan import worktree_path
+    from coditect_cli.domain.manifest import worktree_path
 
     out: dict[str, list[tuple[str, Path]]] = {}
     for pair in manifest.pairs():

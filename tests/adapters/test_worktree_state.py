@@ -150,3 +150,18 @@ def test_git_processes_per_repository_do_not_grow_with_the_worktrees(
     two, six = git_commands([paths[0], paths[2]]), git_commands(paths)  # each with a branch without upstream
     assert len(two) == len(six) <= 3  # for-each-ref, config, rev-list (branches without upstream)
     assert not any(" status " in c for c in six)
+
+
+def test_common_dir_read_from_the_git_files_is_the_one_git_names(project: Project) -> None:
+    from coditect_cli.adapters.git import common_dir
+
+    git_in(
+        project.repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(project.repo), "sub"
+    )
+    checkouts = [project.repo, project.trees["local"], project.repo / "sub", project.repo / "src"]
+    expected = [
+        Path(git_in(p, "rev-parse", "--path-format=absolute", "--git-common-dir")).resolve()
+        for p in checkouts
+    ]
+    assert [common_dir(p) for p in checkouts] == expected
+    assert expected[0] == expected[1] == (project.repo / ".git").resolve() != expected[2]
