@@ -5,6 +5,7 @@ over 1 and over 10 repositories, against the Python start-up baseline, interleav
     python3 scripts/bench_status.py                 # 5 runs per point, medians
     python3 scripts/bench_status.py --runs 3 --json
     CODITECT_BENCH_STATUS_SIZES=10,50 python3 scripts/bench_status.py
+    CODITECT_BENCH_BEFORE=/path/to/older/checkout python3 scripts/bench_status.py   # and that code, interleaved
 
 The projects: one repository (the sandbox's superproject, `streams setup` without push: no branch has an
 upstream) and ten repositories (scripts/bench_day.py's superproject and 9 submodules with bare origins,
@@ -21,6 +22,9 @@ a private tmux server. Per point:
   (target: constant in the number of streams; at most one capture-pane per pane). Warm: the worktrees'
   kept statuses are valid (nothing changed since the last call); cold: the kept statuses deleted first,
   so every worktree gets its `git status` once.
+
+With `CODITECT_BENCH_BEFORE` naming another checkout of coditect (e.g. `git worktree add /tmp/before
+<commit>`), its `streams status --json` is timed too, in the same interleaved loop, with its processes.
 """
 
 from __future__ import annotations
@@ -123,10 +127,12 @@ def _git_dir_of(where: Path) -> str:
     return "?"
 
 
-def _count(root: Path, argv: list[str], shim_dir: Path, logs: dict[str, Path]) -> dict[str, object]:
+def _count(
+    root: Path, argv: list[str], shim_dir: Path, logs: dict[str, Path], base: dict[str, str] | None = None
+) -> dict[str, object]:
     for log in logs.values():
         log.write_text("")
-    env = {**os.environ, "PATH": f"{shim_dir}{os.pathsep}{os.environ['PATH']}"}
+    env = {**(base or os.environ), "PATH": f"{shim_dir}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(argv, cwd=root, env=env, capture_output=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{argv} failed: {done.stderr.decode()}")
@@ -148,6 +154,13 @@ def _count(root: Path, argv: list[str], shim_dir: Path, logs: dict[str, Path]) -
     }
 
 
+def _env(checkout: str | None) -> dict[str, str] | None:
+    """The environment running the coditect of ``checkout`` (None: this one)."""
+    if checkout is None:
+        return None
+    return {**os.environ, "PYTHONPATH": checkout}
+
+
 def _point(root: Path, phase: str, socket: str, runs: int, workdir: Path, repos: int) -> Row:
     from coditect_cli.project import Project
     from coditect_cli.services import streams as svc
@@ -162,10 +175,16 @@ def _point(root: Path, phase: str, socket: str, runs: int, workdir: Path, repos:
     _timed(argv, root)
     shim_dir, logs = _shims(workdir)
     warm = _count(root, argv, shim_dir, logs)
+    before = os.environ.get("CODITECT_BENCH_BEFORE")
+    if before:
+        _timed(argv, root, _env(before))
+        before_counts = _count(root, argv, shim_dir, logs, _env(before))
     walls: list[float] = []
     cpus: list[float] = []
     base_walls: list[float] = []
     base_cpus: list[float] = []
+    old_walls: list[float] = []
+    old_cpus: list[float] = []
     for _ in range(runs):
         wall, cpu = _timed(BASELINE, root)
         base_walls.append(wall)
@@ -173,6 +192,10 @@ def _point(root: Path, phase: str, socket: str, runs: int, workdir: Path, repos:
         wall, cpu = _timed(argv, root)
         walls.append(wall)
         cpus.append(cpu)
+        if before:
+            wall, cpu = _timed(argv, root, _env(before))
+            old_walls.append(wall)
+            old_cpus.append(cpu)
     inproc: list[float] = []
     cwd = os.getcwd()
     os.chdir(root)
@@ -187,6 +210,16 @@ def _point(root: Path, phase: str, socket: str, runs: int, workdir: Path, repos:
     cold = _count(root, argv, shim_dir, logs)
     wall, base = statistics.median(walls), statistics.median(base_walls)
     cpu, base_cpu = statistics.median(cpus), statistics.median(base_cpus)
+    compared: Row = {}
+    if before:
+        old_wall, old_cpu = statistics.median(old_walls), statistics.median(old_cpus)
+        compared = {
+            "before_seconds": round(old_wall, 3),
+            "before_ratio": round(old_wall / base, 2),
+            "before_cpu_seconds": round(old_cpu, 3),
+            "before_cpu_ratio": round(old_cpu / base_cpu, 2),
+            "before_processes": before_counts,
+        }
     return {
         "benchmark": "status",
         "case": f"streams status --json, {size} streams over {repos} repositories ({phase})",
@@ -199,6 +232,7 @@ def _point(root: Path, phase: str, socket: str, runs: int, workdir: Path, repos:
         "in_process_seconds": round(statistics.median(inproc), 3),
         "warm_processes": warm,
         "cold_processes": cold,
+        **compared,
         "target": f"<= {TARGET_RATIO:g}x baseline",
         "ok": wall / base <= TARGET_RATIO,
     }

@@ -7,6 +7,7 @@ Codex and aider as they render them.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -22,7 +23,7 @@ _DIALOGS = (
     re.compile(r"Welcome to Codex.*|Sign in with ChatGPT.*"),  # codex's first run (no login yet)
 )
 _APPROVAL = re.compile(
-    r"Do you want to (?:proceed|make this edit|create|allow|run)[^?]*\?"
+    r"Do you want to (?:proceed|make this edit|create|allow|run)[^?\n]*\?"
     r"|Would you like to run the following command\?|Allow command\?|\(Y\)es/\(N\)o"
 )
 _WORKING = re.compile(r"esc to interrupt|Esc to interrupt|ctrl\+c to interrupt", re.IGNORECASE)
@@ -42,17 +43,23 @@ class ScreenSignal:
 
 def visible_lines(screen: str) -> list[str]:
     """The screen's non-empty lines, box-drawing borders removed, spaces squeezed."""
+    return list(_visible(screen))
+
+
+@functools.lru_cache(maxsize=4)
+def _visible(screen: str) -> tuple[str, ...]:
+    # Cached: a pane's state and its last line both read the same screen.
     out: list[str] = []
     for line in screen.splitlines():
         clean = " ".join(line.translate(_BOX).split())
         if clean:
             out.append(clean)
-    return out
+    return tuple(out)
 
 
 def last_line(screen: str) -> str | None:
     """The last meaningful line of the screen (rules and prompt-only lines skipped), at most 200 chars."""
-    for line in reversed(visible_lines(screen)):
+    for line in reversed(_visible(screen)):
         if _RULE.match(line) or _TMUX_DEAD.match(line) or line in {">", "❯", "$", "#"}:
             continue
         return line[:200]
@@ -61,17 +68,18 @@ def last_line(screen: str) -> str | None:
 
 def read_screen(screen: str) -> ScreenSignal:
     """Classify the live screen of an agent's pane."""
-    lines = visible_lines(screen)
+    lines = _visible(screen)
+    # Each pattern searched once over the lines joined (no pattern crosses a newline): the first match is in
+    # the first line that matches, as line by line.
+    text = "\n".join(lines)
     for pattern in _DIALOGS:
-        for line in lines:
-            m = pattern.search(line)
-            if m:
-                return ScreenSignal("dialog", line[:200])
-    for i, line in enumerate(lines):
-        m = _APPROVAL.search(line)
+        m = pattern.search(text)
         if m:
-            return ScreenSignal("approval", _question(lines, i))
-    if any(_WORKING.search(line) for line in lines[-8:]):
+            return ScreenSignal("dialog", lines[text.count("\n", 0, m.start())][:200])
+    m = _APPROVAL.search(text)
+    if m:
+        return ScreenSignal("approval", _question(list(lines), text.count("\n", 0, m.start())))
+    if _WORKING.search("\n".join(lines[-8:])):
         return ScreenSignal("working")
     return ScreenSignal("none")
 

@@ -287,17 +287,25 @@ def _panes(tmux: Tmux, session: str) -> tuple[list[PaneState], str | None]:
 def status(project: Project, phase: str | None, *, socket: str | None = None) -> StatusResult:
     """Every stream's agent (its state), pane (alive or dead, command, cwd, idle time) and worktrees (branch,
     uncommitted and unpushed counts). One ``list-panes -a`` call, one tmux process capturing every screen,
-    and the worktrees read by :func:`read_works` (a few git processes per repository)."""
+    and the worktrees read by :func:`read_works` (a few git processes per repository), beside the panes."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from coditect_cli.adapters.tmux import Tmux
     from coditect_cli.services.agents import _held_counts, read_states
 
     s = phase_session(project, phase, socket)
+    remote: dict[str, str | None] = {st.id: st.host for st in s.manifest.streams if st.host}
+    streams = [st.id for st in ordered_streams(s.manifest)]
+    worktrees = _worktrees(project, s.manifest)
+    pairs = [(st, repo, path) for st in streams if st not in remote for repo, path in worktrees[st]]
+    # git and tmux both mostly wait on their processes: the worktrees are read while the panes are.
+    pool = ThreadPoolExecutor(max_workers=1)
+    works = pool.submit(read_works, [(r, p) for _, r, p in pairs], s.common)
+    pool.shutdown(wait=False)
     tmux = Tmux(s.socket)
     panes, unavailable = _panes(tmux, s.name)
     rows = panes_by_stream(panes)
-    streams = [st.id for st in ordered_streams(s.manifest)]
     held = _held_counts(s)
-    remote: dict[str, str | None] = {st.id: st.host for st in s.manifest.streams if st.host}
     local = [st for st in streams if st not in remote]
     states = read_states(s, tmux, rows, local, held) if rows else {}
     unreachable: dict[str, str] = {}  # remote stream -> why its host could not be read
@@ -320,10 +328,8 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
                         events_of=entry.events,
                     )
                 )
-    worktrees = _worktrees(project, s.manifest)
-    pairs = [(st, repo, path) for st in streams if st not in remote for repo, path in worktrees[st]]
     by_stream: dict[str, list[WorktreeWork]] = {}
-    for (st, _, _), work in zip(pairs, read_works([(r, p) for _, r, p in pairs], s.common), strict=True):
+    for (st, _, _), work in zip(pairs, works.result(), strict=True):
         by_stream.setdefault(st, []).append(work)
     now = time.time()
     out: list[StreamStatus] = []
