@@ -13,33 +13,52 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from coditect_cli.adapters import proc
+from coditect_cli.adapters.memo import Memo, is_object_id
 
 _HEADER = re.compile(r"([0-9a-f]{40,64} [0-9a-f]{40,64})\n")
+_CHANGED: Memo[tuple[str, str, str], tuple[str, ...]] = Memo(8192)
+"""What merging a head into a base changes, by (repository, base commit, head commit)."""
 
 
 def changed_since(repo: Path, base: str, heads: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """For each of ``heads`` (verified refs), the paths merging it into ``base`` would change."""
+    """For each of ``heads`` (verified refs), the paths merging it into ``base`` would change.
+
+    Given as commit ids, a pair answered before in this process is not computed again (:data:`_CHANGED`).
+    """
     if not heads:
         return {}
     from coditect_cli.adapters.mergetree import merge_tree_batch, scratch_objects
     from coditect_cli.errors import CommandFailed
 
+    out: dict[str, tuple[str, ...]] = {}
+    for head in heads:
+        found = _CHANGED.get((str(repo), base, head))
+        if found is not None:
+            out[head] = found
+    missing = list(dict.fromkeys(h for h in heads if h not in out))
+    if not missing:
+        return out
     with scratch_objects(repo) as scratch:
-        merged = merge_tree_batch(repo, [(base, head) for head in heads], scratch=scratch)
+        # The base merged with itself comes last: its tree is the base's own (no ``rev-parse`` needed).
+        merged = merge_tree_batch(repo, [*((base, head) for head in missing), (base, base)], scratch=scratch)
         failed = next((m for m in merged if m.tree is None), None)
         if failed is not None:
             raise CommandFailed(
                 ["git", "merge-tree", failed.ours, failed.theirs], 1, failed.error or "no tree", cwd=str(repo)
             )
-        base_tree = proc.run(["git", "-C", str(repo), "rev-parse", f"{base}^{{tree}}"]).stdout.strip()
-        headers = [f"{base_tree} {m.tree}" for m in merged]
-        out = proc.run(
+        base_tree = merged[-1].tree
+        headers = [f"{base_tree} {m.tree}" for m in merged[:-1]]
+        listed = proc.run(
             ["git", "-C", str(repo), "diff-tree", "-r", "--name-only", "-z", "--no-renames", "--stdin"],
             input="".join(h + "\n" for h in headers),
             env=scratch.env,
         ).stdout
-    by_header = _paths_by_header(out)
-    return {head: tuple(by_header.get(header, [])) for head, header in zip(heads, headers, strict=True)}
+    by_header = _paths_by_header(listed)
+    for head, header in zip(missing, headers, strict=True):
+        out[head] = tuple(by_header.get(header, []))
+        if is_object_id(base) and is_object_id(head):
+            _CHANGED.put((str(repo), base, head), out[head])
+    return out
 
 
 def _paths_by_header(out: str) -> dict[str, list[str]]:

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coditect_cli.adapters import proc
+from coditect_cli.adapters.memo import Memo, is_object_id
 
 _RS, _US = "\x1e", "\x1f"
+_GRAPHS: Memo[tuple[str, tuple[str, ...]], dict[str, LoggedCommit]] = Memo(64)
 
 
 @dataclass(frozen=True)
@@ -76,3 +78,20 @@ def common_base(repo: Path, tips: Sequence[str]) -> str | None:
         return None
     done = proc.run(["git", "-C", str(repo), "merge-base", "--octopus", *tips], check=False)
     return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def between(repo: Path, tips: Sequence[str]) -> dict[str, LoggedCommit]:
+    """Every commit reachable from the commit ids ``tips`` but not from their common base (empty for fewer
+    than two distinct tips), newest first. The same tips again in this process: the same graph, not read
+    again (shared: callers must not change it)."""
+    ids = tuple(sorted(set(tips)))
+    if len(ids) < 2:
+        return {}
+    key = (str(repo), ids)
+    graph = _GRAPHS.get(key)
+    if graph is None:
+        base = common_base(repo, ids)
+        graph = history(repo, ids, [base] if base else [])
+        if all(is_object_id(t) for t in ids):  # a ref name may move: only ids make a key
+            _GRAPHS.put(key, graph)
+    return graph

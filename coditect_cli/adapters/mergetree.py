@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coditect_cli.adapters import proc
+from coditect_cli.adapters.memo import Memo, is_object_id
 from coditect_cli.adapters.scratch import scratch_dir, sweep
 from coditect_cli.domain.conflicts import MergeMessage, MergeResult
 from coditect_cli.errors import CommandFailed
@@ -36,6 +37,8 @@ from coditect_cli.errors import CommandFailed
 __all__ = ["MergeMessage", "MergeResult", "MergeTreeFormatError", "merge_tree_batch", "verify_refs"]
 
 _HEX = frozenset("0123456789abcdef")
+_MERGES: Memo[tuple[str, str, str], MergeResult] = Memo(8192)
+"""Merges of two commits by (repository, ours, theirs): the same two commits always merge the same way."""
 
 
 class MergeTreeFormatError(ValueError):
@@ -200,9 +203,32 @@ def merge_tree_batch(
             raise ValueError(f"cannot feed {ours!r} {theirs!r} to git merge-tree --stdin")
     repo = Path(repo_path)
     if scratch is not None or keep_objects:
-        return _merge_batch(repo, pairs, scratch or Scratch({}, ()))
-    with scratch_objects(repo) as own:
-        return _merge_batch(repo, pairs, own)
+        # The caller reads the merged trees afterwards: they must be in its object directory, so merge.
+        results = _merge_batch(repo, pairs, scratch or Scratch({}, ()))
+        _remember(repo, results)
+        return results
+    # Only verdicts are wanted: a pair of commits merged before (by any caller) is not merged again.
+    known = {pair: _MERGES.get((str(repo), *pair)) for pair in pairs}
+    missing = list(dict.fromkeys(pair for pair, found in known.items() if found is None))
+    if missing:
+        with scratch_objects(repo) as own:
+            merged = _merge_batch(repo, missing, own)
+        _remember(repo, merged)
+        known.update(zip(missing, merged, strict=True))
+    out: list[MergeResult] = []
+    for pair in pairs:
+        found = known[pair]
+        assert found is not None
+        out.append(found)
+    return out
+
+
+def _remember(repo: Path, results: Sequence[MergeResult]) -> None:
+    """Keep the merges of two commit ids that git completed (an error may not recur: a fetch brings the
+    missing object)."""
+    for r in results:
+        if r.error is None and is_object_id(r.ours) and is_object_id(r.theirs):
+            _MERGES.put((str(repo), r.ours, r.theirs), r)
 
 
 def _merge_batch(repo: Path, pairs: list[tuple[str, str]], scratch: Scratch) -> list[MergeResult]:

@@ -74,6 +74,8 @@ class LocalForge:
         self._store = store
         self._author = author
         self._fetched: set[Path] = set()
+        self._vouched: dict[Path, dict[str, str]] = {}  # origin's branches as refresh found them (read once)
+        self._read: dict[Path, dict[str, str]] = {}  # origin's branches as this forge last read them
         self.notes: list[str] = []
         self.moves: list[RefMove] = []
 
@@ -90,6 +92,10 @@ class LocalForge:
         if repo.path in self._fetched and not force:
             return
         self._fetched.add(repo.path)
+        self._vouched.pop(repo.path, None)
+        self._read.pop(repo.path, None)
+        if not force and self._up_to_date(repo):
+            return
         done = _git(
             repo.path, "fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin", check=False
         )
@@ -102,14 +108,36 @@ class LocalForge:
                 "using the origin branches last fetched"
             )
 
-    def _origin(self, repo: ForgeRepo) -> dict[str, str]:
-        refs = _git(repo.path, "for-each-ref", "--format=%(objectname) %(refname)", ORIGIN).stdout
-        out: dict[str, str] = {}
-        for line in refs.splitlines():
+    def _up_to_date(self, repo: ForgeRepo) -> bool:
+        """Whether a fetch would change nothing: origin is a repository on this machine (read directly, one
+        cheap process) whose every branch is where ``refs/remotes/origin/`` has it already. A fetch costs
+        several processes and writes; the autopilot asks every few seconds, and mostly nothing moved."""
+        where = _local_origin(repo)
+        if where is None:
+            return False
+        done = _git(where, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/", check=False)
+        if done.returncode != 0:
+            return False
+        ours = self._origin(repo)
+        for line in done.stdout.splitlines():
             sha, _, name = line.partition(" ")
-            out[name.removeprefix(ORIGIN)] = sha
-        out.pop("HEAD", None)
-        return out
+            if ours.get(name.removeprefix("refs/heads/")) != sha:
+                return False
+        self._vouched[repo.path] = ours  # what the caller's next read would find: it need not read again
+        return True
+
+    def _origin(self, repo: ForgeRepo) -> dict[str, str]:
+        """origin's branches (``refs/remotes/origin/*``) by name."""
+        out = self._vouched.pop(repo.path, None)
+        if out is None:
+            refs = _git(repo.path, "for-each-ref", "--format=%(objectname) %(refname)", ORIGIN).stdout
+            out = {}
+            for line in refs.splitlines():
+                sha, _, name = line.partition(" ")
+                out[name.removeprefix(ORIGIN)] = sha
+            out.pop("HEAD", None)
+        self._read[repo.path] = out
+        return dict(out)
 
     def _pr(self, record: PullRequestRecord, origin: dict[str, str] | None = None) -> PullRequest:
         if record.state == "open":
@@ -200,9 +228,13 @@ class LocalForge:
         files: dict[int, tuple[str, ...] | None] = {}
         mergeable: dict[int, bool | None] = {}
         open_prs = [p for p in prs if p.state == "open" and p.head_sha]
-        known = verify_refs(
-            repo.path, [f"{ORIGIN}{p.base}" for p in open_prs] + [p.head_sha or "" for p in open_prs]
-        )
+        # What this forge read from origin's branches just before (listing the PRs) needs no verifying.
+        read = self._read.get(repo.path, {})
+        tips = set(read.values())
+        known: dict[str, str | None] = {f"{ORIGIN}{name}": sha for name, sha in read.items()}
+        known.update((sha, sha) for sha in tips)
+        asked = [f"{ORIGIN}{p.base}" for p in open_prs] + [p.head_sha or "" for p in open_prs]
+        known.update(verify_refs(repo.path, [r for r in asked if r not in known]))
         for base in dict.fromkeys(p.base for p in open_prs):
             base_ref = f"{ORIGIN}{base}"
             group = [
@@ -211,8 +243,10 @@ class LocalForge:
             if not group:
                 continue
             heads = [p.head_sha or "" for p in group]
-            changed = changed_since(repo.path, base_ref, heads)
-            merges = merge_tree_batch(repo.path, [(base_ref, h) for h in heads])
+            # By commit ids: merges this process made before (the phase's facts, the last pass) are reused.
+            base_id = known[base_ref] or base_ref
+            changed = changed_since(repo.path, base_id, heads)
+            merges = merge_tree_batch(repo.path, [(base_id, h) for h in heads])
             for pr, result in zip(group, merges, strict=True):
                 files[pr.number] = changed.get(pr.head_sha or "", ())
                 mergeable[pr.number] = None if result.error else result.clean
@@ -363,6 +397,7 @@ class LocalForge:
                 hint="if origin's branch moved meanwhile, run the merge again: it is computed afresh",
             ) from None
         self.moves.append((repo.id, f"{ORIGIN}{branch}", old, new))
+        self._read.pop(repo.path, None)
 
     def _advance_local(self, repo: ForgeRepo, branch: str, old: str, new: str) -> None:
         """Fast-forward the local ``branch`` too, unless a worktree has it checked out or it diverged."""
@@ -429,6 +464,19 @@ class LocalForge:
 
 
 # ------------------------------------------------------------------------------------------------ git helpers
+
+
+def _local_origin(repo: ForgeRepo) -> Path | None:
+    """Origin's directory when origin is a repository on this machine (a path or a ``file://`` URL)."""
+    url = repo.origin_url or ""
+    if url.startswith("file://"):
+        url = url.removeprefix("file://")
+    elif "://" in url or (":" in url.split("/", 1)[0]):
+        return None  # another host (ssh://, https://, user@host:path)
+    if not url:
+        return None
+    path = Path(url) if Path(url).is_absolute() else repo.path / url
+    return path if path.is_dir() else None
 
 
 def merge_message(title: str, body: str) -> str:

@@ -8,6 +8,7 @@ out every pair that cannot conflict), and one ``merge-tree --stdin`` runs the me
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -68,18 +69,24 @@ def predict_repo(
     checks: RepoChecks,
     prefer: RefSource = "local",
     graph: dict[str, LoggedCommit] | None = None,
+    known: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, str | None], list[MergeResult]]:
     """Resolve the branches of ``checks`` in the repository at ``repo_path`` and run its merges.
 
     One ``git log`` over every branch first tells which pairs cannot conflict (see :func:`may_conflict`);
     only the others go to ``merge-tree``. With 50 branches that touch their own paths, that is a handful of
     merges instead of 1,275, at the same verdicts. A caller that has read that history already passes it as
-    ``graph``: every commit reachable from the branches' local and origin refs but not from their common base.
+    ``graph``: every commit reachable from the branches' local and origin refs but not from their common base;
+    one that has read the repository's refs (``for-each-ref`` of ``refs/heads`` and ``refs/remotes/origin``)
+    passes them as ``known`` (ref name -> commit id), and nothing is resolved again.
     """
     from coditect_cli.adapters.mergetree import merge_tree_batch, verify_refs
 
     branches = [lane.branch for lane in checks.all_lanes]
-    found = verify_refs(repo_path, [ref for b in branches for ref in candidates(b, prefer)])
+    wanted = [ref for b in branches for ref in candidates(b, prefer)]
+    found: Mapping[str, str | None] = (
+        {ref: known.get(ref) for ref in wanted} if known is not None else verify_refs(repo_path, wanted)
+    )
     refs = resolve_branches(found, branches, prefer)
     fed = fed_checks(checks, refs)
     pairs: list[tuple[str, str]] = []
@@ -92,7 +99,12 @@ def predict_repo(
         graph = history(repo_path, tips, [base] if (base := common_base(repo_path, tips)) else [])
     reach = {tip: ancestors(found[tip] or tip, graph) for tip in tips}
     merge = [pair for pair in pairs if may_conflict(*pair, graph, reach)]
-    merged = dict(zip(merge, merge_tree_batch(repo_path, merge), strict=True))
+    # Merged as commit ids (what the refs point at now): a merge made before in this process is reused.
+    ids = [(found[a] or a, found[b] or b) for a, b in merge]
+    merged = {
+        pair: replace(result, ours=pair[0], theirs=pair[1])
+        for pair, result in zip(merge, merge_tree_batch(repo_path, ids), strict=True)
+    }
     return refs, [merged.get(pair) or MergeResult(pair[0], pair[1], True) for pair in pairs]
 
 

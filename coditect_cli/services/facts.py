@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coditect_cli.adapters.history import LoggedCommit, common_base
+from coditect_cli.adapters.history import LoggedCommit, between
 from coditect_cli.adapters.history import ancestors as _ancestors
-from coditect_cli.adapters.history import history as _history
 from coditect_cli.domain.manifest import Manifest, Pair, RepoId, Repository
 from coditect_cli.domain.ownership import ownership
 from coditect_cli.domain.ownership_check import check_branch
@@ -154,12 +153,15 @@ def gather(
             for name in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}")
             if name in refs
         )
-        base = common_base(path, tips) if len(tips) > 1 else None
-        graph = _history(path, tips, [base] if base else []) if len(tips) > 1 else {}
+        # Read by commit ids: the same tips again (the autopilot's next pass) are not read again.
+        graph = between(path, [refs[t] for t in tips])
         graphs[repo.id] = graph
         on_integration = _ancestors(refs[int_ref], graph) if int_ref else set()
         existing = [h for h in heads.values() if h]
-        changes = changed_since(path, int_ref, existing) if int_ref and existing else {}
+        by_id = (
+            changed_since(path, refs[int_ref], [refs[h] for h in existing]) if int_ref and existing else {}
+        )
+        changes = {h: by_id[refs[h]] for h in existing if refs[h] in by_id}
         for pair in pairs:
             head = heads[pair.key]
             if head is None:
@@ -181,7 +183,7 @@ def gather(
                 shared=verdict.shared,
             )
         if repo.id in checks_by_repo:
-            _add_conflicts(path, checks_by_repo[repo.id], pairs, branches, graph)
+            _add_conflicts(path, checks_by_repo[repo.id], pairs, branches, graph, refs)
 
     def pr_views() -> PrListing | None:
         from coditect_cli.services.prs import list_prs
@@ -249,12 +251,13 @@ def _add_conflicts(
     pairs: list[Pair],
     branches: dict[str, BranchFacts],
     graph: dict[str, LoggedCommit],
+    known: dict[str, str],
 ) -> None:
     """Record on each branch the branches (or the integration branch) it is predicted to conflict with."""
     from coditect_cli.domain.conflicts import INTEGRATION, fed_checks
     from coditect_cli.services.conflicts import predict_repo
 
-    refs, results = predict_repo(path, checks, graph=graph)
+    refs, results = predict_repo(path, checks, graph=graph, known=known)
     by_label = {p.stream.id: p.key for p in pairs}
     for check, result in zip(fed_checks(checks, refs), results, strict=True):
         if not result.conflict:

@@ -73,6 +73,8 @@ def session(
 
     ``env`` replaces ``os.environ`` for token discovery and client settings (tests, the benchmark).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from coditect_cli.adapters import proc
     from coditect_cli.forge.local import LocalForge
     from coditect_cli.forge.select import open_forges
@@ -82,13 +84,16 @@ def session(
     checked = load_valid(project, phase, with_repos=False)  # tracked-file ownership is validate's business
     manifest = checked.loaded.manifest
     common = project_common_dir(project)
-    repos: dict[str, ForgeRepo] = {}
-    for repo in manifest.repositories:
-        path = (project.root / repo.path).resolve()
-        url = proc.run(
-            ["git", "-C", str(path), "config", "--get", "remote.origin.url"], check=False
-        ).stdout.strip()
-        repos[repo.id] = ForgeRepo(repo.id, path, url or None)
+    paths = {repo.id: (project.root / repo.path).resolve() for repo in manifest.repositories}
+
+    def origin_url(path: Path) -> str | None:
+        done = proc.run(["git", "-C", str(path), "config", "--get", "remote.origin.url"], check=False)
+        return done.stdout.strip() or None
+
+    # One git process per repository, side by side (they only wait on git).
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(paths)))) as pool:
+        urls = dict(zip(paths, pool.map(origin_url, paths.values()), strict=True))
+    repos = {rid: ForgeRepo(rid, path, urls[rid]) for rid, path in paths.items()}
     with (
         Store.open(common) as store,
         open_forges(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from helpers import git_in
 
-from coditect_cli.adapters.changes import changed_between
+from coditect_cli.adapters.changes import changed_between, changed_since
 
 
 def git(repo: Path, *args: str) -> str:
@@ -52,3 +52,34 @@ def test_changed_between_lists_the_differing_paths_and_none_for_unknown_commits(
     }
     assert changed_between(tmp_path / "nowhere", [(a, b)]) == {(a, b): None}
     assert changed_between(repo, []) == {}
+
+
+def test_answers_follow_the_commits_a_ref_points_at_now(tmp_path: Path, isolated_git: Path) -> None:
+    """Changes, merge verdicts and histories are kept per commit ids within a process: asked again after a
+    branch moved (by its new id or by its name), the answer is the new one, never the one kept."""
+    from coditect_cli.adapters.history import between
+    from coditect_cli.adapters.mergetree import merge_tree_batch
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    base = commit(repo, {"x.txt": "1\n"}, "base")
+    git(repo, "checkout", "-q", "-b", "feature")
+    first = commit(repo, {"a.txt": "feature\n"}, "a")
+    assert changed_since(repo, base, [first]) == {first: ("a.txt",)}
+    assert changed_since(repo, "main", ["feature"]) == {"feature": ("a.txt",)}
+    assert [r.clean for r in merge_tree_batch(repo, [(base, first), ("main", "feature")])] == [True, True]
+    assert set(between(repo, [base, first])) == {first}
+
+    second = commit(repo, {"b.txt": "feature\n"}, "b")
+    assert changed_since(repo, base, [first, second]) == {first: ("a.txt",), second: ("a.txt", "b.txt")}
+    assert changed_since(repo, "main", ["feature"]) == {"feature": ("a.txt", "b.txt")}
+    assert set(between(repo, [base, second])) == {first, second}
+
+    git(repo, "checkout", "-q", "main")
+    moved = commit(repo, {"a.txt": "main\n"}, "a on main")  # now merging the feature conflicts
+    (by_id,) = merge_tree_batch(repo, [(moved, second)])
+    (by_name,) = merge_tree_batch(repo, [("main", "feature")])
+    assert by_id.conflict and by_id.paths == ("a.txt",)
+    assert by_name.conflict and by_name.paths == ("a.txt",)
+    assert [r.clean for r in merge_tree_batch(repo, [(base, first)])] == [True]  # the old pair is still clean

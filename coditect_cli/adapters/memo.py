@@ -1,0 +1,51 @@
+"""Per-process memory of facts computed from commit ids.
+
+A merge of two given commits, the paths it changes, the history between given tips: each is a function of
+the object ids alone (objects never change), so a process that asks again (the autopilot, pass after pass;
+one command that reads the same merge for two reports) can keep the answer instead of starting git again.
+Keys always hold full object ids, never ref names: a ref that moves is a new key, so a cached answer is
+never stale. The memory is bounded (oldest entries go first) and safe to use from several threads.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+_OBJECT_ID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+
+
+def is_object_id(text: str) -> bool:
+    """Whether ``text`` is a full object id (SHA-1 or SHA-256), not a ref name or an abbreviation."""
+    return bool(_OBJECT_ID.match(text))
+
+
+class Memo(Generic[K, V]):
+    """A bounded map from keys made of object ids to what git answered for them."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
