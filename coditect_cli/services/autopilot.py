@@ -170,7 +170,10 @@ class Autopilot:
         from coditect_cli.state.journal_records import checkpoint_statuses
         from coditect_cli.state.store import Store
 
-        facts = gather(self.project, self.phase, socket=self.socket, watch=True, env=self.env)
+        # The agents' states come from the port below (one read of the panes per pass, not two).
+        facts = gather(
+            self.project, self.phase, socket=self.socket, watch=True, env=self.env, with_panes=False
+        )
         manifest = facts.manifest
         now = self.clock()
         agents = self.agents.states(manifest)

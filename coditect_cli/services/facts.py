@@ -9,6 +9,7 @@ batched conflict prediction. PRs come from the forge (one listing per repository
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -114,9 +115,11 @@ def gather(
     with_prs: bool = True,
     watch: bool = False,
     env: Mapping[str, str] | None = None,
+    with_panes: bool = True,
 ) -> PhaseFacts:
     """Read the phase's branches, PRs, panes, tasks and blockers (``watch``: the PRs' activity too, read as a
-    poller does: see :func:`coditect_cli.services.prs.list_prs`; ``env``: for the forge's token and settings)."""
+    poller does: see :func:`coditect_cli.services.prs.list_prs`; ``env``: for the forge's token and settings;
+    ``with_panes=False``: no panes nor agent states, for a caller that reads the agents itself)."""
     from coditect_cli.adapters.changes import changed_since
     from coditect_cli.domain.conflicts import plan_checks
     from coditect_cli.services.journal import interrupted_note
@@ -185,17 +188,25 @@ def gather(
         if repo.id in checks_by_repo:
             _add_conflicts(path, checks_by_repo[repo.id], pairs, branches, graph, refs)
 
+    repos_read = threading.Event()
+
     def pr_views() -> PrListing | None:
         from coditect_cli.services.prs import list_prs
 
-        return list_prs(project, manifest.phase, env=env, watch=watch) if with_prs else None
+        if not with_prs:
+            return None
+        # Its details wait for the repositories' merges (the same ones, reused by commit ids).
+        return list_prs(project, manifest.phase, env=env, watch=watch, before_details=repos_read.wait)
 
     # The repositories are independent and mostly wait on git: read them side by side. The PR listing runs
-    # in its own thread too (it opens its own store connection there).
+    # in its own thread too (it opens its own store connection there), reading origin meanwhile.
     with ThreadPoolExecutor(max_workers=min(8, len(manifest.repositories) + 1)) as pool:
         listing_job = pool.submit(pr_views)
-        for job in [pool.submit(one_repo, r) for r in manifest.repositories]:
-            job.result()
+        try:
+            for job in [pool.submit(one_repo, r) for r in manifest.repositories]:
+                job.result()
+        finally:
+            repos_read.set()
         listing = listing_job.result()
     branches = {p.key: branches[p.key] for p in manifest.pairs() if p.key in branches}  # manifest order
 
@@ -217,7 +228,7 @@ def gather(
         spend = phase_spend(store, manifest.phase)
     if interrupted is not None:
         notes.append(interrupted)
-    panes, session = _panes(project, manifest, common, socket)
+    panes, session = _panes(project, manifest, common, socket) if with_panes else ({}, False)
     agents = _agents(project, manifest, common, socket, panes) if panes else {}
     return PhaseFacts(
         manifest,

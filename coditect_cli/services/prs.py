@@ -9,7 +9,7 @@ something journal a run and their events (``kind = "pr"``, plus every ref they m
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -432,14 +432,25 @@ def _order(manifest: Manifest) -> dict[tuple[str, str], int]:
 
 
 def list_prs(
-    project: Project, phase: str | None, *, env: Mapping[str, str] | None = None, watch: bool = False
+    project: Project,
+    phase: str | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    watch: bool = False,
+    before_details: Callable[[], object] | None = None,
 ) -> PrListing:
     """Every PR into the phase's integration branch of every repository: one list and one details batch each
-    (``watch``: for a poller, the open PRs' activity too, and no request counted when nothing changed)."""
+    (``watch``: for a poller, the open PRs' activity too, and no request counted when nothing changed).
+
+    ``before_details`` is called once origin is up to date, before the PRs are read (a caller computing the
+    same merges beside it lets them finish first: the details then reuse them).
+    """
     with session(project, phase, env=env) as s:
         integration = s.manifest.integration_branch
         rows: list[PrView] = []
         _prefetch(s)
+        if before_details is not None:
+            before_details()
         for repo in s.manifest.repositories:
             fr = s.forges.repo(repo.id)
             prs = s.forges.forge(repo.id).list_prs(fr, integration)
