@@ -1,25 +1,29 @@
 #!/usr/bin/env python3
-"""Benchmark of the day's read commands: `sync morning --json` and `status --json` over 50 streams in 10
-repositories, and the git processes they start per repository at 20 and at 50 streams.
+"""Benchmark of the day's read commands: `status --json` and `sync morning --json` as curves over the number
+of streams (10, 50, 100) in 1 and in 10 repositories, each against the Python start-up baseline measured
+interleaved in the same run, and the git and tmux processes they start per repository.
 
-    python3 scripts/bench_day.py                 # 7 runs, medians
+    python3 scripts/bench_day.py                 # 5 runs per point, medians
     python3 scripts/bench_day.py --runs 3 --json
 
-The project: a superproject and 9 submodules, each with a bare origin on disk (`main`, `develop`), and a
-manifest whose streams are spread over the 10 repositories (5 each at 50 streams), each owning its own
-`area-<i>/` (a committed file there), with three tasks each that depend on the stream's previous task and on
-the previous stream's first one. `streams setup` creates and pushes every branch, each stream commits once in
-its worktree (the ownership guard runs), and `services.prs.open_all` opens a PR per stream on the local
-forge. Then, on the command line (Python start-up included):
+The project: a superproject and 9 submodules (or the superproject alone), each with a bare origin on disk
+(`main`, `develop`), and a manifest whose streams are spread round-robin over the repositories, each owning
+its own `area-<i>/` (a committed file there), with three tasks each that depend on the stream's previous task
+and on the previous stream's first one. `streams setup` creates and pushes every branch, each stream commits
+once in its worktree (the ownership guard runs), and `services.prs.open_all` opens a PR per stream on the
+local forge. Then, on the command line (Python start-up included), at every size:
 
-- `coditect sync morning --json --day 2` and `coditect status --json --day 2`: median wall time (target: at
-  most 1 s each at 50 streams);
-- git processes per repository, counted with a `git` shim first on PATH: the same at 20 and at 50 streams
-  (one `for-each-ref`, one history walk, one batched change listing and merge prediction per repository, the
-  local forge's fetch/list/details), whatever the number of streams.
+- `coditect status --json --day 2` and `coditect sync morning --json --day 2`: median wall time, run by run
+  interleaved with the baseline `python -c 'import typer, rich.console'` (what any typer CLI pays to start);
+  the ratio to it (target: at most 2x up to 100 streams over 10 repositories);
+- git processes per repository and tmux processes, counted with `git` and `tmux` shims first on PATH: the
+  same at every size for a given number of repositories (one `for-each-ref`, one history walk, one batched
+  change listing and merge prediction per repository, the local forge's origin check), whatever the number
+  of streams.
 
-`bench_day(runs, workdir)` returns the rows (`{"benchmark": "day", "case", "seconds", ...}`) for
-scripts/bench.py-style reporting.
+The children may keep bytecode caches (in the run's temporary directory), as an installed coditect and the
+baseline's libraries do. `bench_day(runs, workdir)` returns the rows (`{"benchmark": "day", "case", "seconds",
+...}`) for scripts/bench.py-style reporting.
 """
 
 from __future__ import annotations
@@ -40,8 +44,10 @@ Row = dict[str, object]
 
 PHASE = "bench"
 REPOS = 10
-STREAMS = 50
-TARGET_SECONDS = 1.0
+SIZES = (10, 50, 100)
+REPO_COUNTS = (1, 10)
+TARGET_RATIO = 2.0
+BASELINE = [sys.executable, "-c", "import typer, rich.console"]
 _ALLOW_FILE = ["-c", "protocol.file.allow=always"]
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "Bench",
@@ -52,6 +58,10 @@ _IDENTITY = {
 _SHIM = """#!/bin/sh
 printf '%s\\t%s\\n' "$PWD" "$*" >> "$GIT_COUNT_LOG"
 exec {git} "$@"
+"""
+_TMUX_SHIM = """#!/bin/sh
+printf '%s\\n' "$*" >> "$TMUX_COUNT_LOG"
+exec {tmux} "$@"
 """
 
 
@@ -69,23 +79,23 @@ def _git(cwd: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def repo_ids() -> list[str]:
-    return ["root", *(f"r{k}" for k in range(1, REPOS))]
+def repo_ids(repos: int = REPOS) -> list[str]:
+    return ["root", *(f"r{k}" for k in range(1, repos))]
 
 
 def repo_path(rid: str) -> str:
     return "." if rid == "root" else f"repos/{rid}"
 
 
-def manifest_text(streams: int) -> str:
-    """The manifest: ``streams`` streams round-robin over the 10 repositories, three tasks each."""
+def manifest_text(streams: int, repos: int = REPOS) -> str:
+    """The manifest: ``streams`` streams round-robin over the repositories, three tasks each."""
     import yaml
 
-    ids = repo_ids()
+    ids = repo_ids(repos)
     data: dict[str, object] = {
         "version": 1,
         "phase": PHASE,
-        "title": f"Bench: {streams} streams over {REPOS} repositories",
+        "title": f"Bench: {streams} streams over {repos} repositories",
         "project": "bench-day",
         "forge": "local",
         "schedule": {"start": "2026-12-01", "days": 10, "slack": 2},
@@ -97,7 +107,7 @@ def manifest_text(streams: int) -> str:
                 "name": f"Stream {i}",
                 "agent": f"agent-{i}",
                 "run": "shell",
-                "work": [{"repo": ids[i % REPOS], "topic": f"topic-{i}", "owns": [f"area-{i}/"]}],
+                "work": [{"repo": ids[i % repos], "topic": f"topic-{i}", "owns": [f"area-{i}/"]}],
                 "deliverables": [
                     {
                         "id": f"s{i:02d}-a",
@@ -134,17 +144,17 @@ def manifest_text(streams: int) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def build_project(workdir: Path, streams: int) -> Path:
-    """The 10 repositories with bare origins, the superproject cloned with its submodules, ``streams setup``
+def build_project(workdir: Path, streams: int, repos: int = REPOS) -> Path:
+    """The repositories with bare origins, the superproject cloned with its submodules, ``streams setup``
     done, one commit per stream, a PR per stream on the local forge. Returns the project root."""
     from coditect_cli.project import Project
     from coditect_cli.services import prs
 
-    ids = repo_ids()
+    ids = repo_ids(repos)
     origins = workdir / "origins"
     staging = workdir / "staging"
     areas: dict[str, list[int]] = {
-        rid: [i for i in range(streams) if i % REPOS == k] for k, rid in enumerate(ids)
+        rid: [i for i in range(streams) if i % repos == k] for k, rid in enumerate(ids)
     }
     for rid in ids[1:]:
         work = staging / rid
@@ -167,7 +177,7 @@ def build_project(workdir: Path, streams: int) -> Path:
     (root_stage / ".gitignore").write_text(".coditect/\nworkstreams/reports/\n")
     (root_stage / "README.md").write_text("# bench superproject\n")
     (root_stage / "workstreams").mkdir()
-    (root_stage / "workstreams" / f"{PHASE}.yaml").write_text(manifest_text(streams))
+    (root_stage / "workstreams" / f"{PHASE}.yaml").write_text(manifest_text(streams, repos))
     for i in areas["root"]:
         (root_stage / f"area-{i}").mkdir()
         (root_stage / f"area-{i}" / "notes.md").write_text(f"area {i}\n")
@@ -214,7 +224,7 @@ def build_project(workdir: Path, streams: int) -> Path:
     if setup.returncode != 0:
         raise SystemExit(f"streams setup failed: {setup.stdout}{setup.stderr}")
     for i in range(streams):
-        rid = ids[i % REPOS]
+        rid = ids[i % repos]
         worktree = root / ".coditect" / "worktrees" / PHASE / f"s{i:02d}" / rid
         (worktree / f"area-{i}" / "work.md").write_text(f"work of stream {i}\n")
         _git(worktree, "add", "-A")
@@ -245,21 +255,80 @@ def _time_cmd(argv: list[str], runs: int, cwd: Path) -> float:
 
 
 COMMANDS = {
-    "sync morning --json --day 2": ["sync", "morning", "--json", "--day", "2"],
     "status --json --day 2": ["status", "--json", "--day", "2"],
+    "sync morning --json --day 2": ["sync", "morning", "--json", "--day", "2"],
 }
 
 
-def count_git(root: Path, argv: list[str], shim_dir: Path, log: Path) -> Counter[str]:
+def child_env(workdir: Path) -> dict[str, str]:
+    """The timed children's environment: bytecode caches allowed (kept under ``workdir``), as an installed
+    coditect and the baseline's libraries have them."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    return env
+
+
+def _once(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark command failed ({done.returncode}): {argv}\n{done.stderr.decode()}")
+    return elapsed
+
+
+def time_interleaved(
+    commands: dict[str, list[str]], runs: int, cwd: Path, env: dict[str, str]
+) -> dict[str, float]:
+    """Median wall time of the baseline and of each command, run in turn in every round (one warm-up round
+    first), so that all of them see the same load."""
+    argvs = {"baseline": BASELINE, **{case: [*_coditect(), *argv] for case, argv in commands.items()}}
+    samples: dict[str, list[float]] = {case: [] for case in argvs}
+    for n in range(runs + 1):
+        for case, argv in argvs.items():
+            elapsed = _once(argv, cwd, env)
+            if n:
+                samples[case].append(elapsed)
+    return {case: statistics.median(times) for case, times in samples.items()}
+
+
+def write_shims(workdir: Path) -> Path:
+    """``git`` and ``tmux`` shims that log each call, in a directory to put first on PATH."""
+    shim_dir = workdir / "shim"
+    shim_dir.mkdir(parents=True, exist_ok=True)
+    for name, text, real in (
+        ("git", _SHIM, {"git": shutil.which("git") or "/usr/bin/git"}),
+        ("tmux", _TMUX_SHIM, {"tmux": shutil.which("tmux") or "/usr/bin/tmux"}),
+    ):
+        (shim_dir / name).write_text(text.format(**real))
+        (shim_dir / name).chmod(0o755)
+    return shim_dir
+
+
+def count_git(
+    root: Path,
+    argv: list[str],
+    shim_dir: Path,
+    log: Path,
+    repos: int = REPOS,
+    env: dict[str, str] | None = None,
+) -> Counter[str]:
     """Git processes ``coditect argv`` starts, by repository id (``?``: outside the checkouts, e.g. in an
-    origin)."""
+    origin); with the tmux shim in ``shim_dir`` too, the tmux processes under ``tmux``."""
+    base = env if env is not None else dict(os.environ)
     # A warm-up run first: the first one after the PRs were opened also fetches their heads from origin.
-    subprocess.run([*_coditect(), *argv], cwd=root, capture_output=True, check=False)
-    env = {**os.environ, "PATH": f"{shim_dir}{os.pathsep}{os.environ['PATH']}", "GIT_COUNT_LOG": str(log)}
-    done = subprocess.run([*_coditect(), *argv], cwd=root, env=env, capture_output=True, check=False)
+    subprocess.run([*_coditect(), *argv], cwd=root, env=base, capture_output=True, check=False)
+    tmux_log = log.with_suffix(".tmux.log")
+    counted = {
+        **base,
+        "PATH": f"{shim_dir}{os.pathsep}{base['PATH']}",
+        "GIT_COUNT_LOG": str(log),
+        "TMUX_COUNT_LOG": str(tmux_log),
+    }
+    done = subprocess.run([*_coditect(), *argv], cwd=root, env=counted, capture_output=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{argv} failed: {done.stderr.decode()}")
-    paths = sorted(((root / repo_path(rid)).resolve(), rid) for rid in repo_ids())
+    paths = sorted(((root / repo_path(rid)).resolve(), rid) for rid in repo_ids(repos))
     paths.sort(key=lambda p: len(str(p[0])), reverse=True)  # the deepest checkout first
     counts: Counter[str] = Counter()
     for line in log.read_text().split("\n") if log.exists() else []:  # not splitlines: \x1e in --format
@@ -270,63 +339,79 @@ def count_git(root: Path, argv: list[str], shim_dir: Path, log: Path) -> Counter
         where = Path(words[words.index("-C") + 1]) if "-C" in words[:-1] else Path(pwd)
         rid = next((r for p, r in paths if where == p or p in where.parents), "?")
         counts[rid] += 1
+    if tmux_log.exists():
+        counts["tmux"] = len([line for line in tmux_log.read_text().splitlines() if line])
     return counts
 
 
 def bench_day(runs: int, workdir: Path) -> list[Row]:
-    """Build the projects (20 and 50 streams), time the commands at 50, count git processes at both."""
-    real_git = shutil.which("git") or "/usr/bin/git"
-    shim_dir = workdir / "shim"
-    shim_dir.mkdir(parents=True, exist_ok=True)
-    (shim_dir / "git").write_text(_SHIM.format(git=real_git))
-    (shim_dir / "git").chmod(0o755)
+    """At every size and repository count: build the project, count processes, time the commands against
+    the baseline (interleaved)."""
+    shim_dir = write_shims(workdir)
+    env = child_env(workdir)
     rows: list[Row] = []
-    counted: dict[tuple[int, str], Counter[str]] = {}
-    for streams in (20, STREAMS):
-        started = time.perf_counter()
-        root = build_project(workdir / f"day-{streams}", streams)
-        built = time.perf_counter() - started
-        for case, argv in COMMANDS.items():
-            log = workdir / f"git-{streams}-{case.split()[0]}.log"
-            counted[(streams, case)] = counts = count_git(root, argv, shim_dir, log)
-            per_repo = sorted(counts[rid] for rid in repo_ids())
-            rows.append(
-                {
-                    "benchmark": "day",
-                    "case": f"git processes: {case} ({streams} streams, {REPOS} repos)",
-                    "seconds": 0.0,
-                    "streams": streams,
-                    "git_processes": sum(counts.values()),
-                    "per_repo": {rid: counts[rid] for rid in repo_ids()},
-                    "per_repo_min_max": [per_repo[0], per_repo[-1]],
-                    "unattributed": counts["?"],
-                }
-            )
-        if streams == STREAMS:
+    counted: dict[tuple[int, int, str], Counter[str]] = {}
+    for repos in REPO_COUNTS:
+        for streams in SIZES:
+            started = time.perf_counter()
+            root = build_project(workdir / f"day-{repos}-{streams}", streams, repos)
+            built = time.perf_counter() - started
             for case, argv in COMMANDS.items():
-                seconds = _time_cmd([*_coditect(), *argv], runs, root)
+                log = workdir / f"git-{repos}-{streams}-{case.split()[0]}.log"
+                counted[(repos, streams, case)] = counts = count_git(root, argv, shim_dir, log, repos, env)
+                per_repo = sorted(counts[rid] for rid in repo_ids(repos))
                 rows.append(
                     {
                         "benchmark": "day",
-                        "case": f"coditect {case} ({streams} streams, {REPOS} repos)",
-                        "seconds": seconds,
+                        "case": f"processes: {case} ({streams} streams, {repos} repos)",
+                        "seconds": 0.0,
                         "streams": streams,
-                        "target": f"<= {TARGET_SECONDS:g} s",
-                        "met": seconds <= TARGET_SECONDS,
+                        "repos": repos,
+                        "git_processes": sum(counts[rid] for rid in [*repo_ids(repos), "?"]),
+                        "git_per_repo_min_max": [per_repo[0], per_repo[-1]],
+                        "git_unattributed": counts["?"],
+                        "tmux_processes": counts["tmux"],
+                    }
+                )
+            times = time_interleaved(COMMANDS, runs, root, env)
+            rows.append(
+                {
+                    "benchmark": "day",
+                    "case": f"baseline: python -c 'import typer, rich.console' ({streams} streams, {repos} repos)",
+                    "seconds": times["baseline"],
+                    "streams": streams,
+                    "repos": repos,
+                }
+            )
+            for case in COMMANDS:
+                ratio = times[case] / times["baseline"]
+                rows.append(
+                    {
+                        "benchmark": "day",
+                        "case": f"coditect {case} ({streams} streams, {repos} repos)",
+                        "seconds": times[case],
+                        "streams": streams,
+                        "repos": repos,
+                        "ratio_to_baseline": round(ratio, 2),
+                        "target": f"<= {TARGET_RATIO:g}x baseline",
+                        "met": ratio <= TARGET_RATIO,
                         "build_seconds": round(built, 2),
                     }
                 )
-    for case in COMMANDS:
-        small, large = counted[(20, case)], counted[(STREAMS, case)]
-        same = all(small[rid] == large[rid] for rid in repo_ids()) and small["?"] == large["?"]
-        rows.append(
-            {
-                "benchmark": "day",
-                "case": f"git processes per repository independent of the stream count: {case}",
-                "seconds": 0.0,
-                "same_at_20_and_50": same,
-            }
-        )
+    for repos in REPO_COUNTS:
+        for case in COMMANDS:
+            by_size = [counted[(repos, n, case)] for n in SIZES]
+            keys = [*repo_ids(repos), "?", "tmux"]
+            same = all(c[k] == by_size[0][k] for c in by_size for k in keys)
+            rows.append(
+                {
+                    "benchmark": "day",
+                    "case": f"git and tmux processes per repository independent of the stream count: {case} "
+                    f"({repos} repos, {'/'.join(map(str, SIZES))} streams)",
+                    "seconds": 0.0,
+                    "same_at_every_size": same,
+                }
+            )
     return rows
 
 
@@ -334,7 +419,7 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench import standalone
 
-    return standalone(bench_day, runs=7, doc=__doc__)
+    return standalone(bench_day, runs=5, doc=__doc__)
 
 
 if __name__ == "__main__":
