@@ -8,9 +8,10 @@ processes a pass starts per repository at 20 and at 50 streams.
 The project is scripts/bench_day.py's (a superproject and 9 submodules with bare origins, every stream set
 up, one commit each, a PR each on the local forge). Measured:
 
-- one pass in-process (``Autopilot.run_pass``; the facts gathered, conditions read, decisions journaled),
-  median after a warm-up (target: at most 0.5 s at 50 streams), and ``coditect autopilot --once --json``
-  on the command line (Python start-up included);
+- one pass in-process (``Autopilot.run_pass``; the facts gathered, conditions read, decisions journaled):
+  the median of the passes after the first (what the running autopilot does every poll; target: at most
+  0.5 s at 50 streams), the first pass of a new autopilot (nothing known yet) beside it, and
+  ``coditect autopilot --once --json`` on the command line (Python start-up included);
 - git processes per repository of ``coditect autopilot --once --json`` (a ``git`` shim first on PATH): the
   same at 20 and at 50 streams.
 """
@@ -34,7 +35,8 @@ TARGET_SECONDS = 0.5
 ARGV = ["autopilot", "--once", "--json", "--socket", "coditect-bench-autopilot-none"]
 
 
-def _pass_seconds(root: Path, runs: int) -> float:
+def _pass_seconds(root: Path, runs: int) -> tuple[float, float]:
+    """The first pass of a new autopilot (nothing known yet) and the median of the passes after it."""
     from coditect_cli.project import Project
     from coditect_cli.services.autopilot import Autopilot
     from coditect_cli.services.autopilot_agents import TmuxAgents
@@ -46,14 +48,13 @@ def _pass_seconds(root: Path, runs: int) -> float:
     os.chdir(root)
     try:
         samples = []
-        for n in range(runs + 1):
+        for _ in range(runs + 1):
             started = time.perf_counter()
             pilot.run_pass()
-            if n:
-                samples.append(time.perf_counter() - started)
+            samples.append(time.perf_counter() - started)
     finally:
         os.chdir(cwd)
-    return statistics.median(samples)
+    return samples[0], statistics.median(samples[1:])
 
 
 def bench_autopilot(runs: int, workdir: Path) -> list[Row]:
@@ -79,12 +80,13 @@ def bench_autopilot(runs: int, workdir: Path) -> list[Row]:
             }
         )
         if streams == 50:
-            seconds = _pass_seconds(root, runs)
+            first, seconds = _pass_seconds(root, runs)
             rows.append(
                 {
                     "benchmark": "autopilot",
                     "case": f"one autopilot pass in-process ({streams} streams, {REPOS} repos)",
                     "seconds": seconds,
+                    "first_pass_seconds": round(first, 3),
                     "target": f"<= {TARGET_SECONDS:g} s",
                     "met": seconds <= TARGET_SECONDS,
                 }
