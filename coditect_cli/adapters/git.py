@@ -338,10 +338,25 @@ _objects: dict[Path, Path] = {}
 _commons: dict[Path, Path] = {}
 
 
+def _common_from_files(repo: Path) -> Path | None:
+    """The common dir of the work tree whose top is ``repo``, from its ``.git`` (a directory, or a
+    ``gitdir:`` file and its ``commondir``): no git process. None (ask git) for anything else: a
+    subdirectory, or ``GIT_DIR``/``GIT_COMMON_DIR`` set."""
+    from coditect_cli.adapters.worktree_state import layout
+
+    plain = (repo / ".git").exists() and not {"GIT_DIR", "GIT_COMMON_DIR"} & os.environ.keys()
+    lay = layout(repo) if plain else None
+    return lay.common.resolve() if lay is not None else None
+
+
 def objects_dir(repo: Path) -> Path | None:
     """The repository's object directory, absolute (cached per process: it does not move)."""
     key = repo.resolve()
     if key not in _objects:
+        common = None if "GIT_OBJECT_DIRECTORY" in os.environ else _common_from_files(key)
+        if common is not None and (common / "objects").is_dir():
+            _objects[key] = common / "objects"
+            return _objects[key]
         done = proc.run(
             ["git", "-C", str(repo), "rev-parse", "--path-format=absolute", "--git-path", "objects"],
             check=False,
@@ -357,15 +372,9 @@ def common_dir(repo: Path) -> Path:
     """The repository's git common dir, absolute (cached per process)."""
     key = repo.resolve()
     if key not in _commons:
-        from coditect_cli.adapters.worktree_state import layout
-
-        # The top of a work tree says where its git dirs are (a `.git` directory, or a `gitdir:` file and
-        # its `commondir`): no git process. Anything else (a subdirectory, GIT_DIR set) asks git.
-        plain = (repo / ".git").exists() and not {"GIT_DIR", "GIT_COMMON_DIR"} & os.environ.keys()
-        lay = layout(repo) if plain else None
-        if lay is not None:
-            _commons[key] = lay.common.resolve()
-        else:
+        common = _common_from_files(repo)
+        if common is None:
             found = Path(Git(repo).out("rev-parse", "--git-common-dir"))
-            _commons[key] = found if found.is_absolute() else (repo / found).resolve()
+            common = found if found.is_absolute() else (repo / found).resolve()
+        _commons[key] = common
     return _commons[key]
