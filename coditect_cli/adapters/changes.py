@@ -9,38 +9,52 @@ a cost independent of the number of branches (one ``git diff base...head`` per b
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from coditect_cli.adapters import proc
 from coditect_cli.adapters.memo import Memo, is_object_id
 
 _HEADER = re.compile(r"([0-9a-f]{40,64} [0-9a-f]{40,64})\n")
-_CHANGED: Memo[tuple[str, str, str], tuple[str, ...]] = Memo(8192)
-"""What merging a head into a base changes, by (repository, base commit, head commit)."""
+_CHANGED: Memo[tuple[str, str, str], tuple[tuple[str, ...], bool, tuple[str, str]]] = Memo(8192)
+"""What merging a head into a base changes, by (repository, base commit, head commit): the paths, whether
+the merge was clean, and the names it was asked with."""
 
 
-def changed_since(repo: Path, base: str, heads: Sequence[str]) -> dict[str, tuple[str, ...]]:
+def changed_since(
+    repo: Path, base: str, heads: Sequence[str], ids: Mapping[str, str | None] | None = None
+) -> dict[str, tuple[str, ...]]:
     """For each of ``heads`` (verified refs), the paths merging it into ``base`` would change.
 
-    Given as commit ids, a pair answered before in this process is not computed again (:data:`_CHANGED`).
+    ``ids`` maps refs to the commits they name now (commit ids need none): a pair this process answered
+    before is not computed again when the answer cannot depend on the names (a clean merge; a conflicted
+    one writes paths such as ``d~<name>``).
     """
     if not heads:
         return {}
     from coditect_cli.adapters.mergetree import merge_tree_batch, scratch_objects
     from coditect_cli.errors import CommandFailed
 
+    def id_of(ref: str) -> str | None:
+        found = ids.get(ref) if ids is not None else None
+        return found or (ref if is_object_id(ref) else None)
+
+    base_id = id_of(base)
+    keys = {h: (str(repo), base_id, i) if base_id and (i := id_of(h)) else None for h in heads}
     out: dict[str, tuple[str, ...]] = {}
     for head in heads:
-        found = _CHANGED.get((str(repo), base, head))
-        if found is not None:
-            out[head] = found
+        key = keys[head]
+        found = _CHANGED.get(key) if key is not None else None
+        if found is not None and (found[1] or found[2] == (base, head)):
+            out[head] = found[0]
     missing = list(dict.fromkeys(h for h in heads if h not in out))
     if not missing:
         return out
     with scratch_objects(repo) as scratch:
         # The base merged with itself comes last: its tree is the base's own (no ``rev-parse`` needed).
-        merged = merge_tree_batch(repo, [*((base, head) for head in missing), (base, base)], scratch=scratch)
+        merged = merge_tree_batch(
+            repo, [*((base, head) for head in missing), (base, base)], scratch=scratch, ids=ids
+        )
         failed = next((m for m in merged if m.tree is None), None)
         if failed is not None:
             raise CommandFailed(
@@ -54,10 +68,11 @@ def changed_since(repo: Path, base: str, heads: Sequence[str]) -> dict[str, tupl
             env=scratch.env,
         ).stdout
     by_header = _paths_by_header(listed)
-    for head, header in zip(missing, headers, strict=True):
+    for head, header, result in zip(missing, headers, merged, strict=False):
         out[head] = tuple(by_header.get(header, []))
-        if is_object_id(base) and is_object_id(head):
-            _CHANGED.put((str(repo), base, head), out[head])
+        key = keys[head]
+        if key is not None:
+            _CHANGED.put(key, (out[head], result.clean, (base, head)))
     return out
 
 

@@ -23,9 +23,9 @@ Output of ``git merge-tree --write-tree --stdin -z --name-only --messages``, one
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from coditect_cli.adapters import proc
@@ -186,6 +186,7 @@ def merge_tree_batch(
     *,
     keep_objects: bool = False,
     scratch: Scratch | None = None,
+    ids: Mapping[str, str | None] | None = None,
 ) -> list[MergeResult]:
     """Merge each ``(ours, theirs)`` of ``pairs`` in the repository at ``repo_path``; one result per pair.
 
@@ -194,6 +195,10 @@ def merge_tree_batch(
     The merged objects go to a scratch directory: the caller's ``scratch`` (to read the merged trees after),
     else a new one deleted at once, or the repository itself with ``keep_objects``. Verify the refs with
     :func:`verify_refs` first: this function trusts them.
+
+    ``ids`` maps refs of ``pairs`` to the commits they name now (refs that are commit ids need none): a pair
+    of commits this process merged before is then answered from memory when the answer cannot depend on
+    the names given (a clean merge; a conflict names its sides in paths such as ``d~<ours>``).
     """
     pairs = list(pairs)
     if not pairs:
@@ -202,33 +207,39 @@ def merge_tree_batch(
         if not (_usable(ours) and _usable(theirs)):
             raise ValueError(f"cannot feed {ours!r} {theirs!r} to git merge-tree --stdin")
     repo = Path(repo_path)
+    keys = [_key(repo, pair, ids) for pair in pairs]
     if scratch is not None or keep_objects:
         # The caller reads the merged trees afterwards: they must be in its object directory, so merge.
         results = _merge_batch(repo, pairs, scratch or Scratch({}, ()))
-        _remember(repo, results)
+        _remember(keys, results)
         return results
-    # Only verdicts are wanted: a pair of commits merged before (by any caller) is not merged again.
-    known = {pair: _MERGES.get((str(repo), *pair)) for pair in pairs}
-    missing = list(dict.fromkeys(pair for pair, found in known.items() if found is None))
+    known: dict[int, MergeResult] = {}
+    for i, (pair, key) in enumerate(zip(pairs, keys, strict=True)):
+        found = _MERGES.get(key) if key is not None else None
+        if found is not None and (found.clean or (found.ours, found.theirs) == pair):
+            known[i] = replace(found, ours=pair[0], theirs=pair[1])
+    missing = [i for i in range(len(pairs)) if i not in known]
     if missing:
         with scratch_objects(repo) as own:
-            merged = _merge_batch(repo, missing, own)
-        _remember(repo, merged)
+            merged = _merge_batch(repo, [pairs[i] for i in missing], own)
+        _remember([keys[i] for i in missing], merged)
         known.update(zip(missing, merged, strict=True))
-    out: list[MergeResult] = []
-    for pair in pairs:
-        found = known[pair]
-        assert found is not None
-        out.append(found)
-    return out
+    return [known[i] for i in range(len(pairs))]
 
 
-def _remember(repo: Path, results: Sequence[MergeResult]) -> None:
-    """Keep the merges of two commit ids that git completed (an error may not recur: a fetch brings the
-    missing object)."""
-    for r in results:
-        if r.error is None and is_object_id(r.ours) and is_object_id(r.theirs):
-            _MERGES.put((str(repo), r.ours, r.theirs), r)
+def _key(
+    repo: Path, pair: tuple[str, str], ids: Mapping[str, str | None] | None
+) -> tuple[str, str, str] | None:
+    """The memory's key of merging ``pair``: the repository and the two commit ids (None when unknown)."""
+    ours, theirs = ((ids.get(ref) if ids is not None else None) or ref for ref in pair)
+    return (str(repo), ours, theirs) if is_object_id(ours) and is_object_id(theirs) else None
+
+
+def _remember(keys: Sequence[tuple[str, str, str] | None], results: Sequence[MergeResult]) -> None:
+    """Keep the merges git completed (an error may not recur: a fetch brings the missing object)."""
+    for key, result in zip(keys, results, strict=True):
+        if key is not None and result.error is None:
+            _MERGES.put(key, result)
 
 
 def _merge_batch(repo: Path, pairs: list[tuple[str, str]], scratch: Scratch) -> list[MergeResult]:

@@ -243,10 +243,10 @@ class LocalForge:
             if not group:
                 continue
             heads = [p.head_sha or "" for p in group]
-            # By commit ids: merges this process made before (the phase's facts, the last pass) are reused.
-            base_id = known[base_ref] or base_ref
-            changed = changed_since(repo.path, base_id, heads)
-            merges = merge_tree_batch(repo.path, [(base_id, h) for h in heads])
+            # With the commits named: merges this process made before (the phase's facts, the last pass)
+            # are reused.
+            changed = changed_since(repo.path, base_ref, heads, ids=known)
+            merges = merge_tree_batch(repo.path, [(base_ref, h) for h in heads], ids=known)
             for pr, result in zip(group, merges, strict=True):
                 files[pr.number] = changed.get(pr.head_sha or "", ())
                 mergeable[pr.number] = None if result.error else result.clean

@@ -8,7 +8,6 @@ out every pair that cannot conflict), and one ``merge-tree --stdin`` runs the me
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -99,12 +98,8 @@ def predict_repo(
         graph = history(repo_path, tips, [base] if (base := common_base(repo_path, tips)) else [])
     reach = {tip: ancestors(found[tip] or tip, graph) for tip in tips}
     merge = [pair for pair in pairs if may_conflict(*pair, graph, reach)]
-    # Merged as commit ids (what the refs point at now): a merge made before in this process is reused.
-    ids = [(found[a] or a, found[b] or b) for a, b in merge]
-    merged = {
-        pair: replace(result, ours=pair[0], theirs=pair[1])
-        for pair, result in zip(merge, merge_tree_batch(repo_path, ids), strict=True)
-    }
+    # With the commits the refs name now: a merge made before in this process is reused.
+    merged = dict(zip(merge, merge_tree_batch(repo_path, merge, ids=found), strict=True))
     return refs, [merged.get(pair) or MergeResult(pair[0], pair[1], True) for pair in pairs]
 
 

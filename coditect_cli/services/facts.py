@@ -161,10 +161,7 @@ def gather(
         graphs[repo.id] = graph
         on_integration = _ancestors(refs[int_ref], graph) if int_ref else set()
         existing = [h for h in heads.values() if h]
-        by_id = (
-            changed_since(path, refs[int_ref], [refs[h] for h in existing]) if int_ref and existing else {}
-        )
-        changes = {h: by_id[refs[h]] for h in existing if refs[h] in by_id}
+        changes = changed_since(path, int_ref, existing, ids=refs) if int_ref and existing else {}
         for pair in pairs:
             head = heads[pair.key]
             if head is None:

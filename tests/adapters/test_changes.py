@@ -83,3 +83,29 @@ def test_answers_follow_the_commits_a_ref_points_at_now(tmp_path: Path, isolated
     assert by_id.conflict and by_id.paths == ("a.txt",)
     assert by_name.conflict and by_name.paths == ("a.txt",)
     assert [r.clean for r in merge_tree_batch(repo, [(base, first)])] == [True]  # the old pair is still clean
+
+
+def test_a_conflict_names_the_sides_it_was_asked_with(tmp_path: Path, isolated_git: Path) -> None:
+    """A file on one side and a directory on the other: git writes ``d~<side>`` paths, so an answer kept
+    from a merge asked by commit ids is not given to one asked by names (and the other way round)."""
+    from coditect_cli.adapters.mergetree import merge_tree_batch
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    base = commit(repo, {"x.txt": "1\n"}, "base")
+    git(repo, "checkout", "-q", "-b", "dir")
+    with_dir = commit(repo, {"d/f.txt": "dir\n"}, "a directory d")
+    git(repo, "checkout", "-q", "main")
+    with_file = commit(repo, {"d": "file\n"}, "a file d")
+    ids = {"refs/heads/main": with_file, "refs/heads/dir": with_dir}
+    (by_id,) = merge_tree_batch(repo, [(with_file, with_dir)])
+    (by_name,) = merge_tree_batch(repo, [("refs/heads/main", "refs/heads/dir")], ids=ids)
+    assert by_id.conflict and by_name.conflict
+    assert by_id.paths != by_name.paths and any("refs_heads" in p for p in by_name.paths)
+    assert changed_since(repo, base, [with_dir], ids=ids) == {with_dir: ("d/f.txt",)}
+    named = changed_since(repo, "refs/heads/main", ["refs/heads/dir"], ids=ids)
+    assert named == {"refs/heads/dir": ("d", "d/f.txt", "d~refs_heads_main")}
+    by_ids = changed_since(repo, with_file, [with_dir], ids=ids)
+    assert by_ids == {with_dir: ("d", "d/f.txt", f"d~{with_file}")}
+    assert changed_since(repo, "refs/heads/main", ["refs/heads/dir"], ids=ids) == named
