@@ -4,7 +4,9 @@ Per repository the cost is a constant number of git processes whatever the numbe
 ``for-each-ref``, one ``git log`` over the integration branch and every feature branch (commits, files,
 ahead/behind all come from that one history walk), the batched change listing (``changed_since``) and the
 batched conflict prediction. PRs come from the forge (one listing per repository), panes from one
-``tmux list-panes``, tasks and blockers from the state store.
+``tmux list-panes``, tasks and blockers from the state store. Merges, changed paths and histories are kept
+for the process by commit ids (:mod:`coditect_cli.adapters.memo`): the autopilot's next pass over branches
+that did not move starts no merge and no history walk, and one that moved is read afresh.
 """
 
 from __future__ import annotations

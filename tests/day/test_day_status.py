@@ -220,3 +220,26 @@ def test_status_day_defaults_to_the_schedule(root: Path, capsys: pytest.CaptureF
     data = cli_json(root, ["status"], capsys)
     assert data["day"] == phase_day(manifest.schedule, dt.date.today())
     assert json.dumps(data)
+
+
+def test_facts_read_again_in_one_process_see_what_moved(
+    isolated_git: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The autopilot reads the phase pass after pass in one process, keeping merges and histories by commit
+    ids: each read sees the commits made since, the paths they change and the conflicts they bring."""
+    from coditect_cli.services.facts import gather
+
+    root = build(tmp_path)
+    monkeypatch.chdir(root)
+    project = Project(root)
+    key = "frontend@frontend"
+
+    def facts() -> tuple[int, int, tuple[str, ...], list[tuple[str, tuple[str, ...]]]]:
+        b = gather(project, PHASE1).branches[key]
+        return b.ahead, b.behind, b.changed, b.conflicts
+
+    assert facts() == (0, 0, (), [])
+    commit(root, "frontend", "frontend", "src/pages/Login.tsx", "\nexport const a = 1;\n", "feat(ui): a")
+    assert facts() == (1, 0, ("src/pages/Login.tsx",), [])
+    plant_on_integration(root, "frontend", "src/pages/Login.tsx", "export const b = 2;\n", "chore: login b")
+    assert facts() == (1, 1, ("src/pages/Login.tsx",), [("integration", ("src/pages/Login.tsx",))])
