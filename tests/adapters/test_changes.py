@@ -33,12 +33,18 @@ def commit(repo: Path, files: dict[str, str], message: str) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
-def test_changed_between_lists_the_differing_paths_and_none_for_unknown_commits(
-    tmp_path: Path, isolated_git: Path
-) -> None:
+def init_repo(tmp_path: Path) -> Path:
+    """An empty repository on ``main`` in ``tmp_path/repo``."""
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
+    return repo
+
+
+def test_changed_between_lists_the_differing_paths_and_none_for_unknown_commits(
+    tmp_path: Path, isolated_git: Path
+) -> None:
+    repo = init_repo(tmp_path)
     a = commit(repo, {"x.txt": "1\n", "d/y.txt": "1\n", "z.txt": "1\n"}, "a")
     b = commit(repo, {"d/y.txt": "2\n", "w.txt": "new\n"}, "b")
     c = commit(repo, {"d/y.txt": "1\n"}, "c")  # back to a's content: not a difference from a
@@ -60,9 +66,7 @@ def test_answers_follow_the_commits_a_ref_points_at_now(tmp_path: Path, isolated
     from coditect_cli.adapters.history import between
     from coditect_cli.adapters.mergetree import merge_tree_batch
 
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
+    repo = init_repo(tmp_path)
     base = commit(repo, {"x.txt": "1\n"}, "base")
     git(repo, "checkout", "-q", "-b", "feature")
     first = commit(repo, {"a.txt": "feature\n"}, "a")
@@ -90,9 +94,7 @@ def test_a_conflict_names_the_sides_it_was_asked_with(tmp_path: Path, isolated_g
     from a merge asked by commit ids is not given to one asked by names (and the other way round)."""
     from coditect_cli.adapters.mergetree import merge_tree_batch
 
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
+    repo = init_repo(tmp_path)
     base = commit(repo, {"x.txt": "1\n"}, "base")
     git(repo, "checkout", "-q", "-b", "dir")
     with_dir = commit(repo, {"d/f.txt": "dir\n"}, "a directory d")
