@@ -15,7 +15,8 @@ local forge. Then, on the command line (Python start-up included), at every size
 
 - `coditect status --json --day 2` and `coditect sync morning --json --day 2`: median wall time, run by run
   interleaved with the baseline `python -c 'import typer, rich.console'` (what any typer CLI pays to start);
-  the ratio to it (target: at most 2x up to 100 streams over 10 repositories);
+  the ratio to it (target: at most 2x up to 100 streams over 10 repositories), and the same for CPU time
+  (the process and every child it waited for: a figure the machine's load changes less);
 - git processes per repository and tmux processes, counted with `git` and `tmux` shims first on PATH: the
   same at every size for a given number of repositories (one `for-each-ref`, one history walk, one batched
   change listing and merge prediction per repository, the local forge's origin check), whatever the number
@@ -29,6 +30,7 @@ baseline's libraries do. `bench_day(runs, workdir)` returns the rows (`{"benchma
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -268,28 +270,37 @@ def child_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def _once(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _once(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one run (the CPU of the process and of every child it waited for)."""
+    start, cpu_start = time.perf_counter(), _children_cpu()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, _children_cpu() - cpu_start
     if done.returncode != 0:
         raise SystemExit(f"benchmark command failed ({done.returncode}): {argv}\n{done.stderr.decode()}")
-    return elapsed
+    return elapsed, cpu
 
 
 def time_interleaved(
     commands: dict[str, list[str]], runs: int, cwd: Path, env: dict[str, str]
-) -> dict[str, float]:
-    """Median wall time of the baseline and of each command, run in turn in every round (one warm-up round
-    first), so that all of them see the same load."""
+) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU seconds of the baseline and of each command, run in turn in every round (one
+    warm-up round first), so that all of them see the same load."""
     argvs = {"baseline": BASELINE, **{case: [*_coditect(), *argv] for case, argv in commands.items()}}
-    samples: dict[str, list[float]] = {case: [] for case in argvs}
+    samples: dict[str, list[tuple[float, float]]] = {case: [] for case in argvs}
     for n in range(runs + 1):
         for case, argv in argvs.items():
-            elapsed = _once(argv, cwd, env)
+            measured = _once(argv, cwd, env)
             if n:
-                samples[case].append(elapsed)
-    return {case: statistics.median(times) for case, times in samples.items()}
+                samples[case].append(measured)
+    return {
+        case: (statistics.median(w for w, _ in got), statistics.median(c for _, c in got))
+        for case, got in samples.items()
+    }
 
 
 def write_shims(workdir: Path) -> Path:
@@ -374,25 +385,30 @@ def bench_day(runs: int, workdir: Path) -> list[Row]:
                     }
                 )
             times = time_interleaved(COMMANDS, runs, root, env)
+            base_wall, base_cpu = times["baseline"]
             rows.append(
                 {
                     "benchmark": "day",
                     "case": f"baseline: python -c 'import typer, rich.console' ({streams} streams, {repos} repos)",
-                    "seconds": times["baseline"],
+                    "seconds": base_wall,
+                    "cpu_seconds": round(base_cpu, 3),
                     "streams": streams,
                     "repos": repos,
                 }
             )
             for case in COMMANDS:
-                ratio = times[case] / times["baseline"]
+                wall, cpu = times[case]
+                ratio = wall / base_wall
                 rows.append(
                     {
                         "benchmark": "day",
                         "case": f"coditect {case} ({streams} streams, {repos} repos)",
-                        "seconds": times[case],
+                        "seconds": wall,
                         "streams": streams,
                         "repos": repos,
                         "ratio_to_baseline": round(ratio, 2),
+                        "cpu_seconds": round(cpu, 3),
+                        "cpu_ratio_to_baseline": round(cpu / base_cpu, 2),
                         "target": f"<= {TARGET_RATIO:g}x baseline",
                         "met": ratio <= TARGET_RATIO,
                         "build_seconds": round(built, 2),
