@@ -30,7 +30,6 @@ baseline's libraries do. `bench_day(runs, workdir)` returns the rows (`{"benchma
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -49,7 +48,6 @@ REPOS = 10
 SIZES = (10, 50, 100)
 REPO_COUNTS = (1, 10)
 TARGET_RATIO = 2.0
-BASELINE = [sys.executable, "-c", "import typer, rich.console"]
 _ALLOW_FILE = ["-c", "protocol.file.allow=always"]
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "Bench",
@@ -270,31 +268,18 @@ def child_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def _children_cpu() -> float:
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
-
-
-def _once(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Wall and CPU seconds of one run (the CPU of the process and of every child it waited for)."""
-    start, cpu_start = time.perf_counter(), _children_cpu()
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
-    elapsed, cpu = time.perf_counter() - start, _children_cpu() - cpu_start
-    if done.returncode != 0:
-        raise SystemExit(f"benchmark command failed ({done.returncode}): {argv}\n{done.stderr.decode()}")
-    return elapsed, cpu
-
-
 def time_interleaved(
     commands: dict[str, list[str]], runs: int, cwd: Path, env: dict[str, str]
 ) -> dict[str, tuple[float, float]]:
     """Median wall and CPU seconds of the baseline and of each command, run in turn in every round (one
     warm-up round first), so that all of them see the same load."""
+    from bench_status import BASELINE, _timed
+
     argvs = {"baseline": BASELINE, **{case: [*_coditect(), *argv] for case, argv in commands.items()}}
     samples: dict[str, list[tuple[float, float]]] = {case: [] for case in argvs}
     for n in range(runs + 1):
         for case, argv in argvs.items():
-            measured = _once(argv, cwd, env)
+            measured = _timed(argv, cwd, env)
             if n:
                 samples[case].append(measured)
     return {
