@@ -16,9 +16,10 @@ git reports alters the snapshot (a file's content change alters its ``ctime``, w
 back).
 
 Per repository, whatever the number of worktrees: one ``for-each-ref`` (branch tips, upstreams and how far
-ahead of them each branch is), one ``config --list --show-origin`` (the config files and the excludes file
-in force), and one ``rev-list`` when some branches have no upstream (their commits on no other branch).
-Then one ``git status`` per worktree whose snapshot changed since the last call.
+ahead of them each branch is), one ``rev-list`` when some branches have no upstream (their commits on no
+other branch), and one ``config --list --show-origin`` (the config files and the excludes file in force)
+when one of the files it named last time changed. Then one ``git status`` per worktree whose snapshot
+changed since the last call.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ SETTLE_NS = 2_000_000_000
 clock tick would leave it as it is (2 s covers the coarsest common filesystems)."""
 WALK_LIMIT = 20_000
 """Paths (index entries plus directory entries) a snapshot may stat; beyond, ``git status`` is cheaper."""
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 _ENTRY = struct.Struct(">10I")  # ctime s, ns; mtime s, ns; dev; ino; mode; uid; gid; size
 _MASK = 0xFFFFFFFF
@@ -272,9 +273,13 @@ def snapshot(lay: Layout, head_oid: str | None, context: Sequence[object]) -> st
     except FileNotFoundError:
         walk.parts.append(("index", "", None))
         index_mtime = (0, 0)
-    for name in ("config.worktree", "info/exclude", "info/sparse-checkout"):
+    for where, name in (
+        (lay.gitdir, "config.worktree"),
+        (lay.gitdir, "info/sparse-checkout"),
+        (lay.common, "info/exclude"),
+    ):
         try:
-            walk.note("file", name, (lay.gitdir / name).stat())
+            walk.note("file", name, (where / name).stat())
         except FileNotFoundError:
             walk.parts.append(("file", name, None))
     entries = read_index(index_file)
@@ -390,38 +395,71 @@ def unpushed_without_upstream(common: Path, heads: Mapping[K, tuple[str | None, 
     return out
 
 
-def config_context(common: Path) -> list[object]:
-    """What a repository's ignore rules depend on besides its worktrees: every config file git reads
-    (``--show-origin``) and the excludes file, each with its times (one ``git config`` process)."""
+def _config_files(common: Path) -> list[str]:
+    """Every file a repository's ignore rules and status settings may come from (one ``git config``
+    process): the config files git reads (``--show-origin``) and those they include, the excludes file,
+    and the user and system config files even where they do not exist yet."""
     out = proc.run(["git", "-C", str(common), "config", "--list", "--show-origin", "-z"], check=False).stdout
     files: set[str] = set()
     excludes: str | None = None
     items = out.split("\0")
     for i in range(0, len(items) - 1, 2):
         origin, setting = items[i], items[i + 1]
-        if origin.startswith("file:"):
-            files.add(origin.removeprefix("file:"))
         key, _, value = setting.partition("\n")
+        if not origin.startswith("file:"):
+            continue
+        name = origin.removeprefix("file:")
+        name = name if os.path.isabs(name) else os.path.join(str(common), name)
+        files.add(name)
         if key == "core.excludesfile":
             excludes = value
+        elif key == "include.path" or (key.startswith("includeif.") and key.endswith(".path")):
+            # An include that does not exist yet is read once it does: watch it too.
+            files.add(os.path.join(os.path.dirname(name), os.path.expanduser(value)))
     home = os.environ.get("HOME", "")
     xdg = os.environ.get("XDG_CONFIG_HOME") or (os.path.join(home, ".config") if home else "")
     if excludes:
-        files.add(os.path.expanduser(excludes))
+        files.add(os.path.join(str(common), os.path.expanduser(excludes)))
     elif xdg:
         files.add(os.path.join(xdg, "git", "ignore"))
     if xdg:
         files.add(os.path.join(xdg, "git", "config"))
     if home:
         files.add(os.path.join(home, ".gitconfig"))
-    parts: list[object] = [sorted((k, v) for k, v in os.environ.items() if k.startswith("GIT_CONFIG"))]
-    for name in sorted(files):
-        path = name if os.path.isabs(name) else os.path.join(str(common), name)
+    files.add("/etc/gitconfig")
+    return sorted(files)
+
+
+def _stat_files(files: Sequence[str], young: int) -> list[object] | None:
+    """The git config variables of the environment and each file's stat (None: one changed just now)."""
+    parts: list[object] = [sorted([k, v] for k, v in os.environ.items() if k.startswith("GIT_CONFIG"))]
+    for name in files:
         try:
-            parts.append((name, _full(os.stat(path))))
+            st = os.stat(name)
         except OSError:
-            parts.append((name, None))
+            parts.append([name, None])
+            continue
+        if st.st_mtime_ns >= young or st.st_ctime_ns >= young:
+            return None
+        parts.append([name, _full(st)])
     return parts
+
+
+def config_context(
+    common: Path, kept: object = None, settle_ns: int = SETTLE_NS
+) -> tuple[list[object] | None, dict[str, object] | None]:
+    """What a repository's worktrees' status depends on besides the worktrees themselves (see
+    :func:`_config_files`) as snapshot parts, and what to keep for the next call. ``kept`` (from the
+    last call) saves the ``git config`` process while none of its files changed. (None, None): a file
+    changed just now, nothing can be vouched for."""
+    young = time.time_ns() - settle_ns
+    if isinstance(kept, dict) and isinstance(kept.get("files"), list):
+        parts = _stat_files([str(f) for f in kept["files"]], young)
+        if parts is not None and json.dumps(parts) == json.dumps(kept.get("parts")):
+            return parts, kept
+    files = _config_files(common)
+    parts = _stat_files(files, young)
+    return (parts, {"files": files, "parts": parts}) if parts is not None else (None, None)
 
 
 # ----------------------------------------------------------------------------------------------- many worktrees
@@ -449,29 +487,39 @@ class _Tree:
     status: Status | None = None
 
 
-def _load_cache(path: Path | None) -> dict[str, dict[str, object]]:
-    if path is None:
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
-        return {}
-    trees = data.get("worktrees")
-    return trees if isinstance(trees, dict) else {}
+@dataclass
+class _Cache:
+    """The file keeping each worktree's last status with its snapshot digest, and each repository's config
+    files (:func:`config_context`)."""
 
+    worktrees: dict[str, object] = field(default_factory=dict)
+    repos: dict[str, object] = field(default_factory=dict)
 
-def _save_cache(path: Path, trees: dict[str, dict[str, object]]) -> None:
-    """Write the cache atomically (a reader sees the old or the new file, never half of one)."""
-    kept = {k: v for k, v in trees.items() if os.path.isdir(k)}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({"version": CACHE_VERSION, "worktrees": kept}), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a cache that cannot be written only costs time
+    @classmethod
+    def load(cls, path: Path | None) -> _Cache:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8")) if path is not None else None
+        except (OSError, ValueError):
+            data = None
+        if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+            return cls()
+        trees, repos = data.get("worktrees"), data.get("repos")
+        return cls(trees if isinstance(trees, dict) else {}, repos if isinstance(repos, dict) else {})
+
+    def save(self, path: Path) -> None:
+        """Write the cache atomically (a reader sees the old or the new file, never half of one)."""
+        data = {
+            "version": CACHE_VERSION,
+            "worktrees": {k: v for k, v in self.worktrees.items() if os.path.isdir(k)},
+            "repos": {k: v for k, v in self.repos.items() if os.path.isdir(k)},
+        }
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a cache that cannot be written only costs time
 
 
 def read_many(paths: Sequence[Path], cache: Path | None = None, *, workers: int = 8) -> list[Reading]:
@@ -495,7 +543,8 @@ def read_many(paths: Sequence[Path], cache: Path | None = None, *, workers: int 
             continue
         tree = trees[path] = _Tree(lay)
         groups.setdefault(lay.common, []).append(tree)
-    cached = _load_cache(cache)
+    cached = _Cache.load(cache)
+    repos_before = dict(cached.repos)
     unpushed: dict[Path, int] = {}
     upstreams: dict[Path, str | None] = {}
 
@@ -507,11 +556,17 @@ def read_many(paths: Sequence[Path], cache: Path | None = None, *, workers: int 
             elif len(head) in (40, 64):
                 tree.tip = head
         refs = branch_refs(common, [t.branch for t in members if t.branch])
-        context = config_context(common) if cache is not None else []
+        context: list[object] | None = None
+        if cache is not None:
+            context, kept = config_context(common, cached.repos.get(str(common)))
+            if kept is None:
+                cached.repos.pop(str(common), None)
+            else:
+                cached.repos[str(common)] = kept
         for tree in members:
             if tree.branch in refs:
                 tree.tip = refs[tree.branch].oid
-            if cache is None:
+            if context is None:
                 continue
             try:
                 tree.digest = snapshot(tree.lay, tree.tip, context)
@@ -537,7 +592,7 @@ def read_many(paths: Sequence[Path], cache: Path | None = None, *, workers: int 
         git_status(path)  # raises git's own error, as a single `git status` would
     stale: list[_Tree] = []
     for tree in trees.values():
-        entry = cached.get(str(tree.lay.worktree))
+        entry = cached.worktrees.get(str(tree.lay.worktree))
         if tree.digest is not None and isinstance(entry, dict) and entry.get("digest") == tree.digest:
             changes = entry.get("changes")
             if isinstance(changes, list) and all(isinstance(c, str) for c in changes):
@@ -550,11 +605,11 @@ def read_many(paths: Sequence[Path], cache: Path | None = None, *, workers: int 
         tree.status = Status(tree.branch, None, 0, False, status.changes)
         key = str(tree.lay.worktree)
         if tree.digest is not None:
-            cached[key] = {"digest": tree.digest, "changes": list(status.changes)}
+            cached.worktrees[key] = {"digest": tree.digest, "changes": list(status.changes)}
         else:
-            cached.pop(key, None)
-    if cache is not None and (stale or not cache.exists()):
-        _save_cache(cache, cached)
+            cached.worktrees.pop(key, None)
+    if cache is not None and (stale or cached.repos != repos_before or not cache.exists()):
+        cached.save(cache)
     asked = {t.lay.worktree for t in stale}
     out: list[Reading] = []
     for path in paths:

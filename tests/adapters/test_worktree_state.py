@@ -148,8 +148,34 @@ def test_git_processes_per_repository_do_not_grow_with_the_worktrees(
         return [r.getMessage() for r in caplog.records if r.getMessage().startswith("$ git")]
 
     two, six = git_commands([paths[0], paths[2]]), git_commands(paths)  # each with a branch without upstream
-    assert len(two) == len(six) <= 3  # for-each-ref, config, rev-list (branches without upstream)
-    assert not any(" status " in c for c in six)
+    assert len(two) == len(six) <= 2  # for-each-ref, rev-list (branches without upstream)
+    assert not any(" status " in c or " config " in c for c in six)
+
+
+def test_a_file_no_longer_ignored_is_seen(project: Project, tmp_path: Path, isolated_git: Path) -> None:
+    t = project.trees
+    exclude = project.repo / ".git" / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    exclude.write_text("*.log\n")
+    user_ignore = isolated_git / ".config" / "git" / "ignore"  # git's default core.excludesFile
+    user_ignore.parent.mkdir(parents=True, exist_ok=True)
+    user_ignore.write_text("*.tmp\n")
+    (t["pushed"] / "build.log").write_text("ignored\n")
+    (t["local"] / "scratch.tmp").write_text("ignored\n")
+    cache = tmp_path / "cache.json"
+    paths = [t["pushed"], t["local"]]
+    assert [r.changes for r in _all_cached(paths, cache)] == [(), ()]
+
+    exclude.write_text("# nothing ignored here any more\n")  # the repository's own excludes
+    readings = read_many(paths, cache)
+    assert [r.changes for r in readings] == [("?? build.log",), ()]
+    assert [answer(r) for r in readings] == [reference(p) for p in paths]
+
+    _all_cached(paths, cache)
+    user_ignore.write_text("# nor here\n")  # the user's
+    readings = read_many(paths, cache)
+    assert [r.changes for r in readings] == [("?? build.log",), ("?? scratch.tmp",)]
+    assert [answer(r) for r in readings] == [reference(p) for p in paths]
 
 
 def test_common_dir_read_from_the_git_files_is_the_one_git_names(project: Project) -> None:
