@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -123,6 +124,13 @@ def git_refs(repo: Path) -> str:
         text=True,
         check=True,
     ).stdout
+
+
+def session_of(root: Path, project: str, phase: str) -> str:
+    """The tmux session coditect names for ``phase`` of the checkout at ``root`` (project ``project``)."""
+    from coditect_cli.domain.launch import session_name
+
+    return session_name(project, phase, str(root.resolve()))
 
 
 def retry_until(fetch: Callable[[], T], ok: Callable[[T], bool], timeout: float = 15.0) -> T:
@@ -280,3 +288,41 @@ def assert_streams_set_up(root: Path, *, pushed: bool = True) -> None:
     exclude = (exclude if exclude.is_absolute() else root / exclude) / "info" / "exclude"
     assert WORKTREES_EXCLUDE in exclude.read_text(encoding="utf-8").splitlines()
     assert git_in(root, "status", "--porcelain") == ""
+
+
+def command_lines() -> dict[int, bytes]:
+    """Every process's command line that this user can read (what `ps` shows)."""
+    out: dict[int, bytes] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                out[int(entry.name)] = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+    return out
+
+
+class Sampler:
+    """Every process's command line, read again and again (in a thread) while something runs: what any `ps`
+    during that time could have shown. ``hits`` collects the lines holding ``needle``."""
+
+    def __init__(self, needle: bytes) -> None:
+        self.needle = needle
+        self.hits: dict[int, bytes] = {}
+        self.rounds = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.hits.update({pid: line for pid, line in command_lines().items() if self.needle in line})
+            self.rounds += 1
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        retry_until(lambda: self.rounds, lambda n: n >= 2)  # at least one whole pass during the run
+        self._stop.set()
+        self._thread.join()

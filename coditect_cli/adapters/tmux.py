@@ -11,7 +11,10 @@ tmux facts this module relies on (tmux 3.3a):
 - On the command line, an argument ending in ``;`` ends a command; :func:`escape` rewrites a trailing
   ``;`` as ``\\;``, which tmux turns back into ``;``.
 - ``-c`` (start directory), ``select-pane -T`` and ``pipe-pane`` expand formats, so ``#`` is doubled
-  there (:func:`literal`). ``-e`` values and commands are taken as they are.
+  there (:func:`literal`). Commands are taken as they are.
+- No ``-e NAME=VALUE`` and no ``set-environment``: a value there shows in ``ps``, in ``--verbose`` and in
+  tmux's error messages. A pane's environment comes from the 0600 file its command sources
+  (:func:`~coditect_cli.domain.launch.pane_argv`).
 - A command given as several arguments is ``execvp``'d without the user's ``default-shell``.
 - Panes are found by the ``@coditect_stream`` user option, never by index (``base-index`` varies).
 - Targets are explicit (``=SESSION:`` is the session's current window and its active pane): with no
@@ -34,6 +37,7 @@ from coditect_cli.domain.launch import (
     PaneSpec,
     PaneState,
     SessionSpec,
+    pane_argv,
 )
 from coditect_cli.errors import CommandFailed
 
@@ -59,6 +63,7 @@ _FIELDS = (
     STREAM_OPTION,
     TITLE_OPTION,
     "socket_path",
+    "pane_start_path",
     "pane_title",
 )
 PANE_FORMAT = SEP.join(f"#{{{f}}}" for f in _FIELDS)
@@ -124,32 +129,16 @@ def parse_panes(output: str) -> list[PaneState]:
                 stream=f[STREAM_OPTION],
                 stream_title=f[TITLE_OPTION],
                 socket_path=f["socket_path"],
+                start_path=f["pane_start_path"],
             )
         )
     return rows
 
 
-def common_env(panes: Sequence[PaneSpec]) -> dict[str, str]:
-    """The variables every pane gets with the same value: set once in the session's environment."""
-    if not panes:
-        return {}
-    common = dict(panes[0].env)
-    for pane in panes[1:]:
-        own = dict(pane.env)
-        common = {k: v for k, v in common.items() if own.get(k) == v}
-    return common
-
-
-def _spawn_args(pane: PaneSpec, inherited: dict[str, str] | None = None) -> list[str]:
-    """The ``-c DIR -e K=V ... -- ARGV`` tail shared by new-session, split-window and new-window.
-
-    Variables in ``inherited`` (the session's environment) are not repeated.
-    """
-    args = ["-c", literal(str(pane.cwd))]
-    for key, value in pane.env:
-        if inherited is None or inherited.get(key) != value:
-            args += ["-e", f"{key}={value}"]
-    return [*args, "--", *pane.agent.argv]
+def _spawn_args(pane: PaneSpec) -> list[str]:
+    """The ``-c DIR -- ARGV`` tail shared by new-session, split-window, new-window and respawn-pane (no
+    environment value: see the module docstring)."""
+    return ["-c", literal(str(pane.cwd)), "--", *pane_argv(pane)]
 
 
 def _window_options(target: str) -> list[list[str]]:
@@ -179,15 +168,9 @@ has to be set before tmux's event loop can notice an agent that exited at once).
 
 
 def session_units(spec: SessionSpec) -> list[Unit]:
-    """The commands creating ``spec`` from nothing, one unit per pane (plus a last one selecting pane 1).
-
-    The variables common to every pane go into the session's environment with the first pane
-    (``new-session -e`` sets the session's environment); the first pane's own variables are then removed
-    from it, so later panes get only the common ones and their own ``-e``.
-    """
+    """The commands creating ``spec`` from nothing, one unit per pane (plus a last one selecting pane 1)."""
     target = f"={spec.name}:"
     width, height = SESSION_SIZE
-    shared = common_env(spec.panes)
     units: list[Unit] = []
     for i, pane in enumerate(spec.panes):
         unit: Unit = []
@@ -195,13 +178,10 @@ def session_units(spec: SessionSpec) -> list[Unit]:
             name = spec.window_name if spec.layout == "tiled" else pane.stream
             size = ["-x", str(width), "-y", str(height)]
             unit.append(["new-session", "-d", "-s", spec.name, *size, "-n", name, *_spawn_args(pane)])
-            unit += [
-                ["set-environment", "-t", f"={spec.name}", "-u", k] for k, _ in pane.env if k not in shared
-            ]
         elif spec.layout == "tiled":
-            unit.append(["split-window", "-t", target, *_spawn_args(pane, shared)])
+            unit.append(["split-window", "-t", target, *_spawn_args(pane)])
         else:
-            unit.append(["new-window", "-t", target, "-n", pane.stream, *_spawn_args(pane, shared)])
+            unit.append(["new-window", "-t", target, "-n", pane.stream, *_spawn_args(pane)])
         if i == 0 or spec.layout == "windows":
             unit += _window_options(target)
         unit += _pane_setup(target, pane)
@@ -226,14 +206,12 @@ def add_pane_units(
 ) -> list[Unit]:
     """Units adding ``missing`` panes to the live session, each next to its neighbour in terminal order.
 
-    ``existing`` maps stream ids to their live (or dead, kept) panes; they are never touched. The session's
-    common environment is refreshed first (the launcher's PATH may have changed).
+    ``existing`` maps stream ids to their live (or dead, kept) panes; they are never touched.
     """
     session = f"={spec.name}:"
     order = [p.stream for p in spec.panes]
     wanted = {p.stream for p in missing}
-    shared = common_env(spec.panes)
-    units: list[Unit] = [[["set-environment", "-t", f"={spec.name}", k, v] for k, v in shared.items()]]
+    units: list[Unit] = []
     # Where the previous stream's pane is (an existing pane id, or a window whose active pane it is).
     anchor: str | None = None
     for pane in spec.panes:
@@ -244,7 +222,7 @@ def add_pane_units(
         if pane.stream not in wanted:
             continue
         later = [existing[s] for s in order[order.index(pane.stream) + 1 :] if s in existing]
-        spawn = _spawn_args(pane, shared)
+        spawn = _spawn_args(pane)
         unit: Unit = []
         if spec.layout == "tiled":
             if anchor is not None:

@@ -4,10 +4,12 @@ The session name, the layout, each stream's pane (directory, title, environment,
 prompt the agent reads. Nothing here starts a process or talks to tmux: :mod:`coditect_cli.services.launch`
 does, through :mod:`coditect_cli.adapters.tmux`.
 
-Quoting rule: nothing written in the manifest reaches a shell line unquoted. Environment values go to tmux
-as ``-e NAME=VALUE`` arguments (no shell involved), the prompt goes into a file, and a ``run`` template's
-placeholders are replaced by values quoted for where they stand (:func:`substitute`). The template itself is a command line the
-manifest's author wrote on purpose, and is run by ``/bin/sh -c``.
+Quoting rule: nothing written in the manifest reaches a shell line unquoted, and no environment value
+reaches a process argument or a tmux command line (where ``ps``, ``--verbose`` and tmux's error messages would
+show it): a pane's whole environment is written to a 0600 file (:func:`env_file_text`) that the pane's
+command sources before it execs the agent (:func:`pane_argv`). The prompt goes into a file, and a ``run``
+template's placeholders are replaced by values quoted for where they stand (:func:`substitute`). The template
+itself is a command line the manifest's author wrote on purpose, and is run by ``/bin/sh -c``.
 
 Environment of every pane (besides the stream's own ``env``)
 -------------------------------------------------------------
@@ -32,6 +34,7 @@ Environment of every pane (besides the stream's own ``env``)
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import re
 import shlex
@@ -76,11 +79,22 @@ _PLACEHOLDER = re.compile(r"\{(prompt_file|stream|worktree)\}")
 # ----------------------------------------------------------------------------------------------- naming
 
 
-def session_name(project: str, phase: str) -> str:
-    """The tmux session of a phase: ``coditect-<project>-<phase>``, safe in tmux targets.
+def session_name(project: str, phase: str, root: str) -> str:
+    """The tmux session of a phase in one checkout: ``coditect-<project>-<phase>-<hash>``, safe in tmux targets.
+
+    ``<hash>`` is 8 hex digits of the SHA-256 of ``root``, the project root's resolved path: two checkouts
+    (clones, copies) of one project never share a session, and one checkout always gets the same name.
+    """
+    digest = hashlib.sha256(root.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{legacy_session_name(project, phase)}-{digest}"
+
+
+def legacy_session_name(project: str, phase: str) -> str:
+    """The name sessions had before it carried the root's hash: ``coditect-<project>-<phase>``.
 
     tmux reads ``:`` and ``.`` in a target as separators (and ``#`` starts a format), so everything
-    outside ``[A-Za-z0-9_-]`` becomes ``-``.
+    outside ``[A-Za-z0-9_-]`` becomes ``-``. A session of this name is still used when its panes started
+    in this checkout (:func:`coditect_cli.services.session.find_session`).
     """
     return re.sub(r"[^A-Za-z0-9_-]", "-", f"coditect-{project}-{phase}")
 
@@ -370,6 +384,38 @@ class PaneSpec:
     env: tuple[tuple[str, str], ...]
     agent: AgentCommand
     log: Path | None = None
+    env_file: Path | None = None  # where ``env`` (and what the agent needs) is written for the pane to source
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def env_file_text(values: dict[str, str]) -> str:
+    """``NAME='value'`` lines a POSIX shell sources (values quoted; a name that is not a shell identifier,
+    which the manifest refuses anyway, is left out rather than run as a command). Written 0600."""
+    return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items() if _ENV_NAME.fullmatch(k))
+
+
+ENV_WRAPPER = 'set -a; . "$0"; set +a; exec "$@"'
+"""What ``/bin/sh -c`` runs before the agent: export the variables of the file given as ``$0``, then exec the
+agent's own argv (the remaining arguments, never re-parsed): the pane's process has them from its start."""
+
+
+def with_env_file(command: AgentCommand, env_file: Path) -> AgentCommand:
+    """``command`` run after the shell exported the variables of ``env_file`` (values stay off argv)."""
+    argv = ("/bin/sh", "-c", ENV_WRAPPER, str(env_file), *command.argv)
+    return AgentCommand(command.kind, argv, command.program, command.display)
+
+
+def pane_argv(pane: PaneSpec) -> tuple[str, ...]:
+    """The command tmux starts for ``pane``: its agent, after sourcing the pane's environment file.
+
+    The pane's variables reach it only through that file (written by the caller, :func:`env_file_text`):
+    never as ``-e NAME=VALUE`` on tmux's command line. A pane without one runs its agent as it is.
+    """
+    if pane.env_file is None:
+        return pane.agent.argv
+    return with_env_file(pane.agent, pane.env_file).argv
 
 
 @dataclass(frozen=True)
@@ -439,6 +485,7 @@ class PaneState:
     stream: str
     stream_title: str
     socket_path: str
+    start_path: str = ""  # the directory the pane was started in (tmux 3.3: ``pane_start_path``)
 
     @property
     def finished(self) -> bool:

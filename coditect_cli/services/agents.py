@@ -117,7 +117,8 @@ def agent_states(project: Project, phase: str | None, *, socket: str | None = No
 
     s = phase_session(project, phase, socket)
     tmux = Tmux(s.socket)
-    rows = panes_by_stream(tmux.session_panes(s.name))
+    s, found = s.locate(tmux)
+    rows = panes_by_stream(found)
     streams = [st.id for st in ordered_streams(s.manifest)]
     return read_states(s, tmux, rows, streams, _held_counts(s))
 
@@ -267,7 +268,11 @@ def deliver(
     order = [st for st in streams if st in wanted]
     remote = {st.id for st in s.manifest.streams if st.host}
     local = [st for st in order if st not in remote]
-    rows = panes_by_stream(tmux.session_panes(s.name)) if local else {}
+    if local:
+        s, found = s.locate(tmux)
+        rows = panes_by_stream(found)
+    else:
+        rows = {}
     held = _held_counts(s)
     states = read_states(s, tmux, rows, local, held) if local else {}
     servers: dict[str, Tmux] = {}  # remote stream -> its host's tmux server
@@ -275,7 +280,7 @@ def deliver(
     if remote:
         from coditect_cli.services.hosts import host_panes
 
-        for entry in host_panes(project, s.manifest, s.common, s.name):
+        for entry in host_panes(project, s.manifest, s.common):
             mine = [st for st in entry.streams if st in wanted]
             if entry.unreachable:
                 unreachable.update(dict.fromkeys(mine, entry.unreachable))
@@ -363,7 +368,8 @@ def deliver_held(
     if not order:
         return []
     tmux = Tmux(s.socket)
-    rows = panes_by_stream(tmux.session_panes(s.name))
+    s, found = s.locate(tmux)
+    rows = panes_by_stream(found)
     states = read_states(s, tmux, rows, order, held)
     out: list[Delivery] = []
     for st in order:

@@ -284,15 +284,13 @@ def _agents(
 ) -> dict[str, AgentState]:
     """Each stream's agent state (one tmux process capturing every screen; the panes already listed)."""
     from coditect_cli.adapters.tmux import Tmux
-    from coditect_cli.domain.launch import session_name
     from coditect_cli.errors import CoditectError
     from coditect_cli.services.agents import read_states
-    from coditect_cli.services.session import PhaseSession, project_name, resolve_socket
+    from coditect_cli.services.session import session_of
 
-    sock = resolve_socket(common, manifest.phase, socket)
-    s = PhaseSession(manifest, common, session_name(project_name(manifest, project), manifest.phase), sock)
+    s = session_of(project, manifest, common, socket)
     try:
-        return read_states(s, Tmux(sock), panes, [st.id for st in manifest.ordered_streams()])
+        return read_states(s, Tmux(s.socket), panes, [st.id for st in manifest.ordered_streams()])
     except CoditectError:
         return {}
 
@@ -302,13 +300,13 @@ def _panes(
 ) -> tuple[dict[str, PaneState], bool]:
     """The phase's panes by stream (empty when tmux or the session is absent)."""
     from coditect_cli.adapters.tmux import Tmux
-    from coditect_cli.domain.launch import panes_by_stream, session_name
+    from coditect_cli.domain.launch import panes_by_stream
     from coditect_cli.errors import CoditectError
-    from coditect_cli.services.session import project_name, resolve_socket
+    from coditect_cli.services.session import session_of
 
     try:
-        tmux = Tmux(resolve_socket(common, manifest.phase, socket))
-        rows = tmux.session_panes(session_name(project_name(manifest, project), manifest.phase))
+        s = session_of(project, manifest, common, socket)
+        _, rows = s.locate(Tmux(s.socket))
     except CoditectError:
         return {}, False
     return panes_by_stream(rows), bool(rows)

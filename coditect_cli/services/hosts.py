@@ -12,18 +12,23 @@ Layout under the host's ``workdir`` (``<project>`` is the project's name)::
     <workdir>/<project>/worktrees/<phase>/<stream>/<repo>  the stream's worktree, guard hooks installed
     <workdir>/<project>/prompts/<phase>/<stream>.md        its prompt
     <workdir>/<project>/panes/<phase>/<stream>.log         its pane's output
+    <workdir>/<project>/agents/<phase>/<stream>.env        its pane's environment (0600, sourced by the pane)
 
-Each host runs the phase's session on a tmux server of its own (``tmux -L coditect-<hash>``).
+Each host runs the phase's session on a tmux server of its own (``tmux -L coditect-<hash>``), under the
+same name as on this machine (``coditect-<project>-<phase>-<hash of the project root>``). A session of the
+name used before (no hash) is still found when its panes started in the project's directory on the host
+(which every checkout of a project named alike shares: the host's directories are named by the project).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as _dt
 import hashlib
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +41,7 @@ from coditect_cli.domain.launch import (
     PaneState,
     SessionSpec,
     choose_layout,
+    env_file_text,
     ordered_streams,
     pane_env,
     pane_title,
@@ -126,6 +132,10 @@ class RemoteLayout:
     def log(self, phase: str, stream: str) -> str:
         return f"{self.base}/panes/{phase}/{stream}.log"
 
+    def env(self, phase: str, stream: str) -> str:
+        """The stream's pane environment file on the host (0600; its pane sources it)."""
+        return f"{self.base}/agents/{phase}/{stream}.env"
+
     def events(self, phase: str, stream: str) -> str:
         """The stream's agent events file on the host (written by its agent's hooks)."""
         return f"{self.base}/agents/{phase}/{stream}.events"
@@ -149,6 +159,28 @@ def _project_name(manifest: Manifest, project: Project) -> str:
     from coditect_cli.services.session import project_name
 
     return project_name(manifest, project)
+
+
+def _names(project: Project, manifest: Manifest) -> tuple[str, str]:
+    """The phase's session name and the name it had before it carried the root's hash."""
+    from coditect_cli.domain.launch import legacy_session_name
+    from coditect_cli.services.session import phase_session_name
+
+    return phase_session_name(manifest, project), legacy_session_name(
+        _project_name(manifest, project), manifest.phase
+    )
+
+
+def _find(
+    rows: Sequence[PaneState], project: Project, manifest: Manifest, lay: RemoteLayout
+) -> tuple[str, list[PaneState]]:
+    """The phase's session on the host of ``lay`` among its panes ``rows``, and the session's panes (see
+    :func:`coditect_cli.services.session.find_session`: a legacy-named one counts when it started in the
+    project's directory on the host)."""
+    from coditect_cli.services.session import find_session
+
+    name, legacy = _names(project, manifest)
+    return find_session(rows, name, legacy, lay.base, local=False)
 
 
 def layout(manifest: Manifest, project: Project, host_name: str) -> RemoteLayout:
@@ -314,7 +346,8 @@ command -v tmux >/dev/null 2>&1 || {{ echo "coditect: tmux is not installed on t
 listing=$(T run-shell true \; list-panes -a -F {format} 2>&1); rc=$?
 printf '%s\n' "${{M}}panes $rc" "$listing"
 set --
-for row in $(T list-panes -s -t ={session} -F '#{{pane_id}},#{{pane_dead}}' 2>/dev/null); do
+for row in $(T list-panes -s -t ={session} -F '#{{pane_id}},#{{pane_dead}}' 2>/dev/null ||
+             T list-panes -s -t ={legacy} -F '#{{pane_id}},#{{pane_dead}}' 2>/dev/null); do
   [ $# -gt 0 ] && set -- "$@" \;
   if [ "${{row#*,}}" = 1 ]; then set -- "$@" capture-pane -p -S -50 -t "${{row%,*}}"
   else set -- "$@" capture-pane -p -t "${{row%,*}}"; fi
@@ -334,9 +367,10 @@ CODITECT_EVENTS
 """
 
 
-def snapshot_script(lay: RemoteLayout, phase: str, session: str, streams: Sequence[str]) -> str:
+def snapshot_script(lay: RemoteLayout, phase: str, names: tuple[str, str], streams: Sequence[str]) -> str:
     """The shell script reading, in one SSH call, the host's panes (``list-panes -a``), the screens of the
-    session's panes (one tmux process) and the tail of each stream's agent events file."""
+    session's panes (``names``: the session's name and its legacy one, used when the first does not run; one
+    tmux process) and the tail of each stream's agent events file."""
     from coditect_cli.adapters.tmux import CAPTURE_MARK, PANE_FORMAT
     from coditect_cli.agents.events import TAIL_BYTES
 
@@ -344,15 +378,18 @@ def snapshot_script(lay: RemoteLayout, phase: str, session: str, streams: Sequen
         socket=shlex.quote(lay.socket),
         mark=shlex.quote(_MARK),
         format=shlex.quote(PANE_FORMAT),
-        session=shlex.quote(session),
+        session=shlex.quote(names[0]),
+        legacy=shlex.quote(names[1]),
         capture_mark=shlex.quote(CAPTURE_MARK),
         tail=TAIL_BYTES,
         events="\n".join(f"{st} {lay.events(phase, st)}" for st in streams),
     )
 
 
-def parse_snapshot(entry: HostPanes, session: str, output: str) -> None:
-    """Fill ``entry`` from :func:`snapshot_script`'s ``output``."""
+def parse_snapshot(
+    entry: HostPanes, output: str, find: Callable[[list[PaneState]], tuple[str, list[PaneState]]]
+) -> None:
+    """Fill ``entry`` from :func:`snapshot_script`'s ``output``; ``find`` picks the session's panes."""
     from coditect_cli.adapters.tmux import CAPTURE_MARK, NO_SERVER, parse_panes
     from coditect_cli.agents.events import TAIL_BYTES, parse_events
 
@@ -371,8 +408,7 @@ def parse_snapshot(entry: HostPanes, session: str, output: str) -> None:
                     continue
                 entry.unreachable = f"tmux failed on host {entry.host}: {text.strip()}"
                 return
-            rows = [r for r in parse_panes(text) if r.session == session]
-            entry.rows = panes_by_stream(rows)
+            entry.rows = panes_by_stream(find(parse_panes(text))[1])
         elif kind == "screens":
             current: list[str] = []
             for line in lines:
@@ -387,20 +423,21 @@ def parse_snapshot(entry: HostPanes, session: str, output: str) -> None:
             entry.events[stream] = parse_events("\n".join(lines), cut=cut)
 
 
-def host_panes(project: Project, manifest: Manifest, common: Path, session: str) -> list[HostPanes]:
-    """Every host's panes of ``session``, their screens and their streams' agent events: ONE SSH call per
-    host (one shell script, :func:`snapshot_script`), the hosts read in parallel."""
+def host_panes(project: Project, manifest: Manifest, common: Path) -> list[HostPanes]:
+    """Every host's panes of the phase's session, their screens and their streams' agent events: ONE SSH call
+    per host (one shell script, :func:`snapshot_script`), the hosts read in parallel."""
     from concurrent.futures import ThreadPoolExecutor
 
-    entries: list[tuple[HostPanes, str]] = []
+    names = _names(project, manifest)
+    entries: list[tuple[HostPanes, str, RemoteLayout]] = []
     for name, streams in remote_streams(manifest).items():
         lay = layout(manifest, project, name)
         ids = [s.id for s in streams]
         entry = HostPanes(name, ids, server(common, lay))
-        entries.append((entry, snapshot_script(lay, manifest.phase, session, ids)))
+        entries.append((entry, snapshot_script(lay, manifest.phase, names, ids), lay))
 
-    def read(item: tuple[HostPanes, str]) -> None:
-        entry, script = item
+    def read(item: tuple[HostPanes, str, RemoteLayout]) -> None:
+        entry, script, lay = item
         try:
             entry.tmux.invocations += 1
             done = entry.tmux.host.run(["sh", "-s"], input=script, check=False, timeout=60)
@@ -410,14 +447,14 @@ def host_panes(project: Project, manifest: Manifest, common: Path, session: str)
         if done.returncode != 0:
             entry.unreachable = f"cannot read host {entry.host}: {done.stderr.strip()}"
             return
-        parse_snapshot(entry, session, done.stdout)
+        parse_snapshot(entry, done.stdout, lambda rows: _find(rows, project, manifest, lay))
 
     if len(entries) > 1:
         with ThreadPoolExecutor(max_workers=min(8, len(entries))) as pool:
             list(pool.map(read, entries))
     elif entries:
         read(entries[0])
-    return [entry for entry, _ in entries]
+    return [entry for entry, _, _ in entries]
 
 
 def remote_spec(
@@ -470,6 +507,7 @@ def remote_spec(
                 ),
                 agent=profile.command(ctx),
                 log=Path(lay.log(phase, stream.id)),
+                env_file=Path(lay.env(phase, stream.id)),
             )
         )
     layout_kind = choose_layout(manifest.layout, len(panes))
@@ -500,12 +538,17 @@ class HostLaunch:
 
 
 def _prepare_lines(lay: RemoteLayout, spec: SessionSpec, prompts: dict[str, tuple[str, str]]) -> list[str]:
-    """Write the prompts and the event recorder, make the log folders, name the agent programs missing on the
-    host, then list the host's panes (after a marker line)."""
+    """Write the prompts, the panes' environment files and the event recorder, make the log folders, name the
+    agent programs missing on the host, then list the host's panes (after a marker line). Everything travels
+    in the script on the connection's stdin: no value is on a command line, here or on the host."""
     from coditect_cli.adapters.tmux import PANE_FORMAT
     from coditect_cli.agents import events
 
     lines = [_put(shlex.quote(path), text) for path, text in prompts.values()]
+    for pane in spec.panes:
+        if pane.env_file is not None:  # created 0600 from the start (umask), never readable by others
+            text = env_file_text(dict(pane.env))
+            lines.append(f"(umask 077; {_put(shlex.quote(str(pane.env_file)), text, '600')})")
     lines.append(_put(shlex.quote(lay.events_script), Path(events.__file__).read_text(encoding="utf-8")))
     lines.append(f"mkdir -p {shlex.quote(f'{lay.base}/agents/{spec.phase}')}")
     for pane in spec.panes:
@@ -544,7 +587,6 @@ def _launch_host(
     project: Project,
     manifest: Manifest,
     common: Path,
-    session: str,
     name: str,
     streams: Sequence[Stream],
     day: int,
@@ -559,7 +601,9 @@ def _launch_host(
     lay = layout(manifest, project, name)
     result = HostLaunch(name)
     ssh = connection(common, lay.host)
-    spec, prompts = remote_spec(project, manifest, lay, streams, session, day, agent=agent)
+    spec, prompts = remote_spec(
+        project, manifest, lay, streams, _names(project, manifest)[0], day, agent=agent
+    )
     tmux = RemoteTmux(ssh, lay.socket)
     before = ssh.calls
     script = (
@@ -576,7 +620,9 @@ def _launch_host(
                 ", ".join(f"{prog} (stream {st})" if st != "-" else prog for st, prog in missing_programs),
             )
             return result
-        existing = panes_by_stream([r for r in parse_panes(listing) if r.session == session])
+        session, rows = _find(parse_panes(listing), project, manifest, lay)
+        spec = dataclasses.replace(spec, name=session)  # the legacy name when that one runs there
+        existing = panes_by_stream(rows)
         missing = [p for p in spec.panes if p.stream not in existing]
         if missing:
             units = add_pane_units(spec, missing, existing) if existing else session_units(spec)
@@ -603,7 +649,6 @@ def launch_hosts(
     project: Project,
     manifest: Manifest,
     common: Path,
-    session: str,
     *,
     day: int | None = None,
     agent: str | None = None,
@@ -619,19 +664,21 @@ def launch_hosts(
         return []
 
     def one(item: tuple[str, list[Stream]]) -> HostLaunch:
-        return _launch_host(project, manifest, common, session, item[0], item[1], the_day, agent)
+        return _launch_host(project, manifest, common, item[0], item[1], the_day, agent)
 
     with ThreadPoolExecutor(max_workers=min(8, len(by_host))) as pool:
         return list(pool.map(one, by_host.items()))
 
 
-def stop_hosts(project: Project, manifest: Manifest, common: Path, session: str) -> dict[str, str]:
+def stop_hosts(project: Project, manifest: Manifest, common: Path) -> dict[str, str]:
     """End the session on every host; each host's outcome (``stopped``, ``not running`` or the error)."""
     out: dict[str, str] = {}
     for name in remote_streams(manifest):
-        tmux = server(common, layout(manifest, project, name))
+        lay = layout(manifest, project, name)
+        tmux = server(common, lay)
         try:
-            if tmux.session_panes(session):
+            session, rows = _find(tmux.panes(), project, manifest, lay)
+            if rows:
                 tmux.kill_session(session)
                 out[name] = "stopped"
             else:
@@ -750,12 +797,15 @@ def move(project: Project, phase: str | None, stream_id: str, target: str) -> Mo
     stopped = False
     from coditect_cli.services.session import phase_session
 
-    s = phase_session(project, manifest.phase, None)
     if stream.host is not None:
-        tmux: Tmux = server(common, layout(manifest, project, stream.host))
+        lay = layout(manifest, project, stream.host)
+        tmux: Tmux = server(common, lay)
+        found = _find(tmux.panes(), project, manifest, lay)[1]
     else:
+        s = phase_session(project, manifest.phase, None)
         tmux = Tmux(s.socket)
-    rows = panes_by_stream(tmux.session_panes(s.name))
+        found = s.locate(tmux)[1]
+    rows = panes_by_stream(found)
     if stream_id in rows:
         tmux.run(["kill-pane", "-t", rows[stream_id].pane_id])
         stopped = True

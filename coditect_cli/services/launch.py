@@ -9,6 +9,7 @@ found by their ``@coditect_stream`` option. Where the session and its files are:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -24,18 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 from coditect_cli.domain.launch import (
     PLACEHOLDERS,
-    AgentCommand,
     PaneSpec,
     PaneState,
     SessionSpec,
     choose_layout,
+    env_file_text,
     ordered_streams,
     pane_env,
     pane_title,
     panes_by_stream,
     phase_day,
     render_prompt,
-    session_name,
     stream_worktrees,
 )
 from coditect_cli.domain.limits import day_problem
@@ -47,9 +47,9 @@ from coditect_cli.services.session import (
     agent_file,
     log_path,
     phase_session,
-    project_name,
+    phase_session_name,
     prompt_path,
-    resolve_socket,
+    session_of,
 )
 
 if TYPE_CHECKING:
@@ -217,21 +217,6 @@ def hook_argv(common: Path, phase: str, stream: str) -> tuple[str, ...]:
     )
 
 
-def env_file_text(values: dict[str, str]) -> str:
-    """``NAME='value'`` lines a POSIX shell sources (values quoted; the file is written 0600)."""
-    return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
-
-
-def with_env_file(command: AgentCommand, env_file: Path) -> AgentCommand:
-    """``command`` run after the shell exported the variables of ``env_file`` (secrets stay off argv)."""
-    source = f"set -a; . {shlex.quote(str(env_file))}; set +a; "
-    if command.argv[:2] == ("/bin/sh", "-c"):
-        line = source + command.argv[2]
-    else:
-        line = source + "exec " + shlex.join(command.argv)
-    return AgentCommand(command.kind, ("/bin/sh", "-c", line), command.program, command.display)
-
-
 def prepare(
     project: Project,
     manifest: Manifest,
@@ -282,14 +267,18 @@ def prepare(
         )
         command = profile.command(ctx)
         own = {p: (text, 0o644) for p, text in profile.files(ctx).items()}
-        # What the agent needs and what the manifest passes on purpose: through the 0600 file only (the tmux
-        # server, started on the allow-listed environment, gives panes no credential of its own).
+        env = (
+            *pane_env(manifest, stream, worktrees, prompt_file, path),
+            # Where an agent without hooks of its own (the scripted one) reports its turns.
+            ("CODITECT_EVENTS_FILE", str(agent_file(common, manifest.phase, stream.id))),
+        )
+        # The pane's variables, what the agent needs and what the manifest passes on purpose: through the
+        # 0600 file only, never a command line (the tmux server, started on the allow-listed environment,
+        # gives panes no credential of its own).
         wanted = (*profile.env_names, *manifest.pass_env, *stream.pass_env)
         needed = {k: environ[k] for k in wanted if environ.get(k) and k not in stream.env}
-        if needed:
-            env_file = agent_file(common, manifest.phase, stream.id, ".env")
-            own[env_file] = (env_file_text(needed), 0o600)
-            command = with_env_file(command, env_file)
+        env_file = agent_file(common, manifest.phase, stream.id, ".env")
+        own[env_file] = (env_file_text({**dict(env), **needed}), 0o600)
         files[stream.id] = own
         kinds[stream.id] = profile.kind
         panes.append(
@@ -297,17 +286,14 @@ def prepare(
                 stream=stream.id,
                 title=pane_title(stream, worktrees),
                 cwd=worktrees[0].path,
-                env=(
-                    *pane_env(manifest, stream, worktrees, prompt_file, path),
-                    # Where an agent without hooks of its own (the scripted one) reports its turns.
-                    ("CODITECT_EVENTS_FILE", str(agent_file(common, manifest.phase, stream.id))),
-                ),
+                env=env,
                 agent=command,
                 log=log_path(common, manifest.phase, stream.id),
+                env_file=env_file,
             )
         )
     spec = SessionSpec(
-        name=session_name(project_name(manifest, project), manifest.phase),
+        name=phase_session_name(manifest, project),
         phase=manifest.phase,
         layout=choose_layout(manifest.layout, len(streams)),
         panes=tuple(panes),
@@ -328,10 +314,10 @@ def write_agent_files(prepared: _Prepared, streams: list[str], flush: list[str] 
         prompt_file.write_text(text, encoding="utf-8")
         for file, (content, mode) in prepared.files.get(stream, {}).items():
             file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                os.fchmod(fh.fileno(), mode)  # before writing: a file left wider by hand is narrowed first
                 fh.write(content)
-            os.chmod(file, mode)
         events = agent_file(prepared.common, prepared.manifest.phase, stream)
         events.parent.mkdir(parents=True, exist_ok=True)
         append(events, {"t": round(time.time(), 3), "event": LAUNCH, "kind": prepared.kinds.get(stream, "")})
@@ -509,13 +495,16 @@ def launch(
     ctx = read_context(project, phase)
     manifest = ctx.manifest
     common = project_common_dir(project)
-    sock = resolve_socket(common, manifest.phase, socket)
+    session = session_of(project, manifest, common, socket)
+    sock = session.socket
     prepared = prepare(
         project, manifest, common, agent=agent, day=day, today=today, path=os.environ.get("PATH")
     )
-    spec = prepared.spec
     tmux = Tmux(sock)
-    existing = panes_by_stream(tmux.session_panes(spec.name)) if spec.panes else {}
+    # This checkout's session: its own name, or the legacy one it was launched under before an upgrade.
+    session, rows = session.locate(tmux) if prepared.spec.panes else (session, [])
+    spec = dataclasses.replace(prepared.spec, name=session.name)
+    existing = panes_by_stream(rows)
     missing = [p for p in spec.panes if p.stream not in existing]
     _check_programs(missing)
 
@@ -547,7 +536,7 @@ def launch(
     if manifest.hosts:
         from coditect_cli.services.hosts import launch_hosts
 
-        result.hosts = launch_hosts(project, manifest, common, spec.name, day=prepared.day, agent=agent)
+        result.hosts = launch_hosts(project, manifest, common, day=prepared.day, agent=agent)
     if not spec.panes:  # every stream runs on a remote host
         return result
 
@@ -559,7 +548,10 @@ def launch(
             prompt_file.parent.mkdir(parents=True, exist_ok=True)
             prompt_file.write_text(text, encoding="utf-8")
         # Look again under the lock: another launch may have created panes meanwhile.
-        existing = panes_by_stream(tmux.session_panes(spec.name))
+        session, rows = session.locate(tmux)
+        spec = dataclasses.replace(spec, name=session.name)
+        result.session = spec.name
+        existing = panes_by_stream(rows)
         missing = [p for p in spec.panes if p.stream not in existing]
         _check_programs(missing)  # a pane may have been killed since the first look
         result.created = not existing
@@ -656,7 +648,8 @@ def restart(
     if stream not in streams:
         raise UsageError(f"no stream {stream!r} in phase {s.manifest.phase} (streams: {', '.join(streams)})")
     tmux = Tmux(s.socket)
-    row = panes_by_stream(tmux.session_panes(s.name)).get(stream)
+    s, found = s.locate(tmux)
+    row = panes_by_stream(found).get(stream)
     if row is None:
         raise UnavailableError(
             f"stream {stream} has no pane in {s.name}",
@@ -704,6 +697,7 @@ def run_headless(
     import subprocess
 
     from coditect_cli.adapters.proc import child_env
+    from coditect_cli.domain.launch import pane_argv
     from coditect_cli.services.setup import compute_plan, project_common_dir, read_context, setup
 
     check_agent_template(agent)
@@ -722,9 +716,9 @@ def run_headless(
         with log.open("w", encoding="utf-8") as out:
             try:
                 done = subprocess.run(
-                    list(pane.agent.argv),
+                    list(pane_argv(pane)),  # sources the pane's 0600 environment file, as a pane does
                     cwd=pane.cwd,
-                    env=child_env(dict(pane.env)),  # the allow-list; what it needs came with the env file
+                    env=child_env(),  # the allow-list, as the tmux server's
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     timeout=timeout,
@@ -787,7 +781,7 @@ def attach_target(project: Project, phase: str | None, *, socket: str | None = N
     from coditect_cli.adapters.tmux import Tmux
 
     s = phase_session(project, phase, socket)
-    rows = Tmux(s.socket).session_panes(s.name)
+    s, rows = s.locate(Tmux(s.socket))
     if not rows:
         raise s.not_running()
     sock = f"-L {s.socket} " if s.socket else ""

@@ -17,7 +17,7 @@ from coditect_cli.domain.launch import PaneState, ordered_streams, panes_by_stre
 from coditect_cli.domain.manifest import Manifest
 from coditect_cli.errors import CoditectError, Location, Problem, RefusedError, UnavailableError
 from coditect_cli.project import Project
-from coditect_cli.services.session import log_path, phase_session, status_cache_path
+from coditect_cli.services.session import PhaseSession, log_path, phase_session, status_cache_path
 
 if TYPE_CHECKING:
     from coditect_cli.adapters.tmux import Tmux
@@ -273,12 +273,14 @@ def ignored_files(path: Path) -> tuple[str, ...]:
     return tuple(sorted(name for name in listed.split("\0") if name))
 
 
-def _panes(tmux: Tmux, session: str) -> tuple[list[PaneState], str | None]:
-    """The session's panes, or none and the reason when tmux itself is unavailable (not installed)."""
+def _panes(tmux: Tmux, s: PhaseSession) -> tuple[PhaseSession, list[PaneState], str | None]:
+    """The session as it runs (:meth:`PhaseSession.locate`) and its panes, or none and the reason when tmux
+    itself is unavailable (not installed)."""
     try:
-        return tmux.session_panes(session), None
+        found, rows = s.locate(tmux)
+        return found, rows, None
     except UnavailableError as exc:
-        return [], exc.message
+        return s, [], exc.message
 
 
 # ----------------------------------------------------------------------------------------------- status, send, stop
@@ -303,7 +305,7 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
     works = pool.submit(read_works, [(r, p) for _, r, p in pairs], s.common)
     pool.shutdown(wait=False)
     tmux = Tmux(s.socket)
-    panes, unavailable = _panes(tmux, s.name)
+    s, panes, unavailable = _panes(tmux, s)
     rows = panes_by_stream(panes)
     held = _held_counts(s)
     local = [st for st in streams if st not in remote]
@@ -312,7 +314,7 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
     if remote:
         from coditect_cli.services.hosts import host_panes
 
-        for entry in host_panes(project, s.manifest, s.common, s.name):
+        for entry in host_panes(project, s.manifest, s.common):
             rows.update(entry.rows)
             if entry.unreachable:
                 unreachable.update(dict.fromkeys(entry.streams, entry.unreachable))
@@ -451,7 +453,7 @@ def stop(
 
     s = phase_session(project, phase, socket)
     tmux = Tmux(s.socket)
-    rows, unavailable = _panes(tmux, s.name)
+    s, rows, unavailable = _panes(tmux, s)
     works = [
         read_work(repo, path, list_commits=remove_worktrees)
         for entries in _worktrees(project, s.manifest).values()
@@ -485,7 +487,7 @@ def stop(
         if s.manifest.hosts:
             from coditect_cli.services.hosts import stop_hosts
 
-            result.hosts = stop_hosts(project, s.manifest, s.common, s.name)
+            result.hosts = stop_hosts(project, s.manifest, s.common)
         if remove_worktrees:
             repos = {r.id: (project.root / r.path).resolve() for r in s.manifest.repositories}
             for w in existing:
@@ -543,7 +545,8 @@ def wait_for_agents(
     interval = min(max(poll, 0.005), 0.1)
     unknown_since: dict[str, float] = {}
     while True:
-        rows = panes_by_stream(tmux.session_panes(s.name))
+        s, found = s.locate(tmux)
+        rows = panes_by_stream(found)
         if on_poll is not None:
             on_poll(rows)
         now = time.monotonic()

@@ -28,7 +28,7 @@ from coditect_cli.adapters.tmux import (
     session_commands,
     session_units,
 )
-from coditect_cli.domain.launch import AgentCommand, PaneSpec, PaneState, SessionSpec
+from coditect_cli.domain.launch import AgentCommand, PaneSpec, PaneState, SessionSpec, env_file_text
 
 # A tiny agent: writes its environment and directory to OUT/<stream>.json, then waits (or exits with CODE).
 AGENT = """
@@ -36,7 +36,7 @@ import json, os, sys, time
 out, code = sys.argv[1], int(sys.argv[2])
 stream = os.environ.get("CODITECT_STREAM", "?")
 with open(os.path.join(out, stream + ".json.tmp"), "w") as fh:
-    json.dump({"cwd": os.getcwd(), "env": dict(os.environ)}, fh)
+    json.dump({"cwd": os.getcwd(), "env": dict(os.environ), "argv": sys.argv[1:]}, fh)
 os.rename(os.path.join(out, stream + ".json.tmp"), os.path.join(out, stream + ".json"))
 if code >= 0:
     sys.exit(code)
@@ -44,19 +44,32 @@ time.sleep(300)
 """
 
 
-def agent(out: Path, code: int = -1) -> AgentCommand:
-    argv = (sys.executable, "-c", AGENT, str(out), str(code))
+def agent(out: Path, code: int = -1, *extra: str) -> AgentCommand:
+    argv = (sys.executable, "-c", AGENT, str(out), str(code), *extra)
     return AgentCommand("template", argv, sys.executable, "agent")
 
 
-def pane(stream: str, cwd: Path, out: Path, *, code: int = -1, env: dict[str, str] | None = None) -> PaneSpec:
+def pane(
+    stream: str,
+    cwd: Path,
+    out: Path,
+    *,
+    code: int = -1,
+    env: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
+) -> PaneSpec:
+    """A pane whose environment file (what the launch service writes) is already in ``out``."""
+    variables = (("CODITECT_STREAM", stream), *(env or {}).items())
+    env_file = out / f"{stream}.env"
+    env_file.write_text(env_file_text(dict(variables)))
     return PaneSpec(
         stream=stream,
         title=f"{stream} · feature/x/{stream}/topic",
         cwd=cwd,
-        env=(("CODITECT_STREAM", stream), *(env or {}).items()),
-        agent=agent(out, code),
+        env=variables,
+        agent=agent(out, code, *extra),
         log=out / f"{stream}.log",
+        env_file=env_file,
     )
 
 
@@ -100,12 +113,30 @@ def test_sequence_joins_commands_with_separate_semicolons() -> None:
 
 
 def test_parse_panes_reads_dead_status_and_user_options() -> None:
-    fields = ["s", "@1", "2", "w", "%3", "42", "1", "7", "", "sh", "/x", "api.v2", "T", "/sock", "t\x1fx"]
+    fields = [
+        "s",
+        "@1",
+        "2",
+        "w",
+        "%3",
+        "42",
+        "1",
+        "7",
+        "",
+        "sh",
+        "/x",
+        "api.v2",
+        "T",
+        "/sock",
+        "/w",
+        "t\x1fx",
+    ]
     (state,) = parse_panes("\x1f".join(fields) + "\nbroken line\n")
     assert state.title == "t\x1fx"  # whatever a program puts in its title does not shift the fields
     assert state.pane_id == "%3" and state.window_index == 2 and state.pane_pid == 42
     assert state.dead and state.dead_status == 7 and state.dead_signal is None
     assert state.stream == "api.v2" and state.stream_title == "T" and state.socket_path == "/sock"
+    assert state.start_path == "/w" and state.cwd == "/x"
 
 
 # ----------------------------------------------------------------------------------------------- a real server
@@ -143,6 +174,13 @@ def test_one_invocation_builds_every_pane_with_its_dir_env_title_and_options(
     assert isinstance(env, dict)
     for key, value in tricky.items():
         assert env[key] == value, key
+    # Through the pane's environment file only: no value on tmux's command lines or in its environments.
+    commands = " ".join(" ".join(c) for c in session_commands(spec))
+    started = tmux.run(["list-panes", "-a", "-F", "#{pane_start_command}"]).stdout
+    environments = tmux.run(["show-environment", "-g"]).stdout
+    environments += tmux.run(["show-environment", "-t", f"={spec.name}"]).stdout
+    for value in tricky.values():
+        assert value not in commands and value not in started and value not in environments
     # tmux marks a pane dead when its tty closes and learns the exit status when it reaps the child.
     panes = retry_until(
         lambda: by_stream(tmux, spec.name), lambda p: len(p) == 3 and p["quick"].dead_status is not None
@@ -232,13 +270,13 @@ def test_send_types_text_literally_then_enter(server: Server, tmp_path: Path) ->
 def test_a_session_too_big_for_one_tmux_message_is_built_in_a_few(server: Server, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    big = {"BIG": "x" * 900}  # per pane: ~30 panes x 1.5 KB is well over tmux's 16 KiB per client message
+    big = "x" * 900  # per pane: ~30 panes x 1.5 KB is well over tmux's 16 KiB per client message
     streams = [f"w{i:02d}" for i in range(30)]
     spec = SessionSpec(
         "coditect-p-big",
         "big",
         "windows",
-        tuple(pane(s, tmp_path, out, env={**big, "N": s}) for s in streams),
+        tuple(pane(s, tmp_path, out, env={"N": s}, extra=(big,)) for s in streams),
     )
     groups = pack(session_units(spec))
     assert len(groups) >= 3 and all(
@@ -249,8 +287,9 @@ def test_a_session_too_big_for_one_tmux_message_is_built_in_a_few(server: Server
     assert tmux.invocations == len(groups)
     rows = retry_until(lambda: tmux.session_panes(spec.name), lambda p: len(p) == 30)
     assert sorted(r.stream for r in rows) == streams
-    env = reported(out, "w29")["env"]
-    assert isinstance(env, dict) and env["BIG"] == big["BIG"] and env["N"] == "w29"
+    last = reported(out, "w29")
+    env, argv = last["env"], last["argv"]
+    assert isinstance(env, dict) and env["N"] == "w29" and isinstance(argv, list) and argv[-1] == big
     session = server.sessions.get(session_name=spec.name)
     assert session is not None
     assert all(w.show_option("remain-on-exit") in {"on", True} for w in session.windows)

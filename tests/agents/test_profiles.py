@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
+import subprocess
 from pathlib import Path
 from typing import NamedTuple
 
@@ -13,11 +13,10 @@ from helpers import EXAMPLE_TEXT, line_of, replace_once
 
 from coditect_cli.agents import profile_for
 from coditect_cli.agents.base import AgentContext
-from coditect_cli.domain.launch import StreamWorktree
+from coditect_cli.domain.launch import ENV_WRAPPER, AgentCommand, StreamWorktree, env_file_text, with_env_file
 from coditect_cli.domain.loader import load_manifest_text
 from coditect_cli.domain.manifest import AiderAgent, ClaudeAgent, CodexAgent, options_for_run
 from coditect_cli.errors import ManifestError
-from coditect_cli.services.launch import env_file_text, with_env_file
 
 NAME = "m.yaml"
 
@@ -134,9 +133,11 @@ def test_secrets_go_through_a_0600_file_never_the_command_line(tmp_path: Path) -
     )
     wrapped = with_env_file(command, env_file)
     assert secret not in " ".join(wrapped.argv)
-    assert wrapped.argv[2].startswith(f"set -a; . {shlex.quote(str(env_file))}; set +a; exec claude ")
-    # The file reads back exactly (quoting), as the pane's shell sources it.
-    out = os.popen(f"set -a; . {shlex.quote(str(env_file))}; env").read()
+    assert wrapped.argv[:4] == ("/bin/sh", "-c", ENV_WRAPPER, str(env_file))
+    assert wrapped.argv[4:] == command.argv and wrapped.display == command.display
+    # The pane's command exports the file's values exactly (quoting) to the program it execs.
+    printenv = AgentCommand("template", ("env",), "env", "env")
+    out = subprocess.run(with_env_file(printenv, env_file).argv, capture_output=True, text=True).stdout
     assert f"ANTHROPIC_API_KEY={secret}" in out and "ANTHROPIC_BASE_URL=http://h:1/a b'c" in out
 
 

@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import CliResult, call_main, retry_until
+from helpers import CliResult, call_main, retry_until, session_of
 from libtmux.server import Server
 
 from coditect_cli.adapters.tmux import Tmux
 from coditect_cli.errors import ExitCode
-
-SESSION = "coditect-cli-demo-p1"
 
 
 def project_with(tmp: Path, runs: dict[str, str]) -> Path:
@@ -64,6 +62,7 @@ def test_launch_status_send_stop_through_the_cli(
     typed = tmp_path / "typed"
     typed.mkdir()
     root = project_with(tmp_path, {"web": f"cat > {typed}/{{stream}}.txt", "api": "sh -c 'exit 3'"})
+    session = session_of(root, "cli-demo", "p1")
     monkeypatch.setenv("CODITECT_TMUX_SOCKET", server.socket_name)
 
     # stdout is not a terminal here: launch does not try to attach.
@@ -71,10 +70,10 @@ def test_launch_status_send_stop_through_the_cli(
     assert launched.code == 0, launched.output
     env = data(launched)
     assert env["command"] == "streams launch" and env["ok"] is True
-    assert env["data"]["session"] == SESSION and env["data"]["socket"] == server.socket_name
+    assert env["data"]["session"] == session and env["data"]["socket"] == server.socket_name
     assert [p["state"] for p in env["data"]["panes"]] == ["started", "started"]
     assert env["data"]["setup_steps"] and env["data"]["attached"] is False
-    assert env["data"]["attach_command"] == f"tmux -L {server.socket_name} attach -t ={SESSION}"
+    assert env["data"]["attach_command"] == f"tmux -L {server.socket_name} attach -t ={session}"
 
     # From here on the socket comes from the state store.
     monkeypatch.delenv("CODITECT_TMUX_SOCKET")
@@ -109,19 +108,19 @@ def test_launch_status_send_stop_through_the_cli(
     envelope = data(refused)
     assert envelope["error"]["code"] == "refused"
     assert [p["message"] for p in envelope["problems"]] == ["uncommitted: ?? lanes/web/draft.txt"]
-    assert len(Tmux(server.socket_name).session_panes(SESSION)) == 2
+    assert len(Tmux(server.socket_name).session_panes(session)) == 2
 
     stopped = cli(root, ["streams", "stop", "--json"], capsys)
     assert stopped.code == 0, stopped.output
     assert data(stopped)["data"]["killed"] is True and data(stopped)["data"]["removed_worktrees"] == []
     assert [w["path"] for w in data(stopped)["data"]["worktrees_with_work"]] == [str(draft.parents[2])]
-    assert Tmux(server.socket_name).session_panes(SESSION) == []
+    assert Tmux(server.socket_name).session_panes(session) == []
     assert draft.exists()
     after = status()
     assert {s["state"] for s in after.values()} == {"missing"}
 
     gone = cli(root, ["streams", "send", "all", "x"], capsys)
-    assert gone.code == ExitCode.UNAVAILABLE and f"no tmux session {SESSION}" in gone.output
+    assert gone.code == ExitCode.UNAVAILABLE and f"no tmux session {session}" in gone.output
 
 
 def test_missing_agent_program_exits_5_listing_every_stream(
@@ -152,14 +151,15 @@ def test_launch_dry_run_bad_template_and_attach_without_a_terminal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root = project_with(tmp_path, {"a": "sleep 60"})
+    session = session_of(root, "cli-demo", "p1")
     dry = cli(root, ["streams", "launch", "--socket", server.socket_name, "--dry-run", "--day", "2"], capsys)
     assert dry.code == 0, dry.output
-    assert "tmux new-session -d -s coditect-cli-demo-p1" in dry.stdout and "day 2" in dry.stdout
+    assert f"tmux new-session -d -s {session} " in dry.stdout and "day 2" in dry.stdout
     assert Tmux(server.socket_name).panes() == []
     bad = cli(root, ["streams", "launch", "--socket", server.socket_name, "--agent", "run {task}"], capsys)
     assert bad.code == ExitCode.USAGE and "unknown placeholder {task}" in bad.output
     attach = cli(root, ["streams", "attach", "--socket", server.socket_name], capsys)
-    assert attach.code == ExitCode.UNAVAILABLE and "no tmux session coditect-cli-demo-p1" in attach.output
+    assert attach.code == ExitCode.UNAVAILABLE and f"no tmux session {session} " in attach.output
     monkeypatch.delenv("TMUX", raising=False)
     asked = cli(root, ["streams", "launch", "--socket", server.socket_name, "--attach", "--json"], capsys)
     assert asked.code == 0, asked.output
@@ -168,10 +168,7 @@ def test_launch_dry_run_bad_template_and_attach_without_a_terminal(
     assert attach.code == ExitCode.USAGE and "needs a terminal" in attach.output  # stdin is no terminal here
     described = cli(root, ["streams", "attach", "--json"], capsys)
     assert described.code == 0, described.output
-    assert (
-        data(described)["data"]["attach_command"]
-        == f"tmux -L {server.socket_name} attach -t =coditect-cli-demo-p1"
-    )
+    assert data(described)["data"]["attach_command"] == f"tmux -L {server.socket_name} attach -t ={session}"
 
 
 def test_help_imports_neither_libtmux_nor_the_tmux_adapter() -> None:

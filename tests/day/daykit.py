@@ -32,7 +32,7 @@ from helpers import PHASE1_INTEGRATION as PHASE1_INTEGRATION
 from coditect_cli.project import Project
 
 STREAM_ORDER = ["infra", "backend", "frontend", "deploy", "docs"]
-SESSION = "coditect-coditect-rollout-master-phase-1"
+SESSION = "coditect-coditect-rollout-master-phase-1"  # then "-<hash of the project root>"
 
 
 def build(tmp: Path, manifest: str | None = None, *, setup: bool = True) -> Path:

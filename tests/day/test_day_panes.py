@@ -71,7 +71,7 @@ def _launched(
 
 
 def panes(socket: str) -> dict[str, Any]:
-    return {p.stream: p for p in Tmux(socket).session_panes(SESSION)}
+    return {p.stream: p for p in Tmux(socket).panes() if p.session.startswith(f"{SESSION}-")}
 
 
 def received(typed: Path, stream: str) -> str:

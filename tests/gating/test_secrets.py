@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from gating_helpers import MakeTiny, Tiny
-from helpers import coditect, kill_tmux_server, retry_until
+from helpers import Sampler, coditect, command_lines, kill_tmux_server, retry_until
 
 from coditect_cli.adapters.tmux import Tmux
 from coditect_cli.project import Project
@@ -47,18 +47,6 @@ def files_under(*roots: Path) -> dict[Path, bytes]:
 def environ(pid: int | None) -> bytes:
     assert pid is not None
     return Path(f"/proc/{pid}/environ").read_bytes()
-
-
-def command_lines() -> dict[int, bytes]:
-    """Every process's command line that this user can read (what `ps` shows)."""
-    out: dict[int, bytes] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                out[int(entry.name)] = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-    return out
 
 
 def test_no_credential_reaches_a_pane_a_gate_a_log_a_report_or_the_store(
@@ -189,3 +177,48 @@ def test_escape_sequences_in_commit_subjects_never_reach_the_terminal_or_the_rep
     )  # rich drops BEL
     for shown in (morning.stdout, report):
         assert not any(c in shown for c in "\x1b\x07\x9b")
+
+
+def test_a_streams_env_values_reach_its_pane_through_a_0600_file_never_a_command_line(
+    make_tiny: MakeTiny, private_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from coditect_cli.services.session import agent_file, log_path
+
+    tiny, _ = make_tiny(2)
+    canary = f"canary-env-{uuid.uuid4().hex}"
+    edit_manifest(tiny, "  - id: s1\n", f'  - id: s1\n    env: {{API_SECRET: "{canary}", PLAIN: "a b"}}\n')
+    common = tiny.root / ".git"
+    log = log_path(common, "phase-1", "s1")
+    printed = f"API_SECRET={canary}"
+    tmux = Tmux(private_socket)
+    launch_args = ("--socket", private_socket, "--agent", "env; exec sleep 600", "--day", "1")
+
+    with Sampler(canary.encode()) as ps:
+        dry = coditect(tiny.root, "--verbose", "streams", "launch", *launch_args, "--dry-run", "--json")
+        launched = coditect(tiny.root, "--verbose", "streams", "launch", *launch_args, "--json")
+        assert launched.code == 0, launched.output
+        retry_until(lambda: log.read_text() if log.exists() else "", lambda t: printed in t)
+        first = {p.stream: p for p in tmux.panes()}["s1"].pane_pid
+        # A restart starts the manifest's `run: shell` again in the same pane: it gets the value too.
+        restarted = coditect(tiny.root, "--verbose", "streams", "restart", "s1", "--force")
+        assert restarted.code == 0, restarted.output
+        pane = retry_until(lambda: {p.stream: p for p in tmux.panes()}["s1"], lambda p: p.pane_pid != first)
+        assert f"{printed}\0".encode() in environ(pane.pane_pid)  # the agent's own environment
+        monkeypatch.chdir(tiny.root)
+        codes = launch.run_headless(Project(tiny.root), "phase-1", agent="env", day=1)
+        assert codes == {"s1": 0, "s2": 0}
+        assert printed in log.read_text()  # the headless run's output
+    assert ps.hits == {}
+    assert dry.code == 0 and "tmux_commands" in dry.output and "DEBUG" not in dry.stdout
+
+    session = launched.json()["data"]["session"]
+    where = {
+        "--verbose and --json output": dry.output + launched.output + restarted.output,
+        "tmux's global environment": tmux.run(["show-environment", "-g"]).stdout,
+        "the session's environment": tmux.run(["show-environment", "-t", f"={session}"]).stdout,
+        "the panes' start commands": tmux.run(["list-panes", "-a", "-F", "#{pane_start_command}"]).stdout,
+    }
+    assert [name for name, text in where.items() if canary in text] == []
+    assert "$ tmux " in launched.stderr and "API_SECRET" not in launched.stderr  # verbose logged the commands
+    env_file = agent_file(common, "phase-1", "s1", ".env")
+    assert env_file.stat().st_mode & 0o777 == 0o600 and canary in env_file.read_text()

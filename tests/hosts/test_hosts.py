@@ -13,12 +13,13 @@ from __future__ import annotations
 import getpass
 import json
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sshkit
-from helpers import coditect, git_in, kill_tmux_server, retry_until
+from helpers import Sampler, coditect, git_in, kill_tmux_server, retry_until
 
 from coditect_cli.agents import scripted_agent_template
 from coditect_cli.domain.manifest import Host
@@ -29,6 +30,7 @@ from coditect_cli.services.session import agent_file
 USER = getpass.getuser()
 PROJECT = "proj"
 REPO = Path(__file__).resolve().parents[2]
+CANARY = f"canary-{uuid.uuid4().hex}"  # every stream's `env:` value: its pane gets it, no command line does
 
 
 def manifest(kit: sshkit.SshKit, workdirs: dict[str, Path], streams: dict[str, str | None]) -> str:
@@ -43,7 +45,7 @@ def manifest(kit: sshkit.SshKit, workdirs: dict[str, Path], streams: dict[str, s
             f"\n  - id: {sid}\n    terminal: {k}\n    name: Stream {sid}\n    agent: agent{k}{where}\n"
             f"    run: shell\n    work: [{{repo: app, topic: t{k}, owns: [{sid}/]}}]\n"
             # The hosts are this machine: a scripted agent there imports the coditect under test.
-            f"    env: {{PYTHONPATH: {REPO}}}\n"
+            f'    env: {{PYTHONPATH: {REPO}, LANE_KEY: "{CANARY}-{sid}"}}\n'
         )
     return (
         "version: 1\nphase: phase-1\ntitle: Hosts\nforge: local\n"
@@ -100,8 +102,8 @@ class World:
     def worktree(self, host: str, stream: str) -> Path:
         return Path(self.layout(host).worktree("phase-1", stream, "app"))
 
-    def remote_panes(self, host: str) -> dict[str, str]:
-        """stream -> pane_dead, read straight from the host's tmux server (the same machine)."""
+    def remote_panes(self, host: str, field: str = "pane_dead") -> dict[str, str]:
+        """stream -> ``field`` of its pane, read straight from the host's tmux server (the same machine)."""
         done = subprocess.run(
             [
                 "tmux",
@@ -110,7 +112,7 @@ class World:
                 "list-panes",
                 "-a",
                 "-F",
-                "#{@coditect_stream} #{pane_dead}",
+                f"#{{@coditect_stream}} #{{{field}}}",
             ],
             capture_output=True,
             text=True,
@@ -193,10 +195,18 @@ def test_remote_streams_setup_launch_status_send_move_unreachable_stop(
         assert code == 0, err
         assert all(not h["done"] for h in data["data"]["hosts"])  # type: ignore[index]
 
-        code, data, err = world.run("streams", "launch", "--no-attach")
+        with Sampler(CANARY.encode()) as ps:
+            code, data, err = world.run("streams", "launch", "--no-attach")
         assert code == 0, err
         assert world.remote_panes("h1") == {"s1": "0", "s2": "0"}
         assert world.remote_panes("h2") == {"s3": "0"}
+        # Each pane has its stream's `env:` from a 0600 file on its host; no command line ever held it.
+        assert ps.hits == {} and CANARY not in str(data)
+        pid = world.remote_panes("h2", "pane_pid")["s3"]
+        assert f"LANE_KEY={CANARY}-s3\0".encode() in Path(f"/proc/{pid}/environ").read_bytes()
+        env_file = Path(world.layout("h2").env("phase-1", "s3"))
+        assert env_file.stat().st_mode & 0o777 == 0o600
+        assert set(world.remote_panes("h2", "session_name").values()) == {data["data"]["session"]}  # type: ignore[index]
 
         code, data, err = world.run("streams", "status")
         assert code == 0, err

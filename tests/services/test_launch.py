@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from helpers import build_phase1_sandbox, git_in, kill_tmux_server, retry_until, stream_worktree
+from helpers import build_phase1_sandbox, git_in, kill_tmux_server, retry_until, session_of, stream_worktree
 from libtmux.server import Server
 
 from coditect_cli.adapters.tmux import Tmux
@@ -35,6 +36,7 @@ from coditect_cli.domain.launch import (
     UnsafeTemplate,
     choose_layout,
     day_date,
+    legacy_session_name,
     phase_day,
     program_of,
     render_prompt,
@@ -50,7 +52,9 @@ from coditect_cli.services import launch as svc
 from coditect_cli.services import streams as streams_svc
 from coditect_cli.services.session import prompt_path, resolve_socket
 
-PHASE1_SESSION = "coditect-coditect-rollout-master-phase-1"
+
+def phase1_session(root: Path) -> str:
+    return session_of(root, "coditect-rollout-master", "phase-1")
 
 
 def panes_of(socket: str, session: str) -> dict[str, Any]:
@@ -151,8 +155,12 @@ NAMES = [
 
 
 @pytest.mark.parametrize("case", NAMES, ids=[c.test_id for c in NAMES])
-def test_session_name_is_safe_in_tmux_targets(case: NameCase) -> None:
-    assert session_name(case.project, case.phase) == case.expected
+def test_session_name_is_safe_in_tmux_targets_and_carries_the_roots_hash(case: NameCase) -> None:
+    assert legacy_session_name(case.project, case.phase) == case.expected
+    name = session_name(case.project, case.phase, "/work/a b")
+    assert re.fullmatch(re.escape(case.expected) + "-[0-9a-f]{8}", name)
+    assert session_name(case.project, case.phase, "/work/a b") == name  # stable
+    assert session_name(case.project, case.phase, "/work/a c") != name  # another checkout, another session
 
 
 def test_layout_tiles_up_to_six_streams_unless_the_manifest_forces_it() -> None:
@@ -359,11 +367,11 @@ def test_launch_sets_up_then_starts_one_pane_per_stream_in_its_worktree(launched
     result = launched.result
     root = launched.project.root
     assert result.setup is not None and result.setup.done  # setup ran first
-    assert result.created and result.layout == "tiled" and result.session == PHASE1_SESSION
+    assert result.created and result.layout == "tiled" and result.session == phase1_session(root)
     assert [p.stream for p in result.panes] == STREAM_ORDER
     assert all(p.state == "started" for p in result.panes)
     assert result.tmux_invocations <= 4  # read panes twice, build once (the session in one tmux process)
-    panes = panes_of(launched.socket, PHASE1_SESSION)
+    panes = panes_of(launched.socket, launched.result.session)
     assert list(panes) == STREAM_ORDER
     first_repo = {
         "infra": "infra",
@@ -403,9 +411,9 @@ def test_prompt_files_hold_the_day_and_the_socket_is_remembered(launched: Launch
 def test_relaunch_restores_a_killed_pane_and_leaves_running_agents_alone(
     launched: Launched, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = panes_of(launched.socket, PHASE1_SESSION)
+    before = panes_of(launched.socket, launched.result.session)
     Tmux(launched.socket).run(["kill-pane", "-t", before["frontend"].pane_id])
-    retry_until(lambda: panes_of(launched.socket, PHASE1_SESSION), lambda p: "frontend" not in p)
+    retry_until(lambda: panes_of(launched.socket, launched.result.session), lambda p: "frontend" not in p)
     (launched.reports / "frontend.json").unlink()
 
     template, _ = reporter_template(launched.reports.parent)
@@ -419,7 +427,7 @@ def test_relaunch_restores_a_killed_pane_and_leaves_running_agents_alone(
         "deploy": "running",
         "docs": "running",
     }
-    after = panes_of(launched.socket, PHASE1_SESSION)
+    after = panes_of(launched.socket, launched.result.session)
     assert list(after) == STREAM_ORDER  # back in its place
     for stream in ("infra", "backend", "deploy", "docs"):
         assert (after[stream].pane_id, after[stream].pane_pid) == (
@@ -478,14 +486,14 @@ def test_stop_refuses_to_remove_worktrees_with_work_then_removes_them_when_clean
         ("uncommitted", str(infra)),
         ("unpushed", str(docs_root)),
     }
-    assert len(panes_of(launched.socket, PHASE1_SESSION)) == 5  # nothing was stopped
+    assert len(panes_of(launched.socket, launched.result.session)) == 5  # nothing was stopped
     assert stream_worktree(root, "infra", "infra").is_dir()
 
     (infra / "opentofu" / "scratch.tf").unlink()
     git_in(docs_root, "push", "-q")
     result = streams_svc.stop(launched.project, None, socket=launched.socket, remove_worktrees=True)
     assert result.killed and result.panes == 5 and len(result.removed) == 9
-    assert panes_of(launched.socket, PHASE1_SESSION) == {}
+    assert panes_of(launched.socket, launched.result.session) == {}
     assert not (root / ".coditect" / "worktrees" / "phase-1").exists()
     for repo in (root, root / "submodules/cloud/coditect-cloud-backend"):
         assert git_in(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
@@ -541,7 +549,7 @@ def test_more_than_six_streams_get_a_window_each(
     project = small_project(tmp_path, "wide", streams)
     result = do_launch(project, server.socket_name, monkeypatch)
     assert result.layout == "windows" and len(result.panes) == 7
-    session = server.sessions.get(session_name="coditect-demo-wide")
+    session = server.sessions.get(session_name=session_of(project.root, "demo", "wide"))
     assert session is not None
     windows = sorted(session.windows, key=lambda w: int(w.window_index or 0))
     assert [w.window_name for w in windows] == [s for s, _ in streams]
@@ -551,7 +559,10 @@ def test_more_than_six_streams_get_a_window_each(
     windows[3].kill()
     again = do_launch(project, server.socket_name, monkeypatch)
     assert again.added == ["s4"]
-    rows = sorted(Tmux(server.socket_name).session_panes("coditect-demo-wide"), key=lambda p: p.window_index)
+    rows = sorted(
+        Tmux(server.socket_name).session_panes(session_of(project.root, "demo", "wide")),
+        key=lambda p: p.window_index,
+    )
     assert [p.stream for p in rows] == [s for s, _ in streams]
 
 
@@ -567,7 +578,7 @@ def test_dotted_names_literal_send_and_a_dead_agents_exit_status(
     ]
     project = small_project(tmp_path, "rel-1.2", streams, project="demo.proj")
     result = do_launch(project, server.socket_name, monkeypatch)
-    assert result.session == "coditect-demo-proj-rel-1-2"
+    assert result.session == session_of(project.root, "demo.proj", "rel-1.2")
     sock = server.socket_name
 
     text = """say "hi" to 'them'; echo $HOME `id` && rm -rf / | tee x;"""
@@ -639,7 +650,9 @@ def test_dry_run_lists_the_tmux_commands_and_changes_nothing(
     project = small_project(tmp_path, "dry", [("a", "sleep 600"), ("b", "sleep 600")])
     result = do_launch(project, server.socket_name, monkeypatch, dry_run=True)
     assert result.dry_run and result.setup is not None and result.setup.plan.steps
-    assert result.commands[0].startswith("new-session -d -s coditect-demo-dry -x 240 -y 80")
+    assert result.commands[0].startswith(
+        f"new-session -d -s {session_of(project.root, 'demo', 'dry')} -x 240 -y 80"
+    )
     assert sum(c.startswith("split-window") for c in result.commands) == 1
     assert [p.state for p in result.panes] == ["planned", "planned"]
     assert Tmux(server.socket_name).panes() == []
