@@ -7,7 +7,8 @@ Read-only helpers read everything they need in one process per repository (one `
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 from coditect_cli.adapters import proc
@@ -65,11 +66,22 @@ def is_work_tree(path: Path) -> bool:
 class GitReader:
     """The :class:`~coditect_cli.domain.repo.RepoReader` backed by real git."""
 
+    def __init__(self) -> None:
+        self._pending: dict[Path, Future[TrackedFiles]] = {}
+
+    def prefetch(self, pool: Executor, paths: Iterable[Path]) -> None:
+        """Start reading the tracked files of ``paths`` (the work trees among them) in ``pool``, side by side;
+        :meth:`tracked_files` then waits for them."""
+        for path in paths:
+            if is_work_tree(path):
+                self._pending[path.resolve()] = pool.submit(Git(path).tracked_files)
+
     def is_work_tree(self, path: Path) -> bool:
         return is_work_tree(path)
 
     def tracked_files(self, path: Path) -> TrackedFiles:
-        return Git(path).tracked_files()
+        pending = self._pending.pop(path.resolve(), None)
+        return pending.result() if pending is not None else Git(path).tracked_files()
 
 
 def _parse_worktrees(porcelain: str) -> tuple[dict[Path, str | None], dict[Path, str | None]]:
@@ -103,12 +115,10 @@ def read_state(path: Path, blobs: Sequence[str] = ()) -> RepoState:
     """Branches, origin branches, worktrees, origin URL and info/exclude of the repository at ``path``.
 
     ``blobs`` are ``<rev>:<path>`` specs whose object ids are wanted (one extra process for all of them).
-    Four or five git processes whatever the number of branches or worktrees.
+    Three or four git processes whatever the number of branches or worktrees.
     """
     g = Git(path)
-    common = Path(g.out("rev-parse", "--git-common-dir"))
-    if not common.is_absolute():
-        common = (path / common).resolve()
+    common = common_dir(path)
     refs = g.refs("refs/heads", "refs/remotes/origin")
     local = {n.removeprefix("refs/heads/"): sha for n, sha in refs.items() if n.startswith("refs/heads/")}
     remote = {
@@ -165,8 +175,6 @@ def commit_file(repo: Path, branch: str, path: str, content: str, message: str) 
     Builds the tree in a temporary index (plumbing), commits it on top of the branch and moves the branch
     with a compare-and-swap ``update-ref``. Returns (old, new) commit ids.
     """
-    import os
-
     g = Git(repo)
     old = g.out("rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}")
     blob = g.run("hash-object", "-w", "--stdin", input=content).stdout.strip()
@@ -316,8 +324,6 @@ def commit_gitlinks(repo: Path, parent: str, links: dict[str, str], message: str
     """A commit on ``parent`` whose gitlinks at ``links`` (path -> commit) are updated, or None when nothing
     changes. Plumbing in a temporary index (``update-index --cacheinfo 160000,...``): no work tree is
     touched, no ref moves. Only paths that are gitlinks in ``parent`` are updated."""
-    import os
-
     g = Git(repo)
     existing = gitlink_paths(repo, parent, list(links))
     with scratch_dir("index") as tmp:

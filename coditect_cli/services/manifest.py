@@ -12,6 +12,7 @@ from coditect_cli.project import Project
 
 if TYPE_CHECKING:
     from coditect_cli.domain.plan import Plan
+    from coditect_cli.domain.repo import RepoReader
     from coditect_cli.domain.validate import ValidationReport
 
 
@@ -55,17 +56,20 @@ def check(project: Project, phase: str | None, *, with_repos: bool = True) -> Va
     return validate(loaded, project.root, GitReader() if with_repos else None)
 
 
-def load_valid(project: Project, phase: str | None, *, with_repos: bool = True) -> Checked:
+def load_valid(
+    project: Project, phase: str | None, *, with_repos: bool = True, reader: RepoReader | None = None
+) -> Checked:
     """Load and validate; raise ManifestError listing the errors when the manifest is not valid.
 
-    ``with_repos`` False skips the checks that need the repositories on disk.
+    ``with_repos`` False skips the checks that need the repositories on disk; ``reader`` reads them (default:
+    a :class:`~coditect_cli.adapters.git.GitReader`).
     """
     loaded = load(project, phase)  # a manifest that cannot be read fails here, before the checks load
 
     from coditect_cli.adapters.git import GitReader
     from coditect_cli.domain.validate import validate
 
-    report = validate(loaded, project.root, GitReader() if with_repos else None)
+    report = validate(loaded, project.root, (reader or GitReader()) if with_repos else None)
     if not report.ok:
         raise ManifestError(
             f"{loaded.source.display}: {len(report.errors)} error(s); run `coditect validate` for details",

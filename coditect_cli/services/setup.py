@@ -41,7 +41,7 @@ from coditect_cli.errors import (
     UnavailableError,
 )
 from coditect_cli.project import Project
-from coditect_cli.services.manifest import Checked, load_valid, manifest_label
+from coditect_cli.services.manifest import Checked, load, load_valid, manifest_label
 
 if TYPE_CHECKING:
     from coditect_cli.services.hosts import HostSetup
@@ -129,14 +129,25 @@ def _guard_current(ctx: Context, stream: StreamId, repo: RepoId, worktree: Path)
 
 
 def read_context(project: Project, phase: str | None) -> Context:
-    """Validate the manifest and read every repository's state (a constant number of git calls each)."""
-    checked = load_valid(project, phase)
-    manifest = checked.loaded.manifest
+    """Validate the manifest and read every repository's state: a constant number of git calls each, the
+    repositories side by side, started while the manifest is validated (and used only once it passed)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from coditect_cli.adapters.git import GitReader, is_work_tree
+
+    manifest = load(project, phase).manifest
+    paths = {RepoId(repo.id): (project.root / repo.path).resolve() for repo in manifest.repositories}
+    reader = GitReader()
+    with ThreadPoolExecutor(max_workers=min(8, 2 * len(paths))) as pool:
+        reader.prefetch(pool, paths.values())
+        pending = {
+            repo: pool.submit(read_repo_state, path, manifest)
+            for repo, path in paths.items()
+            if is_work_tree(path)
+        }
+        checked = load_valid(project, phase, reader=reader)
+        states = {repo: pending[repo].result() for repo in paths}
     files = generate(manifest, manifest_label(checked))
-    states = {
-        RepoId(repo.id): read_repo_state((project.root / repo.path).resolve(), manifest)
-        for repo in manifest.repositories
-    }
     return Context(checked, states, files)
 
 
