@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from functools import lru_cache
 
 from coditect_cli.domain.manifest import Manifest, RepoId, StreamId
 from coditect_cli.domain.ownership import ownership
@@ -249,6 +250,7 @@ def guard_script(manifest: Manifest, stream: StreamId, repo: RepoId) -> str:
     )
 
 
+@lru_cache(maxsize=256)
 def hook_wrapper(name: str, chain: str) -> str:
     """The shell script git runs for hook ``name``: the check where one applies, then ``chain``/``name``.
 

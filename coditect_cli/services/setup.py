@@ -117,15 +117,30 @@ def _guard_current(ctx: Context, stream: StreamId, repo: RepoId, worktree: Path)
     gitdir = worktree_git_dir(worktree)
     if gitdir is None:
         return False
-    hooks = gitdir / HOOKS_DIR
-    config = gitdir / "config.worktree"
-    if not config.is_file() or str(hooks) not in config.read_text(encoding="utf-8"):
+    hooks = os.path.join(gitdir, HOOKS_DIR)
+    config = _file_bytes(os.path.join(gitdir, "config.worktree"))
+    if config is None or hooks not in config.decode("utf-8", "replace"):
         return False
+    # Plain reads (no pathlib, no text layer): this runs for every worktree before every launch, 25 files each.
     for name, text in expected_hooks(ctx, stream, repo).items():
-        path = hooks / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        data = text.encode("utf-8")
+        if _file_bytes(os.path.join(hooks, name), len(data) + 1) != data:
             return False
     return True
+
+
+def _file_bytes(path: str, limit: int = 1 << 16) -> bytes | None:
+    """The first ``limit`` bytes of the file at ``path``; None when it cannot be read (missing, a folder)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO in its place does not block
+    except OSError:
+        return None
+    try:
+        return os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def read_context(project: Project, phase: str | None) -> Context:
