@@ -19,6 +19,8 @@ command (`$SHELL -l` as the pane's own command, so tmuxp types nothing) and `rem
 more per pane (titles, user options, border, a `pipe-pane` log) plus its own checks (manifest validation,
 the setup plan against every repository, prompt files, the state store).
 
+Both run from bytecode compiled by the warm-up round (into the work directory: `PYTHONPYCACHEPREFIX`, even
+when `PYTHONDONTWRITEBYTECODE` is set, under which the editable checkout would be compiled on every run).
 Per size: the median wall time of `coditect streams launch --no-attach` and of `tmuxp load -d` (Python
 start-up included in both; the runs of all sizes and both tools alternate), their ratio (target: at most 1),
 and the tmux and git processes one launch starts, counted with `tmux` and `git` shims first on PATH.
@@ -279,6 +281,10 @@ def bench_launch(runs: int, workdir: Path) -> list[Row]:
     """`coditect streams launch` vs `tmuxp load -d` at 5 to 100 streams over 1 and 10 repositories."""
     import yaml
 
+    # Both programs run from compiled bytecode, as installed programs do: none is written with
+    # PYTHONDONTWRITEBYTECODE, and coditect's editable checkout would be compiled on every run.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
     os.environ.setdefault("COLUMNS", "240")  # tmuxp sizes a detached session from the terminal (80x24)
     os.environ.setdefault("LINES", "80")
     runs = max(1, min(runs, 5))  # 100 windows take tmuxp about 10 s a run

@@ -30,6 +30,7 @@ import shlex
 from functools import lru_cache
 
 from coditect_cli.domain.manifest import Manifest, RepoId, StreamId
+from coditect_cli.domain.memo import same_argument
 from coditect_cli.domain.ownership import ownership
 
 HOOK_MARKER = "# coditect ownership guard"
@@ -233,11 +234,7 @@ def branch_pattern(manifest: Manifest, stream: StreamId) -> str:
 
 def guard_script(manifest: Manifest, stream: StreamId, repo: RepoId) -> str:
     """The ownership check for ``stream`` working in ``repo`` (``pre-commit`` or ``reference-transaction``)."""
-    rules = [
-        {"pattern": r.pattern, "regex": r.regex.pattern, "streams": list(r.streams), "shared": r.shared}
-        for r in ownership(manifest)[repo].rules
-    ]
-    owners = {s.id: s.code_owner for s in manifest.streams}
+    rules, owners = _literals(manifest)
     return _GUARD.format(
         marker=HOOK_MARKER,
         phase=json.dumps(manifest.phase),
@@ -245,9 +242,30 @@ def guard_script(manifest: Manifest, stream: StreamId, repo: RepoId) -> str:
         repo=json.dumps(repo),
         integration=json.dumps(manifest.integration_branch),
         guarded=repr(branch_pattern(manifest, stream)),
-        rules=repr(rules),
-        owners=repr(owners),
+        rules=rules[repo],
+        owners=owners,
     )
+
+
+@same_argument
+def _literals(manifest: Manifest) -> tuple[dict[RepoId, str], str]:
+    """The rules of each repository and the streams' code owners, as the guard script's Python literals
+    (the same in every stream's script: written once per manifest, not once per worktree)."""
+    rules = {
+        repo: repr(
+            [
+                {
+                    "pattern": r.pattern,
+                    "regex": r.regex.pattern,
+                    "streams": list(r.streams),
+                    "shared": r.shared,
+                }
+                for r in own.rules
+            ]
+        )
+        for repo, own in ownership(manifest).items()
+    }
+    return rules, repr({s.id: s.code_owner for s in manifest.streams})
 
 
 @lru_cache(maxsize=256)

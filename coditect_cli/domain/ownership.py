@@ -14,6 +14,7 @@ from functools import cached_property, lru_cache
 
 from codeowners import path_to_regex
 from coditect_cli.domain.manifest import Manifest, RepoId, StreamId
+from coditect_cli.domain.memo import same_argument
 
 
 def owned_path_problem(pattern: str) -> str | None:
@@ -123,24 +124,13 @@ def _regex(pattern: str) -> re.Pattern[str]:
     return path_to_regex(codeowners_pattern(pattern))
 
 
-_last: tuple[Manifest, dict[RepoId, RepoOwnership]] | None = None
-
-
+@same_argument
 def ownership(manifest: Manifest) -> dict[RepoId, RepoOwnership]:
-    """The ownership rules of every repository of the phase (do not modify the result).
+    """The ownership rules of every repository of the phase (shared: do not modify the result).
 
-    Invalid patterns (see :func:`owned_path_problem`) are skipped: validation reports them. The rules of the
-    last manifest asked about are kept: a manifest is frozen, and a command asks once per worktree (setup's
-    guard check), which would otherwise cost streams x worktrees.
+    Invalid patterns (see :func:`owned_path_problem`) are skipped: validation reports them. Computed once per
+    manifest: setup's guard check asks once per worktree, which would otherwise cost streams x worktrees.
     """
-    global _last
-    if _last is not None and _last[0] is manifest:
-        return _last[1]
-    _last = (manifest, _ownership(manifest))
-    return _last[1]
-
-
-def _ownership(manifest: Manifest) -> dict[RepoId, RepoOwnership]:
     rules: dict[RepoId, list[Rule]] = {RepoId(r.id): [] for r in manifest.repositories}
     for stream in manifest.streams:
         for work in stream.work:
