@@ -70,11 +70,10 @@ class GitReader:
         self._pending: dict[Path, Future[TrackedFiles]] = {}
 
     def prefetch(self, pool: Executor, paths: Iterable[Path]) -> None:
-        """Start reading the tracked files of ``paths`` (the work trees among them) in ``pool``, side by side;
+        """Start reading the tracked files of the work trees ``paths`` in ``pool``, side by side;
         :meth:`tracked_files` then waits for them."""
         for path in paths:
-            if is_work_tree(path):
-                self._pending[path.resolve()] = pool.submit(Git(path).tracked_files)
+            self._pending[path.resolve()] = pool.submit(Git(path).tracked_files)
 
     def is_work_tree(self, path: Path) -> bool:
         return is_work_tree(path)

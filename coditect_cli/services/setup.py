@@ -151,15 +151,14 @@ def read_context(project: Project, phase: str | None) -> Context:
     from coditect_cli.adapters.git import GitReader, is_work_tree
 
     manifest = load(project, phase).manifest
+    root = project.root.resolve()
     paths = {RepoId(repo.id): (project.root / repo.path).resolve() for repo in manifest.repositories}
+    # Only work trees inside the project are read ahead (validation refuses the others).
+    ahead = {r: p for r, p in paths.items() if (p == root or root in p.parents) and is_work_tree(p)}
     reader = GitReader()
     with ThreadPoolExecutor(max_workers=min(8, 2 * len(paths))) as pool:
-        reader.prefetch(pool, paths.values())
-        pending = {
-            repo: pool.submit(read_repo_state, path, manifest)
-            for repo, path in paths.items()
-            if is_work_tree(path)
-        }
+        reader.prefetch(pool, ahead.values())
+        pending = {repo: pool.submit(read_repo_state, path, manifest) for repo, path in ahead.items()}
         checked = load_valid(project, phase, reader=reader)
         states = {repo: pending[repo].result() for repo in paths}
     files = generate(manifest, manifest_label(checked))
