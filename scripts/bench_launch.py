@@ -23,7 +23,8 @@ Both run from bytecode compiled by the warm-up round (into the work directory: `
 when `PYTHONDONTWRITEBYTECODE` is set, under which the editable checkout would be compiled on every run).
 Per size: the median wall time of `coditect streams launch --no-attach` and of `tmuxp load -d` (Python
 start-up included in both; the runs of all sizes and both tools alternate), their ratio (target: at most 1),
-and the tmux and git processes one launch starts, counted with `tmux` and `git` shims first on PATH.
+and the tmux and git processes one launch starts, counted with `tmux` and `git` shims first on PATH. Also
+each program's start-up floor, `--version`, measured in the same rounds.
 """
 
 from __future__ import annotations
@@ -305,15 +306,28 @@ def bench_launch(runs: int, workdir: Path) -> list[Row]:
 
         commands[(streams, repos)] = {"coditect": ours, "tmuxp": tmuxp}
 
+    floors = {"coditect": [*_coditect(), "--version"], "tmuxp": [*_tmuxp(), "--version"]}
     samples: dict[tuple[int, int, str], list[float]] = {}
     for n in range(runs + 1):  # the first round warms up; the sizes and tools alternate
+        for tool, argv in floors.items():
+            started = time.perf_counter()
+            _run(argv)
+            if n:
+                samples.setdefault((0, 0, tool), []).append(time.perf_counter() - started)
         for (streams, repos), tools in commands.items():
             for tool, command in tools.items():
                 elapsed = _timed(command, streams)
                 if n:
                     samples.setdefault((streams, repos, tool), []).append(elapsed)
 
-    rows: list[Row] = []
+    rows: list[Row] = [
+        {
+            "benchmark": "launch",
+            "case": f"start-up floor: `{tool} --version` (Python start-up and the command-line module)",
+            "seconds": statistics.median(samples[(0, 0, tool)]),
+        }
+        for tool in floors
+    ]
     for (streams, repos), tools in commands.items():
         ours_n = _count(workdir, tools["coditect"], streams)
         tmuxp_n = _count(workdir, tools["tmuxp"], streams)
