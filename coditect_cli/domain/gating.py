@@ -10,7 +10,8 @@ Probes leave a set ``H`` of suspects out: ``B - H`` green puts the culprit in ``
 one PR the probe *is* the final commit, so no re-test is needed); red puts it in the other suspects.
 :func:`split_size` chooses ``|H|`` by dynamic programming: the smallest worst case, then the smallest mean,
 over where the one bad PR is. If the answer does not hold up (two bad PRs, or PRs that only break
-together), a classic prefix bisection takes over: the first failing prefix names the PR to blame.
+together), a classic prefix bisection takes over: the first failing prefix names the PR to blame (the
+integration tip alone is run only when no prefix passed: a passing prefix proves the tip green).
 
 Counting gate runs for one bad PR among ``n``: the whole batch (1), then the search. Finding the culprit
 takes ``ceil(log2 n)`` probes, so ``1 + ceil(log2 n)`` runs identify it; the commit without it is reused
@@ -340,14 +341,15 @@ def search(items: Sequence[str]) -> Search:
             return SearchOutcome(tuple(batch), tuple(blamed), True, tuple(identified), tuple(pairs))
         # More than one PR breaks the gates (or only some together): blame the first failing prefix.
         lo, hi = green_prefix, len(batch)
-        if lo == 0 and not (yield from ask(())):
-            return SearchOutcome((), tuple(blamed), False, tuple(identified), tuple(pairs))
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if (yield from ask(batch[:mid])):
                 lo = mid
             else:
                 hi = mid
+        # The tip alone matters only now: a prefix found green proved it green (whatever it holds passes).
+        if lo == 0 and not (yield from ask(())):
+            return SearchOutcome((), tuple(blamed), False, tuple(identified), tuple(pairs))
         culprit = batch[hi - 1]
         identified.append(asked)
         yield from partner(culprit, batch[: hi - 1])

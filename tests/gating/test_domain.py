@@ -134,6 +134,17 @@ def test_a_pair_alone_is_blamed_on_its_later_pr_without_an_extra_run() -> None:
     assert asked[-1] == tuple(p for p in items if p != "p5") and len(asked) <= worst_case_runs(8)
 
 
+def test_the_tip_alone_is_run_only_when_no_prefix_proved_it_green() -> None:
+    # Two bad PRs: the prefix bisection that follows finds a green prefix, which holds the tip; a red tip
+    # (every prefix red) is still found, and blames nobody.
+    items = [f"p{i}" for i in range(8)]
+    for bad in itertools.combinations(items[1:], 2):
+        found, asked = run_oracle(items, lambda probe, bad=set(bad): bool(probe & bad))
+        assert set(found.blamed) == set(bad) and () not in asked, bad
+    found, asked = run_oracle(items, lambda probe: True)
+    assert (found.green, found.blamed) == (False, ()) and asked[-1] == ()
+
+
 @pytest.mark.parametrize("n", [8, 16])
 def test_combinations_known_to_fail_are_not_run_again(n: int) -> None:
     items = [f"p{i}" for i in range(n)]
