@@ -308,12 +308,15 @@ def count_git(
     log: Path,
     repos: int = REPOS,
     env: dict[str, str] | None = None,
+    command: list[str] | None = None,
 ) -> Counter[str]:
-    """Git processes ``coditect argv`` starts, by repository id (``?``: outside the checkouts, e.g. in an
-    origin); with the tmux shim in ``shim_dir`` too, the tmux processes under ``tmux``."""
+    """Git processes ``coditect argv`` (or ``command``, a whole command line) starts, by repository id
+    (``?``: outside the checkouts, e.g. in an origin); with the tmux shim in ``shim_dir`` too, the tmux
+    processes under ``tmux``."""
     base = env if env is not None else dict(os.environ)
+    full = command if command is not None else [*_coditect(), *argv]
     # A warm-up run first: the first one after the PRs were opened also fetches their heads from origin.
-    subprocess.run([*_coditect(), *argv], cwd=root, env=base, capture_output=True, check=False)
+    subprocess.run(full, cwd=root, env=base, capture_output=True, check=False)
     tmux_log = log.with_suffix(".tmux.log")
     counted = {
         **base,
@@ -321,7 +324,7 @@ def count_git(
         "GIT_COUNT_LOG": str(log),
         "TMUX_COUNT_LOG": str(tmux_log),
     }
-    done = subprocess.run([*_coditect(), *argv], cwd=root, env=counted, capture_output=True, check=False)
+    done = subprocess.run(full, cwd=root, env=counted, capture_output=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{argv} failed: {done.stderr.decode()}")
     paths = sorted(((root / repo_path(rid)).resolve(), rid) for rid in repo_ids(repos))
