@@ -247,7 +247,7 @@ def test_the_key_never_appears_in_transcripts_store_or_output(
         [*cli, "--verbose", "agent", "run", "s1"], env=_env(fake), capture_output=True, text=True, timeout=120
     )
     assert run.returncode == 0, run.stderr
-    assert "$ git" in run.stderr, "--verbose logs commands"
+    assert "$ /bin/sh -c env" in run.stderr, "--verbose logs the commands coditect starts"
     assert "Request options" not in run.stderr, "the SDK does not dump request bodies into the log"
     assert "done" in run.stdout
     as_json = subprocess.run(
