@@ -299,6 +299,17 @@ def pack(units: Sequence[Unit], budget: int = MESSAGE_BUDGET) -> list[Unit]:
     return groups
 
 
+def respawn_commands(pane_id: str, pane: PaneSpec) -> list[list[str]]:
+    """The commands starting ``pane``'s command again in the pane ``pane_id`` (see :meth:`Tmux.respawn`)."""
+    commands: list[list[str]] = [["respawn-pane", "-k", "-t", pane_id, *_spawn_args(pane)]]
+    if pane.log is not None:
+        commands.append(["pipe-pane", "-t", pane_id])
+        commands.append(
+            ["pipe-pane", "-o", "-t", pane_id, literal(f"exec cat >> {shlex.quote(str(pane.log))}")]
+        )
+    return commands
+
+
 def send_commands(pane_ids: Sequence[str], text: str) -> list[list[str]]:
     """Type ``text`` literally (``send-keys -l``) into each pane, then press Enter as a separate key."""
     cmds: list[list[str]] = []
@@ -421,13 +432,7 @@ class Tmux:
     def respawn(self, pane_id: str, pane: PaneSpec) -> None:
         """Start ``pane``'s command again in the (dead or killed) pane ``pane_id``: same pane, options and
         title; its log pipe reopened."""
-        commands: list[list[str]] = [["respawn-pane", "-k", "-t", pane_id, *_spawn_args(pane)]]
-        if pane.log is not None:
-            commands.append(["pipe-pane", "-t", pane_id])
-            commands.append(
-                ["pipe-pane", "-o", "-t", pane_id, literal(f"exec cat >> {shlex.quote(str(pane.log))}")]
-            )
-        self.run(*commands)
+        self.run(*respawn_commands(pane_id, pane))
 
     def kill_session(self, session: str) -> None:
         """End ``session`` and every process in it."""

@@ -331,8 +331,10 @@ def decide(inp: PassInput) -> list[Action]:
         if over:
             return actions
 
-    # Dispatch: idle agents get their next ready task, under the cap, staggered.
+    # Dispatch: idle agents get their next ready task, under the cap (and their host's), staggered.
     working = {s for s, a in inp.agents.items() if a.state in BUSY_STATES} | set(inp.dispatches)
+    host_of = {s.id: s.host for s in manifest.streams if s.host is not None}
+    host_caps = {h.name: h.max_working for h in manifest.hosts if h.max_working is not None}
     dispatched_now = 0
     for stream in manifest.ordered_streams():
         agent = inp.agents.get(stream.id)
@@ -359,6 +361,9 @@ def decide(inp: PassInput) -> list[Action]:
             continue
         if len(working) >= inp.max_working:
             continue
+        host = host_of.get(stream.id)
+        if host in host_caps and sum(host_of.get(w) == host for w in working) >= host_caps[host]:
+            continue  # its host runs as many working agents as it may
         if cfg.stagger > 0 and (
             dispatched_now >= 1 or (inp.last_dispatch is not None and now - inp.last_dispatch < cfg.stagger)
         ):

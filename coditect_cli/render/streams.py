@@ -175,6 +175,10 @@ def print_stop(console: Console, result: StopResult) -> None:
         console.print(f"no session {result.session} was running")
     for host, outcome in result.hosts.items():
         console.print(f"host {host}: {outcome}", highlight=False)
+    for host, paths in result.remote_removed.items():
+        for remote_path in paths:
+            verb = "would remove" if result.dry_run else "removed"
+            console.print(f"{verb} worktree {remote_path} on host {host}", highlight=False)
     for path in result.removed:
         console.print(f"{'would remove' if result.dry_run else 'removed'} worktree {path}")
         ignored = result.ignored.get(path, ())

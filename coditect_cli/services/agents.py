@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from coditect_cli.agents.events import LAUNCH, AgentEvent, append, read_events, text_sha
 from coditect_cli.domain.agent_state import DELIVERED, AgentState, decide_state
@@ -33,6 +33,7 @@ from coditect_cli.services.session import PhaseSession, agent_file, phase_sessio
 
 if TYPE_CHECKING:
     from coditect_cli.adapters.tmux import Tmux
+    from coditect_cli.services.hosts import HostPanes
 
 SETTLE = 0.3
 """Seconds between the text and its Enter: a TUI reads input that arrives at once as one paste, and an
@@ -111,16 +112,44 @@ def read_states(
     return out
 
 
+def host_states(
+    s: PhaseSession, entry: HostPanes, held: Mapping[str, int], streams: list[str] | None = None
+) -> dict[str, AgentState]:
+    """The states of a host's streams (``streams``: some of them) from what :func:`~coditect_cli.services.hosts.
+    host_panes` read there in one SSH call (panes, screens, events)."""
+    return read_states(
+        s,
+        entry.tmux,
+        entry.rows,
+        entry.streams if streams is None else streams,
+        held,
+        screens=entry.screens,
+        events_of=entry.events,
+    )
+
+
 def agent_states(project: Project, phase: str | None, *, socket: str | None = None) -> dict[str, AgentState]:
-    """Every stream's agent state, in terminal order."""
+    """Every stream's agent state, in terminal order (those on remote hosts read over their connection)."""
     from coditect_cli.adapters.tmux import Tmux
 
     s = phase_session(project, phase, socket)
     tmux = Tmux(s.socket)
-    s, found = s.locate(tmux)
-    rows = panes_by_stream(found)
     streams = [st.id for st in ordered_streams(s.manifest)]
-    return read_states(s, tmux, rows, streams, _held_counts(s))
+    held = _held_counts(s)
+    remote = {st.id for st in s.manifest.streams if st.host}
+    local = [st for st in streams if st not in remote]
+    rows: dict[str, PaneState] = {}
+    if local:
+        s, found = s.locate(tmux)
+        rows = panes_by_stream(found)
+    states = read_states(s, tmux, rows, local, held) if local else {}
+    if remote:  # one SSH call per host; the streams of an unreachable host are left out
+        from coditect_cli.services.hosts import host_panes
+
+        for entry in host_panes(project, s.manifest, s.common):
+            if entry.unreachable is None:
+                states.update(host_states(s, entry, held))
+    return {st: states[st] for st in streams if st in states}
 
 
 def _held_counts(s: PhaseSession) -> dict[str, int]:
@@ -151,14 +180,50 @@ def _typing(s: PhaseSession, stream: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _reports_prompts(events_file: Path) -> bool:
+class EventsFile(Protocol):
+    """A stream's agent events file, here or on the stream's host."""
+
+    def read(self) -> list[AgentEvent]:
+        """The events since the pane's last start."""
+        ...
+
+    def append(self, line: dict[str, object]) -> None:
+        """Append one event line."""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalEvents:
+    """The events file of a stream that runs on this machine."""
+
+    path: Path
+
+    def read(self) -> list[AgentEvent]:
+        """The events since the pane's last start."""
+        return read_events(self.path)
+
+    def append(self, line: dict[str, object]) -> None:
+        """Append one event line."""
+        append(self.path, line)
+
+
+def _events_for(s: PhaseSession, tmux: Tmux, stream: str) -> EventsFile:
+    """``stream``'s events file: on its host (read over its connection) when ``tmux`` is a host's server."""
+    from coditect_cli.services.hosts import RemoteTmux
+
+    if isinstance(tmux, RemoteTmux) and tmux.layout is not None:
+        return tmux.events_file(s.manifest.phase, stream)
+    return LocalEvents(agent_file(s.common, s.manifest.phase, stream))
+
+
+def _reports_prompts(events: EventsFile) -> bool:
     """Whether the agent reports its own turns (it wrote a session or turn event since its pane started)."""
-    return any(e.event in {"UserPromptSubmit", "SessionStart", "Stop"} for e in read_events(events_file))
+    return any(e.event in {"UserPromptSubmit", "SessionStart", "Stop"} for e in events.read())
 
 
-def _arrived(events_file: Path, since: float, sha: str) -> tuple[bool, bool]:
+def _arrived(events: EventsFile, since: float, sha: str) -> tuple[bool, bool]:
     """(a prompt was submitted since ``since``, it was exactly ``sha``)."""
-    submitted = [e for e in read_events(events_file) if e.event == "UserPromptSubmit" and e.t >= since]
+    submitted = [e for e in events.read() if e.event == "UserPromptSubmit" and e.t >= since]
     return bool(submitted), any(e.prompt_sha == sha for e in submitted)
 
 
@@ -172,7 +237,7 @@ def _type_one(s: PhaseSession, tmux: Tmux, state: AgentState, text: str) -> Deli
 
     assert state.pane_id is not None
     text = pane_text(text, shell=state.kind == "shell")
-    events_file = agent_file(s.common, s.manifest.phase, state.stream)
+    events_file = _events_for(s, tmux, state.stream)
     start = time.time() - 0.05
     tmux.paste(state.pane_id, text)
     time.sleep(SETTLE)
@@ -181,7 +246,7 @@ def _type_one(s: PhaseSession, tmux: Tmux, state: AgentState, text: str) -> Deli
     # its events file) confirms arrival itself; for the others coditect marks the delivery, which would
     # otherwise land after the agent's own turn-end and leave it looking busy.
     if state.kind != "claude" and not _reports_prompts(events_file):
-        append(events_file, {"t": round(time.time(), 3), "event": DELIVERED})
+        events_file.append({"t": round(time.time(), 3), "event": DELIVERED})
         return Delivery(
             state.stream, "delivered", state.label, f"typed and entered ({state.kind} has no arrival signal)"
         )
@@ -287,11 +352,7 @@ def deliver(
             elif mine:
                 rows.update(entry.rows)
                 servers.update(dict.fromkeys(mine, entry.tmux))
-                states.update(
-                    read_states(
-                        s, entry.tmux, entry.rows, mine, held, screens=entry.screens, events_of=entry.events
-                    )
-                )
+                states.update(host_states(s, entry, held, mine))
     if not rows and not unreachable:
         raise s.not_running()
     out: list[Delivery] = []
@@ -308,7 +369,7 @@ def deliver(
         elif not force and _one_per_turn(state) and (state.state == "working" or state.held):
             out.append(_hold(s, state, wanted[st], busy=True))
             if state.state != "working":  # idle with older messages waiting: the oldest goes in now
-                out.extend(_deliver_now(s, tmux, state, []))
+                out.extend(_deliver_now(s, servers.get(st, tmux), state, []))
         else:
             out.extend(_deliver_now(s, servers.get(st, tmux), state, [wanted[st]]))
     return s, out

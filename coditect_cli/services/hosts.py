@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coditect_cli.adapters.ssh import SshHost
-from coditect_cli.adapters.tmux import Tmux, Unit, sequence
+from coditect_cli.adapters.tmux import Tmux, Unit, respawn_commands, sequence
 from coditect_cli.agents.events import AgentEvent
 from coditect_cli.domain.launch import (
     PaneSpec,
@@ -75,9 +75,15 @@ def connection(common: Path, host: Host) -> SshHost:
 class RemoteTmux(Tmux):
     """A tmux server on a host: the same commands as :class:`Tmux`, run over the host's SSH connection."""
 
-    def __init__(self, host: SshHost, socket: str) -> None:
+    def __init__(self, host: SshHost, socket: str, layout: RemoteLayout | None = None) -> None:
         super().__init__(socket)
         self.host = host
+        self.layout = layout
+
+    def events_file(self, phase: str, stream: str) -> RemoteEvents:
+        """``stream``'s agent events file on the host."""
+        assert self.layout is not None
+        return RemoteEvents(self.host, self.layout.events(phase, stream))
 
     def argv(self, commands: Sequence[Sequence[str]]) -> list[str]:
         """The command line on the host: ``-u`` because an SSH session often has no UTF-8 locale, and
@@ -99,6 +105,30 @@ class RemoteTmux(Tmux):
         self.invocations += 1
         self.host.run(self.argv([["load-buffer", "-b", buffer, "-"]]), input=text, timeout=60)
         self.run(["paste-buffer", "-d", "-p", "-r", "-b", buffer, "-t", pane_id])
+
+
+@dataclass(frozen=True)
+class RemoteEvents:
+    """A stream's agent events file on its host, read and appended over the host's connection."""
+
+    host: SshHost
+    path: str
+
+    def read(self) -> list[AgentEvent]:
+        """The events since the pane's last start (the file's tail), one SSH call."""
+        from coditect_cli.agents.events import TAIL_BYTES, parse_events
+
+        q = shlex.quote(self.path)
+        done = self.host.run_shell(f"wc -c 2>/dev/null < {q} && tail -c {TAIL_BYTES} {q}", check=False)
+        size, _, tail = done.stdout.partition("\n")
+        return parse_events(tail, cut=size.strip().isdigit() and int(size) > TAIL_BYTES)
+
+    def append(self, line: dict[str, object]) -> None:
+        """Append one event line, one SSH call."""
+        import json
+
+        text = json.dumps(line, separators=(",", ":"))
+        self.host.run_shell(f"printf '%s\\n' {shlex.quote(text)} >> {shlex.quote(self.path)}")
 
 
 # ----------------------------------------------------------------------------------------------- layout
@@ -195,7 +225,7 @@ def layout(manifest: Manifest, project: Project, host_name: str) -> RemoteLayout
 
 def server(common: Path, lay: RemoteLayout) -> RemoteTmux:
     """The tmux server of the project on the host of ``lay``."""
-    return RemoteTmux(connection(common, lay.host), lay.socket)
+    return RemoteTmux(connection(common, lay.host), lay.socket, lay)
 
 
 # ----------------------------------------------------------------------------------------------- setup
@@ -223,19 +253,65 @@ worktree() {  # CLONE DIR BRANCH
     echo "worktree $2"
   fi
 }
-put() {  # FILE MODE BASE64
-  mkdir -p "$(dirname "$1")"
-  printf '%s' "$3" | base64 -d > "$1.tmp"
-  chmod "$2" "$1.tmp"
-  mv "$1.tmp" "$1"
-}
 """
 
 
-def _put(word: str, text: str, mode: str = "644") -> str:
-    """A ``put`` line writing ``text`` to the file the shell word ``word`` (quoted already) names."""
-    data = base64.b64encode(text.encode()).decode()
-    return f"put {word} {mode} {data}"
+_WRITER = r"""import base64, json, os, subprocess, sys
+spec = json.loads(base64.b64decode(sys.stdin.readline()))
+def write(path, mode, text):
+    data = text.encode()
+    try:
+        with open(path, "rb") as fh:
+            if fh.read() == data and os.stat(path).st_mode & 0o777 == mode:
+                return False
+    except OSError:
+        pass
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.lexists(path + ".tmp"):
+        os.unlink(path + ".tmp")
+    with os.fdopen(os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as fh:
+        fh.write(data)
+    os.chmod(path + ".tmp", mode)
+    os.replace(path + ".tmp", path)
+    return True
+for path, (mode, text) in spec["files"].items():
+    write(path, mode, text)
+for folder in spec["dirs"]:
+    os.makedirs(folder, exist_ok=True)
+for tree, files in spec["hooks"].items():
+    with open(os.path.join(tree, ".git")) as fh:
+        gitdir = os.path.join(tree, fh.read().split(":", 1)[1].strip())
+    hooks = os.path.join(gitdir, spec["hooks_dir"])
+    changed = [write(os.path.join(hooks, name), mode, text) for name, (mode, text) in files.items()]
+    try:
+        with open(os.path.join(gitdir, "config.worktree")) as fh:
+            known = ("hookspath = " + hooks).lower() in fh.read().lower()
+    except OSError:
+        known = False
+    if any(changed) or not known:
+        subprocess.run(["git", "-C", tree, "config", "--worktree", "core.hooksPath", hooks], check=True)
+"""
+
+
+def _write_lines(
+    files: dict[str, tuple[int, str]] | None = None,
+    dirs: Sequence[str] = (),
+    hooks: dict[str, dict[str, tuple[int, str]]] | None = None,
+) -> list[str]:
+    """Shell lines writing ``files`` (path -> mode, text), making ``dirs`` and installing each worktree's guard
+    ``hooks`` (worktree -> name -> mode, text; core.hooksPath set) with ONE ``python3`` on the host: a file
+    whose content and mode are right already is left alone, so a second setup writes nothing."""
+    import json
+
+    from coditect_cli.services.setup import HOOKS_DIR
+
+    spec = {"files": files or {}, "dirs": list(dirs), "hooks": hooks or {}, "hooks_dir": HOOKS_DIR}
+    payload = base64.b64encode(json.dumps(spec).encode()).decode()
+    program = base64.b64encode(_WRITER.encode()).decode()
+    # The program and its data go on python's stdin (never on a command line: no size limit, nothing in ps).
+    return [
+        f"printf '%s\\n' {payload} | python3 -I -S -c \"import base64; exec(base64.b64decode('{program}'))\""
+    ]
 
 
 def _origin_urls(project: Project, manifest: Manifest) -> dict[str, str]:
@@ -275,13 +351,13 @@ def setup_script(project: Project, manifest: Manifest, lay: RemoteLayout, stream
     """The shell script (run by ``sh -s`` on the host) cloning, creating the worktrees and their guards."""
     from coditect_cli.domain.guard import CHAIN_RECORD, hook_files
     from coditect_cli.domain.manifest import RepoId, StreamId
-    from coditect_cli.services.setup import HOOKS_DIR
 
     urls = _origin_urls(project, manifest)
     lines = [_SETUP_FUNCTIONS]
     repos = sorted({w.repo for s in streams for w in s.work})
     for repo in repos:
         lines.append(f"clone {shlex.quote(urls[repo])} {shlex.quote(lay.clone(repo))}")
+    hooks: dict[str, dict[str, tuple[int, str]]] = {}
     for stream in streams:
         for work in stream.work:
             clone = lay.clone(work.repo)
@@ -289,12 +365,8 @@ def setup_script(project: Project, manifest: Manifest, lay: RemoteLayout, stream
             branch = manifest.feature_branch(stream, work)
             lines.append(f"worktree {shlex.quote(clone)} {shlex.quote(path)} {shlex.quote(branch)}")
             files = hook_files(manifest, StreamId(stream.id), RepoId(work.repo), f"{clone}/.git/hooks")
-            q = shlex.quote(path)
-            lines.append(f'hooks="$(git -C {q} rev-parse --absolute-git-dir)/{HOOKS_DIR}"')
-            for name, text in files.items():
-                word = '"$hooks"/' + shlex.quote(name)
-                lines.append(_put(word, text, "644" if name == CHAIN_RECORD else "755"))
-            lines.append(f'git -C {q} config --worktree core.hooksPath "$hooks"')
+            hooks[path] = {n: (0o644 if n == CHAIN_RECORD else 0o755, t) for n, t in files.items()}
+    lines += _write_lines(hooks=hooks)
     return "\n".join(lines) + "\n"
 
 
@@ -355,15 +427,9 @@ for row in $(T list-panes -s -t ={session} -F '#{{pane_id}},#{{pane_dead}}' 2>/d
 done
 printf '%s\n' "${{M}}screens"
 [ $# -eq 0 ] || T "$@" 2>/dev/null
-while read -r stream file; do
-  [ -n "$stream" ] || continue
-  size=$(wc -c 2>/dev/null < "$file") || size=0
-  printf '%s\n' "${{M}}events $stream $size"
-  tail -c {tail} "$file" 2>/dev/null
-  printf '\n'
-done <<'CODITECT_EVENTS'
-{events}
-CODITECT_EVENTS
+printf '%s\n' "${{M}}events"
+tail -c {tail} {events} /dev/null 2>/dev/null
+exit 0
 """
 
 
@@ -382,12 +448,17 @@ def snapshot_script(lay: RemoteLayout, phase: str, names: tuple[str, str], strea
         legacy=shlex.quote(names[1]),
         capture_mark=shlex.quote(CAPTURE_MARK),
         tail=TAIL_BYTES,
-        events="\n".join(f"{st} {lay.events(phase, st)}" for st in streams),
+        # One tail for every file (with /dev/null there are always two: each gets its "==> FILE <==" header).
+        events=" ".join(shlex.quote(lay.events(phase, st)) for st in streams),
     )
 
 
 def parse_snapshot(
-    entry: HostPanes, output: str, find: Callable[[list[PaneState]], tuple[str, list[PaneState]]]
+    entry: HostPanes,
+    lay: RemoteLayout,
+    phase: str,
+    output: str,
+    find: Callable[[list[PaneState]], tuple[str, list[PaneState]]],
 ) -> None:
     """Fill ``entry`` from :func:`snapshot_script`'s ``output``; ``find`` picks the session's panes."""
     from coditect_cli.adapters.tmux import CAPTURE_MARK, NO_SERVER, parse_panes
@@ -418,43 +489,62 @@ def parse_snapshot(
                 else:
                     current.append(line)
         elif kind == "events":
-            stream, _, size = rest.partition(" ")
-            cut = int(size) > TAIL_BYTES if size.strip().isdigit() else False
-            entry.events[stream] = parse_events("\n".join(lines), cut=cut)
+            files = {f"==> {lay.events(phase, st)} <==": st for st in entry.streams}
+            stream: str | None = None
+            tails: dict[str, list[str]] = {}
+            for line in lines:
+                if line.startswith("==> ") and line.endswith(" <=="):
+                    stream = files.get(line)
+                    if stream is not None:
+                        tails[stream] = []
+                elif stream is not None:
+                    tails[stream].append(line)
+            for stream_id, tail in tails.items():
+                text = "\n".join(tail)
+                # A tail as long as tail's limit started inside the file: its first line may be cut (the
+                # recorder writes ASCII JSON, so characters are bytes).
+                entry.events[stream_id] = parse_events(text, cut=len(text.rstrip("\n")) + 1 >= TAIL_BYTES)
+
+
+def read_host(
+    project: Project, manifest: Manifest, common: Path, name: str, streams: Sequence[str]
+) -> HostPanes:
+    """Host ``name``'s panes of the phase's session, their screens and ``streams``' agent events, in ONE SSH
+    call (one shell script, :func:`snapshot_script`); ``unreachable`` says why they could not be read."""
+    lay = layout(manifest, project, name)
+    entry = HostPanes(name, list(streams), server(common, lay))
+    try:
+        entry.tmux.invocations += 1
+        done = entry.tmux.host.run(
+            ["sh", "-s"],
+            input=snapshot_script(lay, manifest.phase, _names(project, manifest), streams),
+            check=False,
+            timeout=60,
+        )
+    except UnavailableError as exc:
+        entry.unreachable = exc.message
+        return entry
+    if done.returncode != 0:
+        entry.unreachable = f"cannot read host {name}: {done.stderr.strip()}"
+        return entry
+    parse_snapshot(entry, lay, manifest.phase, done.stdout, lambda rows: _find(rows, project, manifest, lay))
+    return entry
 
 
 def host_panes(project: Project, manifest: Manifest, common: Path) -> list[HostPanes]:
     """Every host's panes of the phase's session, their screens and their streams' agent events: ONE SSH call
-    per host (one shell script, :func:`snapshot_script`), the hosts read in parallel."""
+    per host (:func:`read_host`), the hosts read in parallel."""
     from concurrent.futures import ThreadPoolExecutor
 
-    names = _names(project, manifest)
-    entries: list[tuple[HostPanes, str, RemoteLayout]] = []
-    for name, streams in remote_streams(manifest).items():
-        lay = layout(manifest, project, name)
-        ids = [s.id for s in streams]
-        entry = HostPanes(name, ids, server(common, lay))
-        entries.append((entry, snapshot_script(lay, manifest.phase, names, ids), lay))
+    by_host = [(name, [s.id for s in streams]) for name, streams in remote_streams(manifest).items()]
 
-    def read(item: tuple[HostPanes, str, RemoteLayout]) -> None:
-        entry, script, lay = item
-        try:
-            entry.tmux.invocations += 1
-            done = entry.tmux.host.run(["sh", "-s"], input=script, check=False, timeout=60)
-        except UnavailableError as exc:
-            entry.unreachable = exc.message
-            return
-        if done.returncode != 0:
-            entry.unreachable = f"cannot read host {entry.host}: {done.stderr.strip()}"
-            return
-        parse_snapshot(entry, done.stdout, lambda rows: _find(rows, project, manifest, lay))
+    def read(item: tuple[str, list[str]]) -> HostPanes:
+        return read_host(project, manifest, common, item[0], item[1])
 
-    if len(entries) > 1:
-        with ThreadPoolExecutor(max_workers=min(8, len(entries))) as pool:
-            list(pool.map(read, entries))
-    elif entries:
-        read(entries[0])
-    return [entry for entry, _, _ in entries]
+    if len(by_host) > 1:
+        with ThreadPoolExecutor(max_workers=min(8, len(by_host))) as pool:
+            return list(pool.map(read, by_host))
+    return [read(item) for item in by_host]
 
 
 def remote_spec(
@@ -466,6 +556,7 @@ def remote_spec(
     day: int,
     *,
     agent: str | None = None,
+    resume: frozenset[str] = frozenset(),
 ) -> tuple[SessionSpec, dict[str, tuple[str, str]]]:
     """The host's session (its streams' panes, with the host's paths) and each stream's prompt (``agent``:
     the ``--agent`` template every pane runs instead of its stream's agent)."""
@@ -492,6 +583,7 @@ def remote_spec(
             root=None,
             hook=("python3", "-I", "-S", lay.events_script, lay.events(phase, stream.id)),
             settings_file=Path(f"{lay.base}/agents/{phase}/{stream.id}.settings.json"),
+            resume=stream.id in resume,
         )
         for path, text in profile.files(ctx).items():
             prompts[f"{stream.id}:{path}"] = (str(path), text)
@@ -544,16 +636,14 @@ def _prepare_lines(lay: RemoteLayout, spec: SessionSpec, prompts: dict[str, tupl
     from coditect_cli.adapters.tmux import PANE_FORMAT
     from coditect_cli.agents import events
 
-    lines = [_put(shlex.quote(path), text) for path, text in prompts.values()]
+    files = {path: (0o644, text) for path, text in prompts.values()}
     for pane in spec.panes:
-        if pane.env_file is not None:  # created 0600 from the start (umask), never readable by others
-            text = env_file_text(dict(pane.env))
-            lines.append(f"(umask 077; {_put(shlex.quote(str(pane.env_file)), text, '600')})")
-    lines.append(_put(shlex.quote(lay.events_script), Path(events.__file__).read_text(encoding="utf-8")))
-    lines.append(f"mkdir -p {shlex.quote(f'{lay.base}/agents/{spec.phase}')}")
+        if pane.env_file is not None:  # created 0600 from the start, never readable by others
+            files[str(pane.env_file)] = (0o600, env_file_text(dict(pane.env)))
+    files[lay.events_script] = (0o644, Path(events.__file__).read_text(encoding="utf-8"))
+    dirs = [f"{lay.base}/agents/{spec.phase}", *(str(p.log.parent) for p in spec.panes if p.log is not None)]
+    lines = _write_lines(files, sorted(set(dirs)))
     for pane in spec.panes:
-        if pane.log is not None:
-            lines.append(f"mkdir -p {shlex.quote(str(pane.log.parent))}")
         program = pane.agent.program
         if program is not None:
             q = shlex.quote(program)
@@ -604,7 +694,7 @@ def _launch_host(
     spec, prompts = remote_spec(
         project, manifest, lay, streams, _names(project, manifest)[0], day, agent=agent
     )
-    tmux = RemoteTmux(ssh, lay.socket)
+    tmux = RemoteTmux(ssh, lay.socket, lay)
     before = ssh.calls
     script = (
         setup_script(project, manifest, lay, streams) + "\n".join(_prepare_lines(lay, spec, prompts)) + "\n"
@@ -701,6 +791,26 @@ def servers_of(project: Project, manifest: Manifest, common: Path) -> dict[str, 
 # ----------------------------------------------------------------------------------------------- move
 
 
+def _work_checks(lay: RemoteLayout, manifest: Manifest, stream: Stream, prefix: str, *, fetch: bool) -> str:
+    """Shell lines printing what ``stream``'s worktrees on the host hold that origin does not: ``PREFIX
+    REPO uncommitted: ...`` and ``PREFIX REPO unpushed: ...`` (``exists PREFIX REPO PATH`` for each)."""
+    lines = []
+    for work in stream.work:
+        path = lay.worktree(manifest.phase, stream.id, work.repo)
+        q, tag = shlex.quote(path), shlex.quote(f"{prefix}{work.repo}")
+        log = f"--format={prefix}{work.repo} unpushed: %h %s"
+        lines.append(
+            f"if [ -e {q}/.git ]; then "
+            f"printf 'exists %s %s\\n' {tag} {q}; "
+            + (f"git -C {q} fetch --quiet origin || true; " if fetch else "")
+            + f"git -C {q} status --porcelain --untracked-files=all | while IFS= read -r l; do "
+            f"printf '%s uncommitted: %s\\n' {tag} \"$l\"; done; "
+            f"git -C {q} log {shlex.quote(log)} '@{{upstream}}..HEAD' 2>/dev/null "
+            f"|| git -C {q} log {shlex.quote(log)} HEAD --not --remotes; fi"
+        )
+    return "\n".join(lines)
+
+
 def remote_work(project: Project, manifest: Manifest, common: Path, stream: Stream) -> list[str]:
     """What the stream's worktrees on its host hold that origin does not (uncommitted or unpushed).
 
@@ -708,24 +818,122 @@ def remote_work(project: Project, manifest: Manifest, common: Path, stream: Stre
     """
     assert stream.host is not None
     lay = layout(manifest, project, stream.host)
-    checks = []
-    for work in stream.work:
-        q = shlex.quote(lay.worktree(manifest.phase, stream.id, work.repo))
-        checks.append(
-            f"if [ -e {q}/.git ]; then git -C {q} fetch --quiet origin || true; "
-            f"git -C {q} status --porcelain --untracked-files=all | sed 's|^|{work.repo} uncommitted: |'; "
-            f"git -C {q} log --format='{work.repo} unpushed: %h %s' '@{{upstream}}..HEAD' 2>/dev/null "
-            f"|| git -C {q} log --format='{work.repo} unpushed: %h %s' HEAD --not --remotes; fi"
-        )
     try:
-        done = connection(common, lay.host).run(["sh", "-c", "\n".join(checks)])
+        done = connection(common, lay.host).run(
+            ["sh", "-c", _work_checks(lay, manifest, stream, "", fetch=True)]
+        )
     except (UnavailableError, CommandFailed) as exc:
         raise RefusedError(
             f"cannot read stream {stream.id}'s worktrees on host {stream.host} ({exc.message}); not moved: "
             "unpushed commits there would be lost",
             hint="bring the host back (or recover its work) and try again",
         ) from None
-    return done.stdout.splitlines()
+    return [line for line in done.stdout.splitlines() if not line.startswith("exists ")]
+
+
+@dataclass(frozen=True)
+class RemoteWorktrees:
+    """The remote streams' worktrees that exist (host -> paths) and their work origin lacks."""
+
+    existing: dict[str, list[str]]
+    pending: list[str]  # "host HOST: STREAM REPO uncommitted|unpushed: ..."
+
+
+def remote_worktrees(project: Project, manifest: Manifest, common: Path) -> RemoteWorktrees:
+    """Every host's worktrees of the phase and what they hold that origin does not: one SSH call per host.
+
+    Raises :class:`RefusedError` (exit 4) when a host cannot be read: its worktrees' work is unknown.
+    """
+    existing: dict[str, list[str]] = {}
+    pending: list[str] = []
+    for name, streams in remote_streams(manifest).items():
+        lay = layout(manifest, project, name)
+        script = "\n".join(_work_checks(lay, manifest, st, f"{st.id} ", fetch=False) for st in streams)
+        try:
+            done = connection(common, lay.host).run(["sh", "-c", script])
+        except (UnavailableError, CommandFailed) as exc:
+            raise RefusedError(
+                f"cannot read the worktrees on host {name} ({exc.message}); nothing was stopped or removed: "
+                "work there that is not on origin would be lost",
+                hint="bring the host back and try again, or stop without --remove-worktrees",
+            ) from None
+        for line in done.stdout.splitlines():
+            if line.startswith("exists "):
+                existing.setdefault(name, []).append(line.split(" ", 3)[3])
+            elif line.strip():
+                pending.append(f"host {name}: {line}")
+    return RemoteWorktrees(existing, pending)
+
+
+def remove_remote_worktrees(
+    project: Project, manifest: Manifest, common: Path, existing: dict[str, list[str]]
+) -> dict[str, list[str]]:
+    """Remove the worktrees ``existing`` names on each host (``git worktree remove``, which refuses one that
+    changed meanwhile, then ``prune``): one SSH call per host. The paths removed, by host."""
+    by_path = {
+        lay_path: (name, lay.clone(work.repo))
+        for name, streams in remote_streams(manifest).items()
+        for lay in [layout(manifest, project, name)]
+        for st in streams
+        for work in st.work
+        for lay_path in [lay.worktree(manifest.phase, st.id, work.repo)]
+    }
+    removed: dict[str, list[str]] = {}
+    for name, paths in existing.items():
+        lines = ["set -e"]
+        clones = sorted({by_path[p][1] for p in paths})
+        for path in paths:
+            lines.append(f"git -C {shlex.quote(by_path[path][1])} worktree remove {shlex.quote(path)}")
+        lines += [f"git -C {shlex.quote(c)} worktree prune" for c in clones]
+        host = layout(manifest, project, name).host
+        connection(common, host).run(["sh", "-c", "\n".join(lines)])
+        removed[name] = list(paths)
+    return removed
+
+
+def restart_remote(project: Project, s: Any, stream: Stream, *, force: bool) -> Any:
+    """``streams restart`` of a stream on a host: its pane there started again (resuming the agent's last
+    conversation where the kind can and one was recorded). Three SSH calls: read, prepare, respawn."""
+    from coditect_cli.agents import profile_for
+    from coditect_cli.services.launch import RestartResult, restartable
+
+    assert stream.host is not None
+    manifest: Manifest = s.manifest
+    entry = read_host(project, manifest, s.common, stream.host, [stream.id])
+    if entry.unreachable is not None:
+        raise UnavailableError(f"stream {stream.id}: {entry.unreachable}")
+    where = f" on host {stream.host}"
+    row = restartable(entry.rows.get(stream.id), stream.id, s.name, manifest.phase, force, where)
+    had_session = any(e.session for e in entry.events.get(stream.id, []))
+    lay = layout(manifest, project, stream.host)
+    day = phase_day(manifest.schedule, _dt.date.today())
+    resume = frozenset({stream.id}) if had_session else frozenset()
+    spec, prompts = remote_spec(project, manifest, lay, [stream], s.name, day, resume=resume)
+    pane = spec.panes[0]
+    profile = profile_for(stream.agent_options)
+    common: Path = s.common
+    checked = connection(common, lay.host).run(
+        ["sh", "-s"], input=_SETUP_FUNCTIONS + "\n".join(_prepare_lines(lay, spec, prompts)) + "\n"
+    )
+    head = checked.stdout.partition(_MARK + "panes\n")[0]
+    missing = [line.split(" ", 2)[2] for line in head.splitlines() if line.startswith("missing ")]
+    if missing:
+        raise UnavailableError(f"not installed on host {stream.host}: {', '.join(missing)}")
+    starts = {stream.id: (lay.events(manifest.phase, stream.id), profile.kind)}
+    tmux = server(common, lay)
+    connection(common, lay.host).run(
+        ["sh", "-s"], input=_start_script(tmux, [respawn_commands(row.pane_id, pane)], starts)
+    )
+    resumed = had_session and profile.can_resume
+    if resumed:
+        note = f"resumed the last conversation on host {stream.host}"
+    elif profile.can_resume:
+        note = f"started fresh with the prompt on host {stream.host}: no earlier conversation was recorded"
+    else:
+        note = f"started fresh with the prompt on host {stream.host}: {profile.kind} cannot resume a conversation"
+    return RestartResult(
+        manifest.phase, stream.id, row.pane_id, profile.kind, resumed, pane.agent.display, note
+    )
 
 
 @dataclass

@@ -625,6 +625,24 @@ class RestartResult:
         }
 
 
+def restartable(
+    row: PaneState | None, stream: str, session: str, phase: str, force: bool, where: str = ""
+) -> PaneState:
+    """``stream``'s pane ``row`` if its agent may be restarted: :class:`UnavailableError` without a pane,
+    :class:`RefusedError` (exit 4) while the agent runs, unless ``force`` (``where``: " on host H")."""
+    if row is None:
+        raise UnavailableError(
+            f"stream {stream} has no pane in {session}{where}",
+            hint=f"start it with `coditect streams launch {phase}`",
+        )
+    if not row.dead and not force:
+        raise RefusedError(
+            f"the agent of stream {stream} is still running{where} ({row.command}); restarting would end it",
+            hint="let it finish (or exit it), or pass --force to end it and restart",
+        )
+    return row
+
+
 def restart(
     project: Project,
     phase: str | None,
@@ -647,19 +665,14 @@ def restart(
     streams = [st.id for st in ordered_streams(s.manifest)]
     if stream not in streams:
         raise UsageError(f"no stream {stream!r} in phase {s.manifest.phase} (streams: {', '.join(streams)})")
+    if s.manifest.stream(stream).host is not None:
+        from coditect_cli.services.hosts import restart_remote
+
+        remote: RestartResult = restart_remote(project, s, s.manifest.stream(stream), force=force)
+        return remote
     tmux = Tmux(s.socket)
     s, found = s.locate(tmux)
-    row = panes_by_stream(found).get(stream)
-    if row is None:
-        raise UnavailableError(
-            f"stream {stream} has no pane in {s.name}",
-            hint=f"start it with `coditect streams launch {s.manifest.phase}`",
-        )
-    if not row.dead and not force:
-        raise RefusedError(
-            f"the agent of stream {stream} is still running ({row.command}); restarting would end it",
-            hint="let it finish (or exit it), or pass --force to end it and restart",
-        )
+    row = restartable(panes_by_stream(found).get(stream), stream, s.name, s.manifest.phase, force)
     had_session = any(e.session for e in read_events(agent_file(s.common, s.manifest.phase, stream)))
     resume = frozenset({stream}) if had_session else frozenset()
     prepared = prepare(project, s.manifest, s.common, path=os.environ.get("PATH"), resume=resume)

@@ -177,6 +177,7 @@ class StopResult:
     panes_unavailable: str | None = None  # why the session could not be read or ended (tmux missing)
     ignored: dict[Path, tuple[str, ...]] = field(default_factory=dict)  # removed worktree -> ignored files
     hosts: dict[str, str] = field(default_factory=dict)  # remote host -> stopped / not running / its error
+    remote_removed: dict[str, list[str]] = field(default_factory=dict)  # host -> its worktrees removed
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -187,6 +188,7 @@ class StopResult:
             "killed": self.killed,
             "panes": self.panes,
             "removed_worktrees": [str(p) for p in self.removed],
+            "removed_remote_worktrees": self.remote_removed,
             "ignored_files_removed": {str(p): list(files) for p, files in self.ignored.items() if files},
             "panes_unavailable": self.panes_unavailable,
             "worktrees_with_work": [w.to_json() for w in self.kept if not w.clean],
@@ -293,16 +295,22 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
     from concurrent.futures import ThreadPoolExecutor
 
     from coditect_cli.adapters.tmux import Tmux
-    from coditect_cli.services.agents import _held_counts, read_states
+    from coditect_cli.services.agents import _held_counts, host_states, read_states
 
     s = phase_session(project, phase, socket)
     remote: dict[str, str | None] = {st.id: st.host for st in s.manifest.streams if st.host}
     streams = [st.id for st in ordered_streams(s.manifest)]
     worktrees = _worktrees(project, s.manifest)
     pairs = [(st, repo, path) for st in streams if st not in remote for repo, path in worktrees[st]]
-    # git and tmux both mostly wait on their processes: the worktrees are read while the panes are.
-    pool = ThreadPoolExecutor(max_workers=1)
+    # git, tmux and ssh mostly wait on their processes: the worktrees and the hosts (one SSH call each) are
+    # read while the local panes are.
+    pool = ThreadPoolExecutor(max_workers=2)
     works = pool.submit(read_works, [(r, p) for _, r, p in pairs], s.common)
+    hosts_read = None
+    if remote:
+        from coditect_cli.services.hosts import host_panes
+
+        hosts_read = pool.submit(host_panes, project, s.manifest, s.common)
     pool.shutdown(wait=False)
     tmux = Tmux(s.socket)
     s, panes, unavailable = _panes(tmux, s)
@@ -311,25 +319,13 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
     local = [st for st in streams if st not in remote]
     states = read_states(s, tmux, rows, local, held) if rows else {}
     unreachable: dict[str, str] = {}  # remote stream -> why its host could not be read
-    if remote:
-        from coditect_cli.services.hosts import host_panes
-
-        for entry in host_panes(project, s.manifest, s.common):
+    if hosts_read is not None:
+        for entry in hosts_read.result():
             rows.update(entry.rows)
             if entry.unreachable:
                 unreachable.update(dict.fromkeys(entry.streams, entry.unreachable))
             elif entry.rows:
-                states.update(
-                    read_states(
-                        s,
-                        entry.tmux,
-                        entry.rows,
-                        entry.streams,
-                        held,
-                        screens=entry.screens,
-                        events_of=entry.events,
-                    )
-                )
+                states.update(host_states(s, entry, held))
     by_stream: dict[str, list[WorktreeWork]] = {}
     for (st, _, _), work in zip(pairs, works.result(), strict=True):
         by_stream.setdefault(st, []).append(work)
@@ -411,9 +407,13 @@ def send_each(
     return SendResult(s.manifest.phase, s.name, next(iter(values)) if len(values) == 1 else "", deliveries)
 
 
-def _refusal(dirty: list[WorktreeWork]) -> RefusedError:
+def _refusal(dirty: list[WorktreeWork], remote: list[str] | None = None) -> RefusedError:
     lines: list[str] = []
     problems: list[Problem] = []
+    for line in remote or []:  # "host HOST: STREAM REPO uncommitted|unpushed: ..."
+        where, _, what = line.partition(": ")
+        lines.append(f"  {line}")
+        problems.append(Problem(what.split(": ", 1)[0].split()[-1], line, Location(where)))
     for w in dirty:
         lines.append(f"  {w.path} ({w.repo}, {w.branch or 'detached HEAD'}):")
         for change in w.changes:
@@ -423,8 +423,9 @@ def _refusal(dirty: list[WorktreeWork]) -> RefusedError:
             where = f"not on {w.upstream}" if w.upstream else "on no other branch or remote"
             lines.append(f"    unpushed ({where}): {commit}")
             problems.append(Problem("unpushed", f"unpushed: {commit}", Location(str(w.path))))
+    count = len(dirty) + len({" ".join(line.split()[:4]) for line in remote or []})
     return RefusedError(
-        f"{len(dirty)} worktree(s) have work that removing them would put at risk; nothing was stopped "
+        f"{count} worktree(s) have work that removing them would put at risk; nothing was stopped "
         "or removed:\n" + "\n".join(lines),
         problems=tuple(problems),
         hint="commit and push (or discard) that work, or stop without --remove-worktrees",
@@ -461,8 +462,13 @@ def stop(
     ]
     existing = [w for w in works if w.exists]
     dirty = [w for w in existing if not w.clean]
-    if remove_worktrees and dirty:
-        raise _refusal(dirty)
+    remote = None
+    if remove_worktrees and s.manifest.hosts:
+        from coditect_cli.services.hosts import remote_worktrees
+
+        remote = remote_worktrees(project, s.manifest, s.common)  # refuses when a host cannot be read
+    if remove_worktrees and (dirty or (remote is not None and remote.pending)):
+        raise _refusal(dirty, remote.pending if remote is not None else [])
     result = StopResult(
         s.manifest.phase,
         s.name,
@@ -480,6 +486,7 @@ def stop(
         result.ignored = {w.path: ignored_files(w.path) for w in existing}
     if dry_run:
         result.removed = [w.path for w in existing] if remove_worktrees else []
+        result.remote_removed = remote.existing if remote is not None else {}
         return result
     with phase_lock(s.common, s.manifest.phase, "coditect streams stop"):
         if rows:
@@ -488,6 +495,12 @@ def stop(
             from coditect_cli.services.hosts import stop_hosts
 
             result.hosts = stop_hosts(project, s.manifest, s.common)
+            if remote is not None:
+                from coditect_cli.services.hosts import remove_remote_worktrees
+
+                result.remote_removed = remove_remote_worktrees(
+                    project, s.manifest, s.common, remote.existing
+                )
         if remove_worktrees:
             repos = {r.id: (project.root / r.path).resolve() for r in s.manifest.repositories}
             for w in existing:

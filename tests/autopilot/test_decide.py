@@ -117,6 +117,35 @@ def test_busy_agents_count_against_the_cap_and_get_nothing(manifest: Manifest) -
     assert decide(make(manifest, agents=agents)) == []
 
 
+def test_a_host_never_runs_more_working_agents_than_its_max_working(manifest: Manifest) -> None:
+    """Streams on a host with `max_working` count against its cap as well as the global one."""
+    text = MANIFEST.replace(
+        "streams:\n",
+        "hosts:\n  - {name: box, ssh: box.example, workdir: /srv/w, max_working: 1}\n"
+        "  - {name: big, ssh: big.example, workdir: /srv/w}\nstreams:\n",
+        1,
+    )
+    for sid in ("a", "c"):
+        text = text.replace(f"    name: {sid.upper()}\n", f"    name: {sid.upper()}\n    host: box\n", 1)
+    hosted = load_manifest_text(text, "phase-1.yaml").manifest
+    assert {s.id: s.host for s in hosted.streams} == {"a": "box", "b": None, "c": "box", "d": None}
+    # a and c are both idle with a ready task on box: one at a time there; the global cap would allow both.
+    assert keys(decide(make(hosted))) == ["dispatch:a:a1"]
+    # c's turn comes when a is no longer working on box.
+    working_a = {**idle("c"), "a": AgentView("a", "working", True)}
+    assert keys(decide(make(hosted, agents=working_a, max_working=5))) == []
+    assert keys(decide(make(hosted, agents=idle("c"), max_working=5))) == ["dispatch:c:c1"]
+    # An open dispatch on box counts as working there too; a host without max_working has no cap of its own.
+    d = OpenDispatch(7, "a", "a1", 1, 900.0, 2000.0)
+    assert keys(decide(make(hosted, agents=idle("c"), dispatches={"a": d}, max_working=5))) == []
+    on_big = hosted.model_copy(
+        update={
+            "streams": tuple(s.model_copy(update={"host": "big"}) if s.host else s for s in hosted.streams)
+        }
+    )
+    assert keys(decide(make(on_big, max_working=5))) == ["dispatch:a:a1", "dispatch:c:c1"]
+
+
 def test_stagger_allows_one_dispatch_a_pass_and_waits_between_them(manifest: Manifest) -> None:
     staggered = manifest.model_copy(
         update={"autopilot": manifest.autopilot.model_copy(update={"stagger": 30.0})}

@@ -333,8 +333,12 @@ def test_remote_agents_report_through_their_events_file_one_ssh_call_per_host(
         assert '"event":"Stop"' in events.read_text()  # written on the host, by the agent's report
         assert not agent_file(world.root / ".git", "phase-1", "s3").exists()  # nothing of it here
 
-        code, _data, err = world.run("streams", "send", "s3", "your next task is [T9] write the notes")
+        code, data, err = world.run("streams", "send", "s3", "your next task is [T9] write the notes")
         assert code == 0, err
+        # Confirmed by the agent's own report on the host (its UserPromptSubmit), read over the connection.
+        [delivery] = data["data"]["deliveries"]  # type: ignore[index]
+        assert (delivery["status"], delivery["detail"]) == ("delivered", ""), delivery
+        assert not agent_file(world.root / ".git", "phase-1", "s3").exists()
         after = retry_until(
             agents, lambda r: idle(r) and r["s3"]["since"] != first["s3"]["since"], timeout=60
         )
@@ -354,5 +358,71 @@ def test_remote_agents_report_through_their_events_file_one_ssh_call_per_host(
         assert {s.stream: s.agent.state for s in result.streams if s.agent} == dict.fromkeys(
             ("s1", "s2", "s3"), "idle"
         )
+        # What the autopilot sees (and dispatches under each host's max_working): the remote agents too.
+        from coditect_cli.services.agents import agent_states
+
+        seen = agent_states(Project(world.root), None)
+        assert {s: a.state for s, a in seen.items()} == dict.fromkeys(("s1", "s2", "s3"), "idle")
+    finally:
+        world.close()
+
+
+def test_remote_restart_and_stop_removing_worktrees_refuses_work_not_on_origin(
+    tmp_path: Path, isolated_git: Path, kit: sshkit.SshKit
+) -> None:
+    world = World(tmp_path / "w", kit, {"s1": "h1", "s2": "h2"})
+    try:
+        code, _data, err = world.run("streams", "launch", "--no-attach")
+        assert code == 0, err
+        events = Path(world.layout("h1").events("phase-1", "s1"))
+        assert events.read_text().count('"event":"Launch"') == 1
+        pane = world.remote_panes("h1")
+
+        # restart: a running agent is refused (exit 4, nothing changed); --force starts it again, same pane.
+        code, data, err = world.run("streams", "restart", "s1")
+        assert code == 4, err
+        assert "still running on host h1" in str(data)
+        assert events.read_text().count('"event":"Launch"') == 1
+        code, data, err = world.run("streams", "restart", "s1", "--force")
+        assert code == 0, err
+        assert data["data"]["kind"] == "shell" and "host h1" in data["data"]["note"]  # type: ignore[index]
+        assert events.read_text().count('"event":"Launch"') == 2
+        assert world.remote_panes("h1") == pane == {"s1": "0"}
+
+        # stop --remove-worktrees: refused while a remote worktree has uncommitted or unpushed work.
+        wt1, wt2 = world.worktree("h1", "s1"), world.worktree("h2", "s2")
+        (wt1 / "s1" / "draft.txt").write_text("draft\n")
+        (wt2 / "s2" / "w.txt").write_text("work\n")
+        git_in(wt2, "add", "s2/w.txt")
+        git_in(wt2, "-c", "user.name=T", "-c", "user.email=t@e.invalid", "commit", "-qm", "s2 unpushed work")
+        code, data, err = world.run("streams", "stop", "--remove-worktrees")
+        assert code == 4, err
+        text = str(data)
+        assert "host h1: s1 app uncommitted: ?? s1/draft.txt" in text
+        assert "host h2: s2 app unpushed:" in text and "s2 unpushed work" in text
+        assert wt1.is_dir() and wt2.is_dir()
+        assert world.remote_panes("h1") == {"s1": "0"} and world.remote_panes("h2") == {"s2": "0"}
+
+        # A host that cannot be read: its work is unknown, so nothing is removed anywhere.
+        (wt1 / "s1" / "draft.txt").unlink()
+        git_in(wt2, "push", "-q", "origin", "HEAD")
+        kit.hosts["h2"].stop()
+        code, data, err = world.run("streams", "stop", "--remove-worktrees")
+        assert code == 4, err
+        assert "cannot read the worktrees on host h2" in str(data)
+        assert wt1.is_dir() and world.remote_panes("h1") == {"s1": "0"}
+        kit.hosts["h2"].start()
+
+        code, data, err = world.run("streams", "stop", "--remove-worktrees", "--dry-run")
+        assert code == 0, err
+        assert data["data"]["removed_remote_worktrees"] == {"h1": [str(wt1)], "h2": [str(wt2)]}  # type: ignore[index]
+        assert wt1.is_dir()
+        code, data, err = world.run("streams", "stop", "--remove-worktrees")
+        assert code == 0, err
+        assert data["data"]["removed_remote_worktrees"] == {"h1": [str(wt1)], "h2": [str(wt2)]}  # type: ignore[index]
+        assert not wt1.exists() and not wt2.exists()
+        assert world.remote_panes("h1") == {} and world.remote_panes("h2") == {}
+        clone = Path(world.layout("h1").clone("app"))
+        assert str(wt1) not in git_in(clone, "worktree", "list")
     finally:
         world.close()
