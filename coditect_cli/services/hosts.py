@@ -308,7 +308,8 @@ def _write_lines(
     spec = {"files": files or {}, "dirs": list(dirs), "hooks": hooks or {}, "hooks_dir": HOOKS_DIR}
     payload = base64.b64encode(json.dumps(spec).encode()).decode()
     program = base64.b64encode(_WRITER.encode()).decode()
-    # The program and its data go on python's stdin (never on a command line: no size limit, nothing in ps).
+    # The data (env files hold secrets) reaches python's stdin through the shell's built-in printf: it is on no
+    # process's command line and has no size limit. The program itself is small and holds nothing secret.
     return [
         f"printf '%s\\n' {payload} | python3 -I -S -c \"import base64; exec(base64.b64decode('{program}'))\""
     ]
