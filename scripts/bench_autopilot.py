@@ -13,7 +13,10 @@ up, one commit each, a PR each on the local forge). Measured:
   0.5 s at 50 streams), the first pass of a new autopilot (nothing known yet) beside it, and
   ``coditect autopilot --once --json`` on the command line (Python start-up included);
 - git processes per repository of ``coditect autopilot --once --json`` (a ``git`` shim first on PATH): the
-  same at 20 and at 50 streams.
+  same at 20 and at 50 streams;
+- the event path (scripts/bench_reactions.py): GitHub requests of a pass when nothing changed (target: none
+  counted against the rate limit), and the time from a failing check or a review to the message in the
+  agent's pane, on GitHub (target: one poll interval) and on the local forge (target: 2 s).
 """
 
 from __future__ import annotations
@@ -128,6 +131,9 @@ def bench_autopilot(runs: int, workdir: Path) -> list[Row]:
                     "seconds": _time_cmd([*_coditect(), *ARGV], runs, root),
                 }
             )
+    from bench_reactions import bench_reactions
+
+    rows += bench_reactions(runs, workdir / "reactions")  # GitHub requests per pass; event to pane
     same = all(
         counted[(kind, 20)][rid] == counted[(kind, 50)][rid]
         for kind in ("once", "steady")

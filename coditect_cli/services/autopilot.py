@@ -978,16 +978,20 @@ def loop(
     wake: Callable[[float], None] | None = None,
     passes: int | None = None,
 ) -> int:
-    """Run passes until stopped (KeyboardInterrupt), ``once``, or after ``passes``; returns the passes run."""
+    """Run passes until stopped (KeyboardInterrupt), ``once``, or after ``passes``; returns the passes run.
+
+    Passes start ``autopilot.poll`` seconds apart (the time a pass takes is part of the interval, not added to
+    it): an event waits at most one interval before a pass starts that sees it."""
     count = 0
     while True:
+        started = time.monotonic()
         report = pilot.run_pass(dry_run=dry_run)
         on_pass(report)
         count += 1
         if once or dry_run or (passes is not None and count >= passes):
             return count
         poll = _poll_interval(pilot)
-        (wake or time.sleep)(poll)
+        (wake or time.sleep)(max(0.0, poll - (time.monotonic() - started)))
 
 
 def _poll_interval(pilot: Autopilot) -> float:
