@@ -30,7 +30,6 @@ import contextlib
 import json
 import os
 import random
-import shlex
 import statistics
 import sys
 import threading
@@ -103,19 +102,9 @@ def _unchanged_pass(workdir: Path, streams: int) -> Row:
 
 
 def _manifest(poll: float) -> str:
-    run = " ".join(
-        shlex.quote(w) if not w.startswith("{") else w
-        for w in [
-            sys.executable,
-            "-m",
-            "coditect_cli.agents.scripted",
-            "{stream}",
-            "{worktree}",
-            "--prompt-file",
-            "{prompt_file}",
-            "--serve",
-        ]
-    )
+    from helpers import scripted_run
+
+    run = scripted_run()
     streams = "".join(
         f"""
   - id: s{k}

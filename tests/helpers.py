@@ -145,6 +145,15 @@ def retry_until(fetch: Callable[[], T], ok: Callable[[T], bool], timeout: float 
         time.sleep(0.02)
 
 
+def scripted_run(*extra: str) -> str:
+    """A manifest ``run:`` starting the scripted agent (``--serve``) in a stream's pane (placeholders unquoted)."""
+    import shlex
+
+    words = [sys.executable, "-m", "coditect_cli.agents.scripted", "{stream}", "{worktree}"]
+    words += ["--prompt-file", "{prompt_file}", "--serve", *extra]
+    return " ".join(shlex.quote(w) if not w.startswith("{") else w for w in words)
+
+
 def kill_tmux_server(name: str) -> None:
     """Stop the private tmux server ``name`` (if it runs) and remove its socket file."""
     subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, check=False)

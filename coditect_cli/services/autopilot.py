@@ -683,7 +683,9 @@ def conditions_from(facts: PhaseFacts, store: Store) -> list[Condition]:
                     )
                 )
         if view is not None and view.pr is not None and view.pr.state == "open":
-            reviews = activity.reviews if activity is not None else view.reviews
+            # The forge's reviews with their text (GitHub's activity, whatever head it was read at), else the
+            # listing's.
+            reviews = view.activity.reviews if view.activity is not None else view.reviews
             verdicts = latest_verdicts(reviews)
             for review in reviews:
                 if (

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 import urllib.error
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 from fakegithub import FakeGitHub
 from gating_helpers import Tiny, build_tiny, git, move_to_github
-from helpers import kill_tmux_server, retry_until
+from helpers import kill_tmux_server, retry_until, scripted_run
 
 from coditect_cli.project import Project
 from coditect_cli.services.autopilot import Autopilot, PassReport
@@ -37,12 +36,6 @@ SLUG = "acme/app"
 SECRET = "webhook secret of the test"
 
 
-def scripted() -> str:
-    words = [sys.executable, "-m", "coditect_cli.agents.scripted", "{stream}", "{worktree}"]
-    words += ["--prompt-file", "{prompt_file}", "--serve"]
-    return " ".join(shlex.quote(w) if not w.startswith("{") else w for w in words)
-
-
 def manifest() -> str:
     streams = "".join(
         f"""
@@ -50,7 +43,7 @@ def manifest() -> str:
     terminal: {k}
     name: Stream {k}
     agent: agent{k}
-    run: {json.dumps(scripted())}
+    run: {json.dumps(scripted_run())}
     work: [{{repo: app, topic: t{k}, owns: [s{k}/]}}]
     deliverables: [{{id: t{k}, days: 1, title: Task of s{k}}}]
 """
