@@ -7,7 +7,7 @@ other.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from helpers import retry_until, session_of
@@ -52,13 +52,29 @@ def started(socket: str, session: str) -> dict[str, Any]:
     )
 
 
-def test_two_checkouts_of_one_project_never_share_a_session(
-    isolated_git: Path, tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sock = server.socket_name
+class Pair(NamedTuple):
+    """Two copies of one project on one tmux server; A's streams launched."""
+
+    socket: str
+    a: Project
+    typed_a: Path
+    b: Project
+    typed_b: Path
+    first: svc.LaunchResult  # A's launch
+
+
+@pytest.fixture
+def pair(isolated_git: Path, tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch) -> Pair:
     a, typed_a = checkout(tmp_path, "a")
     b, typed_b = checkout(tmp_path, "b")
-    first = launch_typing(a, typed_a, sock, monkeypatch)
+    first = launch_typing(a, typed_a, server.socket_name, monkeypatch)
+    return Pair(server.socket_name, a, typed_a, b, typed_b, first)
+
+
+def test_two_checkouts_of_one_project_never_share_a_session(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock, a, typed_a, b, typed_b, first = pair
     panes_a = started(sock, first.session)
     second = launch_typing(b, typed_b, sock, monkeypatch)
 
@@ -92,12 +108,9 @@ def test_two_checkouts_of_one_project_never_share_a_session(
 
 
 def test_a_session_of_the_old_name_is_found_by_its_own_checkout_only(
-    isolated_git: Path, tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sock = server.socket_name
-    a, typed_a = checkout(tmp_path, "a")
-    b, typed_b = checkout(tmp_path, "b")
-    launched = launch_typing(a, typed_a, sock, monkeypatch)
+    sock, a, typed_a, b, typed_b, launched = pair
     # What a launch before the upgrade left running: A's session under the name without the hash.
     legacy = legacy_session_name("demo", "p1")
     Tmux(sock).run(["rename-session", "-t", f"={launched.session}", legacy])
