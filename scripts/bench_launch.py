@@ -5,6 +5,7 @@ same panes, measured interleaved in one run.
     python3 scripts/bench_launch.py              # 3 runs, medians
     python3 scripts/bench_launch.py --runs 5 --json
     CODITECT_BENCH_LAUNCH="20x10,50x1" python3 scripts/bench_launch.py   # only these streams x repositories
+    CODITECT_BENCH_BEFORE=/path/to/older/checkout python3 scripts/bench_launch.py  # and that code, interleaved
 
 One project per size (5, 10, 20, 50, 100 streams; 1 and 10 repositories): a superproject and its submodules,
 each with a bare origin on disk, and one manifest whose streams (agent `shell`, i.e. `$SHELL -l`) each work
@@ -23,13 +24,18 @@ Both run from bytecode compiled by the warm-up round (into the work directory: `
 when `PYTHONDONTWRITEBYTECODE` is set, under which the editable checkout would be compiled on every run).
 Per size: the median wall time of `coditect streams launch --no-attach` and of `tmuxp load -d` (Python
 start-up included in both; the runs of all sizes and both tools alternate), their ratio (target: at most 1),
-and the tmux and git processes one launch starts, counted with `tmux` and `git` shims first on PATH. Also
-each program's start-up floor, `--version`, measured in the same rounds.
+their CPU time (user + system of the command and its children: the figure to read on a loaded machine, where
+wall time follows CPU time), and the tmux and git processes one launch starts, counted with `tmux` and `git`
+shims first on PATH. Also each program's start-up floor, `--version`, measured in the same rounds. With
+`CODITECT_BENCH_BEFORE`
+naming another checkout of coditect (e.g. `git worktree add /tmp/before <commit>`), its launch is timed too,
+in the same rounds (it must write the same ownership hooks, or each launch would set the phase up again).
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -233,19 +239,22 @@ def _run(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = 
 
 def _timed(
     command: Callable[[str, dict[str, str] | None], None], panes: int, env: dict[str, str] | None = None
-) -> float:
-    """Wall time of ``command(socket, env)`` on a fresh private tmux server, checked to hold ``panes`` panes."""
+) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``command(socket, env)`` on a fresh private tmux server, checked to hold ``panes``
+    panes. CPU is user + system of the command and its children (not of the tmux server, which detaches)."""
     socket = _fresh_socket()
     try:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         command(socket, env)
         elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         got = _pane_count(socket)
         if got != panes:
             raise SystemExit(f"expected {panes} panes on {socket}, found {got}")
     finally:
         _kill(socket)
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 _SHIM = '#!/bin/sh\necho "$PWD" >> "{log}"\nexec "{real}" "$@"\n'
@@ -306,59 +315,77 @@ def bench_launch(runs: int, workdir: Path) -> list[Row]:
 
         commands[(streams, repos)] = {"coditect": ours, "tmuxp": tmuxp}
 
+    # Another checkout's coditect (the code before a change), timed in the same rounds.
+    before = os.environ.get("CODITECT_BENCH_BEFORE")
+    envs: dict[str, dict[str, str] | None] = {"coditect": None, "tmuxp": None}
+    if before:
+        envs["coditect before"] = {"PYTHONPATH": before}
     floors = {"coditect": [*_coditect(), "--version"], "tmuxp": [*_tmuxp(), "--version"]}
-    samples: dict[tuple[int, int, str], list[float]] = {}
+    samples: dict[tuple[int, int, str], list[tuple[float, float]]] = {}
     for n in range(runs + 1):  # the first round warms up; the sizes and tools alternate
         for tool, argv in floors.items():
             started = time.perf_counter()
             _run(argv)
             if n:
-                samples.setdefault((0, 0, tool), []).append(time.perf_counter() - started)
+                samples.setdefault((0, 0, tool), []).append((time.perf_counter() - started, 0.0))
         for (streams, repos), tools in commands.items():
-            for tool, command in tools.items():
-                elapsed = _timed(command, streams)
+            for name, env in envs.items():
+                timed = _timed(tools[name.split()[0]], streams, env)
                 if n:
-                    samples.setdefault((streams, repos, tool), []).append(elapsed)
+                    samples.setdefault((streams, repos, name), []).append(timed)
+
+    def median(key: tuple[int, int, str], i: int = 0) -> float:
+        return statistics.median(sample[i] for sample in samples[key])
 
     rows: list[Row] = [
         {
             "benchmark": "launch",
             "case": f"start-up floor: `{tool} --version` (Python start-up and the command-line module)",
-            "seconds": statistics.median(samples[(0, 0, tool)]),
+            "seconds": median((0, 0, tool)),
         }
         for tool in floors
     ]
     for (streams, repos), tools in commands.items():
         ours_n = _count(workdir, tools["coditect"], streams)
         tmuxp_n = _count(workdir, tools["tmuxp"], streams)
-        ours_s = statistics.median(samples[(streams, repos, "coditect")])
-        tmuxp_s = statistics.median(samples[(streams, repos, "tmuxp")])
+        tmuxp_s, tmuxp_cpu = median((streams, repos, "tmuxp")), median((streams, repos, "tmuxp"), 1)
         common = {
             "benchmark": "launch",
             "streams": streams,
             "repositories": repos,
             "worktrees": streams * repos,
         }
-        rows += [
-            {
+        for name in envs:
+            if name == "tmuxp":
+                continue
+            ours_s, ours_cpu = median((streams, repos, name)), median((streams, repos, name), 1)
+            row: Row = {
                 **common,
-                "case": f"{streams} streams, {repos} repos: `coditect streams launch --no-attach`",
+                "case": f"{streams} streams, {repos} repos: `{name} streams launch --no-attach`",
                 "seconds": ours_s,
                 "ratio_to_tmuxp": ours_s / tmuxp_s,
+                "cpu_seconds": ours_cpu,
+                "cpu_ratio_to_tmuxp": ours_cpu / tmuxp_cpu,
                 "target": "<= tmuxp load -d",
                 "meets_target": ours_s <= tmuxp_s,
-                "tmux_processes": len(ours_n["tmux"]),
-                "git_processes": len(ours_n["git"]),
-                "git_per_repo": len(ours_n["git"]) / repos,
-                "build_seconds": round(built[(streams, repos)], 1),
-            },
+            }
+            if name == "coditect":
+                row.update(
+                    tmux_processes=len(ours_n["tmux"]),
+                    git_processes=len(ours_n["git"]),
+                    git_per_repo=len(ours_n["git"]) / repos,
+                    build_seconds=round(built[(streams, repos)], 1),
+                )
+            rows.append(row)
+        rows.append(
             {
                 **common,
                 "case": f"{streams} streams, {repos} repos: `tmuxp load -d` (same panes)",
                 "seconds": tmuxp_s,
+                "cpu_seconds": tmuxp_cpu,
                 "tmux_processes": len(tmuxp_n["tmux"]),
-            },
-        ]
+            }
+        )
     return rows
 
 
