@@ -34,7 +34,14 @@ from coditect_cli.domain.manifest import RepoId
 from coditect_cli.domain.plan import AddWorktree, CreateBranch, Push, Step, WriteCodeowners
 from coditect_cli.errors import ExitCode, RefusedError
 from coditect_cli.project import find_project
-from coditect_cli.services.setup import SetupResult, compute_plan, execute, read_context
+from coditect_cli.services.setup import (
+    HOOKS_DIR,
+    SetupResult,
+    compute_plan,
+    execute,
+    read_context,
+    worktree_git_dir,
+)
 
 # Fixed commit dates make the CODEOWNERS commits of two sandboxes identical (the sandbox's own history is
 # already deterministic), so "resumed" and "clean" runs can be compared ref by ref.
@@ -160,6 +167,60 @@ def test_state_store_journals_one_creation_event_per_branch_and_an_ok_run(
                 git_in(path, "rev-parse", "develop"),
                 git_in(path, "rev-parse", PHASE1_INTEGRATION),
             )
+
+
+# ----------------------------------------------------------------------------------------------- guard drift
+
+
+def _plan_steps(root: Path) -> list[Step]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        return list(compute_plan(read_context(find_project(root), PHASE1)).steps)
+
+
+def test_a_guard_hook_changed_in_any_way_is_planned_again_for_that_worktree_only(
+    isolated_git: Path, tmp_path: Path
+) -> None:
+    """Every file of a worktree's hooks directory must hold exactly its text: a byte more, a byte less, a
+    missing file, a folder in its place or a worktree config no longer pointing there each plan (only) that
+    worktree's guard again, and setup puts it back."""
+    root = build_phase1_sandbox(tmp_path / "sandbox")
+    setup_with_cwd(root)
+    worktree = stream_worktree(root, "backend", "backend")
+    gitdir = worktree_git_dir(worktree)
+    assert gitdir is not None
+    hooks = gitdir / HOOKS_DIR
+
+    def longer() -> None:
+        with (hooks / "pre-commit").open("a", encoding="utf-8") as fh:
+            fh.write("#")
+
+    def shorter() -> None:
+        text = (hooks / GUARD_SCRIPT).read_text(encoding="utf-8")
+        (hooks / GUARD_SCRIPT).write_text(text[:-1], encoding="utf-8")
+
+    def missing() -> None:
+        (hooks / "post-merge").unlink()
+
+    def folder() -> None:
+        (hooks / "commit-msg").unlink()
+        (hooks / "commit-msg").mkdir()
+
+    def unhooked() -> None:
+        (gitdir / "config.worktree").write_text("[core]\n", encoding="utf-8")
+
+    for change in (longer, shorter, missing, folder, unhooked):
+        change()
+        steps = _plan_steps(root)
+        assert [(type(s).__name__, getattr(s, "path", None)) for s in steps] == [
+            ("InstallGuard", worktree)
+        ], change.__name__
+        if (hooks / "commit-msg").is_dir():
+            (
+                hooks / "commit-msg"
+            ).rmdir()  # setup writes hook files; a folder in the way is the user's to move
+        setup_with_cwd(root)
+        assert _plan_steps(root) == [], change.__name__
 
 
 # --------------------------------------------------------------------------------- interrupted, resumed
