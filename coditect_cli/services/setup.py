@@ -350,7 +350,22 @@ class Executor:
             raise CoditectError(f"{step.path} is not a linked worktree; cannot install the ownership guard")
         hooks = gitdir / HOOKS_DIR
         hooks.mkdir(exist_ok=True)
-        for name, text in expected_hooks(self.ctx, step.stream, step.repo).items():
+        files = expected_hooks(self.ctx, step.stream, step.repo)
+        if hooks.is_symlink() or not hooks.is_dir():
+            raise RefusedError(
+                f"{hooks} is not a directory: the ownership guard of {step.stream} in {step.repo} goes there",
+                hint="move it away, then run setup again",
+            )
+        for name in files:
+            path = hooks / name
+            if path.is_dir() and not path.is_symlink():
+                # Nothing coditect writes; whatever is in it is someone's, so it is not removed here.
+                raise RefusedError(
+                    f"{path} is a directory where the ownership guard's {name} hook goes "
+                    f"(stream {step.stream}, repository {step.repo}); nothing was changed in it",
+                    hint="move it away (it is not coditect's), then run setup again",
+                )
+        for name, text in files.items():
             path = hooks / name
             path.write_text(text, encoding="utf-8")
             path.chmod(0o644 if name == CHAIN_RECORD else 0o755)

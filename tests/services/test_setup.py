@@ -216,9 +216,17 @@ def test_a_guard_hook_changed_in_any_way_is_planned_again_for_that_worktree_only
             ("InstallGuard", worktree)
         ], change.__name__
         if (hooks / "commit-msg").is_dir():
-            (
-                hooks / "commit-msg"
-            ).rmdir()  # setup writes hook files; a folder in the way is the user's to move
+            # A folder in the way is not coditect's: setup refuses, naming it, and leaves it alone.
+            (hooks / "commit-msg" / "notes.txt").write_text("mine\n", encoding="utf-8")
+            with pytest.raises(RefusedError) as refused:
+                setup_with_cwd(root)
+            assert refused.value.exit_code == ExitCode.REFUSED
+            assert (
+                f"{hooks / 'commit-msg'} is a directory where the ownership guard's commit-msg hook goes"
+                in (refused.value.message)
+            )
+            assert (hooks / "commit-msg" / "notes.txt").read_text(encoding="utf-8") == "mine\n"
+            shutil.rmtree(hooks / "commit-msg")
         setup_with_cwd(root)
         assert _plan_steps(root) == [], change.__name__
 
