@@ -7,10 +7,11 @@
 Two sshd on 127.0.0.1 (two ports, two host keys; tests/hosts/sshkit.py), a generated key pair, coditect's own
 known_hosts. A one-repository project with 20 shell streams, 10 on each host, set up once.
 
-- `streams launch` of the 20 (in process): setup check on each host, prompts, one list-panes and the
-  session creation per host; each run on sessions killed before;
+- `streams launch` of the 20 (in process): per host (the hosts in parallel) one SSH call for the setup
+  check, the prompts and the pane listing, one creating the panes; each run on sessions killed before;
 - `streams status` (in process) with cold connections (every master connection closed first) and warm ones:
-  its time, SSH processes run and SSH connections opened (target: one per host, and <= 0.5 s warm);
+  its time, SSH processes run (one per host: panes, screens and the agents' events files at once) and SSH
+  connections opened (target: one per host, and <= 0.5 s warm);
 - `coditect streams status --json` on the command line, warm (Python start-up included).
 """
 
