@@ -771,23 +771,28 @@ def _comment_conditions(store: Store, facts: PhaseFacts, key: str, branch: Any) 
     if view is None or view.pr is None:
         return []
     if view.activity is not None:
-        found = [(c.id, c.author, c.body, c.path, c.line, c.time, c.url) for c in view.activity.comments]
+        found = [
+            (c.id, c.author, c.body, c.path, c.line, c.time, c.url, c.commit) for c in view.activity.comments
+        ]
     elif view.forge == "local":
         record = forge_records.pull_request(store, view.repo, view.pr.number)
         if record is None:
             return []
         found = [
-            (c.id, c.author, c.body, getattr(c, "path", None), getattr(c, "line", None), c.time, None)
+            (c.id, c.author, c.body, getattr(c, "path", None), getattr(c, "line", None), c.time, None, None)
             for c in forge_records.comments(store, record.id)
         ]
     else:
         return []
     newest = max((c.time for c in branch.commits), default=0)
     out: list[Condition] = []
-    for comment_id, author, body, path, line, time_, url in found:
+    for comment_id, author, body, path, line, time_, url, commit in found:
         if author in {"coditect", ""} or body.startswith("coditect"):
             continue
-        if time_ and parse_time(time_).timestamp() <= newest:
+        # A comment made on the branch's head waits for a commit, whatever the clocks say (times have whole
+        # seconds: a comment in the second of the last commit is not older than it).
+        on_head = commit is not None and commit == branch.head
+        if not on_head and time_ and parse_time(time_).timestamp() <= newest:
             continue  # the stream committed after it
         out.append(
             comment_condition(
