@@ -39,10 +39,15 @@ LONG = ("LONG-300 " + "the quick brown fox jumps over the lazy dog; " * 8)[:300]
 
 
 def _manifest() -> str:
-    """The example manifest with Claude Code in the backend stream only (the others: shells)."""
+    """The example manifest with Claude Code in the backend stream only (the others: shells). Its pane has
+    Claude Code's auto-updater and other network traffic off: the test talks to the fake API only, and must
+    not replace the pinned global install (.ci/run) with the latest release while it runs."""
     text = EXAMPLE_TEXT.replace("run: claude", "run: shell")
     return text.replace(
-        "agent: codi-code-architect\n    run: shell", "agent: codi-code-architect\n    run: claude", 1
+        "agent: codi-code-architect\n    run: shell",
+        "agent: codi-code-architect\n    run: claude\n"
+        '    env: {DISABLE_AUTOUPDATER: "1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1"}',
+        1,
     )
 
 
