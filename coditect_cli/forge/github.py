@@ -528,32 +528,44 @@ class GitHubForge:
             return None
         return self.options.cache_dir / (hashlib.sha1(key.encode()).hexdigest() + ".json")
 
-    def _cached(self, key: str) -> tuple[str, dict[str, str], Any] | None:
-        if key in self._etags:
-            return self._etags[key]
+    def _read_cache(self, key: str) -> Any:
+        """The JSON kept on disk for ``key`` (None when there is none, or it cannot be read)."""
         path = self._cache_file(key)
         if path is None or not path.is_file():
             return None
         try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
-            found = (str(entry["etag"]), dict(entry["headers"]), entry["body"])
-        except (OSError, ValueError, KeyError, TypeError):
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
             return None
-        self._etags[key] = found
-        return found
 
-    def _remember_etag(self, key: str, etag: str, headers: dict[str, str], body: Any) -> None:
-        self._etags[key] = (etag, headers, body)
+    def _write_cache(self, key: str, entry: Any) -> None:
+        """Keep ``entry`` on disk for ``key`` (replaced whole; a cache that cannot be written costs requests,
+        nothing else)."""
         path = self._cache_file(key)
         if path is None:
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"etag": etag, "headers": headers, "body": body}), encoding="utf-8")
+            tmp.write_text(json.dumps(entry), encoding="utf-8")
             tmp.replace(path)
         except OSError:
-            pass  # a cache that cannot be written costs requests, nothing else
+            pass
+
+    def _cached(self, key: str) -> tuple[str, dict[str, str], Any] | None:
+        if key in self._etags:
+            return self._etags[key]
+        entry = self._read_cache(key)
+        try:
+            found = (str(entry["etag"]), dict(entry["headers"]), entry["body"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        self._etags[key] = found
+        return found
+
+    def _remember_etag(self, key: str, etag: str, headers: dict[str, str], body: Any) -> None:
+        self._etags[key] = (etag, headers, body)
+        self._write_cache(key, {"etag": etag, "headers": headers, "body": body})
 
     def _get(self, url: str, params: Mapping[str, Any] | None = None) -> tuple[dict[str, str], Any]:
         """``GET url`` (relative to the API base, or a ``Link`` URL) with ``If-None-Match`` when an ETag is known;
@@ -1298,30 +1310,19 @@ class GitHubForge:
             raise
 
     def _kept_details(self, key: str) -> tuple[str, dict[int, PrDetails]] | None:
-        path = self._cache_file(key)
-        if path is None or not path.is_file():
-            return None
+        entry = self._read_cache(key)
         try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
             found = (str(entry["fingerprint"]), {int(n): _details_of(d) for n, d in entry["details"].items()})
-        except (OSError, ValueError, KeyError, TypeError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
         self._watched[key] = found
         return found
 
     def _keep_details(self, key: str, fingerprint: str, details: dict[int, PrDetails]) -> None:
         self._watched[key] = (fingerprint, dict(details))
-        path = self._cache_file(key)
-        if path is None:
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            payload = {"fingerprint": fingerprint, "details": {n: _plain(d) for n, d in details.items()}}
-            tmp.write_text(json.dumps(payload), encoding="utf-8")
-            tmp.replace(path)
-        except OSError:
-            pass  # the details are read again next time: requests, nothing else
+        self._write_cache(
+            key, {"fingerprint": fingerprint, "details": {n: _plain(d) for n, d in details.items()}}
+        )
 
     def record_check(
         self, repo: ForgeRepo, sha: str, name: str, status: CheckStatus, log: str | None = None
