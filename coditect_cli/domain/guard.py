@@ -169,15 +169,15 @@ def main(mode):
     if mode == "pre-commit":
         paths, target = staged(), None
     else:
-        updates, integration, origin = [], [], f"refs/remotes/origin/{{INTEGRATION}}"
-        trusted = [f"refs/heads/{{INTEGRATION}}", origin]
+        local, origin = f"refs/heads/{{INTEGRATION}}", f"refs/remotes/origin/{{INTEGRATION}}"
+        updates, integration, on_origin = [], [], [origin]
         for line in sys.stdin.read().splitlines():
             old, new, ref = line.split(" ", 2)
             if new == ZERO:
                 continue
             if ref == origin:  # a fetch moving origin's integration branch in the same transaction
-                trusted.append(new)
-            elif ref == f"refs/heads/{{INTEGRATION}}":
+                on_origin.append(new)
+            elif ref == local:
                 integration.append((old, new, ref))
             elif ref.startswith("refs/heads/") and GUARDED.fullmatch(ref[len("refs/heads/"):]):
                 updates.append((old, new, ref))
@@ -185,9 +185,9 @@ def main(mode):
             return 0
         # The local integration branch is trusted by the stream's branches, so from a stream's worktree it
         # may only take commits origin's integration branch has, or the stream's own files.
-        paths = landing(updates, trusted) if updates else {{}}
+        paths = landing(updates, [local, *on_origin]) if updates else {{}}
         if integration:
-            for path, commit in landing(integration, trusted[1:]).items():
+            for path, commit in landing(integration, on_origin).items():
                 paths.setdefault(path, commit)
         target = ", ".join(ref[len("refs/heads/"):] for _o, _n, ref in updates + integration)
     refused, notes = [], []
