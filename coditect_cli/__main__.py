@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from coditect_cli.cli.app import main
+from coditect_cli.entry import main
 
 main()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# No warm server (coditect_cli.warm) behind the commands tests run: each test starts its own coditect, and a
+# background server outliving the test is not wanted. tests/cli/test_warm.py turns it on where it is tested.
+os.environ["CODITECT_SERVER"] = "0"
 
 # Variables that would make git read a real user's configuration or act on another repository.
 _GIT_LEAKS = (
@@ -62,3 +67,24 @@ def shared_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             Path(__file__).resolve().parents[1] / "workstreams" / "phase-1.yaml",
         )
     yield sandbox.root
+
+
+@pytest.fixture
+def served_env(isolated_git: Path) -> Iterator[dict[str, str]]:
+    """Warm serving on (coditect_cli.warm), its sockets in a private TMPDIR (short: a socket's path has at
+    most 107 bytes). Every server started there, and every worker of theirs, is stopped afterwards."""
+    import shutil
+    import signal
+    import tempfile
+
+    from tests.helpers import alive, processes_mentioning, retry_until
+
+    tmpdir = Path(tempfile.mkdtemp(prefix="cw-", dir="/tmp"))
+    yield {"CODITECT_SERVER": "1", "TMPDIR": str(tmpdir), "CODITECT_SERVER_IDLE": "60"}
+    for pid in processes_mentioning(str(tmpdir)):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        retry_until(lambda p=pid: alive(p), lambda running: not running)
+    shutil.rmtree(tmpdir, ignore_errors=True)

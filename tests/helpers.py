@@ -335,3 +335,41 @@ class Sampler:
         retry_until(lambda: self.rounds, lambda n: n >= 2)  # at least one whole pass during the run
         self._stop.set()
         self._thread.join()
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (exists and is not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def server_pid(env: dict[str, str]) -> int:
+    """The pid of the warm server (coditect_cli.warm) answering in ``env``'s TMPDIR, once it listens."""
+    folder = Path(env["TMPDIR"]) / f"coditect-{os.getuid()}"
+    pid_file = retry_until(lambda: next(folder.glob("warm-*.sock.pid"), None), lambda p: p is not None)
+    assert pid_file is not None
+    return int(pid_file.read_text())
+
+
+def served(result: CliResult) -> bool:
+    """Whether a ``--verbose`` run was answered by a warm server's worker (it says so first)."""
+    return "run by the warm server" in result.stderr
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Pids of the processes whose command line contains ``text`` (a warm server and its workers, forked
+    from it, share its command line)."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in cmdline:
+            found.append(int(entry.name))
+    return found

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -25,6 +25,11 @@ def is_object_id(text: str) -> bool:
     return bool(_OBJECT_ID.match(text))
 
 
+_ALL: list[Memo[Any, Any]] = []
+"""Every memo of the process, in creation order (the same in a forked child as in its parent)."""
+_TRACKING: list[bool] = [False]  # whether puts are counted for learned() (only after mark())
+
+
 class Memo(Generic[K, V]):
     """A bounded map from keys made of object ids to what git answered for them."""
 
@@ -32,6 +37,8 @@ class Memo(Generic[K, V]):
         self._size = size
         self._items: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
+        self._fresh: list[K] = []
+        _ALL.append(self)
 
     def get(self, key: K) -> V | None:
         with self._lock:
@@ -44,8 +51,38 @@ class Memo(Generic[K, V]):
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)
+            if _TRACKING[0]:
+                self._fresh.append(key)
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def mark() -> None:
+    """Start counting the entries every memo learns from now on (see :func:`learned`)."""
+    _TRACKING[0] = True
+    for memo in _ALL:
+        with memo._lock:
+            memo._fresh = []
+
+
+def learned() -> list[tuple[int, list[tuple[Any, Any]]]]:
+    """What every memo learned since :func:`mark`, by the memo's place in creation order: a forked warm
+    server's child hands this to its parent, so the next child starts with it (:mod:`coditect_cli.warm`)."""
+    out: list[tuple[int, list[tuple[Any, Any]]]] = []
+    for index, memo in enumerate(_ALL):
+        with memo._lock:
+            items = [(k, memo._items[k]) for k in dict.fromkeys(memo._fresh) if k in memo._items]
+        if items:
+            out.append((index, items))
+    return out
+
+
+def absorb(learnt: list[tuple[int, list[tuple[Any, Any]]]]) -> None:
+    """Keep what :func:`learned` gave (in a process whose memos were created in the same order)."""
+    for index, items in learnt:
+        if 0 <= index < len(_ALL):
+            for key, value in items:
+                _ALL[index].put(key, value)

@@ -25,6 +25,7 @@ from coditect_cli.cli import (
     pr_cmd,
     streams_cmd,
 )
+from coditect_cli.cli.coercion import cheap_coercion
 from coditect_cli.cli.context import AppContext
 from coditect_cli.errors import CoditectError, ExitCode
 
@@ -245,6 +246,7 @@ def _tolerant_output() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app and map every outcome to a documented exit code."""
     _tolerant_output()
+    cheap_coercion()
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     app_ctx = AppContext(json=_wants_json(args, AppContext()))
     try:
