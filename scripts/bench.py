@@ -231,6 +231,8 @@ def isolate(tmp: Path) -> None:
     os.environ.pop("TMUX", None)
     # Commands that read panes look at a server that does not exist rather than the user's own.
     os.environ["CODITECT_TMUX_SOCKET"] = f"coditect-bench-none-{os.getpid()}"
+    # No warm server behind a measured command unless the benchmark starts one (scripts/warmkit.py).
+    os.environ["CODITECT_SERVER"] = "0"
 
 
 def print_rows(rows: list[Row], as_json: bool) -> None:

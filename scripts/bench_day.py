@@ -14,7 +14,9 @@ once in its worktree (the ownership guard runs), and `services.prs.open_all` ope
 local forge. Then, on the command line (Python start-up included), at every size:
 
 - `coditect status --json --day 2` and `coditect sync morning --json --day 2`: median wall time, run by run
-  interleaved with the baseline `python -c 'import typer, rich.console'` (what any typer CLI pays to start);
+  interleaved with the baseline `python -c 'import typer, rich.console'` (what any typer CLI pays to start),
+  both in one process (`CODITECT_SERVER=0`) and as a user gets them from the second run on, answered by the
+  warm server the first one started (`(served)`: coditect_cli.warm; its CPU time includes the worker's);
   the ratio to it (target: at most 2x up to 100 streams over 10 repositories), and the same for CPU time
   (the process and every child it waited for: a figure the machine's load changes less);
 - git processes per repository and tmux processes, counted with `git` and `tmux` shims first on PATH: the
@@ -45,7 +47,7 @@ Row = dict[str, object]
 
 PHASE = "bench"
 REPOS = 10
-SIZES = (10, 50, 100)
+SIZES = tuple(int(n) for n in os.environ.get("CODITECT_BENCH_DAY_SIZES", "10,50,100").split(","))
 REPO_COUNTS = (1, 10)
 TARGET_RATIO = 2.0
 _ALLOW_FILE = ["-c", "protocol.file.allow=always"]
@@ -66,7 +68,10 @@ exec {tmux} "$@"
 
 
 def _coditect() -> list[str]:
-    exe = shutil.which("coditect")
+    """The installed ``coditect`` script beside this Python (not a version manager's shim in front of it,
+    which would add its own start-up), else ``python -m coditect_cli``."""
+    beside = Path(sys.executable).with_name("coditect")
+    exe = str(beside) if beside.is_file() else shutil.which("coditect")
     return [exe] if exe else [sys.executable, "-m", "coditect_cli"]
 
 
@@ -265,25 +270,44 @@ def child_env(workdir: Path) -> dict[str, str]:
     coditect and the baseline's libraries have them."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    env["CODITECT_SERVER"] = "0"  # in one process; the served runs say otherwise (scripts/warmkit.py)
     return env
 
 
 def time_interleaved(
-    commands: dict[str, list[str]], runs: int, cwd: Path, env: dict[str, str]
+    commands: dict[str, list[str]], runs: int, cwd: Path, env: dict[str, str], warm: object | None = None
 ) -> dict[str, tuple[float, float]]:
     """Median wall and CPU seconds of the baseline and of each command, run in turn in every round (one
-    warm-up round first), so that all of them see the same load."""
+    warm-up round first), so that all of them see the same load. With ``warm`` (a scripts/warmkit.py
+    WarmServer already started), each command is also timed as served (``<case> (served)``), its CPU time
+    including its worker's (a mean: the server's children's time is read around each run)."""
     from bench_status import BASELINE, _timed
 
-    argvs = {"baseline": BASELINE, **{case: [*_coditect(), *argv] for case, argv in commands.items()}}
+    argvs: dict[str, tuple[list[str], dict[str, str]]] = {"baseline": (BASELINE, env)}
+    for case, argv in commands.items():
+        argvs[case] = ([*_coditect(), *argv], {**env, "CODITECT_SERVER": "0"})
+        if warm is not None:
+            argvs[f"{case} (served)"] = ([*_coditect(), *argv], {**env, **warm.env, "PATH": env["PATH"]})  # type: ignore[attr-defined]
     samples: dict[str, list[tuple[float, float]]] = {case: [] for case in argvs}
     for n in range(runs + 1):
-        for case, argv in argvs.items():
-            measured = _timed(argv, cwd, env)
+        for case, (argv, case_env) in argvs.items():
+            served = case.endswith("(served)")
+            if served:
+                warm.settle()  # type: ignore[union-attr]
+                start = warm.cpu()  # type: ignore[union-attr]
+            wall, cpu = _timed(argv, cwd, case_env)
+            if served:
+                warm.settle()  # type: ignore[union-attr]
+                cpu += warm.cpu() - start  # type: ignore[union-attr]
             if n:
-                samples[case].append(measured)
+                samples[case].append((wall, cpu))
     return {
-        case: (statistics.median(w for w, _ in got), statistics.median(c for _, c in got))
+        case: (
+            statistics.median(w for w, _ in got),
+            statistics.mean(c for _, c in got)
+            if case.endswith("(served)")
+            else statistics.median(c for _, c in got),
+        )
         for case, got in samples.items()
     }
 
@@ -372,7 +396,29 @@ def bench_day(runs: int, workdir: Path) -> list[Row]:
                         "tmux_processes": counts["tmux"],
                     }
                 )
-            times = time_interleaved(COMMANDS, runs, root, env)
+            from warmkit import WarmServer
+
+            with WarmServer() as warm:
+                warm.env["PYTHONPYCACHEPREFIX"] = env["PYTHONPYCACHEPREFIX"]
+                for argv in COMMANDS.values():
+                    warm.start([*_coditect(), *argv], root)
+                for case, argv in COMMANDS.items():
+                    log = workdir / f"git-{repos}-{streams}-{case.split()[0]}-served.log"
+                    counts = count_git(
+                        root, argv, shim_dir, log, repos, {**env, **warm.env, "PATH": env["PATH"]}
+                    )
+                    per_repo = sorted(counts[rid] for rid in repo_ids(repos))
+                    rows.append(
+                        {
+                            "benchmark": "day",
+                            "case": f"processes: {case}, served ({streams} streams, {repos} repos)",
+                            "seconds": 0.0,
+                            "git_processes": sum(counts[rid] for rid in [*repo_ids(repos), "?"]),
+                            "git_per_repo_min_max": [per_repo[0], per_repo[-1]],
+                            "tmux_processes": counts["tmux"],
+                        }
+                    )
+                times = time_interleaved(COMMANDS, runs, root, env, warm)
             base_wall, base_cpu = times["baseline"]
             rows.append(
                 {
@@ -384,7 +430,7 @@ def bench_day(runs: int, workdir: Path) -> list[Row]:
                     "repos": repos,
                 }
             )
-            for case in COMMANDS:
+            for case in [*COMMANDS, *(f"{c} (served)" for c in COMMANDS)]:
                 wall, cpu = times[case]
                 ratio = wall / base_wall
                 rows.append(

@@ -12,11 +12,13 @@ upstream) and ten repositories (scripts/bench_day.py's superproject and 9 submod
 every branch pushed, one commit per stream, a PR per stream), each stream `run: shell` in its own pane on
 a private tmux server. Per point:
 
-- wall time: median of `coditect streams status --json` and of the baseline
-  `python -c 'import typer, rich.console'`, run alternately (so load hits both alike), and their ratio
-  (target: at most 2x); CPU time (user + system of the command and its children) likewise, the figure to
-  read on a loaded machine;
-- in process: the median of `services.streams.status()` alone;
+- wall time: median of `coditect streams status --json` as a user gets it from the second run on (answered
+  by the warm server the first run started, coditect_cli.warm), of the same with `CODITECT_SERVER=0` (all
+  in one process: `in_process_*`) and of the baseline `python -c 'import typer, rich.console'`, run
+  alternately (so load hits all alike), and their ratios (target: at most 2x); CPU time likewise (user +
+  system of the command and its children; a served run adds its worker's, read from the server's children
+  time), the figure to read on a loaded machine;
+- work: the median of `services.streams.status()` alone, in this process;
 - processes one call starts, counted by `git` and `tmux` shims first on PATH: git per repository
   (attributed through the repository's git dir), min and max over the repositories, and tmux per call
   (target: constant in the number of streams; at most one capture-pane per pane). Warm: the worktrees'
@@ -162,57 +164,67 @@ def _env(checkout: str | None) -> dict[str, str] | None:
 
 
 def _point(root: Path, phase: str, socket: str, runs: int, workdir: Path, repos: int) -> Row:
+    from warmkit import WarmServer
+
     from coditect_cli.project import Project
     from coditect_cli.services import streams as svc
     from coditect_cli.services.session import status_cache_path
     from coditect_cli.services.setup import project_common_dir
 
     argv = [*_coditect(), "streams", "status", "--json", "--socket", socket]
-    done = subprocess.run(argv, cwd=root, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    size = len(json.loads(done.stdout)["data"]["streams"])
-    time.sleep(SETTLE)  # what setup and launch wrote settles; then the next call keeps every status
-    _timed(argv, root)
-    shim_dir, logs = _shims(workdir)
-    warm = _count(root, argv, shim_dir, logs)
-    before = os.environ.get("CODITECT_BENCH_BEFORE")
-    if before:
-        _timed(argv, root, _env(before))
-        before_counts = _count(root, argv, shim_dir, logs, _env(before))
-    walls: list[float] = []
-    cpus: list[float] = []
-    base_walls: list[float] = []
-    base_cpus: list[float] = []
-    old_walls: list[float] = []
-    old_cpus: list[float] = []
-    for _ in range(runs):
-        wall, cpu = _timed(BASELINE, root)
-        base_walls.append(wall)
-        base_cpus.append(cpu)
-        wall, cpu = _timed(argv, root)
-        walls.append(wall)
-        cpus.append(cpu)
+    with WarmServer() as warm:
+        done = subprocess.run(argv, cwd=root, env=warm.off, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        size = len(json.loads(done.stdout)["data"]["streams"])
+        time.sleep(SETTLE)  # what setup and launch wrote settles; then the next call keeps every status
+        _timed(argv, root, warm.off)
+        warm.start(argv, root)
+        shim_dir, logs = _shims(workdir)
+        warm_counts = _count(root, argv, shim_dir, logs, warm.env)
+        before = os.environ.get("CODITECT_BENCH_BEFORE")
         if before:
-            wall, cpu = _timed(argv, root, _env(before))
-            old_walls.append(wall)
-            old_cpus.append(cpu)
-    inproc: list[float] = []
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
+            _timed(argv, root, _env(before))
+            before_counts = _count(root, argv, shim_dir, logs, _env(before))
+        samples: dict[str, list[tuple[float, float]]] = {
+            "baseline": [],
+            "served": [],
+            "alone": [],
+            "before": [],
+        }
+        server_cpu = 0.0
         for _ in range(runs):
-            start = time.perf_counter()
-            svc.status(Project(root), None, socket=socket)
-            inproc.append(time.perf_counter() - start)
-    finally:
-        os.chdir(cwd)
-    status_cache_path(project_common_dir(Project(root))).unlink(missing_ok=True)
-    cold = _count(root, argv, shim_dir, logs)
-    wall, base = statistics.median(walls), statistics.median(base_walls)
-    cpu, base_cpu = statistics.median(cpus), statistics.median(base_cpus)
+            samples["baseline"].append(_timed(BASELINE, root))
+            warm.settle()
+            start = warm.cpu()
+            samples["served"].append(_timed(argv, root, warm.env))
+            warm.settle()
+            server_cpu += warm.cpu() - start
+            samples["alone"].append(_timed(argv, root, warm.off))
+            if before:
+                samples["before"].append(_timed(argv, root, _env(before)))
+        inproc: list[float] = []
+        cwd = os.getcwd()
+        os.chdir(root)
+        try:
+            for _ in range(runs):
+                start = time.perf_counter()
+                svc.status(Project(root), None, socket=socket)
+                inproc.append(time.perf_counter() - start)
+        finally:
+            os.chdir(cwd)
+        status_cache_path(project_common_dir(Project(root))).unlink(missing_ok=True)
+        cold = _count(root, argv, shim_dir, logs, warm.off)
+
+    def med(case: str, i: int) -> float:
+        return statistics.median(x[i] for x in samples[case])
+
+    base, base_cpu = med("baseline", 0), med("baseline", 1)
+    wall = med("served", 0)
+    cpu = statistics.mean(c for _, c in samples["served"]) + server_cpu / runs
+    alone, alone_cpu = med("alone", 0), med("alone", 1)
     compared: Row = {}
     if before:
-        old_wall, old_cpu = statistics.median(old_walls), statistics.median(old_cpus)
+        old_wall, old_cpu = med("before", 0), med("before", 1)
         compared = {
             "before_seconds": round(old_wall, 3),
             "before_ratio": round(old_wall / base, 2),
@@ -229,8 +241,12 @@ def _point(root: Path, phase: str, socket: str, runs: int, workdir: Path, repos:
         "cpu_seconds": round(cpu, 3),
         "baseline_cpu_seconds": round(base_cpu, 3),
         "cpu_ratio": round(cpu / base_cpu, 2),
-        "in_process_seconds": round(statistics.median(inproc), 3),
-        "warm_processes": warm,
+        "in_process_seconds": round(alone, 3),
+        "in_process_ratio": round(alone / base, 2),
+        "in_process_cpu_seconds": round(alone_cpu, 3),
+        "in_process_cpu_ratio": round(alone_cpu / base_cpu, 2),
+        "work_seconds": round(statistics.median(inproc), 3),
+        "warm_processes": warm_counts,
         "cold_processes": cold,
         **compared,
         "target": f"<= {TARGET_RATIO:g}x baseline",

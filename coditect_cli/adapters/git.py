@@ -7,6 +7,7 @@ Read-only helpers read everything they need in one process per repository (one `
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, Future
 from pathlib import Path
@@ -52,6 +53,60 @@ class Git:
             sha, _, name = line.partition(" ")
             refs[name] = sha
         return refs
+
+
+_SECTION = re.compile(r'^\s*\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]\s*(.*)$')
+_URL = re.compile(r"^\s*url\s*=\s*([^\s\"\\;#][^\"\\;#]*?)\s*$", re.IGNORECASE)
+
+
+def origin_url(path: Path) -> str | None:
+    """``remote.origin.url`` of the repository or worktree at ``path``, as configured (not rewritten by
+    ``url.<base>.insteadOf``), or None when it has none.
+
+    Read from the repository's own ``config`` file when that is plain (no includes; one plain ``url`` under
+    ``[remote "origin"]``), else asked of ``git config`` (which also knows the user's and the system's
+    files): a read of every repository's origin then costs no process in the usual case.
+    """
+    found = _origin_url_in_file(path)
+    if found is not None:
+        return found or None
+    done = proc.run(["git", "-C", str(path), "config", "--get", "remote.origin.url"], check=False)
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def _origin_url_in_file(path: Path) -> str | None:
+    """The URL from the repository's config file; "" for none there; None when git must be asked."""
+    from coditect_cli.adapters.worktree_state import layout
+
+    lay = layout(path)
+    if lay is None:
+        return None
+    try:
+        text = (lay.common / "config").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    urls: list[str] = []
+    in_origin = False
+    for line in text.splitlines():
+        header = _SECTION.match(line)
+        if header is not None:
+            name, sub, rest = header.group(1).lower(), header.group(2), header.group(3)
+            if name in ("include", "includeif") or (rest and not rest.lstrip().startswith(("#", ";"))):
+                return None  # an include, or a key on the header's line: let git read it
+            in_origin = name == "remote" and sub == "origin"
+            continue
+        if "[" in line and line.lstrip().startswith("["):
+            return None  # a header this reader does not understand
+        if in_origin and line.strip().lower().startswith("url"):
+            plain = _URL.match(line)
+            if plain is None:
+                return None  # quoted, escaped or commented: git's business
+            urls.append(plain.group(1))
+    if len(urls) > 1:
+        return None
+    if not urls:
+        return None  # none here: the user's or system's config might still set one
+    return urls[0]
 
 
 def is_work_tree(path: Path) -> bool:

@@ -223,10 +223,9 @@ def receiver_for(project: Project, phase: str | None, secret: str) -> Receiver:
 
 def _origin_url(path: Path) -> str | None:
     """origin's URL as configured (not rewritten by ``url.<base>.insteadOf``: GitHub's name is wanted)."""
-    from coditect_cli.adapters.git import Git
+    from coditect_cli.adapters.git import origin_url
 
-    done = Git(path).run("config", "--get", "remote.origin.url", check=False)
-    return done.stdout.strip() if done.returncode == 0 else None
+    return origin_url(path)
 
 
 def run_in_thread(server: ThreadingHTTPServer) -> threading.Thread:

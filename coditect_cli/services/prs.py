@@ -75,7 +75,6 @@ def session(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from coditect_cli.adapters import proc
     from coditect_cli.forge.local import LocalForge
     from coditect_cli.forge.select import open_forges
     from coditect_cli.services.manifest import load_valid
@@ -86,11 +85,9 @@ def session(
     common = project_common_dir(project)
     paths = {repo.id: (project.root / repo.path).resolve() for repo in manifest.repositories}
 
-    def origin_url(path: Path) -> str | None:
-        done = proc.run(["git", "-C", str(path), "config", "--get", "remote.origin.url"], check=False)
-        return done.stdout.strip() or None
+    from coditect_cli.adapters.git import origin_url
 
-    # One git process per repository, side by side (they only wait on git).
+    # Read from each repository's config file (git only for an unusual one, side by side then).
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(paths)))) as pool:
         urls = dict(zip(paths, pool.map(origin_url, paths.values()), strict=True))
     repos = {rid: ForgeRepo(rid, path, urls[rid]) for rid, path in paths.items()}
