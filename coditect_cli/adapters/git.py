@@ -46,7 +46,13 @@ class Git:
         return TrackedFiles(tuple(files), tuple(links))
 
     def refs(self, *patterns: str) -> dict[str, str]:
-        """Every ref matching ``patterns`` (default: all) mapped to its object id, in one call."""
+        """Every ref matching ``patterns`` (default: all) mapped to its object id: read from the repository's
+        files when they are plain (:mod:`coditect_cli.adapters.refstore`), else one ``for-each-ref``."""
+        from coditect_cli.adapters.refstore import read_refs
+
+        found = read_refs(self.path, patterns)
+        if found is not None:
+            return found
         out = self.run("for-each-ref", "--format=%(objectname) %(refname)", *patterns).stdout
         refs: dict[str, str] = {}
         for line in out.splitlines():

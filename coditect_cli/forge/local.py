@@ -115,12 +115,21 @@ class LocalForge:
         where = _local_origin(repo)
         if where is None:
             return False
-        done = _git(where, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/", check=False)
-        if done.returncode != 0:
-            return False
+        from coditect_cli.adapters.refstore import read_refs
+
+        theirs = read_refs(where, ["refs/heads/"])
+        if theirs is None:
+            done = _git(
+                where, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/", check=False
+            )
+            if done.returncode != 0:
+                return False
+            theirs = {}
+            for line in done.stdout.splitlines():
+                sha, _, name = line.partition(" ")
+                theirs[name] = sha
         ours = self._origin(repo)
-        for line in done.stdout.splitlines():
-            sha, _, name = line.partition(" ")
+        for name, sha in theirs.items():
             if ours.get(name.removeprefix("refs/heads/")) != sha:
                 return False
         self._vouched[repo.path] = ours  # what the caller's next read would find: it need not read again
@@ -130,11 +139,9 @@ class LocalForge:
         """origin's branches (``refs/remotes/origin/*``) by name."""
         out = self._vouched.pop(repo.path, None)
         if out is None:
-            refs = _git(repo.path, "for-each-ref", "--format=%(objectname) %(refname)", ORIGIN).stdout
-            out = {}
-            for line in refs.splitlines():
-                sha, _, name = line.partition(" ")
-                out[name.removeprefix(ORIGIN)] = sha
+            from coditect_cli.adapters.git import Git
+
+            out = {name.removeprefix(ORIGIN): sha for name, sha in Git(repo.path).refs(ORIGIN).items()}
             out.pop("HEAD", None)
         self._read[repo.path] = out
         return dict(out)
