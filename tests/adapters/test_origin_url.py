@@ -14,6 +14,21 @@ def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True).stdout
 
 
+def _commit(path: Path) -> None:
+    _git(
+        path,
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.invalid",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "c",
+    )
+
+
 def _git_says(path: Path) -> str | None:
     done = subprocess.run(
         ["git", "-C", str(path), "config", "--get", "remote.origin.url"], capture_output=True, text=True
@@ -68,35 +83,13 @@ def test_an_include_or_a_second_url_is_left_to_git(repo: Path, tmp_path: Path) -
 
 def test_worktrees_and_submodules_read_their_common_config(repo: Path, tmp_path: Path) -> None:
     _git(repo, "remote", "add", "origin", "https://example.com/main.git")
-    _git(
-        repo,
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@example.invalid",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "c",
-    )
+    _commit(repo)
     worktree = tmp_path / "wt"
     _git(repo, "worktree", "add", "-q", str(worktree), "-b", "topic")
     assert _origin_url_in_file(worktree) == origin_url(worktree) == _git_says(worktree)
     sub_origin = tmp_path / "sub-origin"
     _git(tmp_path, "init", "-q", str(sub_origin))
-    _git(
-        sub_origin,
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@example.invalid",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "c",
-    )
+    _commit(sub_origin)
     _git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub_origin), "sub")
     assert (repo / "sub" / ".git").is_file()
     assert (

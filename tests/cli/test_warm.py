@@ -6,6 +6,7 @@ on a Unix socket under a private TMPDIR, git shims on PATH counting what the wor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from coditect_cli import warm
@@ -137,9 +139,11 @@ def test_no_server_in_a_directory_others_can_write(shared_sandbox: Path, served_
     assert list(folder.iterdir()) == []
 
 
-def test_ctrl_c_reaches_the_worker(shared_sandbox: Path, served_env: dict[str, str]) -> None:
+@contextlib.contextmanager
+def _watching(sandbox: Path, served_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """A served ``status --watch`` refreshing in the background, and its worker's pid (killed afterwards)."""
     env = {**os.environ, **served_env, "COLUMNS": "200"}
-    argv = [sys.executable, "-m", "coditect_cli", "--root", str(shared_sandbox), "status", "--verbose"]
+    argv = [sys.executable, "-m", "coditect_cli", "--root", str(sandbox), "status", "--verbose"]
     subprocess.run(argv, env=env, capture_output=True, check=False, timeout=120)
     server_pid(served_env)
     watch = subprocess.Popen(
@@ -155,33 +159,25 @@ def test_ctrl_c_reaches_the_worker(shared_sandbox: Path, served_env: dict[str, s
         assert "run by the warm server (worker pid" in line
         worker = int(line.rsplit("pid ", 1)[1].rstrip(")\n"))
         assert alive(worker)
-        watch.send_signal(signal.SIGINT)
-        # The worker stops as `status --watch` does on Ctrl-C: 0 between two refreshes, 130 (interrupted)
-        # when the signal lands while a refresh is read; it would refresh for ever had it not arrived.
-        assert watch.wait(timeout=60) in (0, 130)
-        retry_until(lambda: alive(worker), lambda alive: not alive)
+        yield watch, worker
     finally:
         if watch.poll() is None:
             watch.kill()
             watch.wait()
 
 
+def test_ctrl_c_reaches_the_worker(shared_sandbox: Path, served_env: dict[str, str]) -> None:
+    with _watching(shared_sandbox, served_env) as (watch, worker):
+        watch.send_signal(signal.SIGINT)
+        # The worker stops as `status --watch` does on Ctrl-C: 0 between two refreshes, 130 (interrupted)
+        # when the signal lands while a refresh is read; it would refresh for ever had it not arrived.
+        assert watch.wait(timeout=60) in (0, 130)
+        retry_until(lambda: alive(worker), lambda running: not running)
+
+
 def test_a_worker_whose_caller_is_gone_stops(shared_sandbox: Path, served_env: dict[str, str]) -> None:
-    env = {**os.environ, **served_env, "COLUMNS": "200"}
-    argv = [sys.executable, "-m", "coditect_cli", "--root", str(shared_sandbox), "status", "--verbose"]
-    subprocess.run(argv, env=env, capture_output=True, check=False, timeout=120)
-    server_pid(served_env)
-    watch = subprocess.Popen(
-        [*argv, "--watch", "--interval", "0.2"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert watch.stderr is not None
-    line = watch.stderr.readline()
-    worker = int(line.rsplit("pid ", 1)[1].rstrip(")\n"))
-    watch.kill()  # no chance to pass anything on
-    watch.wait()
-    # The worker sees its caller hang up and ends, rather than refreshing for ever for nobody.
-    retry_until(lambda: alive(worker), lambda running: not running)
+    with _watching(shared_sandbox, served_env) as (watch, worker):
+        watch.kill()  # no chance to pass anything on
+        watch.wait()
+        # The worker sees its caller hang up and ends, rather than refreshing for ever for nobody.
+        retry_until(lambda: alive(worker), lambda running: not running)
