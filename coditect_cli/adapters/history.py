@@ -80,6 +80,12 @@ def common_base(repo: Path, tips: Sequence[str]) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
+def known_between(repo: Path, tips: Sequence[str]) -> bool:
+    """Whether :func:`between` would answer ``tips`` from memory (no git process)."""
+    ids = tuple(sorted(set(tips)))
+    return len(ids) < 2 or _GRAPHS.get((str(repo), ids)) is not None
+
+
 def between(repo: Path, tips: Sequence[str]) -> dict[str, LoggedCommit]:
     """Every commit reachable from the commit ids ``tips`` but not from their common base (empty for fewer
     than two distinct tips), newest first. The same tips again in this process: the same graph, not read

@@ -4,7 +4,9 @@ A merge of two given commits, the paths it changes, the history between given ti
 the object ids alone (objects never change), so a process that asks again (the autopilot, pass after pass;
 one command that reads the same merge for two reports) can keep the answer instead of starting git again.
 Keys always hold full object ids, never ref names: a ref that moves is a new key, so a cached answer is
-never stale. The memory is bounded (oldest entries go first) and safe to use from several threads.
+never stale (the one memo keyed otherwise, parsed manifests, holds the file's path, size and modification
+time). The memory is bounded (oldest entries go first) and safe to use from several threads. A warm server's
+worker hands what it learned back to the server (:func:`learned`, :func:`absorb`; coditect_cli.warm).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from coditect_cli.adapters import proc
+from coditect_cli.adapters.memo import Memo
 
 K = TypeVar("K", bound=Hashable)
 
@@ -337,11 +338,48 @@ class BranchRef:
     ahead: int
 
 
+_BRANCH_REFS: Memo[Hashable, dict[str, BranchRef]] = Memo(256)
+"""branch_refs answers by (repository, its config files' stats, the branches asked, every branch and
+remote-tracking tip): the same refs and the same configuration give the same upstreams and counts."""
+_UNPUSHED: Memo[Hashable, dict[str, list[str]]] = Memo(256)
+"""unpushed_without_upstream's history (rev-list --parents) by (repository, tips, exclusions, every branch
+and remote-tracking tip)."""
+
+
+def _refs_state(common: Path) -> tuple[object, ...] | None:
+    """What answers about ``common``'s branches depend on, cheaply read (its refs from the files, its config
+    files' stats), as a memo key part; None when that cannot be read without git."""
+    from coditect_cli.adapters.refstore import read_refs
+
+    refs = read_refs(common, ["refs/heads", "refs/remotes"])
+    if refs is None:
+        return None
+    stats: list[object] = []
+    home = os.environ.get("HOME", "")
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    for file in (common / "config", Path(home, ".gitconfig"), Path(xdg, "git", "config")):
+        try:
+            st = file.stat()
+        except FileNotFoundError:
+            stats.append(None)
+            continue
+        except OSError:
+            return None
+        stats.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return (str(common), tuple(stats), tuple(refs.items()))
+
+
 def branch_refs(common: Path, branches: Iterable[str]) -> dict[str, BranchRef]:
-    """Tip, upstream and commits ahead of it of each of ``branches`` (one ``for-each-ref``)."""
+    """Tip, upstream and commits ahead of it of each of ``branches`` (one ``for-each-ref``; none when the
+    same refs and configuration were answered before in this process)."""
     names = sorted({f"refs/heads/{b}" for b in branches})
     if not names:
         return {}
+    state = _refs_state(common)
+    key = (state, tuple(names)) if state is not None else None
+    known = _BRANCH_REFS.get(key) if key is not None else None
+    if known is not None:
+        return dict(known)
     fmt = "%(refname)%00%(objectname)%00%(upstream:short)%00%(upstream:track,nobracket)"
     out = proc.run(["git", "-C", str(common), "for-each-ref", f"--format={fmt}", *names]).stdout
     refs: dict[str, BranchRef] = {}
@@ -356,6 +394,8 @@ def branch_refs(common: Path, branches: Iterable[str]) -> dict[str, BranchRef]:
             if len(words) == 2 and words[0] == "ahead":
                 ahead = int(words[1])
         refs[name.removeprefix("refs/heads/")] = BranchRef(oid, upstream or None, ahead)
+    if key is not None:
+        _BRANCH_REFS.put(key, dict(refs))
     return refs
 
 
@@ -368,10 +408,16 @@ def unpushed_without_upstream(common: Path, heads: Mapping[K, tuple[str | None, 
     own = sorted({b for b, _ in heads.values() if b})
     argv = ["git", "-C", str(common), "rev-list", "--parents", *sorted({t for _, t in heads.values()})]
     argv += ["--not", *(f"--exclude={b}" for b in own), "--branches", "--remotes"]
-    graph: dict[str, list[str]] = {}
-    for line in proc.run(argv).stdout.splitlines():
-        sha, *parents = line.split()
-        graph[sha] = parents
+    state = _refs_state(common)
+    memo_key = (state, tuple(argv[4:])) if state is not None else None
+    graph = _UNPUSHED.get(memo_key) if memo_key is not None else None
+    if graph is None:
+        graph = {}
+        for line in proc.run(argv).stdout.splitlines():
+            sha, *parents = line.split()
+            graph[sha] = parents
+        if memo_key is not None:
+            _UNPUSHED.put(memo_key, graph)
 
     def reach(tip: str) -> set[str]:
         seen: set[str] = set()

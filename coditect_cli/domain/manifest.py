@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import posixpath
 import re
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, NewType, Union
@@ -675,7 +676,17 @@ class Manifest(_Model):
         return sorted(self.streams, key=lambda s: (s.terminal, s.id))
 
     def pairs(self) -> tuple[Pair, ...]:
-        """Every (stream, repository) pair, in terminal order then the stream's order of work."""
+        """Every (stream, repository) pair, in terminal order then the stream's order of work (made once per
+        manifest: a report asks for them per repository and per stream)."""
+        entry = _PAIRS.get(id(self))
+        if entry is not None and entry[0]() is self:
+            return entry[1]
+        made = self._pairs()
+        key = id(self)
+        _PAIRS[key] = (weakref.ref(self, lambda _gone: _PAIRS.pop(key, None)), made)
+        return made
+
+    def _pairs(self) -> tuple[Pair, ...]:
         out: list[Pair] = []
         for stream in self.ordered_streams():
             for work in stream.work:
@@ -707,6 +718,11 @@ class Pair(BaseModel):
     @property
     def key(self) -> str:
         return f"{self.stream.id}@{self.repo.id}"
+
+
+_PAIRS: dict[int, tuple[weakref.ref[Manifest], tuple[Pair, ...]]] = {}
+"""The pairs of each manifest alive, by its identity (a manifest is immutable, so are they; models with
+dict fields cannot be hashed)."""
 
 
 def pairs_by_repo(pairs: Iterable[Pair]) -> dict[str, list[Pair]]:

@@ -87,6 +87,19 @@ class LocalForge:
 
     # ------------------------------------------------------------------------------------------ origin
 
+    def fresh(self, repo: ForgeRepo) -> bool:
+        """Whether origin needs no fetch in this command (fetched already, or nothing moved there): then
+        :meth:`refresh` does nothing. A cheap read of files, so a caller can ask it before starting threads
+        for the fetches that remain."""
+        if repo.path in self._fetched:
+            return True
+        self._vouched.pop(repo.path, None)
+        self._read.pop(repo.path, None)
+        if self._up_to_date(repo):
+            self._fetched.add(repo.path)
+            return True
+        return False
+
     def refresh(self, repo: ForgeRepo, *, force: bool = False) -> None:
         """Fetch origin's branches once per command (again with ``force``); a failure leaves a note."""
         if repo.path in self._fetched and not force:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coditect_cli.adapters.history import LoggedCommit, between
+from coditect_cli.adapters.history import LoggedCommit, between, known_between
 from coditect_cli.adapters.history import ancestors as _ancestors
-from coditect_cli.domain.manifest import Manifest, Pair, RepoId, Repository
+from coditect_cli.domain.manifest import Manifest, Pair, RepoId, Repository, pairs_by_repo
 from coditect_cli.domain.ownership import ownership
 from coditect_cli.domain.ownership_check import check_branch
 from coditect_cli.domain.sync import Commit
@@ -93,6 +93,11 @@ class PhaseFacts:
         return [b for b in self.branches.values() if b.pair.stream.id == stream]
 
 
+def _tip_ids(read: tuple[Path, dict[str, str], list[str]]) -> tuple[Path, list[str]]:
+    path, refs, tips = read
+    return path, [refs[t] for t in tips]
+
+
 def _refs(repo: Path) -> dict[str, str]:
     from coditect_cli.adapters.git import Git
 
@@ -140,24 +145,31 @@ def gather(
     branches: dict[str, BranchFacts] = {}
     graphs: dict[str, dict[str, LoggedCommit]] = {}
 
+    by_repo = pairs_by_repo(manifest.pairs())
+    read: dict[str, tuple[Path, dict[str, str], list[str]]] = {}
+    for repo in manifest.repositories:
+        if repo.id in by_repo:
+            path = (project.root / repo.path).resolve()
+            refs = _refs(path)
+            # Every local and origin ref of the phase's branches, less what all of them share: the history
+            # the commits, ahead/behind and the conflict prediction all read (one git log).
+            tips = sorted(
+                name
+                for branch in [integration, *(p.branch for p in by_repo[repo.id])]
+                for name in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}")
+                if name in refs
+            )
+            read[repo.id] = (path, refs, tips)
+
     def one_repo(repo: Repository) -> None:
         """Every fact of one repository (git only: safe to run beside the others)."""
-        pairs = [p for p in manifest.pairs() if p.repo.id == repo.id]
-        if not pairs:
+        if repo.id not in read:
             return
-        path = (project.root / repo.path).resolve()
-        refs = _refs(path)
+        pairs = by_repo[repo.id]
+        path, refs, tips = read[repo.id]
         # Merges land on origin (a forge merges there): its integration branch is the one to be behind of.
         int_ref = _resolve(refs, integration, prefer_origin=True)
         heads = {p.key: _resolve(refs, p.branch) for p in pairs}
-        # Every local and origin ref of the phase's branches, less what all of them share: the history the
-        # commits, ahead/behind and the conflict prediction all read (one git log).
-        tips = sorted(
-            name
-            for branch in [integration, *(p.branch for p in pairs)]
-            for name in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}")
-            if name in refs
-        )
         # Read by commit ids: the same tips again (the autopilot's next pass) are not read again.
         graph = between(path, [refs[t] for t in tips])
         graphs[repo.id] = graph
@@ -197,12 +209,19 @@ def gather(
         # Its details wait for the repositories' merges (the same ones, reused by commit ids).
         return list_prs(project, manifest.phase, env=env, watch=watch, before_details=repos_read.wait)
 
-    # The repositories are independent and mostly wait on git: read them side by side. The PR listing runs
-    # in its own thread too (it opens its own store connection there), reading origin meanwhile.
-    with ThreadPoolExecutor(max_workers=min(8, len(manifest.repositories) + 1)) as pool:
+    # A repository whose history this process knows already (the same commits: an autopilot's next pass, a
+    # warm server's worker) starts no git process: read here, threads would only cost. The others mostly
+    # wait on git: read them side by side. The PR listing runs in its own thread (it opens its own store
+    # connection there), reading origin meanwhile.
+    known = [r for r in manifest.repositories if r.id in read and known_between(*_tip_ids(read[r.id]))]
+    unknown = [r for r in manifest.repositories if r not in known]
+    with ThreadPoolExecutor(max_workers=min(8, len(unknown) + 1)) as pool:
         listing_job = pool.submit(pr_views)
         try:
-            for job in [pool.submit(one_repo, r) for r in manifest.repositories]:
+            jobs = [pool.submit(one_repo, r) for r in unknown]
+            for repo in known:
+                one_repo(repo)
+            for job in jobs:
                 job.result()
         finally:
             repos_read.set()

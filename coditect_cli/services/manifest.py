@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from coditect_cli.adapters.memo import Memo
 from coditect_cli.domain.loader import Loaded, load_manifest
 from coditect_cli.errors import ManifestError, UsageError
 from coditect_cli.project import Project
@@ -25,7 +26,9 @@ class Checked:
     project: Project
 
 
-_loaded: dict[tuple[str, str, int, int], Loaded] = {}
+_loaded: Memo[tuple[str, str, int, int], Loaded] = Memo(16)
+"""Parsed manifests by (path, name shown, size, mtime): a warm server's workers hand theirs back
+(coditect_cli.warm), so the next one does not parse and type-check the same file again."""
 
 
 def load(project: Project, phase: str | None) -> Loaded:
@@ -41,9 +44,11 @@ def load(project: Project, phase: str | None) -> Loaded:
     except OSError:
         return load_manifest(path, shown)
     key = (str(path.resolve()), shown, stat.st_size, stat.st_mtime_ns)
-    if key not in _loaded:
-        _loaded[key] = load_manifest(path, shown)
-    return _loaded[key]
+    found = _loaded.get(key)
+    if found is None:
+        found = load_manifest(path, shown)
+        _loaded.put(key, found)
+    return found
 
 
 def check(project: Project, phase: str | None, *, with_repos: bool = True) -> ValidationReport:

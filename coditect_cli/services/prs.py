@@ -408,17 +408,26 @@ def _prefetch(s: Session) -> None:
     """Bring every repository's origin up to date side by side (a forge that fetches does it once each)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    jobs = []
+    jobs: list[tuple[Callable[[ForgeRepo], object], ForgeRepo]] = []
     base = s.manifest.integration_branch
     for repo in s.manifest.repositories:
         forge = s.forges.forge(repo.id)
         refresh = getattr(forge, "refresh", None)
         has_prs = getattr(forge, "has_prs", None)
         fr = s.forges.repo(repo.id)
-        # Asked here, not in the threads: the local forge reads the store (one SQLite connection per thread).
-        if callable(refresh) and callable(has_prs) and has_prs(fr, base):
+        fresh = getattr(forge, "fresh", None)
+        # Asked here, not in the threads: the local forge reads the store (one SQLite connection per thread);
+        # an origin where nothing moved needs no fetch, hence no thread.
+        if (
+            callable(refresh)
+            and callable(has_prs)
+            and has_prs(fr, base)
+            and not (callable(fresh) and fresh(fr))
+        ):
             jobs.append((refresh, fr))
-    if len(jobs) > 1:
+    if len(jobs) == 1:
+        jobs[0][0](jobs[0][1])
+    elif jobs:
         with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
             for job in [pool.submit(refresh, repo) for refresh, repo in jobs]:
                 job.result()

@@ -17,7 +17,13 @@ from coditect_cli.domain.launch import PaneState, ordered_streams, panes_by_stre
 from coditect_cli.domain.manifest import Manifest
 from coditect_cli.errors import CoditectError, Location, Problem, RefusedError, UnavailableError
 from coditect_cli.project import Project
-from coditect_cli.services.session import PhaseSession, log_path, phase_session, status_cache_path
+from coditect_cli.services.session import (
+    PhaseSession,
+    agent_file,
+    log_path,
+    phase_session,
+    status_cache_path,
+)
 
 if TYPE_CHECKING:
     from coditect_cli.adapters.tmux import Tmux
@@ -295,6 +301,7 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
     from concurrent.futures import ThreadPoolExecutor
 
     from coditect_cli.adapters.tmux import Tmux
+    from coditect_cli.agents.events import read_events
     from coditect_cli.services.agents import _held_counts, host_states, read_states
 
     s = phase_session(project, phase, socket)
@@ -302,6 +309,10 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
     streams = [st.id for st in ordered_streams(s.manifest)]
     worktrees = _worktrees(project, s.manifest)
     pairs = [(st, repo, path) for st in streams if st not in remote for repo, path in worktrees[st]]
+    local = [st for st in streams if st not in remote]
+    # The agents' events files first, before a thread runs beside this one: a small read each, which would
+    # wait for the GIL after every system call while the other thread computes.
+    events_of = {st: read_events(agent_file(s.common, s.manifest.phase, st)) for st in local}
     # git, tmux and ssh mostly wait on their processes: the worktrees and the hosts (one SSH call each) are
     # read while the local panes are.
     pool = ThreadPoolExecutor(max_workers=2)
@@ -316,8 +327,7 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
     s, panes, unavailable = _panes(tmux, s)
     rows = panes_by_stream(panes)
     held = _held_counts(s)
-    local = [st for st in streams if st not in remote]
-    states = read_states(s, tmux, rows, local, held) if rows else {}
+    states = read_states(s, tmux, rows, local, held, events_of=events_of) if rows else {}
     unreachable: dict[str, str] = {}  # remote stream -> why its host could not be read
     if hosts_read is not None:
         for entry in hosts_read.result():
