@@ -17,13 +17,7 @@ from coditect_cli.domain.launch import PaneState, ordered_streams, panes_by_stre
 from coditect_cli.domain.manifest import Manifest
 from coditect_cli.errors import CoditectError, Location, Problem, RefusedError, UnavailableError
 from coditect_cli.project import Project
-from coditect_cli.services.session import (
-    PhaseSession,
-    agent_file,
-    log_path,
-    phase_session,
-    status_cache_path,
-)
+from coditect_cli.services.session import PhaseSession, log_path, phase_session, status_cache_path
 
 if TYPE_CHECKING:
     from coditect_cli.adapters.tmux import Tmux
@@ -300,8 +294,8 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
     and the worktrees read by :func:`read_works` (a few git processes per repository), beside the panes."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from coditect_cli.adapters.forked import beside
     from coditect_cli.adapters.tmux import Tmux
-    from coditect_cli.agents.events import read_events
     from coditect_cli.services.agents import _held_counts, host_states, read_states
 
     s = phase_session(project, phase, socket)
@@ -310,32 +304,34 @@ def status(project: Project, phase: str | None, *, socket: str | None = None) ->
     worktrees = _worktrees(project, s.manifest)
     pairs = [(st, repo, path) for st in streams if st not in remote for repo, path in worktrees[st]]
     local = [st for st in streams if st not in remote]
-    # The agents' events files first, before a thread runs beside this one: a small read each, which would
-    # wait for the GIL after every system call while the other thread computes.
-    events_of = {st: read_events(agent_file(s.common, s.manifest.phase, st)) for st in local}
-    # git, tmux and ssh mostly wait on their processes: the worktrees and the hosts (one SSH call each) are
-    # read while the local panes are.
-    pool = ThreadPoolExecutor(max_workers=2)
-    works = pool.submit(read_works, [(r, p) for _, r, p in pairs], s.common)
+    # The worktrees and the hosts (one SSH call each) are read while the local panes are: the worktrees in a
+    # fork of this process (their kept statuses are Python work, an index and a directory walk each, which a
+    # thread would only take turns with), the hosts in a thread (ssh waits).
+    works = beside(read_works, [(r, p) for _, r, p in pairs], s.common)
     hosts_read = None
     if remote:
         from coditect_cli.services.hosts import host_panes
 
+        pool = ThreadPoolExecutor(max_workers=1)
         hosts_read = pool.submit(host_panes, project, s.manifest, s.common)
-    pool.shutdown(wait=False)
-    tmux = Tmux(s.socket)
-    s, panes, unavailable = _panes(tmux, s)
-    rows = panes_by_stream(panes)
-    held = _held_counts(s)
-    states = read_states(s, tmux, rows, local, held, events_of=events_of) if rows else {}
-    unreachable: dict[str, str] = {}  # remote stream -> why its host could not be read
-    if hosts_read is not None:
-        for entry in hosts_read.result():
-            rows.update(entry.rows)
-            if entry.unreachable:
-                unreachable.update(dict.fromkeys(entry.streams, entry.unreachable))
-            elif entry.rows:
-                states.update(host_states(s, entry, held))
+        pool.shutdown(wait=False)
+    try:
+        tmux = Tmux(s.socket)
+        s, panes, unavailable = _panes(tmux, s)
+        rows = panes_by_stream(panes)
+        held = _held_counts(s)
+        states = read_states(s, tmux, rows, local, held) if rows else {}
+        unreachable: dict[str, str] = {}  # remote stream -> why its host could not be read
+        if hosts_read is not None:
+            for entry in hosts_read.result():
+                rows.update(entry.rows)
+                if entry.unreachable:
+                    unreachable.update(dict.fromkeys(entry.streams, entry.unreachable))
+                elif entry.rows:
+                    states.update(host_states(s, entry, held))
+    except BaseException:
+        works.discard()
+        raise
     by_stream: dict[str, list[WorktreeWork]] = {}
     for (st, _, _), work in zip(pairs, works.result(), strict=True):
         by_stream.setdefault(st, []).append(work)

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import pytest
 from helpers import git_in, retry_until
 
+from coditect_cli.adapters import memo
 from coditect_cli.adapters.worktree_state import Reading, read_many
 from coditect_cli.services.streams import read_work
 
@@ -141,7 +142,9 @@ def test_git_processes_per_repository_do_not_grow_with_the_worktrees(
     paths = list(project.trees.values())
     _all_cached(paths, cache)
 
-    def git_commands(subset: list[Path]) -> list[str]:
+    def git_commands(subset: list[Path], *, first: bool = True) -> list[str]:
+        if first:
+            memo.forget()  # as a new process reads them
         caplog.clear()
         with caplog.at_level(logging.DEBUG, logger="coditect.proc"):
             read_many(subset, cache)
@@ -150,6 +153,8 @@ def test_git_processes_per_repository_do_not_grow_with_the_worktrees(
     two, six = git_commands([paths[0], paths[2]]), git_commands(paths)  # each with a branch without upstream
     assert len(two) == len(six) <= 2  # for-each-ref, rev-list (branches without upstream)
     assert not any(" status " in c or " config " in c for c in six)
+    # Asked again with no ref nor configuration changed: the upstreams and unpushed counts are known.
+    assert git_commands(paths, first=False) == []
 
 
 def test_a_file_no_longer_ignored_is_seen(project: Project, tmp_path: Path, isolated_git: Path) -> None:
