@@ -334,6 +334,10 @@ def _preload() -> None:
     for name in (*_THIRD_PARTY, *names):
         with contextlib.suppress(Exception):
             importlib.import_module(name)
+    with contextlib.suppress(Exception):
+        from coditect_cli.cli.app import prebuild
+
+        prebuild(sorted({words[0] for words in SERVED}))
 
 
 def serve(path: str) -> int:

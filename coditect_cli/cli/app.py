@@ -130,12 +130,30 @@ def _click_command(args: list[str]) -> Any:
         if (c.name or typer.main.get_command_name(getattr(c.callback, "__name__", ""))) == name
     ]
     groups = [g for g in app.registered_groups if g.name == name]
-    if not commands and not groups:
-        return typer.main.get_command(app)
-    one = copy.copy(app)
-    one.registered_commands = commands
-    one.registered_groups = groups
-    return typer.main.get_command(one)
+    key = name if commands or groups else None
+    built = _BUILT.get(key)
+    if built is None:
+        if key is None:
+            built = typer.main.get_command(app)
+        else:
+            one = copy.copy(app)
+            one.registered_commands = commands
+            one.registered_groups = groups
+            built = typer.main.get_command(one)
+        _BUILT[key] = built
+    return built
+
+
+_BUILT: dict[str | None, Any] = {}
+"""The click commands built so far, by top-level word (None: the whole tree). A built command keeps no state
+of a run, so a process running several (a test, the warm server's workers, which inherit the server's) builds
+each once."""
+
+
+def prebuild(words: list[str]) -> None:
+    """Build the click commands of ``words`` now (the warm server, before its workers fork)."""
+    for word in words:
+        _click_command([word])
 
 
 def _positionals(args: list[str]) -> list[str]:

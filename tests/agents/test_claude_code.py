@@ -237,9 +237,9 @@ def test_claude_code_runs_a_stream_end_to_end(tmp_path: Path, claude_home: Path,
             retry_until(lambda: log.seen[-1:], lambda s: s == ["exited 0"], 60)
 
         assert "blocked on dialog" not in log.seen, log.seen
-        assert _in_order(
-            log.seen, ["working", "idle", "working", "waiting for approval", "idle", "exited 0"]
-        ), log.seen
+        # The turn that asks for approval is working only while the model's answer arrives (a fraction of a
+        # second with the fake API): a poll every 0.1 s may well miss it, so it is not required here.
+        assert _in_order(log.seen, ["working", "idle", "waiting for approval", "idle", "exited 0"]), log.seen
         final = _status(root, socket, env)
         assert final["agent"]["state"] == "exited 0" and final["last_line"]
 
