@@ -35,8 +35,9 @@ import sys
 import threading
 from typing import Any
 
-SERVED: frozenset[tuple[str, ...]] = frozenset({("status",), ("streams", "status"), ("sync", "morning")})
-"""Commands (their words) a warm server runs; each only reads, and none needs to own the terminal."""
+from coditect_cli.entry import SERVED, command_words, enabled, served
+
+__all__ = ["SERVED", "command_words", "enabled", "run_served", "serve", "served"]
 
 DEFAULT_IDLE = 900.0
 _MAX_MESSAGE = 16 * 1024 * 1024
@@ -53,41 +54,6 @@ _SERVER_ENV = (
     "VIRTUAL_ENV",
     "TMPDIR",
 )
-
-
-def enabled(env: dict[str, str] | os._Environ[str] | None = None) -> bool:
-    """Whether warm serving is on (``CODITECT_SERVER`` is not 0/off/no/false)."""
-    value = (env if env is not None else os.environ).get("CODITECT_SERVER", "1").strip().lower()
-    return value not in ("0", "off", "no", "false")
-
-
-def command_words(argv: list[str]) -> tuple[str, ...]:
-    """The first two words of ``argv`` that are neither options nor the value of ``--root``."""
-    words: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg == "--root":
-            skip = True
-            continue
-        if arg == "--":
-            break
-        if arg.startswith("-"):
-            continue
-        words.append(arg)
-        if len(words) == 2:
-            break
-    return tuple(words)
-
-
-def served(argv: list[str]) -> bool:
-    """Whether ``argv`` names a command a warm server runs (and asks for no help)."""
-    if any(arg in ("--help", "-h", "--version") for arg in argv):
-        return False
-    words = command_words(argv)
-    return words[:1] in SERVED or words[:2] in SERVED
 
 
 def socket_dir() -> str | None:
