@@ -309,23 +309,27 @@ def snapshot(lay: Layout, head_oid: str | None, context: Sequence[object]) -> st
 
 def _walk_dirs(walk: _Walk, root: str, rel: str) -> None:
     """Every directory's times (a file created, removed or renamed changes its directory's), ``.git``
-    and nested repositories left out."""
+    and nested repositories left out (a nested one counts by its own directory's times only)."""
     path = os.path.join(root, rel) if rel else root
-    walk.note("dir", rel, os.lstat(path))
+    st = os.lstat(path)
+    subdirs: list[str] = []
+    entries = 0
+    nested = False
     with os.scandir(path) as listing:
-        subdirs = []
         for item in listing:
-            walk.spend()
+            entries += 1
             if item.name == ".git":
+                nested = bool(rel)  # the worktree's own .git is not a nested repository
                 continue
             if item.is_dir(follow_symlinks=False):
                 subdirs.append(item.name)
+    if nested:
+        walk.note("nested", rel, st)
+        return
+    walk.note("dir", rel, st)
+    walk.spend(entries)
     for name in sorted(subdirs):
-        child = f"{rel}/{name}" if rel else name
-        if os.path.lexists(os.path.join(root, child, ".git")):
-            walk.note("nested", child, os.lstat(os.path.join(root, child)))
-            continue
-        _walk_dirs(walk, root, child)
+        _walk_dirs(walk, root, f"{rel}/{name}" if rel else name)
 
 
 # ----------------------------------------------------------------------------------------------- refs
