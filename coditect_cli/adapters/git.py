@@ -73,14 +73,14 @@ def origin_url(path: Path) -> str | None:
     ``[remote "origin"]``), else asked of ``git config`` (which also knows the user's and the system's
     files): a read of every repository's origin then costs no process in the usual case.
     """
-    found = _origin_url_in_file(path)
+    found = origin_url_in_file(path)
     if found is not None:
         return found or None
     done = proc.run(["git", "-C", str(path), "config", "--get", "remote.origin.url"], check=False)
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def _origin_url_in_file(path: Path) -> str | None:
+def origin_url_in_file(path: Path) -> str | None:
     """The URL from the repository's config file; "" for none there; None when git must be asked."""
     from coditect_cli.adapters.worktree_state import layout
 

@@ -140,6 +140,15 @@ _GIT_ENV = {
 }
 
 
+_STARTED = [0]
+
+
+def started() -> int:
+    """How many processes :func:`run` has started in this process so far (a caller deciding whether work
+    waits on processes, and is worth threads, compares two readings)."""
+    return _STARTED[0]
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -162,6 +171,7 @@ def run(
     """
     args = [str(a) for a in argv]
     program = args[0]
+    _STARTED[0] += 1  # under the GIL: no lock needed for a counter only compared, never exact
     resolved = which(program) if os.sep not in program else program
     # No child inherits coditect's environment as it is: the allow-list, what the caller sets, and the names
     # a manifest passes on purpose (credentials stay in coditect's own process, where the forge client reads them).

@@ -635,9 +635,20 @@ def read_many(paths: Sequence[Path], cache: Path | None = None, *, workers: int 
                 if ref.upstream is not None:
                     unpushed[tree.lay.worktree] = ref.ahead
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(groups)))) as pool:
-        for job in [pool.submit(one_repo, common, members) for common, members in groups.items()]:
-            job.result()
+    # The first repository here: when it started no git process (its refs, upstreams and histories were
+    # known), neither will the others, and threads would only take turns for the GIL; else the rest side by
+    # side, waiting on git together.
+    todo = list(groups.items())
+    before = proc.started()
+    if todo:
+        one_repo(*todo.pop(0))
+    if proc.started() == before or workers <= 1:
+        for common, members in todo:
+            one_repo(common, members)
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
+            for job in [pool.submit(one_repo, common, members) for common, members in todo]:
+                job.result()
     for path in broken:
         git_status(path)  # raises git's own error, as a single `git status` would
     stale: list[_Tree] = []

@@ -12,7 +12,7 @@ that did not move starts no merge and no history walk, and one that moved is rea
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +91,28 @@ class PhaseFacts:
 
     def stream_branches(self, stream: str) -> list[BranchFacts]:
         return [b for b in self.branches.values() if b.pair.stream.id == stream]
+
+
+def _side_by_side(
+    one_repo: Callable[[Repository], None],
+    known: list[Repository],
+    unknown: list[Repository],
+    pr_views: Callable[[], PrListing | None],
+    repos_read: threading.Event,
+) -> PrListing | None:
+    """The repositories that wait on git in threads, the known ones here meanwhile, the PR listing in its
+    own thread (it opens its own store connection there, reading origin meanwhile)."""
+    with ThreadPoolExecutor(max_workers=min(8, len(unknown) + 1)) as pool:
+        listing_job = pool.submit(pr_views)
+        try:
+            jobs = [pool.submit(one_repo, r) for r in unknown]
+            for repo in known:
+                one_repo(repo)
+            for job in jobs:
+                job.result()
+        finally:
+            repos_read.set()
+        return listing_job.result()
 
 
 def _tip_ids(read: tuple[Path, dict[str, str], list[str]]) -> tuple[Path, list[str]]:
@@ -214,18 +236,14 @@ def gather(
     # wait on git: read them side by side. The PR listing runs in its own thread (it opens its own store
     # connection there), reading origin meanwhile.
     known = [r for r in manifest.repositories if r.id in read and known_between(*_tip_ids(read[r.id]))]
-    unknown = [r for r in manifest.repositories if r not in known]
-    with ThreadPoolExecutor(max_workers=min(8, len(unknown) + 1)) as pool:
-        listing_job = pool.submit(pr_views)
-        try:
-            jobs = [pool.submit(one_repo, r) for r in unknown]
-            for repo in known:
-                one_repo(repo)
-            for job in jobs:
-                job.result()
-        finally:
-            repos_read.set()
-        listing = listing_job.result()
+    unknown = [r for r in manifest.repositories if r not in known and r.id in read]
+    if not unknown:  # nothing to wait on git for: no thread at all (the listing reads origin's files)
+        for repo in known:
+            one_repo(repo)
+        repos_read.set()
+        listing = pr_views()
+    else:
+        listing = _side_by_side(one_repo, known, unknown, pr_views, repos_read)
     branches = {p.key: branches[p.key] for p in manifest.pairs() if p.key in branches}  # manifest order
 
     prs: dict[str, PrView] = {}

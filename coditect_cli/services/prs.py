@@ -85,11 +85,14 @@ def session(
     common = project_common_dir(project)
     paths = {repo.id: (project.root / repo.path).resolve() for repo in manifest.repositories}
 
-    from coditect_cli.adapters.git import origin_url
+    from coditect_cli.adapters.git import origin_url, origin_url_in_file
 
-    # Read from each repository's config file (git only for an unusual one, side by side then).
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(paths)))) as pool:
-        urls = dict(zip(paths, pool.map(origin_url, paths.values()), strict=True))
+    # Read from each repository's config file; git only for an unusual one (side by side then).
+    urls: dict[str, str | None] = {rid: origin_url_in_file(path) for rid, path in paths.items()}
+    asked = [rid for rid, url in urls.items() if url is None]
+    if asked:
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(asked)))) as pool:
+            urls.update(zip(asked, pool.map(origin_url, [paths[rid] for rid in asked]), strict=True))
     repos = {rid: ForgeRepo(rid, path, urls[rid]) for rid, path in paths.items()}
     with (
         Store.open(common) as store,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coditect_cli.adapters.git import _origin_url_in_file, origin_url
+from coditect_cli.adapters.git import origin_url, origin_url_in_file
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -72,12 +72,12 @@ def test_an_include_or_a_second_url_is_left_to_git(repo: Path, tmp_path: Path) -
     extra = tmp_path / "extra.cfg"
     extra.write_text('[remote "origin"]\n\turl = https://example.com/included\n')
     _git(repo, "config", "include.path", str(extra))
-    assert _origin_url_in_file(repo) is None
+    assert origin_url_in_file(repo) is None
     assert origin_url(repo) == _git_says(repo) == "https://example.com/included"
     _git(repo, "config", "--unset", "include.path")
     _git(repo, "remote", "add", "origin", "https://example.com/one")
     _git(repo, "config", "--add", "remote.origin.url", "https://example.com/two")
-    assert _origin_url_in_file(repo) is None
+    assert origin_url_in_file(repo) is None
     assert origin_url(repo) == _git_says(repo)
 
 
@@ -86,14 +86,14 @@ def test_worktrees_and_submodules_read_their_common_config(repo: Path, tmp_path:
     _commit(repo)
     worktree = tmp_path / "wt"
     _git(repo, "worktree", "add", "-q", str(worktree), "-b", "topic")
-    assert _origin_url_in_file(worktree) == origin_url(worktree) == _git_says(worktree)
+    assert origin_url_in_file(worktree) == origin_url(worktree) == _git_says(worktree)
     sub_origin = tmp_path / "sub-origin"
     _git(tmp_path, "init", "-q", str(sub_origin))
     _commit(sub_origin)
     _git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub_origin), "sub")
     assert (repo / "sub" / ".git").is_file()
     assert (
-        _origin_url_in_file(repo / "sub")
+        origin_url_in_file(repo / "sub")
         == origin_url(repo / "sub")
         == _git_says(repo / "sub")
         == str(sub_origin)
