@@ -54,7 +54,7 @@ def read_refs(path: Path, patterns: Sequence[str]) -> dict[str, str] | None:
     for name, target in symbolic.items():
         if target not in found and any(target.startswith(top + "/") for top in _SHARED):
             extra: dict[str, str] = {}
-            if not _read_one(common, common / target, extra, {}):
+            if not _read_one(str(common), target, extra, {}):
                 return None
             found.update(extra)
         if target in found:  # a symbolic ref shows its target's id; a dangling one is not listed
@@ -83,27 +83,39 @@ def _common_dir(path: Path) -> Path | None:
 
 def _read_loose(common: Path, prefix: str, into: dict[str, str], symbolic: dict[str, str]) -> bool:
     """Add the loose refs at or under ``prefix``; False when one cannot be read as git writes them."""
-    top = common / prefix
-    if top.is_file():
-        return _read_one(common, top, into, symbolic)
-    for folder, dirs, files in os.walk(top):
-        dirs.sort()
-        for name in files:
-            if name.endswith(".lock"):
-                continue  # a ref being written: its old value is still in packed-refs or gone
-            if not _read_one(common, Path(folder) / name, into, symbolic):
-                return False
+    base = str(common)
+    top = os.path.join(base, prefix)
+    if os.path.isfile(top):
+        return _read_one(base, prefix, into, symbolic)
+    todo = [prefix]
+    while todo:
+        rel = todo.pop()
+        try:
+            listing = os.scandir(os.path.join(base, rel))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError:
+            return False
+        with listing:
+            for item in listing:
+                name = f"{rel}/{item.name}"
+                if item.is_dir(follow_symlinks=False):
+                    todo.append(name)
+                elif item.name.endswith(".lock"):
+                    continue  # a ref being written: its old value is still in packed-refs or gone
+                elif not _read_one(base, name, into, symbolic):
+                    return False
     return True
 
 
-def _read_one(common: Path, file: Path, into: dict[str, str], symbolic: dict[str, str]) -> bool:
+def _read_one(base: str, name: str, into: dict[str, str], symbolic: dict[str, str]) -> bool:
     try:
-        text = file.read_text(encoding="utf-8").strip()
+        with open(os.path.join(base, name), "rb") as file:
+            text = file.read().decode("utf-8").strip()
     except FileNotFoundError:
         return True  # deleted (or packed) while read: packed-refs, read afterwards, has it if it exists
     except (OSError, UnicodeDecodeError):
         return False
-    name = file.relative_to(common).as_posix()
     if text.startswith("ref:"):
         symbolic[name] = text[4:].strip()
         return True
