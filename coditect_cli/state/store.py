@@ -502,6 +502,24 @@ def _run_migration(conn: sqlite3.Connection, migration: Migration) -> None:
         migration(conn)
 
 
+def _wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. On a new file several processes opening it at once race for that switch, and SQLite
+    answers the losers "database is locked" at once (the busy timeout does not cover it): they try again
+    until the busy timeout has passed, by which time the winner has made the file WAL."""
+    import time
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class Store:
     """An open state store. Create it with :meth:`Store.open`; use it as a context manager or call ``close``.
 
@@ -540,7 +558,7 @@ class Store:
             raise StateError(f"cannot open the state store {path}: {exc}") from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _wal(conn)
             # WAL with synchronous=NORMAL: a commit survives a crash of coditect; only a power loss may drop
             # the last ones, and the file stays consistent. FULL syncs the WAL on every commit (~10 ms each
             # here), which the built-in agent's one row per request would pay on every turn.
