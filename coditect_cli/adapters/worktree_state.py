@@ -373,13 +373,18 @@ def _refs_state(common: Path) -> tuple[object, ...] | None:
     return (str(common), tuple(stats), tuple(refs.items()))
 
 
-def branch_refs(common: Path, branches: Iterable[str]) -> dict[str, BranchRef]:
+_UNREAD = object()
+
+
+def branch_refs(common: Path, branches: Iterable[str], *, state: object = _UNREAD) -> dict[str, BranchRef]:
     """Tip, upstream and commits ahead of it of each of ``branches`` (one ``for-each-ref``; none when the
-    same refs and configuration were answered before in this process)."""
+    same refs and configuration were answered before in this process). ``state``: :func:`_refs_state` of
+    ``common``, when the caller read it already."""
     names = sorted({f"refs/heads/{b}" for b in branches})
     if not names:
         return {}
-    state = _refs_state(common)
+    if state is _UNREAD:
+        state = _refs_state(common)
     key = (state, tuple(names)) if state is not None else None
     known = _BRANCH_REFS.get(key) if key is not None else None
     if known is not None:
@@ -403,7 +408,9 @@ def branch_refs(common: Path, branches: Iterable[str]) -> dict[str, BranchRef]:
     return refs
 
 
-def unpushed_without_upstream(common: Path, heads: Mapping[K, tuple[str | None, str]]) -> dict[K, int]:
+def unpushed_without_upstream(
+    common: Path, heads: Mapping[K, tuple[str | None, str]], *, state: object = _UNREAD
+) -> dict[K, int]:
     """For worktrees whose branch has no upstream (or that are detached): the commits on no other branch
     and no remote-tracking branch, as ``git log HEAD --not --exclude=BRANCH --branches --remotes`` counts
     them, for all of them in one ``rev-list``. ``heads`` maps a key to (branch or None, tip)."""
@@ -412,7 +419,8 @@ def unpushed_without_upstream(common: Path, heads: Mapping[K, tuple[str | None, 
     own = sorted({b for b, _ in heads.values() if b})
     argv = ["git", "-C", str(common), "rev-list", "--parents", *sorted({t for _, t in heads.values()})]
     argv += ["--not", *(f"--exclude={b}" for b in own), "--branches", "--remotes"]
-    state = _refs_state(common)
+    if state is _UNREAD:
+        state = _refs_state(common)
     memo_key = (state, tuple(argv[4:])) if state is not None else None
     graph = _UNPUSHED.get(memo_key) if memo_key is not None else None
     if graph is None:
@@ -605,7 +613,8 @@ def read_many(paths: Sequence[Path], cache: Path | None = None, *, workers: int 
                 tree.branch = head.removeprefix("ref: refs/heads/")
             elif len(head) in (40, 64):
                 tree.tip = head
-        refs = branch_refs(common, [t.branch for t in members if t.branch])
+        state = _refs_state(common)  # read once for both answers below
+        refs = branch_refs(common, [t.branch for t in members if t.branch], state=state)
         context: list[object] | None = None
         if cache is not None:
             context, kept = config_context(common, cached.repos.get(str(common)))
@@ -627,7 +636,7 @@ def read_many(paths: Sequence[Path], cache: Path | None = None, *, workers: int 
             for t in members
             if t.tip is not None and (t.branch is None or refs[t.branch].upstream is None)
         }
-        unpushed.update(unpushed_without_upstream(common, lonely))
+        unpushed.update(unpushed_without_upstream(common, lonely, state=state))
         for tree in members:
             ref = refs.get(tree.branch) if tree.branch is not None else None
             if ref is not None:

@@ -15,6 +15,7 @@ without them it does nothing, and typer coerces as it always does.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -64,22 +65,16 @@ def _plain(descriptor: Any) -> bool:
     )
 
 
-_CLASS: list[Any] = []
-
-
+@functools.cache
 def _runtime_param_class() -> Any:
     """The cheap ``RuntimeParam`` subclass (made once), or None when this typer has no such layer."""
-    if _CLASS:
-        return _CLASS[0]
     try:
         from typer import _coercion
     except ImportError:  # an older typer: click's own types coerce, no pydantic involved
-        _CLASS.append(None)
         return None
     base: Any = getattr(_coercion, "RuntimeParam", None)
     build: Any = getattr(_coercion, "build_runtime_param", None)
     if base is None or build is None:
-        _CLASS.append(None)
         return None
 
     class PlainRuntimeParam(base):  # type: ignore[misc]
@@ -97,5 +92,4 @@ def _runtime_param_class() -> Any:
             param._runtime_param = full  # the next value of this parameter goes straight to typer's own
             return full._coerce_value(value, param=param, ctx=ctx)
 
-    _CLASS.append(PlainRuntimeParam)
     return PlainRuntimeParam

@@ -102,13 +102,11 @@ class LocalForge:
 
     def refresh(self, repo: ForgeRepo, *, force: bool = False) -> None:
         """Fetch origin's branches once per command (again with ``force``); a failure leaves a note."""
-        if repo.path in self._fetched and not force:
+        if not force and self.fresh(repo):
             return
         self._fetched.add(repo.path)
         self._vouched.pop(repo.path, None)
         self._read.pop(repo.path, None)
-        if not force and self._up_to_date(repo):
-            return
         done = _git(
             repo.path, "fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin", check=False
         )
