@@ -6,8 +6,12 @@ from __future__ import annotations
 import os
 import sys
 
-SERVED: frozenset[tuple[str, ...]] = frozenset({("status",), ("streams", "status"), ("sync", "morning")})
-"""Commands (their words) a warm server runs; each only reads, and none needs to own the terminal."""
+SERVED: frozenset[tuple[str, ...]] = frozenset(
+    {("status",), ("streams", "status"), ("sync", "morning"), ("streams", "launch")}
+)
+"""Commands (their words) a warm server runs. None needs to own the terminal: ``streams launch`` hands its
+``tmux attach`` back to the caller, and runs in the caller instead when it would push or reach remote hosts
+(a prompt needs the terminal); see :mod:`coditect_cli.handoff`."""
 
 
 def enabled(env: dict[str, str] | os._Environ[str] | None = None) -> bool:

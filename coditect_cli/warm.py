@@ -1,5 +1,5 @@
-"""A warm interpreter for the read-only commands run over and over: ``status``, ``streams status``, ``sync
-morning``.
+"""A warm interpreter for the commands run over and over: ``status``, ``streams status``, ``sync morning``,
+and ``streams launch``.
 
 Most of such a command's time is Python importing coditect, typer, rich and pydantic, not its work. The first
 time one of them runs, it also starts a *warm server* in the background: a coditect process that has imported
@@ -19,8 +19,11 @@ on), and costs a Python start-up without the imports.
   (that request then runs in-process).
 - ``CODITECT_SERVER=0`` turns it off (the command runs in-process, no server is started).
 
-Only a fixed set of non-interactive commands is served (:data:`SERVED`); everything else always runs
-in-process.
+Only a fixed set of commands is served (:data:`SERVED`); everything else always runs in-process. The worker
+has no controlling terminal, so what needs one goes back to the caller (:mod:`coditect_cli.handoff`): the
+``tmux attach`` that ends ``streams launch`` is run by the caller, which replaces itself with it; a launch
+that would push to origin or reach remote hosts over ssh (either may prompt) stops before it changed
+anything, and the caller runs it in-process.
 """
 
 from __future__ import annotations
@@ -150,8 +153,7 @@ def _exchange(conn: socket.socket, argv: list[str]) -> int | None:
     except OSError:
         started = None
     if not isinstance(started, dict) or not isinstance(started.get("pid"), int):
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+        _restore_signals()
         if caught:
             raise KeyboardInterrupt
         return None  # refused (stale server, bad request): run in-process
@@ -165,10 +167,28 @@ def _exchange(conn: socket.socket, argv: list[str]) -> int | None:
         ended = reader.message()
     except OSError:
         ended = None
+    if isinstance(ended, dict) and isinstance(ended.get("decline"), str):
+        # The worker stopped before changing anything: what comes next needs this process's terminal.
+        _restore_signals()
+        if "--verbose" in argv or "-v" in argv:
+            sys.stderr.write(f"coditect: running here instead ({ended['decline']})\n")
+        return None
     if isinstance(ended, dict) and isinstance(ended.get("exit"), int):
+        program = ended.get("exec")
+        if ended["exit"] == 0 and isinstance(program, list) and len(program) >= 2:
+            # What the command ended with (``tmux attach``) belongs to this process and its terminal.
+            _restore_signals()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(str(program[0]), [str(a) for a in program[1:]])
         return int(ended["exit"])
     sys.stderr.write("coditect: the warm server's worker ended without an exit status\n")
     return 1
+
+
+def _restore_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
 
 
 def _stream_info(stream: Any) -> dict[str, Any] | None:
@@ -472,8 +492,12 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int], lessons
     import io
     import time
 
+    from coditect_cli import handoff
+
     code = 1
+    declined = ""
     finished = threading.Event()
+    handoff.serving()
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -514,6 +538,8 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int], lessons
             code = _exit_code(stop.code)
         except KeyboardInterrupt:
             code = 130
+        except handoff.RunInCaller as back:
+            declined = back.reason or "it needs the terminal"
     except KeyboardInterrupt:  # Ctrl-C before the command started (or after it ended)
         code = 130
     except BaseException:
@@ -523,8 +549,12 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int], lessons
             with contextlib.suppress(Exception):
                 stream.flush()
         finished.set()
+        ended: dict[str, Any] = {"decline": declined} if declined else {"exit": code}
+        program = handoff.pending_exec()
+        if program is not None and not declined:
+            ended["exec"] = program
         with contextlib.suppress(OSError):
-            conn.sendall(_frame({"exit": code}))
+            conn.sendall(_frame(ended))
         _teach(lessons)
         os._exit(code)
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import sys
 from collections.abc import Collection, Sequence
 
 from coditect_cli.adapters import proc
@@ -452,12 +451,12 @@ class Tmux:
         Not through :func:`proc.run`, which captures output: attaching needs the real terminal, and there
         is nothing left to do afterwards. The binary is resolved and the command logged the same way.
         """
+        from coditect_cli import handoff
+
         argv = self.attach_argv(session)
         binary = proc.which("tmux")
         log.debug("$ exec %s", shlex.join(argv))
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execv(binary, argv)
+        handoff.exec_program(binary, argv)  # a warm server's worker hands it to its caller
 
 
 def inside_tmux_socket() -> str | None:

@@ -487,6 +487,7 @@ def launch(
     :class:`UnavailableError` before anything changes. With ``attach`` in a terminal (outside tmux) this
     replaces the process with ``tmux attach`` and does not return; inside tmux it switches the client.
     """
+    from coditect_cli import handoff
     from coditect_cli.adapters.tmux import Tmux, add_pane_commands, session_commands
     from coditect_cli.services.setup import compute_plan, project_common_dir, read_context, setup
 
@@ -531,6 +532,10 @@ def launch(
         )
         return result
 
+    if (push and not plan.empty) or manifest.hosts:
+        # Pushing to origin, and reaching the hosts over ssh, may ask for a password or a passphrase: in the
+        # process the user started, which has the terminal (a warm server's worker has none).
+        handoff.need_terminal("setting up with a push, or reaching remote hosts, may prompt")
     if not plan.empty:
         result.setup = setup(project, manifest.phase, push=push)
     if manifest.hosts:

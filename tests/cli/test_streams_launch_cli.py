@@ -14,31 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import CliResult, call_main, retry_until, session_of
+from helpers import CliResult, call_main, project_with, retry_until, session_of
 from libtmux.server import Server
 
 from coditect_cli.adapters.tmux import Tmux
 from coditect_cli.errors import ExitCode
-
-
-def project_with(tmp: Path, runs: dict[str, str]) -> Path:
-    """A sandbox whose manifest has one stream per ``runs`` entry (id -> run), all in the superproject."""
-    from coditect_cli.sandbox import build_sandbox
-
-    streams = []
-    for i, (sid, run) in enumerate(runs.items(), 1):
-        streams.append(
-            f"  - {{id: {sid}, terminal: {i}, name: {sid}, agent: dev, run: {json.dumps(run)},\n"
-            f"     work: [{{repo: root, topic: {sid}, owns: [lanes/{sid}/]}}]}}"
-        )
-    text = (
-        "version: 1\nphase: p1\nproject: cli-demo\nschedule: {start: 2026-12-01, days: 5}\n"
-        "repositories:\n  - {id: root, path: .}\nstreams:\n" + "\n".join(streams) + "\n"
-    )
-    source = tmp / "src" / "p1.yaml"
-    source.parent.mkdir()
-    source.write_text(text)
-    return build_sandbox(tmp / "sandbox", source).root
 
 
 def cli(root: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> CliResult:

@@ -43,7 +43,8 @@ def test_which_commands_are_served() -> None:
     assert warm.served(["--root", "status", "streams", "status"])  # --root's value is not a command word
     assert warm.served(["--json", "streams", "status", "--socket", "x"])
     assert warm.served(["sync", "morning", "--day", "2"])
-    assert not warm.served(["streams", "launch"])
+    assert warm.served(["streams", "launch", "--no-attach"])
+    assert not warm.served(["streams", "attach"])
     assert not warm.served(["sync", "evening"])
     assert not warm.served(["status", "--help"])
     assert not warm.served(["--version"])
