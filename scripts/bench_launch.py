@@ -49,6 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 Row = dict[str, object]
+SERVED = "coditect (served)"
 SIZES = (5, 10, 20, 50, 100)
 REPOSITORIES = (1, 10)
 PHASE = "bench"
@@ -261,10 +262,13 @@ _SHIM = '#!/bin/sh\necho "$PWD" >> "{log}"\nexec "{real}" "$@"\n'
 
 
 def _count(
-    workdir: Path, command: Callable[[str, dict[str, str] | None], None], panes: int
+    workdir: Path,
+    command: Callable[[str, dict[str, str] | None], None],
+    panes: int,
+    env: dict[str, str] | None = None,
 ) -> dict[str, list[str]]:
     """The tmux and git processes one ``command`` starts (the working directory of each), counted by shims
-    first on PATH."""
+    first on PATH (a served launch's worker takes its caller's PATH)."""
     shims = workdir / "shims"
     shims.mkdir(exist_ok=True)
     logs = {tool: shims / f"{tool}.log" for tool in ("tmux", "git")}
@@ -274,7 +278,7 @@ def _count(
             (shims / tool).write_text(_SHIM.format(log=log, real=real))
             (shims / tool).chmod(0o755)
         log.write_text("")
-    _timed(command, panes, {"PATH": f"{shims}{os.pathsep}{os.environ['PATH']}"})
+    _timed(command, panes, {**(env or {}), "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}"})
     return {tool: log.read_text().splitlines() for tool, log in logs.items()}
 
 
@@ -315,9 +319,28 @@ def bench_launch(runs: int, workdir: Path) -> list[Row]:
 
         commands[(streams, repos)] = {"coditect": ours, "tmuxp": tmuxp}
 
+    # The same launch served by a warm server (coditect_cli.warm), which a served command started first.
+    from warmkit import WarmServer
+
+    warm = WarmServer()
+    first_root = workdir / f"launch-{_cases()[0][0]}x{_cases()[0][1]}" / "project"
+    try:
+        warm.start([*_coditect(), "status", "--json"], first_root)
+        return _measure(runs, workdir, commands, built, warm)
+    finally:
+        warm.stop()
+
+
+def _measure(
+    runs: int,
+    workdir: Path,
+    commands: dict[tuple[int, int], dict[str, Callable[[str, dict[str, str] | None], None]]],
+    built: dict[tuple[int, int], float],
+    warm: Any,
+) -> list[Row]:
     # Another checkout's coditect (the code before a change), timed in the same rounds.
     before = os.environ.get("CODITECT_BENCH_BEFORE")
-    envs: dict[str, dict[str, str] | None] = {"coditect": None, "tmuxp": None}
+    envs: dict[str, dict[str, str] | None] = {"coditect": None, SERVED: warm.env, "tmuxp": None}
     if before:
         envs["coditect before"] = {"PYTHONPATH": before}
     floors = {"coditect": [*_coditect(), "--version"], "tmuxp": [*_tmuxp(), "--version"]}
@@ -330,7 +353,14 @@ def bench_launch(runs: int, workdir: Path) -> list[Row]:
                 samples.setdefault((0, 0, tool), []).append((time.perf_counter() - started, 0.0))
         for (streams, repos), tools in commands.items():
             for name, env in envs.items():
-                timed = _timed(tools[name.split()[0]], streams, env)
+                if name == SERVED:
+                    warm.settle()
+                    spent = warm.cpu()
+                    wall, cpu = _timed(tools["coditect"], streams, env)
+                    warm.settle()  # the worker's CPU time counts in the server's children's
+                    timed = (wall, cpu + warm.cpu() - spent)
+                else:
+                    timed = _timed(tools[name.split()[0]], streams, env)
                 if n:
                     samples.setdefault((streams, repos, name), []).append(timed)
 
@@ -347,6 +377,7 @@ def bench_launch(runs: int, workdir: Path) -> list[Row]:
     ]
     for (streams, repos), tools in commands.items():
         ours_n = _count(workdir, tools["coditect"], streams)
+        served_n = _count(workdir, tools["coditect"], streams, warm.env)
         tmuxp_n = _count(workdir, tools["tmuxp"], streams)
         tmuxp_s, tmuxp_cpu = median((streams, repos, "tmuxp")), median((streams, repos, "tmuxp"), 1)
         common = {
@@ -369,11 +400,12 @@ def bench_launch(runs: int, workdir: Path) -> list[Row]:
                 "target": "<= tmuxp load -d",
                 "meets_target": ours_s <= tmuxp_s,
             }
-            if name == "coditect":
+            if name in ("coditect", SERVED):
+                counted = ours_n if name == "coditect" else served_n
                 row.update(
-                    tmux_processes=len(ours_n["tmux"]),
-                    git_processes=len(ours_n["git"]),
-                    git_per_repo=len(ours_n["git"]) / repos,
+                    tmux_processes=len(counted["tmux"]),
+                    git_processes=len(counted["git"]),
+                    git_per_repo=len(counted["git"]) / repos,
                     build_seconds=round(built[(streams, repos)], 1),
                 )
             rows.append(row)
