@@ -22,8 +22,9 @@ the setup plan against every repository, prompt files, the state store).
 
 Both run from bytecode compiled by the warm-up round (into the work directory: `PYTHONPYCACHEPREFIX`, even
 when `PYTHONDONTWRITEBYTECODE` is set, under which the editable checkout would be compiled on every run).
-Per size: the median wall time of `coditect streams launch --no-attach` and of `tmuxp load -d` (Python
-start-up included in both; the runs of all sizes and both tools alternate), their ratio (target: at most 1),
+Per size: the median wall time of `coditect streams launch --no-attach` (in one process, and answered by a
+warm server that a served command started first: `coditect (served)`, whose CPU time includes its worker's)
+and of `tmuxp load -d` (Python start-up included in both; the runs of all sizes and both tools alternate), their ratio (target: at most 1),
 their CPU time (user + system of the command and its children: the figure to read on a loaded machine, where
 wall time follows CPU time), and the tmux and git processes one launch starts, counted with `tmux` and `git`
 shims first on PATH. Also each program's start-up floor, `--version`, measured in the same rounds. With
