@@ -34,11 +34,6 @@ def serving() -> None:
     _SERVED[0] = True
 
 
-def served() -> bool:
-    """Whether this process is a warm server's worker."""
-    return _SERVED[0]
-
-
 def need_terminal(reason: str) -> None:
     """Make sure what follows runs in the process the user started (``reason``: what needs its terminal)."""
     if _SERVED[0]:

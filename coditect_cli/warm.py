@@ -180,7 +180,11 @@ def _exchange(conn: socket.socket, argv: list[str]) -> int | None:
             _restore_signals()
             sys.stdout.flush()
             sys.stderr.flush()
-            os.execv(str(program[0]), [str(a) for a in program[1:]])
+            try:
+                os.execv(str(program[0]), [str(a) for a in program[1:]])
+            except OSError as exc:
+                sys.stderr.write(f"coditect: cannot run {program[0]}: {exc.strerror}\n")
+                return 1
         return int(ended["exit"])
     sys.stderr.write("coditect: the warm server's worker ended without an exit status\n")
     return 1
