@@ -158,7 +158,8 @@ def _exchange(conn: socket.socket, argv: list[str]) -> int | None:
             raise KeyboardInterrupt
         return None  # refused (stale server, bad request): run in-process
     worker.append(started["pid"])
-    if "--verbose" in argv or "-v" in argv:
+    verbose = "--verbose" in argv or "-v" in argv
+    if verbose:
         sys.stderr.write(f"coditect: run by the warm server (worker pid {worker[0]})\n")
         sys.stderr.flush()
     for signum in caught:
@@ -170,7 +171,7 @@ def _exchange(conn: socket.socket, argv: list[str]) -> int | None:
     if isinstance(ended, dict) and isinstance(ended.get("decline"), str):
         # The worker stopped before changing anything: what comes next needs this process's terminal.
         _restore_signals()
-        if "--verbose" in argv or "-v" in argv:
+        if verbose:
             sys.stderr.write(f"coditect: running here instead ({ended['decline']})\n")
         return None
     if isinstance(ended, dict) and isinstance(ended.get("exit"), int):

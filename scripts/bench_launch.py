@@ -323,13 +323,9 @@ def bench_launch(runs: int, workdir: Path) -> list[Row]:
     # The same launch served by a warm server (coditect_cli.warm), which a served command started first.
     from warmkit import WarmServer
 
-    warm = WarmServer()
-    first_root = workdir / f"launch-{_cases()[0][0]}x{_cases()[0][1]}" / "project"
-    try:
-        warm.start([*_coditect(), "status", "--json"], first_root)
+    with WarmServer() as warm:
+        warm.start([*_coditect(), "status", "--json"], root)  # any project will do: the last one built
         return _measure(runs, workdir, commands, built, warm)
-    finally:
-        warm.stop()
 
 
 def _measure(

@@ -21,7 +21,16 @@ from pathlib import Path
 
 from libtmux.server import Server
 
-from tests.helpers import alive, project_with, retry_until, run_cli, served, server_pid
+from tests.helpers import (
+    alive,
+    kill_tmux_server,
+    project_with,
+    retry_until,
+    run_cli,
+    served,
+    server_pid,
+    session_of,
+)
 
 PANE_FORMAT = (
     "#{session_name}|#{window_index}|#{pane_index}|#{pane_title}|#{pane_current_path}|#{@coditect_stream}"
@@ -36,10 +45,6 @@ def _panes(socket: str) -> list[str]:
         check=False,
     )
     return sorted(done.stdout.splitlines())
-
-
-def _kill(socket: str) -> None:
-    subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
 
 
 def _origin_branches(root: Path) -> list[str]:
@@ -63,7 +68,7 @@ def test_a_served_launch_builds_the_session_an_in_process_one_builds(
         server_pid(served_env)
         expected = _panes(other)
         assert len(expected) == 2
-        _kill(other)
+        kill_tmux_server(other)
         alone = run_cli(
             ["streams", "launch", "--no-attach", "--json", "-L", other],
             root,
@@ -88,7 +93,7 @@ def test_a_served_launch_builds_the_session_an_in_process_one_builds(
         assert served(again) and again.code == 0
         assert [p["state"] for p in json.loads(again.stdout)["data"]["panes"]] == ["running", "running"]
     finally:
-        _kill(other)
+        kill_tmux_server(other)
 
 
 def test_a_launch_that_would_push_runs_in_the_callers_process(
@@ -177,17 +182,8 @@ def test_the_attach_is_run_by_the_caller_itself(
         )
         assert clients == [str(caller.pid)], bytes(seen).decode(errors="replace")
         assert b"run by the warm server" in seen
-        subprocess.run(
-            [
-                "tmux",
-                "-L",
-                server.socket_name,
-                "detach-client",
-                "-s",
-                _panes(server.socket_name)[0].split("|")[0],
-            ],
-            check=False,
-        )
+        session = session_of(root, "cli-demo", "p1")
+        subprocess.run(["tmux", "-L", server.socket_name, "detach-client", "-s", session], check=False)
         assert caller.wait(timeout=60) == 0
     finally:
         if caller.poll() is None:
